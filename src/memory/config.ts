@@ -1,0 +1,72 @@
+import { EdgeInfError } from "../util/errors.js";
+import type { LlamaConfig } from "../backbone/config.js";
+import type { MemoryRule } from "./compress.js";
+import type { GateKind } from "./gate.js";
+
+/** Settings of the EdgeInfinite attention (see docs/method.md). */
+export interface EdgeInfiniteConfig {
+  /** First tokens kept uncompressed forever (attention sinks). */
+  sinkTokens: number;
+  /** Most recent tokens kept uncompressed; older ones are compressed into memory. */
+  windowTokens: number;
+  /** Tokens processed together in one step of prefill/training. */
+  segmentLength: number;
+  memoryRule: MemoryRule;
+  gateKind: GateKind;
+  /** "pre-rope": keys/queries enter memory without positions (default); "post-rope": rotated at their local-span positions. */
+  memoryKeys: "pre-rope" | "post-rope";
+  /** Which memory projections train (all are applied; frozen ones stay identity). */
+  trainProjections: { q: boolean; k: boolean; v: boolean };
+  /** Inputs with at most this many tokens bypass memory (long/short routing); default sinkTokens + windowTokens. */
+  routingThreshold: number;
+  gateInitLogit: number;
+  eps: number;
+}
+
+export const DEFAULT_EDGEINFINITE: Omit<EdgeInfiniteConfig, "routingThreshold"> = {
+  sinkTokens: 4,
+  windowTokens: 256,
+  segmentLength: 128,
+  memoryRule: "linear",
+  gateKind: "scalar",
+  memoryKeys: "pre-rope",
+  trainProjections: { q: true, k: true, v: true },
+  gateInitLogit: -6,
+  eps: 1e-6,
+};
+
+export function makeEdgeInfiniteConfig(partial: Partial<EdgeInfiniteConfig> = {}): EdgeInfiniteConfig {
+  const base = { ...DEFAULT_EDGEINFINITE, ...partial };
+  return { ...base, routingThreshold: partial.routingThreshold ?? base.sinkTokens + base.windowTokens };
+}
+
+/** Rejects settings that cannot work, naming the setting and the fix. */
+export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: LlamaConfig): void {
+  const bad = (problem: string, hint: string): never => {
+    throw new EdgeInfError(`edgeinfinite config: ${problem}`, hint);
+  };
+  const int = (name: keyof EdgeInfiniteConfig, min: number) => {
+    const v = c[name];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) bad(`${name} must be an integer ≥ ${min}, got ${String(v)}`, `set ${name} to an integer ≥ ${min}`);
+  };
+  int("sinkTokens", 0);
+  int("windowTokens", 1);
+  int("segmentLength", 1);
+  int("routingThreshold", 0);
+  if (c.windowTokens < c.segmentLength)
+    bad(`windowTokens (${c.windowTokens}) < segmentLength (${c.segmentLength})`, "use a window at least one segment long");
+  if (c.memoryRule !== "linear" && c.memoryRule !== "delta") bad(`unknown memoryRule "${String(c.memoryRule)}"`, 'use "linear" or "delta"');
+  if (c.gateKind !== "scalar" && c.gateKind !== "learned") bad(`unknown gateKind "${String(c.gateKind)}"`, 'use "scalar" or "learned"');
+  if (c.memoryKeys !== "pre-rope" && c.memoryKeys !== "post-rope") bad(`unknown memoryKeys "${String(c.memoryKeys)}"`, 'use "pre-rope" or "post-rope"');
+  if (!(c.eps > 0)) bad(`eps must be > 0, got ${c.eps}`, "use e.g. 1e-6");
+  if (backbone) {
+    if (backbone.numHeads % backbone.numKvHeads !== 0)
+      bad(`backbone heads ${backbone.numHeads} not divisible by KV heads ${backbone.numKvHeads}`, "use a backbone with grouped heads");
+    const span = c.sinkTokens + c.windowTokens + c.segmentLength;
+    if (span > backbone.maxPositions)
+      bad(
+        `local span sinkTokens + windowTokens + segmentLength = ${span} exceeds the backbone's trained context ${backbone.maxPositions}`,
+        "shrink the window or the segment so RoPE stays inside the trained context",
+      );
+  }
+}

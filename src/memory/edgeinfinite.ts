@@ -1,0 +1,195 @@
+import * as tf from "../tf.js";
+import type { LlamaModel } from "../backbone/model.js";
+import type { InferenceSession } from "../backbone/session.js";
+import { CachedSession } from "../cache/cached-session.js";
+import { fullPolicy } from "../cache/full.js";
+import type { KVCache } from "../backbone/kv-cache.js";
+import type { MemoryGatingModule } from "./module.js";
+import { edgeInfiniteLayer, type SegmentOptions } from "./edgeinfinite-attention.js";
+import {
+  initialState,
+  keepState,
+  disposeReplaced,
+  disposeState,
+  totalStateBytes,
+  accounting,
+  type EdgeInfiniteState,
+  type LayerState,
+  type LayerAccounting,
+} from "./state.js";
+import { compress } from "./compress.js";
+import { applyHeadMaps } from "./projections.js";
+
+/**
+ * Runs one segment (all layers) through EdgeInfinite attention. Returns the final-normed hidden states [T, D] and
+ * the next state. Nothing is kept: call inside tf.tidy / tf.variableGrads and keep what must outlive it.
+ */
+export function forwardSegment(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  state: EdgeInfiniteState,
+  ids: readonly number[],
+  options: SegmentOptions = {},
+): { hidden: tf.Tensor2D; state: EdgeInfiniteState } {
+  const next: LayerState[] = [];
+  const hidden = model.runLayers(model.embed(ids), (layer, p) => {
+    const r = edgeInfiniteLayer(model, module, layer, p, state.layers[layer]!, options);
+    next.push(r.next);
+    return r.out;
+  });
+  // Every layer compresses the same tokens: read the count off layer 0's window arithmetic.
+  const before = state.layers[0]!;
+  const after = next[0]!;
+  const entered = ids.length - (after.sinkLength - before.sinkLength);
+  const compressed = before.windowLength + entered - after.windowLength;
+  return {
+    hidden,
+    state: { layers: next, tokensSeen: state.tokensSeen + ids.length, tokensCompressed: state.tokensCompressed + compressed },
+  };
+}
+
+/** Splits ids into segments of segmentLength (the last may be shorter). */
+export function segmentsOf<T>(ids: readonly T[], segmentLength: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < ids.length; i += segmentLength) out.push(ids.slice(i, i + segmentLength));
+  return out;
+}
+
+/**
+ * Builds EdgeInfinite state from a full KV cache (short → long switch during decoding): the first sinkTokens
+ * tokens become the sink, the last windowTokens the window, and anything between is compressed into memory.
+ * Cached keys are pre-RoPE, as memory expects.
+ */
+function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KVCache): EdgeInfiniteState {
+  const cfg = module.config;
+  const state = initialState(model.config);
+  return tf.scoped(() => {
+    const layers = cache.layers.map((L, i): LayerState => {
+      const n = L.length;
+      const s = Math.min(cfg.sinkTokens, n);
+      const w = Math.min(cfg.windowTokens, n - s);
+      const mid = n - s - w;
+      const [Hkv, , d] = L.k!.shape;
+      const part = (x: tf.Tensor3D, start: number, len: number) => (len > 0 ? tf.slice(x, [0, start, 0], [Hkv, len, d]) : null);
+      let memory = state.layers[i]!.memory;
+      if (mid > 0) {
+        if (cfg.memoryKeys === "post-rope") {
+          throw new Error("post-rope memory keys cannot be rebuilt from a cache; raise routingThreshold to sinkTokens + windowTokens");
+        }
+        const p = module.layers[i]!;
+        memory = compress(
+          memory,
+          applyHeadMaps(part(L.k!, s, mid)!, p.keyMap),
+          applyHeadMaps(part(L.v!, s, mid)!, p.valueMap),
+          cfg.memoryRule,
+          cfg.eps,
+        );
+        tf.dispose([state.layers[i]!.memory.M, state.layers[i]!.memory.z]);
+      }
+      return {
+        sinkK: part(L.k!, 0, s),
+        sinkV: part(L.v!, 0, s),
+        windowK: part(L.k!, s + mid, w),
+        windowV: part(L.v!, s + mid, w),
+        memory,
+        sinkLength: s,
+        windowLength: w,
+      };
+    });
+    const compressed = layers[0] ? cache.layers[0]!.length - layers[0].sinkLength - layers[0].windowLength : 0;
+    const next: EdgeInfiniteState = { layers, tokensSeen: cache.tokensSeen, tokensCompressed: compressed };
+    return keepState(next);
+  });
+
+}
+
+/**
+ * EdgeInfinite inference with the paper's long/short routing: an input of at most routingThreshold tokens runs
+ * the plain backbone (bit-identical outputs); a longer one is processed segment by segment with bounded KV and
+ * memory. Decoding continues in whichever mode, switching to memory once the KV would outgrow sink + window.
+ */
+export class EdgeInfiniteSession implements InferenceSession {
+  readonly method = "edgeinfinite";
+  private short: CachedSession | null = null;
+  private state: EdgeInfiniteState | null = null;
+  private peak = 0;
+
+  constructor(readonly model: LlamaModel, readonly module: MemoryGatingModule, readonly options: SegmentOptions = {}) {}
+
+  /** "short" while the plain backbone runs, "long" once memory is in use. */
+  mode(): "short" | "long" | "empty" {
+    return this.state ? "long" : this.short ? "short" : "empty";
+  }
+
+  private runLong(ids: readonly number[]): tf.Tensor1D {
+    let logits: tf.Tensor1D | null = null;
+    for (const seg of segmentsOf(ids, this.module.config.segmentLength)) {
+      logits?.dispose();
+      const prev = this.state!;
+      const r = tf.scoped(() => {
+        const { hidden, state } = forwardSegment(this.model, this.module, prev, seg, this.options);
+        keepState(state);
+        const last = tf.slice(hidden, [seg.length - 1, 0], [1, hidden.shape[1]]);
+        return { logits: tf.keep(this.model.logits(last).reshape([-1]) as tf.Tensor1D), state };
+      });
+      disposeReplaced(prev, r.state);
+      this.state = r.state;
+      logits = r.logits;
+      this.peak = Math.max(this.peak, this.kvBytes());
+    }
+    return logits!;
+  }
+
+  prefill(ids: readonly number[]): tf.Tensor1D {
+    if (ids.length === 0) throw new Error("prefill needs at least one token");
+    if (this.mode() !== "empty") throw new Error("prefill may be called once per session");
+    if (ids.length <= this.module.config.routingThreshold) {
+      this.short = new CachedSession(this.model, fullPolicy(), this.options.maxScoreBytes);
+      const out = this.short.prefill(ids);
+      this.peak = Math.max(this.peak, this.short.peakKvBytes());
+      return out;
+    }
+    this.state = initialState(this.model.config);
+    return this.runLong(ids);
+  }
+
+  step(id: number): tf.Tensor1D {
+    if (this.short) {
+      if (this.short.tokensSeen() + 1 <= this.module.config.routingThreshold) {
+        const out = this.short.step(id);
+        this.peak = Math.max(this.peak, this.short.peakKvBytes());
+        return out;
+      }
+      this.state = stateFromCache(this.model, this.module, this.short.cache);
+      this.short.dispose();
+      this.short = null;
+    }
+    if (!this.state) throw new Error("step before prefill");
+    return this.runLong([id]);
+  }
+
+  kvBytes(): number {
+    if (this.short) return this.short.kvBytes();
+    return this.state ? totalStateBytes(this.state, this.model.config) : 0;
+  }
+
+  peakKvBytes(): number {
+    return this.peak;
+  }
+
+  tokensSeen(): number {
+    return this.short ? this.short.tokensSeen() : (this.state?.tokensSeen ?? 0);
+  }
+
+  /** Per-layer KV bytes, memory bytes and tokens seen (long mode), or null in short mode. */
+  accounting(): LayerAccounting[] | null {
+    return this.state ? accounting(this.state, this.model.config) : null;
+  }
+
+  dispose(): void {
+    this.short?.dispose();
+    if (this.state) disposeState(this.state);
+    this.short = null;
+    this.state = null;
+  }
+}

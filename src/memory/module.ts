@@ -1,0 +1,86 @@
+import * as tf from "../tf.js";
+import type { LlamaConfig } from "../backbone/config.js";
+import type { EdgeInfiniteConfig } from "./config.js";
+import { identityHeadMaps } from "./projections.js";
+import type { GateParams } from "./gate.js";
+
+/** One layer's trainable parameters. Frozen projections are plain (identity) tensors, trainable ones tf.Variables. */
+export interface LayerMemoryParams {
+  /** [H, d, d] applied to queries reading memory. */
+  queryMap: tf.Tensor3D;
+  /** [Hkv, d, d] applied to keys entering memory. */
+  keyMap: tf.Tensor3D;
+  /** [Hkv, d, d] applied to values entering memory. */
+  valueMap: tf.Tensor3D;
+  gate: GateParams;
+}
+
+/**
+ * The memory-gating module: all of EdgeInfinite's trainable parameters, collected in one place.
+ * Variable names are stable ("layers.{i}.gate.bias", ...) and are the tensor names in checkpoints and exports.
+ */
+export class MemoryGatingModule {
+  readonly layers: LayerMemoryParams[];
+  private readonly named = new Map<string, tf.Tensor>();
+  private readonly trainable = new Map<string, tf.Variable>();
+
+  constructor(readonly backbone: LlamaConfig, readonly config: EdgeInfiniteConfig) {
+    const { numLayers, numHeads: H, numKvHeads: Hkv, headDim: d } = backbone;
+    this.layers = [];
+    for (let i = 0; i < numLayers; i++) {
+      const p = `layers.${i}`;
+      const map = (name: string, heads: number, train: boolean) => this.add(`${p}.${name}`, identityHeadMaps(heads, d), train) as tf.Tensor3D;
+      const gate: GateParams = {
+        bias: this.add(`${p}.gate.bias`, tf.fill([H], config.gateInitLogit), true) as tf.Tensor1D,
+        weight: config.gateKind === "learned" ? (this.add(`${p}.gate.weight`, tf.zeros([H, d]), true) as tf.Tensor2D) : null,
+      };
+      this.layers.push({
+        queryMap: map("memory.query_map", H, config.trainProjections.q),
+        keyMap: map("memory.key_map", Hkv, config.trainProjections.k),
+        valueMap: map("memory.value_map", Hkv, config.trainProjections.v),
+        gate,
+      });
+    }
+  }
+
+  private add(name: string, init: tf.Tensor, trainable: boolean): tf.Tensor {
+    const t = trainable ? tf.variable(init, true, `edgeinf/${name}`) : tf.keep(init.clone());
+    if (trainable) init.dispose();
+    this.named.set(name, t);
+    if (trainable) this.trainable.set(name, t as tf.Variable);
+    return t;
+  }
+
+  /** Trainable variables by name (what the optimiser updates and checkpoints save). */
+  trainableVariables(): Map<string, tf.Variable> {
+    return this.trainable;
+  }
+
+  /** Every module tensor (trainable and frozen-identity) by name. */
+  tensors(): Map<string, tf.Tensor> {
+    return this.named;
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const v of this.trainable.values()) n += v.size;
+    return n;
+  }
+
+  /** Overwrites module tensors from host data (checkpoint load); shapes must match. */
+  load(values: Map<string, { shape: number[]; data: Float32Array }>): void {
+    for (const [name, t] of this.named) {
+      const src = values.get(name);
+      if (!src) continue;
+      if (src.shape.join(",") !== t.shape.join(",")) throw new Error(`tensor ${name}: shape [${src.shape}] does not match module [${t.shape}]`);
+      if (t instanceof tf.Variable) tf.tidy(() => (t as tf.Variable).assign(tf.tensor(src.data, src.shape)));
+      else throw new Error(`tensor ${name} is frozen in this configuration; enable it in trainProjections to load it`);
+    }
+  }
+
+  dispose(): void {
+    for (const t of this.named.values()) t.dispose();
+    this.named.clear();
+    this.trainable.clear();
+  }
+}

@@ -1,0 +1,89 @@
+import * as tf from "../tf.js";
+import type { LlamaConfig } from "../backbone/config.js";
+import { emptyMemory, type MemoryState } from "./compress.js";
+
+/**
+ * What one layer carries from segment to segment: the sink tokens and the recent window as ordinary KV
+ * (pre-RoPE keys [Hkv, n, d]) and the fixed-size compressed memory.
+ */
+export interface LayerState {
+  sinkK: tf.Tensor3D | null;
+  sinkV: tf.Tensor3D | null;
+  windowK: tf.Tensor3D | null;
+  windowV: tf.Tensor3D | null;
+  memory: MemoryState;
+  sinkLength: number;
+  windowLength: number;
+}
+
+export interface EdgeInfiniteState {
+  layers: LayerState[];
+  tokensSeen: number;
+  /** Tokens compressed into memory so far (per layer; all layers compress the same tokens). */
+  tokensCompressed: number;
+}
+
+export function initialState(c: LlamaConfig): EdgeInfiniteState {
+  return {
+    layers: Array.from({ length: c.numLayers }, () => ({
+      sinkK: null,
+      sinkV: null,
+      windowK: null,
+      windowV: null,
+      memory: emptyMemory(c.numKvHeads, c.headDim, c.headDim),
+      sinkLength: 0,
+      windowLength: 0,
+    })),
+    tokensSeen: 0,
+    tokensCompressed: 0,
+  };
+}
+
+export function stateTensors(s: EdgeInfiniteState): tf.Tensor[] {
+  const out: tf.Tensor[] = [];
+  for (const L of s.layers) {
+    for (const t of [L.sinkK, L.sinkV, L.windowK, L.windowV, L.memory.M, L.memory.z]) if (t) out.push(t);
+  }
+  return out;
+}
+
+/** Keeps every tensor of the state alive beyond the enclosing tidy. */
+export function keepState(s: EdgeInfiniteState): EdgeInfiniteState {
+  for (const t of stateTensors(s)) tf.keep(t);
+  return s;
+}
+
+/** Disposes the tensors of `old` that `next` no longer uses. */
+export function disposeReplaced(old: EdgeInfiniteState, next: EdgeInfiniteState): void {
+  const live = new Set(stateTensors(next));
+  for (const t of stateTensors(old)) if (!live.has(t)) t.dispose();
+}
+
+export function disposeState(s: EdgeInfiniteState): void {
+  for (const t of stateTensors(s)) t.dispose();
+}
+
+/** Per-layer accounting: uncompressed KV bytes, memory bytes, tokens seen. */
+export interface LayerAccounting {
+  layer: number;
+  kvTokens: number;
+  kvBytes: number;
+  memoryBytes: number;
+  tokensSeen: number;
+}
+
+export function accounting(s: EdgeInfiniteState, c: LlamaConfig): LayerAccounting[] {
+  const perToken = 2 * c.numKvHeads * c.headDim * 4;
+  const memoryBytes = c.numKvHeads * (c.headDim * c.headDim + c.headDim) * 4;
+  return s.layers.map((L, layer) => ({
+    layer,
+    kvTokens: L.sinkLength + L.windowLength,
+    kvBytes: (L.sinkLength + L.windowLength) * perToken,
+    memoryBytes,
+    tokensSeen: s.tokensSeen,
+  }));
+}
+
+export function totalStateBytes(s: EdgeInfiniteState, c: LlamaConfig): number {
+  return accounting(s, c).reduce((a, l) => a + l.kvBytes + l.memoryBytes, 0);
+}
