@@ -7,7 +7,10 @@
 import "@tensorflow/tfjs";
 export * from "@tensorflow/tfjs-core";
 
-import { engine } from "@tensorflow/tfjs-core";
+import { engine, env } from "@tensorflow/tfjs-core";
+
+// PROD silences tfjs' "install tfjs-node" banner; our own log line says which backend runs and why.
+env().set("PROD", true);
 
 /**
  * Like tf.tidy for results that are not tensor containers (objects with numbers, states): every tensor created in

@@ -102,20 +102,30 @@ export class LlamaModel {
     });
   }
 
-  /** Runs the decoder stack on token embeddings x [T, D] with the given attention; returns final-normed hidden [T, D]. */
-  runLayers(x: tf.Tensor2D, attend: AttendFn): tf.Tensor2D {
+  /**
+   * Runs the decoder stack on token embeddings x [T, D] with the given attention; returns final-normed hidden [T, D].
+   * With `tidyLayers` (default) each layer's intermediates are freed as soon as it is done, so `attend` must
+   * tf.keep anything it stores on the side (a KV cache does). Pass false when `attend` returns side outputs that
+   * the caller's own scope manages (EdgeInfinite state; training tapes).
+   */
+  runLayers(x: tf.Tensor2D, attend: AttendFn, tidyLayers = true): tf.Tensor2D {
     const c = this.config;
-    return tf.tidy(() => {
-      let h = x;
-      for (let i = 0; i < this.layers.length; i++) {
-        const L = this.layers[i]!;
+    let h = x;
+    for (let i = 0; i < this.layers.length; i++) {
+      const L = this.layers[i]!;
+      const layer = (): tf.Tensor2D => {
         const xn = rmsNorm(h, L.attnNorm, c.rmsNormEps);
         const heads = attend(i, this.project(i, xn), xn);
-        h = tf.add(h, tf.matMul(heads, L.wo));
-        h = tf.add(h, swiglu(rmsNorm(h, L.ffnNorm, c.rmsNormEps), L.wGate, L.wUp, L.wDown));
-      }
-      return rmsNorm(h, this.finalNorm, c.rmsNormEps);
-    });
+        const y = tf.add(h, tf.matMul(heads, L.wo)) as tf.Tensor2D;
+        return tf.add(y, swiglu(rmsNorm(y, L.ffnNorm, c.rmsNormEps), L.wGate, L.wUp, L.wDown)) as tf.Tensor2D;
+      };
+      const next = tidyLayers ? tf.tidy(layer) : layer();
+      if (tidyLayers && h !== x) h.dispose();
+      h = next;
+    }
+    const out = rmsNorm(h, this.finalNorm, c.rmsNormEps);
+    if (tidyLayers && h !== x) h.dispose();
+    return out;
   }
 
   /** Logits [T, vocab] of final hidden states. */

@@ -36,7 +36,7 @@ export function forwardSegment(
     const r = edgeInfiniteLayer(model, module, layer, p, state.layers[layer]!, options);
     next.push(r.next);
     return r.out;
-  });
+  }, false);
   // Every layer compresses the same tokens: read the count off layer 0's window arithmetic.
   const before = state.layers[0]!;
   const after = next[0]!;

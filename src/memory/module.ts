@@ -19,7 +19,11 @@ export interface LayerMemoryParams {
  * The memory-gating module: all of EdgeInfinite's trainable parameters, collected in one place.
  * Variable names are stable ("layers.{i}.gate.bias", ...) and are the tensor names in checkpoints and exports.
  */
+let instances = 0;
+
 export class MemoryGatingModule {
+  /** tf.Variable names are global in tfjs: each module instance gets its own prefix. */
+  private readonly prefix = `edgeinf${instances++}`;
   readonly layers: LayerMemoryParams[];
   private readonly named = new Map<string, tf.Tensor>();
   private readonly trainable = new Map<string, tf.Variable>();
@@ -44,7 +48,7 @@ export class MemoryGatingModule {
   }
 
   private add(name: string, init: tf.Tensor, trainable: boolean): tf.Tensor {
-    const t = trainable ? tf.variable(init, true, `edgeinf/${name}`) : tf.keep(init.clone());
+    const t = trainable ? tf.variable(init, true, `${this.prefix}/${name}`) : tf.keep(init.clone());
     if (trainable) init.dispose();
     this.named.set(name, t);
     if (trainable) this.trainable.set(name, t as tf.Variable);

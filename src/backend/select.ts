@@ -1,0 +1,290 @@
+/**
+ * Backend selection: pick the fastest tfjs backend this machine can actually start.
+ *
+ * Auto order: tfjs-node-gpu → webgpu (Dawn) → tfjs-node → wasm → cpu.
+ * The native and WebGPU packages are optional dependencies, so each is loaded with a
+ * dynamic import and every skip is recorded with its reason.
+ */
+import { createRequire } from "node:module";
+import path from "node:path";
+import * as tf from "../tf.js";
+import { EdgeInfError, fail } from "../util/errors.js";
+import { installWasmMatMul, uninstallWasmMatMul } from "./wasm-matmul.js";
+
+export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
+
+export interface BackendAttempt {
+  name: string;
+  ok: boolean;
+  why: string;
+}
+
+export interface BackendInfo {
+  name: BackendName;
+  /** Why this backend: e.g. "auto: tfjs-node-gpu not installed; webgpu: no adapter; tfjs-node not installed". */
+  reason: string;
+  tried: BackendAttempt[];
+  /** Only for wasm: which BatchMatMul kernel runs ("project" = src/backend/wasm-matmul.ts). */
+  wasmMatMul?: WasmMatMulMode;
+}
+
+export type WasmMatMulMode = "project" | "native";
+
+export interface InitBackendOptions {
+  /** Receives the one-line summary; defaults to stderr. */
+  log?: (line: string) => void;
+}
+
+const BACKEND_NAMES: readonly BackendName[] = ["tensorflow", "webgpu", "wasm", "cpu"];
+const ADAPTER_TIMEOUT_MS = 10_000;
+
+/** What a probe found: ok, or the reason it was skipped. `notInstalled` phrases the log differently. */
+interface Probe {
+  ok: boolean;
+  why: string;
+  notInstalled?: boolean;
+}
+
+interface Candidate {
+  /** Name shown in logs and `tried`. */
+  label: string;
+  backend: BackendName;
+  probe: () => Promise<Probe>;
+}
+
+let current: { request: BackendName | "auto"; info: Promise<BackendInfo> } | null = null;
+
+/**
+ * Start a tfjs backend. `requested` defaults to env EDGEINF_BACKEND, then "auto".
+ * A second call returns the first call's info, unless it explicitly names a different backend.
+ */
+export async function initBackend(requested?: BackendName | "auto", opts: InitBackendOptions = {}): Promise<BackendInfo> {
+  const request = requested ?? requestFromEnv(process.env["EDGEINF_BACKEND"]);
+  if (current !== null) {
+    const settled = current;
+    const sameRequest = request === "auto" || request === settled.request;
+    if (sameRequest) return settled.info;
+  }
+  const info = start(request, opts.log ?? ((line) => process.stderr.write(`${line}\n`)));
+  current = { request, info };
+  // A failed start must not poison later calls.
+  info.catch(() => {
+    if (current?.info === info) current = null;
+  });
+  return info;
+}
+
+/** Name of the backend tfjs is using right now. */
+export function backendName(): string {
+  return tf.getBackend();
+}
+
+/** Parses EDGEINF_BACKEND. */
+export function requestFromEnv(value: string | undefined): BackendName | "auto" {
+  if (value === undefined || value === "" || value === "auto") return "auto";
+  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
+  fail(`EDGEINF_BACKEND=${value} is not a backend`, `use one of auto, ${BACKEND_NAMES.join(", ")}`);
+}
+
+/** Parses EDGEINF_WASM_MATMUL: "project" (default) or "native" (wasm's own kernel, for comparison). */
+export function wasmMatMulModeFromEnv(value: string | undefined): WasmMatMulMode {
+  if (value === undefined || value === "" || value === "project") return "project";
+  if (value === "native") return "native";
+  fail(`EDGEINF_WASM_MATMUL=${value} is not a mode`, "use project (default) or native");
+}
+
+async function start(request: BackendName | "auto", log: (line: string) => void): Promise<BackendInfo> {
+  const candidates = request === "auto" ? autoCandidates() : candidatesFor(request);
+  const tried: BackendAttempt[] = [];
+  const skipped: string[] = [];
+  for (const candidate of candidates) {
+    const probe = await safeProbe(candidate.probe);
+    tried.push({ name: candidate.label, ok: probe.ok, why: probe.why });
+    if (!probe.ok) {
+      skipped.push(probe.notInstalled ? `${candidate.label} ${probe.why}` : `${candidate.label}: ${probe.why}`);
+      continue;
+    }
+    const info: BackendInfo = { name: candidate.backend, reason: "", tried };
+    const notes: string[] = [];
+    if (request === "auto") notes.push(skipped.length > 0 ? `auto: ${skipped.join("; ")}` : "auto: first choice");
+    else notes.push(requested(request));
+    if (candidate.backend === "wasm") {
+      info.wasmMatMul = wasmMatMulModeFromEnv(process.env["EDGEINF_WASM_MATMUL"]);
+      if (info.wasmMatMul === "project") installWasmMatMul();
+      else uninstallWasmMatMul();
+      notes.push(`matmul: ${info.wasmMatMul}`);
+    }
+    info.reason = notes.join("; ");
+    log(`backend: ${info.name} (${info.reason})`);
+    return info;
+  }
+  if (request === "auto") {
+    throw new EdgeInfError(`no tfjs backend could start (${skipped.join("; ")})`, "reinstall @tensorflow/tfjs-backend-cpu");
+  }
+  throw new EdgeInfError(`backend ${request} cannot start (${skipped.join("; ")})`, installHint(request));
+}
+
+function requested(request: BackendName): string {
+  return process.env["EDGEINF_BACKEND"] === request ? `EDGEINF_BACKEND=${request}` : "requested";
+}
+
+function installHint(name: BackendName): string {
+  switch (name) {
+    case "tensorflow":
+      return "install @tensorflow/tfjs-node@4.22.0 (offline: scripts/provision-libtensorflow.sh <libtensorflow tarball>, see docs/backends.md) or use --backend wasm";
+    case "webgpu":
+      return "needs the webgpu and @tensorflow/tfjs-backend-webgpu packages and a Vulkan/Metal/D3D12 GPU driver (Linux: libvulkan1 + vendor ICD), or use --backend wasm";
+    case "wasm":
+      return "reinstall @tensorflow/tfjs-backend-wasm@4.22.0 (its dist/*.wasm files must exist) or use --backend cpu";
+    case "cpu":
+      return "reinstall @tensorflow/tfjs-backend-cpu@4.22.0";
+  }
+}
+
+function autoCandidates(): Candidate[] {
+  return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), webgpuCandidate(), tfjsNodeCandidate("@tensorflow/tfjs-node"), wasmCandidate(), cpuCandidate()];
+}
+
+function candidatesFor(name: BackendName): Candidate[] {
+  switch (name) {
+    case "tensorflow":
+      return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), tfjsNodeCandidate("@tensorflow/tfjs-node")];
+    case "webgpu":
+      return [webgpuCandidate()];
+    case "wasm":
+      return [wasmCandidate()];
+    case "cpu":
+      return [cpuCandidate()];
+  }
+}
+
+async function safeProbe(probe: () => Promise<Probe>): Promise<Probe> {
+  try {
+    return await probe();
+  } catch (e) {
+    return { ok: false, why: firstLine(e) };
+  }
+}
+
+/** tfjs-node(-gpu) registers backend "tensorflow" and brings its own @tensorflow/tfjs. */
+function tfjsNodeCandidate(pkg: "@tensorflow/tfjs-node" | "@tensorflow/tfjs-node-gpu"): Candidate {
+  const label = pkg.slice("@tensorflow/".length);
+  return {
+    label,
+    backend: "tensorflow",
+    probe: async () => {
+      const loaded = await importOptional(pkg);
+      if (!loaded.ok) return loaded;
+      // tfjs keeps its engine on globalThis, so a second tfjs-core copy normally shares it;
+      // if the backend is invisible to *our* tfjs-core, ops would silently run elsewhere.
+      if (tf.findBackendFactory("tensorflow") === null) {
+        const theirs = versionOf(loaded.module, "tfjs-core");
+        return {
+          ok: false,
+          why: `loaded, but its backend is not registered with our tfjs-core ${tf.version_core} (its tfjs-core: ${theirs ?? "unknown"}); install ${pkg}@${tf.version_core} so both share one engine`,
+        };
+      }
+      return setBackend("tensorflow");
+    },
+  };
+}
+
+/** WebGPU through Dawn (npm package `webgpu`); only when Dawn finds a real adapter. */
+function webgpuCandidate(): Candidate {
+  return {
+    label: "webgpu",
+    backend: "webgpu",
+    probe: async () => {
+      const dawn = await importOptional("webgpu");
+      if (!dawn.ok) return { ok: false, why: dawn.notInstalled ? "webgpu package not installed" : dawn.why };
+      const { create, globals } = dawn.module as { create: (flags: string[]) => GpuLike; globals: Record<string, unknown> };
+      const gpu = create([]);
+      const adapter = await withTimeout(gpu.requestAdapter(), ADAPTER_TIMEOUT_MS, "requestAdapter timed out");
+      if (adapter === null || adapter === undefined) return { ok: false, why: "no adapter" };
+      Object.assign(globalThis, globals);
+      const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
+      g.navigator ??= {};
+      g.navigator.gpu = gpu;
+      const backend = await importOptional("@tensorflow/tfjs-backend-webgpu");
+      if (!backend.ok) {
+        return { ok: false, why: backend.notInstalled ? "adapter found but @tensorflow/tfjs-backend-webgpu not installed" : backend.why };
+      }
+      return setBackend("webgpu");
+    },
+  };
+}
+
+interface GpuLike {
+  requestAdapter(): Promise<unknown>;
+}
+
+/** XNNPACK in WebAssembly, single-threaded in Node (tfjs does not run wasm threads there). */
+function wasmCandidate(): Candidate {
+  return {
+    label: "wasm",
+    backend: "wasm",
+    probe: async () => {
+      const wasm = await import("@tensorflow/tfjs-backend-wasm");
+      const require = createRequire(import.meta.url);
+      const distDir = path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "dist") + path.sep;
+      wasm.setWasmPaths(distDir);
+      wasm.setThreadsCount(1);
+      return setBackend("wasm");
+    },
+  };
+}
+
+function cpuCandidate(): Candidate {
+  return {
+    label: "cpu",
+    backend: "cpu",
+    probe: async () => {
+      await import("@tensorflow/tfjs-backend-cpu");
+      return setBackend("cpu");
+    },
+  };
+}
+
+async function setBackend(name: string): Promise<Probe> {
+  // tf.setBackend logs the init error itself and answers false.
+  const ok = await tf.setBackend(name);
+  if (!ok) return { ok: false, why: `tf.setBackend("${name}") failed` };
+  await tf.ready();
+  return { ok: true, why: "ok" };
+}
+
+type Imported = { ok: true; why: string; module: unknown } | { ok: false; why: string; notInstalled: boolean };
+
+/** Dynamic import of an optional package; "not installed" is told apart from "installed but broken". */
+async function importOptional(pkg: string): Promise<Imported> {
+  const specifier: string = pkg; // a plain string keeps tsc from resolving packages that may be absent
+  try {
+    return { ok: true, why: "ok", module: await import(specifier) };
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const message = firstLine(e);
+    const missing = (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") && message.includes(pkg);
+    if (missing) return { ok: false, why: "not installed", notInstalled: true };
+    return { ok: false, why: `failed to load: ${message}`, notInstalled: false };
+  }
+}
+
+function versionOf(module: unknown, key: string): string | undefined {
+  const m = module as { version?: Record<string, unknown>; default?: { version?: Record<string, unknown> } };
+  const v = m.version?.[key] ?? m.default?.version?.[key];
+  return typeof v === "string" ? v : undefined;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function firstLine(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.split("\n")[0].trim();
+}
