@@ -1,0 +1,84 @@
+import * as tf from "../tf.js";
+
+export interface AdamWSettings {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/**
+ * AdamW (Loshchilov & Hutter) with explicit moment tensors, so its state is saved in checkpoints and a resumed run
+ * continues bit-for-bit. Decoupled decay: θ ← θ − lr·(m̂/(√v̂+ε) + λθ).
+ */
+export class AdamW {
+  step = 0;
+  readonly m = new Map<string, tf.Tensor>();
+  readonly v = new Map<string, tf.Tensor>();
+
+  constructor(readonly settings: AdamWSettings) {}
+
+  apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
+    this.step += 1;
+    const { beta1, beta2, eps, weightDecay } = this.settings;
+    const bc1 = 1 - Math.pow(beta1, this.step);
+    const bc2 = 1 - Math.pow(beta2, this.step);
+    for (const [name, variable] of variables) {
+      const g = grads.get(name);
+      if (!g) continue;
+      const m0 = this.m.get(name);
+      const v0 = this.v.get(name);
+      const [m, v] = tf.tidy(() => {
+        const m = tf.add(tf.mul(m0 ?? tf.zerosLike(g), beta1), tf.mul(g, 1 - beta1));
+        const v = tf.add(tf.mul(v0 ?? tf.zerosLike(g), beta2), tf.mul(tf.square(g), 1 - beta2));
+        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        const decayed = weightDecay > 0 ? tf.add(update, tf.mul(variable, weightDecay)) : update;
+        variable.assign(tf.sub(variable, tf.mul(decayed, lr)));
+        return [tf.keep(m), tf.keep(v)];
+      });
+      m0?.dispose();
+      v0?.dispose();
+      this.m.set(name, m!);
+      this.v.set(name, v!);
+    }
+  }
+
+  /** Host copies of the moments for a checkpoint. */
+  stateTensors(): Record<string, { shape: number[]; data: Float32Array }> {
+    const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [k, t] of this.m) out[`m.${k}`] = { shape: t.shape, data: t.dataSync() as Float32Array };
+    for (const [k, t] of this.v) out[`v.${k}`] = { shape: t.shape, data: t.dataSync() as Float32Array };
+    return out;
+  }
+
+  loadState(step: number, tensors: Map<string, { shape: number[]; data: Float32Array }>): void {
+    this.dispose();
+    this.step = step;
+    for (const [key, t] of tensors) {
+      const target = key.startsWith("m.") ? this.m : key.startsWith("v.") ? this.v : null;
+      if (!target) continue;
+      target.set(key.slice(2), tf.tensor(t.data, t.shape));
+    }
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
+  const squared = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+  const norm = Math.sqrt(squared.dataSync()[0] ?? 0);
+  squared.dispose();
+  if (maxNorm > 0 && norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const [k, g] of grads) {
+      grads.set(k, tf.tidy(() => tf.mul(g, scale)));
+      g.dispose();
+    }
+  }
+  return norm;
+}

@@ -1,0 +1,115 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, readdirSync } from "node:fs";
+import { join, dirname, basename } from "node:path";
+import type { LoadedBackbone } from "../loaders/index.js";
+import { readSafetensors, writeSafetensors } from "../loaders/safetensors.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { EdgeInfError } from "../util/errors.js";
+import { MemoryGatingModule } from "../memory/module.js";
+import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+
+/**
+ * A checkpoint is a folder `DIR/step-NNNNNN/` holding
+ *   module.safetensors     the trainable tensors (names as in MemoryGatingModule),
+ *   optimizer.safetensors  AdamW moments (for --resume),
+ *   checkpoint.json        recipe, backbone id and sha256, step, seeds, metrics, EdgeInfinite config;
+ * and `DIR/latest.json` names the newest complete one. A step folder is written under a temp name and renamed,
+ * and latest.json is replaced atomically after it, so a crash (even kill -9) mid-write leaves the previous
+ * checkpoint as the one that loads.
+ */
+export interface CheckpointMeta {
+  format: "edgeinfinite-checkpoint/1";
+  step: number;
+  backbone: { id: string; sha256: string; format: string };
+  edgeinfinite: EdgeInfiniteConfig;
+  recipe?: unknown;
+  seed?: number;
+  metrics?: Record<string, number>;
+  optimizer?: { name: "adamw"; step: number };
+  createdAt: string;
+}
+
+export interface HostTensorMap {
+  [name: string]: { shape: number[]; data: Float32Array };
+}
+
+function moduleHostTensors(module: MemoryGatingModule): HostTensorMap {
+  const out: HostTensorMap = {};
+  for (const [name, v] of module.trainableVariables()) out[name] = { shape: v.shape, data: v.dataSync() as Float32Array };
+  return out;
+}
+
+export function saveCheckpoint(
+  dir: string,
+  module: MemoryGatingModule,
+  meta: Omit<CheckpointMeta, "format" | "createdAt" | "edgeinfinite">,
+  optimizerState?: HostTensorMap,
+  keep = 2,
+): string {
+  mkdirSync(dir, { recursive: true });
+  const name = `step-${String(meta.step).padStart(6, "0")}`;
+  const final = join(dir, name);
+  const tmp = join(dir, `.${name}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const full: CheckpointMeta = { format: "edgeinfinite-checkpoint/1", createdAt: new Date().toISOString(), edgeinfinite: module.config, ...meta };
+  writeSafetensors(join(tmp, "module.safetensors"), moduleHostTensors(module), { format: full.format, step: String(meta.step) });
+  if (optimizerState) writeSafetensors(join(tmp, "optimizer.safetensors"), optimizerState, { step: String(meta.step) });
+  writeFileAtomic(join(tmp, "checkpoint.json"), JSON.stringify(full, null, 2));
+  rmSync(final, { recursive: true, force: true });
+  renameSync(tmp, final);
+  writeFileAtomic(join(dir, "latest.json"), JSON.stringify({ step: meta.step, path: name }, null, 2));
+  // prune older complete checkpoints
+  const steps = readdirSync(dir).filter((f) => /^step-\d+$/.test(f)).sort();
+  for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(join(dir, old), { recursive: true, force: true });
+  return final;
+}
+
+/** Resolves DIR (with latest.json), or a step folder itself, to the step folder. */
+export function resolveCheckpointDir(path: string): string {
+  if (!existsSync(path)) throw new EdgeInfError(`checkpoint ${path} does not exist`, "pass a folder written by edgeinf train (e.g. checkpoints/quickstart)");
+  if (existsSync(join(path, "checkpoint.json"))) return path;
+  const latest = join(path, "latest.json");
+  if (!existsSync(latest)) throw new EdgeInfError(`checkpoint ${path} has no latest.json or checkpoint.json`, "pass a folder written by edgeinf train");
+  const { path: step } = JSON.parse(readFileSync(latest, "utf8")) as { path: string };
+  const dir = join(path, step);
+  if (!existsSync(join(dir, "checkpoint.json"))) throw new EdgeInfError(`checkpoint ${dir} is incomplete (no checkpoint.json)`, "resume from an earlier step folder");
+  return dir;
+}
+
+export function readCheckpointMeta(path: string): CheckpointMeta {
+  const dir = resolveCheckpointDir(path);
+  try {
+    return JSON.parse(readFileSync(join(dir, "checkpoint.json"), "utf8")) as CheckpointMeta;
+  } catch (e) {
+    throw new EdgeInfError(`checkpoint ${dir}/checkpoint.json is not valid JSON: ${(e as Error).message}`, "the checkpoint is damaged; use an earlier one");
+  }
+}
+
+/** Refuses a checkpoint trained on another backbone (compared by weight sha256). */
+export function checkBackbone(meta: CheckpointMeta, backbone: LoadedBackbone, where: string): void {
+  if (meta.backbone.sha256 !== backbone.source.sha256) {
+    throw new EdgeInfError(
+      `checkpoint ${where} was trained on backbone "${meta.backbone.id}" (sha256 ${meta.backbone.sha256.slice(0, 12)}…), not on "${backbone.source.id}" (${backbone.source.sha256.slice(0, 12)}…)`,
+      "pass the backbone it was trained on, or train a module for this one",
+    );
+  }
+}
+
+/** Loads a trained module for `backbone` (weights + EdgeInfinite config). */
+export function loadCheckpoint(path: string, backbone: LoadedBackbone): { module: MemoryGatingModule; meta: CheckpointMeta; dir: string } {
+  const dir = resolveCheckpointDir(path);
+  const meta = readCheckpointMeta(dir);
+  checkBackbone(meta, backbone, dir);
+  const cfg = makeEdgeInfiniteConfig(meta.edgeinfinite);
+  validateEdgeInfiniteConfig(cfg, backbone.config);
+  const module = new MemoryGatingModule(backbone.config, cfg);
+  module.load(readSafetensors(join(dir, "module.safetensors")));
+  return { module, meta, dir };
+}
+
+export function readOptimizerState(dir: string): Map<string, { shape: number[]; data: Float32Array }> | null {
+  const p = join(resolveCheckpointDir(dir), "optimizer.safetensors");
+  return existsSync(p) ? readSafetensors(p) : null;
+}
+
+export const checkpointName = (dir: string): string => basename(dirname(dir));

@@ -1,0 +1,122 @@
+import * as tf from "../tf.js";
+import type { LlamaModel } from "../backbone/model.js";
+import type { MemoryGatingModule } from "../memory/module.js";
+import { forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
+import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
+import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
+
+export interface SequenceGradients {
+  /** Mean NLL over the sequence's (masked) target tokens. */
+  loss: number;
+  /** Target tokens that counted. */
+  tokens: number;
+  /** d(mean loss)/d(variable), truncated as described below; caller disposes. */
+  grads: Map<string, tf.Tensor>;
+}
+
+/** Σ −log p(target) over rows, weighted by mask (differentiable). */
+function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[], mask: number[]): tf.Scalar {
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(model.logits(hidden));
+    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, "int32"), logp.shape[1])), 1);
+    return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(mask)))) as tf.Scalar;
+  });
+}
+
+/**
+ * Segment-wise truncated backprop through time for one sequence.
+ *
+ * The inputs ids[0..N−2] predict ids[1..N−1]. Segments are processed in order with the memory state carried; they
+ * are grouped in blocks of `tbpttSegments` (k): inside a block gradients flow through the carried state, at a block
+ * boundary the state enters the next block as a constant (stop-gradient). So each segment's loss back-propagates
+ * through at most k segments of memory, and the tape (peak memory) holds at most k segments whatever N is.
+ * k = 1 is what public Infini-attention reimplementations do; k ≥ number of segments is full BPTT.
+ */
+export function sequenceGradients(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  ids: readonly number[],
+  tbpttSegments: number,
+  lossMask?: readonly number[],
+  options: SegmentOptions = {},
+): SequenceGradients {
+  const inputs = ids.slice(0, -1);
+  const targets = ids.slice(1);
+  const mask = lossMask ? lossMask.slice(1).map(Number) : targets.map(() => 1);
+  const tokens = mask.reduce((a, b) => a + b, 0);
+  const L = module.config.segmentLength;
+  const segments = segmentsOf(inputs, L);
+  const variables = [...module.trainableVariables().values()];
+  const names = [...module.trainableVariables().keys()];
+  const grads = new Map<string, tf.Tensor>();
+  let state: EdgeInfiniteState = initialState(model.config);
+  let lossTotal = 0;
+  for (let b0 = 0; b0 < segments.length; b0 += tbpttSegments) {
+    const prev = state;
+    let next = prev;
+    const { value, grads: g } = tf.variableGrads(() => {
+      let st = prev;
+      let sum: tf.Scalar = tf.scalar(0);
+      for (let s = b0; s < Math.min(b0 + tbpttSegments, segments.length); s++) {
+        const seg = segments[s]!;
+        const r = forwardSegment(model, module, st, seg, options);
+        const off = s * L;
+        sum = tf.add(sum, nllSum(model, r.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length)));
+        st = r.state;
+      }
+      next = keepState(st);
+      return tf.div(sum, Math.max(tokens, 1)) as tf.Scalar;
+    }, variables);
+    lossTotal += value.dataSync()[0] ?? NaN;
+    value.dispose();
+    for (const name of names) {
+      const gi = g[variables[names.indexOf(name)]!.name];
+      if (!gi) continue;
+      const acc = grads.get(name);
+      grads.set(name, acc ? tf.tidy(() => tf.add(acc, gi)) : gi);
+      if (acc) {
+        acc.dispose();
+        gi.dispose();
+      }
+    }
+    disposeReplaced(prev, next);
+    state = next;
+  }
+  disposeState(state);
+  // With k = 1 the segment that writes memory never reads it back on the same tape, so the key/value maps get no
+  // gradient at all: report zeros rather than leaving them out.
+  for (let i = 0; i < names.length; i++) if (!grads.has(names[i]!)) grads.set(names[i]!, tf.zerosLike(variables[i]!));
+  return { loss: lossTotal, tokens, grads };
+}
+
+/** Mean NLL of a sequence through EdgeInfinite (no gradients), e.g. for held-out evaluation. */
+export function sequenceLoss(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  ids: readonly number[],
+  lossMask?: readonly number[],
+  options: SegmentOptions = {},
+): number {
+  const inputs = ids.slice(0, -1);
+  const targets = ids.slice(1);
+  const mask = lossMask ? lossMask.slice(1).map(Number) : targets.map(() => 1);
+  const tokens = mask.reduce((a, b) => a + b, 0);
+  const L = module.config.segmentLength;
+  let state = initialState(model.config);
+  let total = 0;
+  segmentsOf(inputs, L).forEach((seg, s) => {
+    const prev = state;
+    const r = tf.scoped(() => {
+      const out = forwardSegment(model, module, prev, seg, options);
+      keepState(out.state);
+      const off = s * L;
+      const loss = nllSum(model, out.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length));
+      return { loss: loss.dataSync()[0] ?? NaN, state: out.state };
+    });
+    total += r.loss;
+    disposeReplaced(prev, r.state);
+    state = r.state;
+  });
+  disposeState(state);
+  return total / Math.max(tokens, 1);
+}

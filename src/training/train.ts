@@ -1,0 +1,235 @@
+import { appendFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import * as tf from "../tf.js";
+import { initBackend } from "../backend/select.js";
+import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
+import { LlamaModel } from "../backbone/model.js";
+import { MemoryGatingModule } from "../memory/module.js";
+import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+import { EdgeInfError } from "../util/errors.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import type { Recipe } from "./recipe.js";
+import { AdamW, clipByGlobalNorm } from "./adamw.js";
+import { learningRate } from "./schedule.js";
+import { sequenceGradients, sequenceLoss } from "./tbptt.js";
+import { saveCheckpoint, loadCheckpoint, readOptimizerState, readCheckpointMeta } from "./checkpoint.js";
+import { buildSampler, buildHeldout, type TrainingSequence } from "./data.js";
+import { Progress } from "./progress.js";
+
+export interface TrainOptions {
+  resume?: boolean;
+  /** Stop after this step (exclusive) as if interrupted (tests of --resume). */
+  stopAtStep?: number;
+  log?: (line: string) => void;
+  progress?: boolean;
+}
+
+export interface TrainResult {
+  steps: number;
+  finalLoss: number;
+  heldoutLoss: number;
+  baselineHeldoutLoss: number;
+  checkpointDir: string;
+  trainableParameters: number;
+  backboneParameters: number;
+  backboneChecksum: string;
+  tokensPerSecond: number;
+}
+
+export function edgeInfiniteConfigFromRecipe(r: Recipe): EdgeInfiniteConfig {
+  const e = r.edgeinfinite;
+  return makeEdgeInfiniteConfig({
+    sinkTokens: e.sinkTokens,
+    windowTokens: e.windowTokens,
+    segmentLength: e.segmentLength,
+    memoryRule: e.memoryRule,
+    gateKind: e.gateKind,
+    memoryKeys: e.memoryKeys,
+    gateInitLogit: e.gateInitLogit,
+    trainProjections: { q: e.trainProjections.includes("q"), k: e.trainProjections.includes("k"), v: e.trainProjections.includes("v") },
+  });
+}
+
+/** sha256 over every frozen backbone tensor's bytes: proves training never touched the backbone. */
+export function backboneChecksum(model: LlamaModel): string {
+  const h = createHash("sha256");
+  for (const t of model.frozenTensors()) h.update(new Uint8Array((t.dataSync() as Float32Array).buffer.slice(0)));
+  return h.digest("hex");
+}
+
+function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[]): number {
+  let sum = 0;
+  for (const s of seqs) sum += sequenceLoss(model, module, s.ids, s.lossMask);
+  return sum / Math.max(1, seqs.length);
+}
+
+/** Runs a recipe: segment-wise TBPTT of the memory-gating module on a frozen backbone. */
+export async function train(recipe: Recipe, options: TrainOptions = {}): Promise<TrainResult> {
+  const log = options.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  const backendInfo = await initBackend(recipe.backend, { log });
+  const backbone: LoadedBackbone = await loadBackbone(recipe.backbone);
+  const model = LlamaModel.fromHost(backbone.config, backbone.weights);
+  const cfg = edgeInfiniteConfigFromRecipe(recipe);
+  validateEdgeInfiniteConfig(cfg, backbone.config);
+  if (recipe.data.sequenceLength <= cfg.routingThreshold) {
+    throw new EdgeInfError(
+      `recipe ${recipe.name}: data.sequenceLength ${recipe.data.sequenceLength} ≤ sinkTokens + windowTokens ${cfg.routingThreshold}: memory would never be used`,
+      "use longer sequences or a smaller window",
+    );
+  }
+  const out = recipe.output;
+  mkdirSync(out, { recursive: true });
+  const checksumBefore = backboneChecksum(model);
+
+  let module = new MemoryGatingModule(backbone.config, cfg);
+  const optimizer = new AdamW({
+    beta1: recipe.training.optimizer.beta1,
+    beta2: recipe.training.optimizer.beta2,
+    eps: recipe.training.optimizer.eps,
+    weightDecay: recipe.training.optimizer.weightDecay,
+  });
+  const sampler = buildSampler(recipe, backbone.tokenizer);
+  const heldout = buildHeldout(recipe, backbone.tokenizer);
+  const tbptt = recipe.training.tbpttSegments === "all" ? Number.MAX_SAFE_INTEGER : recipe.training.tbpttSegments;
+
+  let startStep = 0;
+  let baseline = NaN;
+  if (options.resume && existsSync(join(out, "latest.json"))) {
+    const loaded = loadCheckpoint(out, backbone);
+    module.dispose();
+    module = loaded.module;
+    startStep = loaded.meta.step;
+    const opt = readOptimizerState(loaded.dir);
+    if (opt) optimizer.loadState(loaded.meta.optimizer?.step ?? startStep, opt);
+    baseline = loaded.meta.metrics?.baselineHeldoutLoss ?? NaN;
+    log(`resuming ${out} from step ${startStep}`);
+  } else if (existsSync(join(out, "latest.json")) && !options.resume) {
+    const meta = readCheckpointMeta(out);
+    throw new EdgeInfError(`output ${out} already holds a checkpoint at step ${meta.step}`, "pass --resume to continue it, or choose another output");
+  }
+  if (Number.isNaN(baseline)) {
+    const untrained = new MemoryGatingModule(backbone.config, cfg);
+    baseline = heldoutLoss(model, untrained, heldout);
+    untrained.dispose();
+  }
+
+  const trainable = module.parameterCount();
+  const backboneParams = backbone.weights.layers.length > 0 ? (await import("../backbone/config.js")).parameterCount(backbone.config) : 0;
+  const runInfo = {
+    recipe,
+    seed: recipe.seed,
+    backend: backendInfo.name,
+    backbone: backbone.source,
+    trainableParameters: trainable,
+    backboneParameters: backboneParams,
+    trainableShare: trainable / backboneParams,
+    edgeinfinite: cfg,
+  };
+  writeFileAtomic(join(out, "run.json"), JSON.stringify(runInfo, null, 2));
+  log(
+    `training ${trainable.toLocaleString("en-US")} parameters (${((100 * trainable) / backboneParams).toFixed(3)}% of the backbone's ${backboneParams.toLocaleString("en-US")}), seed ${recipe.seed}, backbone ${backbone.source.id}`,
+  );
+  log(`held-out loss, untrained module (gate ≈ 0 ≈ StreamingLLM): ${baseline.toFixed(4)}`);
+
+  const jsonl = join(out, "train_log.jsonl");
+  const csv = join(out, "train_log.csv");
+  if (!existsSync(csv)) appendFileSync(csv, "step,loss,lr,grad_norm,tokens_per_s,heldout_loss\n");
+  const micro = recipe.training.batchSize * recipe.training.gradAccumulation;
+  const progress = new Progress("train", recipe.training.steps, process.stderr, options.progress === false ? 1e9 : 10, startStep);
+  let lastLoss = NaN;
+  let lastHeldout = NaN;
+  let tokensDone = 0;
+  const t0 = performance.now();
+  const saveAt = (step: number, metrics: Record<string, number>) =>
+    saveCheckpoint(
+      out,
+      module,
+      {
+        step,
+        backbone: { id: backbone.source.id, sha256: backbone.source.sha256, format: backbone.source.format },
+        recipe,
+        seed: recipe.seed,
+        metrics: { baselineHeldoutLoss: baseline, ...metrics },
+        optimizer: { name: "adamw", step: optimizer.step },
+      },
+      optimizer.stateTensors(),
+      recipe.training.keepCheckpoints,
+    );
+
+  const endStep = Math.min(recipe.training.steps, options.stopAtStep ?? Infinity);
+  for (let step = startStep; step < endStep; step++) {
+    const lr = learningRate(step, recipe.training.optimizer.lr, recipe.training.schedule.warmupSteps, recipe.training.steps, recipe.training.schedule.minLrRatio);
+    const grads = new Map<string, tf.Tensor>();
+    let lossSum = 0;
+    let tokens = 0;
+    for (let i = 0; i < micro; i++) {
+      const seq = sampler(step, i);
+      const r = sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
+      lossSum += r.loss;
+      tokens += seq.ids.length - 1;
+      for (const [k, g] of r.grads) {
+        const acc = grads.get(k);
+        grads.set(k, acc ? tf.tidy(() => tf.add(acc, g)) : g);
+        if (acc) {
+          acc.dispose();
+          g.dispose();
+        }
+      }
+    }
+    const loss = lossSum / micro;
+    if (!Number.isFinite(loss)) {
+      tf.dispose([...grads.values()]);
+      throw new EdgeInfError(
+        `training loss became ${loss} at step ${step + 1}; stopped, the last good checkpoint in ${out} is kept`,
+        "lower training.optimizer.lr or training.gradClip and --resume",
+      );
+    }
+    for (const [k, g] of grads) {
+      grads.set(k, tf.tidy(() => tf.div(g, micro)));
+      g.dispose();
+    }
+    const gradNorm = clipByGlobalNorm(grads, recipe.training.gradClip);
+    optimizer.apply(module.trainableVariables(), grads, lr);
+    tf.dispose([...grads.values()]);
+    tokensDone += tokens;
+    lastLoss = loss;
+    const done = step + 1;
+    const tps = (tokensDone * 1000) / (performance.now() - t0);
+    let heldoutNow: number | undefined;
+    if (done % recipe.training.evalInterval === 0 || done === recipe.training.steps) {
+      heldoutNow = heldoutLoss(model, module, heldout);
+      lastHeldout = heldoutNow;
+      if (!Number.isFinite(heldoutNow)) throw new EdgeInfError(`held-out loss became ${heldoutNow} at step ${done}; stopped, last good checkpoint kept in ${out}`, "lower the learning rate and --resume");
+    }
+    const row = { step: done, loss, lr, gradNorm, tokensPerSecond: tps, heldoutLoss: heldoutNow ?? null, baselineHeldoutLoss: baseline };
+    appendFileSync(jsonl, JSON.stringify(row) + "\n");
+    appendFileSync(csv, `${done},${loss},${lr},${gradNorm},${tps.toFixed(1)},${heldoutNow ?? ""}\n`);
+    progress.update(done, `loss ${loss.toFixed(4)} | ${tps.toFixed(0)} tok/s${heldoutNow !== undefined ? ` | held-out ${heldoutNow.toFixed(4)}` : ""}`);
+    if (done % recipe.training.checkpointInterval === 0 || done === recipe.training.steps) {
+      saveAt(done, { loss, ...(Number.isFinite(lastHeldout) ? { heldoutLoss: lastHeldout } : {}) });
+    }
+  }
+  progress.finish(`loss ${lastLoss.toFixed(4)}`);
+  const checksumAfter = backboneChecksum(model);
+  if (checksumAfter !== checksumBefore) throw new Error("backbone weights changed during training (this is a bug)");
+  const result: TrainResult = {
+    steps: endStep,
+    finalLoss: lastLoss,
+    heldoutLoss: lastHeldout,
+    baselineHeldoutLoss: baseline,
+    checkpointDir: out,
+    trainableParameters: trainable,
+    backboneParameters: backboneParams,
+    backboneChecksum: checksumAfter,
+    tokensPerSecond: (tokensDone * 1000) / (performance.now() - t0),
+  };
+  writeFileAtomic(join(out, "summary.json"), JSON.stringify(result, null, 2));
+  if (Number.isFinite(lastHeldout)) {
+    log(`held-out loss: trained ${lastHeldout.toFixed(4)} vs untrained ${baseline.toFixed(4)} (${lastHeldout < baseline ? "better" : "not better"})`);
+  }
+  module.dispose();
+  optimizer.dispose();
+  model.dispose();
+  return result;
+}
