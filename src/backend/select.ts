@@ -56,14 +56,17 @@ let current: { request: BackendName | "auto"; info: Promise<BackendInfo> } | nul
 
 /**
  * Start a tfjs backend. `requested` defaults to env EDGEINF_BACKEND, then "auto".
- * A second call returns the first call's info, unless it explicitly names a different backend.
+ * A second call returns the first call's info, unless it explicitly names a different backend
+ * than the one running.
  */
 export async function initBackend(requested?: BackendName | "auto", opts: InitBackendOptions = {}): Promise<BackendInfo> {
   const request = requested ?? requestFromEnv(process.env["EDGEINF_BACKEND"]);
   if (current !== null) {
-    const settled = current;
-    const sameRequest = request === "auto" || request === settled.request;
-    if (sameRequest) return settled.info;
+    const previous = current;
+    if (request === "auto" || request === previous.request) return previous.info;
+    // An explicit name that is what is already running (e.g. "wasm" after auto chose wasm).
+    const running = await previous.info.catch(() => null);
+    if (running !== null && running.name === request && tf.getBackend() === request) return running;
   }
   const info = start(request, opts.log ?? ((line) => process.stderr.write(`${line}\n`)));
   current = { request, info };
