@@ -10,6 +10,7 @@ import path from "node:path";
 import * as tf from "../tf.js";
 import { EdgeInfError, fail } from "../util/errors.js";
 import { installWasmMatMul, uninstallWasmMatMul } from "./wasm-matmul.js";
+import { watchWebGpuErrors, limitWebGpuBufferPool } from "./webgpu-limits.js";
 
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
 
@@ -198,10 +199,13 @@ function webgpuCandidate(): Candidate {
     label: "webgpu",
     backend: "webgpu",
     probe: async () => {
+      // Switching back to webgpu reuses the started backend: a second Dawn instance would replace navigator.gpu and
+      // let the first one (which owns the backend's device) be collected — a segfault or hang at the next read.
+      if (tf.findBackend("webgpu") !== null) return setBackend("webgpu");
       const dawn = await importOptional("webgpu");
       if (!dawn.ok) return { ok: false, why: dawn.notInstalled ? "webgpu package not installed" : dawn.why };
       const { create, globals } = dawn.module as { create: (flags: string[]) => GpuLike; globals: Record<string, unknown> };
-      const gpu = create([]);
+      const gpu = (dawnGpu ??= create([]));
       const adapter = await withTimeout(gpu.requestAdapter(), ADAPTER_TIMEOUT_MS, "requestAdapter timed out");
       if (adapter === null || adapter === undefined) return { ok: false, why: "no adapter" };
       Object.assign(globalThis, globals);
@@ -212,10 +216,20 @@ function webgpuCandidate(): Candidate {
       if (!backend.ok) {
         return { ok: false, why: backend.notInstalled ? "adapter found but @tensorflow/tfjs-backend-webgpu not installed" : backend.why };
       }
-      return setBackend("webgpu");
+      const started = await setBackend("webgpu");
+      // Dawn only logs validation errors (e.g. a tensor past maxStorageBufferBindingSize): record them for assertFinite.
+      // tfjs pools every released buffer forever: chunked attention's varying sizes exhaust GPU memory without a cap.
+      if (started.ok) {
+        watchWebGpuErrors();
+        limitWebGpuBufferPool();
+      }
+      return started;
     },
   };
 }
+
+/** The one Dawn instance of this process (kept referenced for as long as the process runs). */
+let dawnGpu: GpuLike | null = null;
 
 interface GpuLike {
   requestAdapter(): Promise<unknown>;

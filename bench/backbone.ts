@@ -1,0 +1,43 @@
+// npm run bench:backbone [-- --model PATH --prefill 512 --decode 32 --backends wasm,cpu]
+// Prefill and decode tokens/s of the frozen backbone on each available backend, with PyTorch CPU on the same
+// weights in the same run where python3-torch is installed, and a matmul GFLOP/s line as the machine's ceiling.
+import * as tf from "../src/tf.js";
+import { initBackend } from "../src/backend/select.js";
+import { measureMatmulGflops } from "../src/backend/matmul-gflops.js";
+import { loadBackbone } from "../src/loaders/index.js";
+import { LlamaModel } from "../src/backbone/model.js";
+import { CachedSession } from "../src/cache/cached-session.js";
+import { fullPolicy } from "../src/cache/full.js";
+import { generate } from "../src/backbone/generate.js";
+import { arg, backendsToRun, defaultModel, machineLine, ratio, table, torchBench } from "./common.js";
+
+const model = arg("model", defaultModel());
+const prefill = Number(arg("prefill", "512"));
+const decode = Number(arg("decode", "32"));
+const backbone = await loadBackbone(model);
+const ids = [backbone.config.bosTokenId, ...Array.from({ length: prefill - 1 }, (_, i) => 3 + ((i * 7919) % (backbone.config.vocabSize - 3)))];
+const rows: (string | number)[][] = [];
+const gflops: (string | number)[][] = [];
+const torch = torchBench([model, "--task", "backbone", "--prefill", String(prefill), "--decode", String(decode)]);
+const torchMm = torchBench(["-", "--task", "matmul"]);
+for (const b of await backendsToRun()) {
+  await initBackend(b, { log: () => {} });
+  const m = LlamaModel.fromHost(backbone.config, backbone.weights);
+  // warm-up (kernel compilation, allocation)
+  const w = new CachedSession(m, fullPolicy());
+  generate(w, ids.slice(0, 16), { maxNewTokens: 2, temperature: 0 });
+  w.dispose();
+  const s = new CachedSession(m, fullPolicy());
+  const r = generate(s, ids, { maxNewTokens: decode + 1, temperature: 0 });
+  s.dispose();
+  m.dispose();
+  rows.push([b, prefill, r.ttftMs, r.prefillTokensPerSecond, r.decodeTokensPerSecond, ratio(r.prefillTokensPerSecond, Number(torch?.prefill_tok_s)), ratio(r.decodeTokensPerSecond, Number(torch?.decode_tok_s))]);
+  gflops.push([b, measureMatmulGflops(512, 5)]);
+  tf.disposeVariables();
+}
+if (torch) rows.push([`torch ${torch.torch} (${torch.threads} threads)`, prefill, Number(torch.ttft_ms), Number(torch.prefill_tok_s), Number(torch.decode_tok_s), "1.00x", "1.00x"]);
+if (torchMm) gflops.push([`torch ${torchMm.torch}`, Number(torchMm.matmul_gflops)]);
+console.log(`\nbackbone ${backbone.source.id} (${model}); ${machineLine()}\n`);
+console.log(table(["backend", "prompt tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "prefill vs torch", "decode vs torch"], rows));
+console.log("\n" + table(["backend", "512³ matmul GFLOP/s"], gflops));
+if (!torch) console.log("\n(python3-torch not installed: apt-get install python3-torch libopenblas0-pthread for the PyTorch column)");

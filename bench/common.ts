@@ -1,0 +1,75 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { initBackend, type BackendName } from "../src/backend/select.js";
+
+/** Repo root whether run from bench/ (tsx) or dist/bench/ (node). */
+export const repoRoot = (() => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(resolve(d, "package.json"))) d = dirname(d);
+  return d;
+})();
+
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+export function defaultModel(): string {
+  const edge = resolve(repoRoot, "../shared/models/edge-lm");
+  return existsSync(resolve(edge, "config.json")) ? edge : resolve(repoRoot, "../shared/models/stories260K/stories260K.bin");
+}
+
+/** Backends to measure: --backends a,b or every one that starts here. */
+export async function backendsToRun(): Promise<BackendName[]> {
+  const asked = arg("backends", "");
+  if (asked) return asked.split(",") as BackendName[];
+  const out: BackendName[] = [];
+  for (const b of ["tensorflow", "webgpu", "wasm", "cpu"] as BackendName[]) {
+    try {
+      await initBackend(b, { log: () => {} });
+      out.push(b);
+    } catch {
+      /* not available here */
+    }
+  }
+  return out;
+}
+
+/** Debian's python3-torch, when installed, runs bench/torch_llama.py for the same work in the same run. */
+export function torchBench(args: string[]): Record<string, number | string> | null {
+  const py = process.env.EDGEINF_TORCH_PYTHON ?? "/usr/bin/python3";
+  if (!existsSync(py)) return null;
+  const probe = spawnSync(py, ["-c", "import torch"], { encoding: "utf8" });
+  if (probe.status !== 0) return null;
+  // OPENBLAS_CORETYPE/L2_SIZE are pinned on this workplace's machines for old OpenBLAS builds; they slow a current one.
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(py, [resolve(repoRoot, "bench/torch_llama.py"), ...args], { encoding: "utf8", env, maxBuffer: 1 << 24 });
+  if (r.status !== 0) {
+    process.stderr.write(`torch bench failed: ${r.stderr.split("\n").slice(-3).join(" ")}\n`);
+    return null;
+  }
+  return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, number | string>;
+}
+
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(2)) : c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => "| " + r.map((c, i) => c.padStart(widths[i]!)).join(" | ") + " |";
+  return [line(headers), "|" + widths.map((w) => "-".repeat(w + 1) + ":").join("|") + "|", ...cells.map(line)].join("\n");
+}
+
+export const ratio = (a: number, b: number | undefined | null): string => (b && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : "n/a");
+
+export function machineLine(): string {
+  const os = require_os();
+  return `${os.cpus()[0]?.model ?? "cpu"} × ${os.cpus().length}, Node ${process.version}`;
+}
+
+import * as osModule from "node:os";
+function require_os() {
+  return osModule;
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# WebGPU (Dawn) benchmarks on a lent GPU machine that has no Node and no network. See docs/gpu.md.
+#
+#   bench/gpu.sh prepare        here: build dist/, pack Node + the node_modules files the benches load + dist/ + the
+#                               two test models into .cache/gpu/, fetch the Vulkan loader debs into .gl/
+#   bench/gpu.sh device smoke   there: Node, Vulkan, adapter, stories260K on webgpu vs wasm (about a minute)
+#   bench/gpu.sh device full    there: everything below, one call (about 8 minutes)
+#   bench/gpu.sh device long    there: TTFT at 64k tokens, full KV vs EdgeInfinite (about 8 minutes)
+#
+# Device call (the `run` tool): command "bash bench/gpu.sh device full", carry [".gl", ".cache/gpu"].
+# Everything written under $OUT comes back: full.log, gpu-bench.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PACK=.cache/gpu
+
+prepare() {
+  command -v strace >/dev/null || { echo "bench/gpu.sh: strace not found — apt-get install strace (it lists the files the benches load)"; exit 1; }
+  local shared=../shared/models
+  [ -f "$shared/stories260K/stories260K.bin" ] && [ -f "$shared/edge-lm/config.json" ] || { echo "bench/gpu.sh: $shared/{stories260K,edge-lm} missing — run from the repo next to ../shared"; exit 1; }
+  # Others' files may not compile yet; tsc still emits, and the files the benches need are checked below.
+  npx tsc -p tsconfig.json >/dev/null 2>&1 || echo "tsc reported errors (emitted anyway); see npx tsc -p tsconfig.json --noEmit"
+  for f in dist/bench/gpu-bench.js dist/bench/backbone.js dist/bench/prefill.js dist/bench/train.js; do
+    [ -f "$f" ] || { echo "bench/gpu.sh: $f was not built — fix the build first"; exit 1; }
+  done
+  mkdir -p "$PACK" .gl
+  if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
+    local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    mkdir -p /tmp/amd64/partial
+    apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+  fi
+  # Node: the same binary as here (x86-64, glibc), xz-compressed (99 MB → 24 MB).
+  local node_bin; node_bin=$(readlink -f "$(command -v node)")
+  if [ ! -f "$PACK/node.xz" ] || [ "$(cat "$PACK/node.version" 2>/dev/null)" != "$(node --version)" ]; then
+    xz -T0 -6 -c "$node_bin" >"$PACK/node.xz"
+    node --version >"$PACK/node.version"
+  fi
+  # node_modules: exactly the files Node opens while running every bench on the CPU backends (strace), plus the
+  # webgpu backend, which only loads where an adapter exists, and Dawn's linux-x64 binary.
+  local trace; trace=$(mktemp -d)
+  local sm=$shared/stories260K/stories260K.bin
+  strace -f -qq -e trace=openat -o "$trace/a" node dist/bench/gpu-bench.js --models "$sm" --backends cpu,wasm --tasks parity,train,ttft --lengths 520 --budget-s 20 >/dev/null 2>&1
+  strace -f -qq -e trace=openat -o "$trace/b" node dist/bench/backbone.js --model "$sm" --prefill 16 --decode 2 --backends cpu >/dev/null 2>&1
+  strace -f -qq -e trace=openat -o "$trace/c" node dist/bench/prefill.js --model "$sm" --lengths 400 --backend cpu >/dev/null 2>&1
+  strace -f -qq -e trace=openat -o "$trace/d" node dist/bench/train.js --model "$sm" --seq 64 --segment 16 --window 32 --steps 1 --backends cpu >/dev/null 2>&1
+  strace -f -qq -e trace=openat -o "$trace/e" node -e 'import("./dist/src/loaders/index.js").then(m => m.loadBackbone(process.argv[1]))' "$shared/edge-lm" >/dev/null 2>&1
+  { cat "$trace"/? | grep -v ENOENT | grep -o '"[^"]*node_modules/[^"]*"' | tr -d '"' | sed "s#^$PWD/##" | grep '^node_modules/' | grep -v '/$' || true
+    echo node_modules/@tensorflow/tfjs-backend-webgpu/package.json
+    echo node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.node.js
+    echo node_modules/webgpu/package.json
+    echo node_modules/webgpu/index.js
+    echo node_modules/webgpu/dist/linux-x64/dawn.node
+    ls node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm
+  } | sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done >"$trace/files"
+  rm -rf "$trace/stage" && mkdir -p "$trace/stage/$PACK/models"
+  cp -rL "$shared/stories260K" "$trace/stage/$PACK/models/"
+  mkdir -p "$trace/stage/$PACK/models/edge-lm"
+  cp "$shared"/edge-lm/{config.json,model.safetensors.index.json,model-0000?-of-00002.safetensors,tokenizer.json,tokenizer_config.json,reference.json} "$trace/stage/$PACK/models/edge-lm/"
+  tar -cf - --files-from="$trace/files" dist/src dist/bench package.json | tar -xf - -C "$trace/stage"
+  (cd "$trace/stage" && tar -cf - .) | xz -T0 -6 >"$PACK/bundle.tar.xz"
+  echo "node_modules files: $(wc -l <"$trace/files")"
+  rm -rf "$trace"
+  du -ch .gl "$PACK"/node.xz "$PACK"/bundle.tar.xz | tail -1 | sed 's/$/ to carry (limit 64 MiB with the working tree)/'
+}
+
+device() {
+  local mode=${1:-full}
+  : "${OUT:=/tmp/gpu-out}"
+  mkdir -p "$OUT"
+  exec > >(tee "$OUT/$mode.log") 2>&1
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
+  mkdir -p /tmp/gpu
+  xz -dc "$PACK/node.xz" >/tmp/gpu/node && chmod +x /tmp/gpu/node
+  export PATH=/tmp/gpu:$PATH
+  tar -xJf "$PACK/bundle.tar.xz"
+  echo "== $(node --version); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1); vulkan: $(ldconfig -p | grep -c libvulkan) loader entries"
+  local sm=$PACK/models/stories260K/stories260K.bin edge=$PACK/models/edge-lm
+  local quiet='artificially reduced|^ - While|^validation:|^\[Invalid|^Binding size'
+  if [ "$mode" = long ]; then
+    echo "== TTFT at 16k and 64k: full KV vs EdgeInfinite (segment 256), one cold run each"
+    timeout 480 node dist/bench/gpu-bench.js --models "$edge" --backends webgpu,wasm --tasks ttft,no-cpu-ttft --lengths 16384,65536 --repeat 1 \
+      --budget-s 470 --json "$OUT/long.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "long: exit ${PIPESTATUS[0]}"
+    return
+  fi
+  if [ "$mode" = smoke ]; then
+    timeout 200 node dist/bench/gpu-bench.js --models "$sm" --backends webgpu,wasm --tasks matmul,parity --budget-s 150 --json "$OUT/smoke.json" 2>&1 | grep -Ev "$quiet" || echo "smoke: exit ${PIPESTATUS[0]}"
+    return
+  fi
+  echo "== binding limit (own process: Dawn's state after validation errors is not trusted further)"
+  timeout 150 node dist/bench/gpu-bench.js --models "$sm" --backends webgpu,wasm --tasks limits --json "$OUT/limits.json" 2>&1 | grep -Ev "$quiet" || echo "limits: exit ${PIPESTATUS[0]}"
+  echo "== gpu-bench: matmul, parity, training, TTFT"
+  timeout 330 node dist/bench/gpu-bench.js --models "$sm,$edge" --backends webgpu,wasm --lengths 4096,16384,65536 \
+    --tasks matmul,parity,train,ttft --budget-s 270 --json "$OUT/gpu-bench.json" 2>&1 | grep -Ev "$quiet" || echo "gpu-bench: exit ${PIPESTATUS[0]}"
+  # The lead's benches read with dataSync, which tfjs-backend-webgpu cannot do in Node: webgpu is tried once to
+  # record the failure, the numbers come from wasm (and PyTorch CPU, the image's python3, in the same run).
+  export EDGEINF_TORCH_PYTHON=$(command -v python3 || echo /usr/bin/python3)
+  echo "== dist/bench/backbone.js --backends webgpu (expected to fail: dataSync)"
+  timeout 60 node dist/bench/backbone.js --model "$edge" --prefill 512 --decode 32 --backends webgpu 2>&1 | grep -E "Error|error" | head -3 || true
+  echo "== dist/bench/backbone.js --backends wasm"
+  timeout 90 node dist/bench/backbone.js --model "$edge" --prefill 512 --decode 32 --backends wasm 2>&1 | grep -Ev "$quiet" || echo "backbone: exit ${PIPESTATUS[0]}"
+  echo "== dist/bench/train.js --backends wasm"
+  timeout 90 node dist/bench/train.js --model "$edge" --backends wasm --steps 1 2>&1 | grep -Ev "$quiet" || echo "train: exit ${PIPESTATUS[0]}"
+  echo "== dist/bench/prefill.js --backend wasm"
+  timeout 90 node dist/bench/prefill.js --model "$edge" --backend wasm --lengths 1024,4096 2>&1 | grep -Ev "$quiet" || echo "prefill: exit ${PIPESTATUS[0]}"
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  device) device "${2:-full}" ;;
+  *) echo "usage: bench/gpu.sh prepare | device smoke|full   (see docs/gpu.md)"; exit 2 ;;
+esac

@@ -1,0 +1,109 @@
+import * as tf from "../tf.js";
+import type { KVCache } from "../backbone/kv-cache.js";
+import type { CachePolicy, CompressContext } from "./policy.js";
+import { keepTokens } from "./keep-tokens.js";
+import { indexRange, topIndices } from "./top-k.js";
+import { countOr, requireCount } from "./options.js";
+import { fail } from "../util/errors.js";
+
+export interface H2OOptions {
+  /** Tokens per layer after eviction: heavy hitters + recent tokens. */
+  budgetTokens: number;
+  /** The most recent tokens always kept; default half the budget (H2O's equal heavy/recent split). */
+  recentTokens?: number;
+}
+
+/** Accumulated attention of one layer: scores[h * length + i] for cached token i of KV head h. */
+interface LayerScores {
+  scores: Float64Array;
+  length: number;
+}
+
+/**
+ * H2O, Heavy-Hitter Oracle (Zhang et al., arXiv 2306.14048): each cached token's score is the sum of the softmax
+ * probability it received from every query so far (prefill and decode), per KV head summed over the group's query
+ * heads; keeps the recentTokens newest plus the highest-scoring others. Original positions (ropeMode "original").
+ * Evicts after prefill and after every decode step once over budget; scores follow the tokens they belong to.
+ */
+export class H2OPolicy implements CachePolicy {
+  readonly name = "h2o";
+  readonly ropeMode = "original" as const;
+  readonly wantsAttention = true;
+  readonly budgetTokens: number;
+  readonly recentTokens: number;
+  private layers: LayerScores[] = [];
+
+  constructor(options: H2OOptions) {
+    this.budgetTokens = requireCount("h2o", "budgetTokens", options.budgetTokens, 1);
+    this.recentTokens = countOr("h2o", "recentTokens", options.recentTokens, Math.floor(this.budgetTokens / 2), 0);
+    if (this.recentTokens > this.budgetTokens) {
+      fail(`method h2o: recentTokens ${this.recentTokens} > budget ${this.budgetTokens}`, "use recentTokens ≤ the budget");
+    }
+  }
+
+  /** A copy of the accumulated scores of `layer`, [Hkv · length] head-major, aligned with the cache. */
+  accumulatedScores(layer: number): Float64Array {
+    return (this.layers[layer]?.scores ?? new Float64Array(0)).slice();
+  }
+
+  private layerScores(layer: number, numKvHeads: number, length: number): LayerScores {
+    let L = this.layers[layer];
+    if (!L) L = this.layers[layer] = { scores: new Float64Array(0), length: 0 };
+    if (length > L.length) {
+      // New tokens enter with score 0, each head's row widened in place.
+      const grown = new Float64Array(numKvHeads * length);
+      for (let h = 0; h < numKvHeads; h++) grown.set(L.scores.subarray(h * L.length, (h + 1) * L.length), h * length);
+      L.scores = grown;
+      L.length = length;
+    }
+    return L;
+  }
+
+  observe(layer: number, probs: tf.Tensor4D, _phase: "prefill" | "decode"): void {
+    const [Hkv, , , keys] = probs.shape;
+    // Column sums over the group's query heads and the block's queries: what each key received.
+    const received = tf.sum(probs, [1, 2]);
+    const data = received.dataSync();
+    received.dispose();
+    const L = this.layerScores(layer, Hkv, keys);
+    for (let h = 0; h < Hkv; h++) {
+      for (let i = 0; i < keys; i++) L.scores[h * L.length + i]! += data[h * keys + i]!;
+    }
+  }
+
+  compress(layer: number, cache: KVCache, _ctx: CompressContext): void {
+    const length = cache.length(layer);
+    const Hkv = cache.numKvHeads;
+    const L = this.layerScores(layer, Hkv, length);
+    if (L.length !== length) throw new Error(`h2o: layer ${layer} has ${L.length} scores for ${length} cached tokens`);
+    const budget = this.budgetTokens;
+    if (length <= budget) return;
+    const recent = this.recentTokens;
+    const older = length - recent;
+    const keep = new Int32Array(Hkv * budget);
+    const kept = new Float64Array(Hkv * budget);
+    for (let h = 0; h < Hkv; h++) {
+      // Heavy hitters among the older tokens, then the recent ones: ascending, as the cache stores them.
+      const chosen = [...topIndices(L.scores, h * length, older, budget - recent), ...indexRange(older, recent)];
+      for (let j = 0; j < budget; j++) {
+        keep[h * budget + j] = chosen[j]!;
+        kept[h * budget + j] = L.scores[h * length + chosen[j]!]!;
+      }
+    }
+    keepTokens(cache, layer, keep, budget);
+    L.scores = kept;
+    L.length = budget;
+  }
+
+  budgetFor(): number {
+    return this.budgetTokens;
+  }
+
+  dispose(): void {
+    this.layers = [];
+  }
+}
+
+export function h2oPolicy(options: H2OOptions): H2OPolicy {
+  return new H2OPolicy(options);
+}

@@ -1,0 +1,21 @@
+import * as tf from "../tf.js";
+import type { KVCache } from "../backbone/kv-cache.js";
+
+/**
+ * Evicts through `cache.keep` and pins the gathered k/v. Policies run inside the cached session's per-layer
+ * tf.tidy, which would otherwise dispose the new tensors KVCache.keep creates (it does not tf.keep them itself).
+ * keep[h * n + j]: the j-th kept cache index of KV head h.
+ */
+export function keepTokens(cache: KVCache, layer: number, keep: Int32Array, n: number): void {
+  cache.keep(layer, keep, n);
+  const L = cache.layers[layer]!;
+  if (L.k) tf.keep(L.k);
+  if (L.v) tf.keep(L.v);
+}
+
+/** The same kept indices for every KV head, in KVCache.keep's flat layout. */
+export function sameForAllHeads(indices: readonly number[], numKvHeads: number): Int32Array {
+  const flat = new Int32Array(numKvHeads * indices.length);
+  for (let h = 0; h < numKvHeads; h++) flat.set(indices, h * indices.length);
+  return flat;
+}

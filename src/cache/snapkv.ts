@@ -1,0 +1,114 @@
+import * as tf from "../tf.js";
+import type { KVCache } from "../backbone/kv-cache.js";
+import { causalMask } from "../backbone/attention.js";
+import type { CachePolicy, CompressContext } from "./policy.js";
+import { keepTokens } from "./keep-tokens.js";
+import { indexRange, topIndices } from "./top-k.js";
+import { countOr, requireCount } from "./options.js";
+import { fail } from "../util/errors.js";
+
+export interface SnapKVOptions {
+  /** Tokens per layer after prefill, the observation window included. */
+  budgetTokens: number;
+  /** The last prompt queries whose attention votes (default 32); shrinks to the budget when the budget is smaller. */
+  observationWindow?: number;
+  /** Odd width of the 1-D max pooling over key positions (default 5). */
+  kernelSize?: number;
+}
+
+export const DEFAULT_OBSERVATION_WINDOW = 32;
+export const DEFAULT_KERNEL_SIZE = 5;
+
+/**
+ * SnapKV's vote of the observation window for the earlier keys, [Hkv · (S − w)] head-major:
+ * softmax(q_w · kᵀ/√d) over all S keys (causal inside the window), the first S − w columns averaged over the w
+ * window queries, max-pooled over key positions (width kernelSize, same padding) per query head, then averaged
+ * over each KV head's group (kvpress order: pool per query head, then group mean).
+ * q: rotated queries [H, T, d] whose last w rows are the window; kRot: rotated keys [Hkv, S, d], the last T being
+ * the queries' own tokens.
+ */
+export function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: number, kernelSize: number): Float64Array {
+  const [H, T, d] = q.shape;
+  const [Hkv, S] = kRot.shape;
+  const g = H / Hkv;
+  const w = window;
+  if (w < 1 || w > T || w >= S) throw new Error(`snapkv: window ${w} needs 1 ≤ w ≤ ${T} queries and < ${S} keys`);
+  const earlier = S - w;
+  const meanProbs = tf.tidy(() => {
+    const qw = tf.slice(q, [0, T - w, 0], [H, w, d]).reshape([Hkv, g * w, d]);
+    const logits = tf.mul(tf.matMul(qw, kRot, false, true), 1 / Math.sqrt(d)).reshape([Hkv, g, w, S]);
+    const probs = tf.softmax(tf.add(logits, causalMask(0, w, S - w, S)));
+    return tf.mean(tf.slice(probs, [0, 0, 0, 0], [Hkv, g, w, earlier]), 2); // [Hkv, g, earlier]
+  });
+  const mean = meanProbs.dataSync();
+  meanProbs.dispose();
+  const half = Math.floor(kernelSize / 2);
+  const scores = new Float64Array(Hkv * earlier);
+  for (let kv = 0; kv < Hkv; kv++) {
+    for (let j = 0; j < g; j++) {
+      const row = (kv * g + j) * earlier;
+      for (let i = 0; i < earlier; i++) {
+        // Padding never wins: probabilities are ≥ 0, so max over the in-range part equals torch's -inf padding.
+        let m = -Infinity;
+        for (let t = Math.max(0, i - half); t <= Math.min(earlier - 1, i + half); t++) m = Math.max(m, mean[row + t]!);
+        scores[kv * earlier + i]! += m / g;
+      }
+    }
+  }
+  return scores;
+}
+
+/** Per KV head: the top (budget − w) earlier tokens by score plus the w window tokens, KVCache.keep layout. */
+export function snapkvKeptIndices(scores: Float64Array, numKvHeads: number, length: number, window: number, budget: number): Int32Array {
+  const earlier = length - window;
+  const keep = new Int32Array(numKvHeads * budget);
+  for (let h = 0; h < numKvHeads; h++) {
+    keep.set([...topIndices(scores, h * earlier, earlier, budget - window), ...indexRange(earlier, window)], h * budget);
+  }
+  return keep;
+}
+
+/** Parsed SnapKV settings shared with PyramidKV. */
+export interface SnapKVSettings {
+  observationWindow: number;
+  kernelSize: number;
+}
+
+export function snapkvSettings(method: string, options: { observationWindow?: number; kernelSize?: number }): SnapKVSettings {
+  const observationWindow = countOr(method, "observationWindow", options.observationWindow, DEFAULT_OBSERVATION_WINDOW, 1);
+  const kernelSize = countOr(method, "kernelSize", options.kernelSize, DEFAULT_KERNEL_SIZE, 1);
+  if (kernelSize % 2 === 0) fail(`method ${method}: kernelSize ${kernelSize} must be odd (same padding)`, `use ${kernelSize + 1}`);
+  return { observationWindow, kernelSize };
+}
+
+/**
+ * Prefill-time SnapKV eviction of one layer down to `budget` tokens. The window is the last
+ * min(observationWindow, budget, T) prompt queries of this call; nothing happens when the layer already fits.
+ */
+export function snapkvCompress(layer: number, cache: KVCache, ctx: CompressContext, budget: number, settings: SnapKVSettings): void {
+  const length = cache.length(layer);
+  if (length <= budget) return;
+  if (ctx.kRot.shape[1] !== length) throw new Error(`snapkv: kRot has ${ctx.kRot.shape[1]} keys, cache ${length}`);
+  const window = Math.min(settings.observationWindow, budget, ctx.q.shape[1]);
+  const scores = snapkvScores(ctx.q, ctx.kRot, window, settings.kernelSize);
+  keepTokens(cache, layer, snapkvKeptIndices(scores, cache.numKvHeads, length, window, budget), budget);
+}
+
+/**
+ * SnapKV (Li et al., arXiv 2404.14469; kvpress snapkv_press.py): after prefill, the last prompt queries vote for
+ * the earlier tokens; keep the top per KV head plus the window. Original positions; no eviction during decode,
+ * so a layer holds budgetTokens after prefill plus one token per decoded step.
+ */
+export function snapkvPolicy(options: SnapKVOptions): CachePolicy {
+  const budget = requireCount("snapkv", "budgetTokens", options.budgetTokens, 1);
+  const settings = snapkvSettings("snapkv", options);
+  return {
+    name: "snapkv",
+    ropeMode: "original",
+    wantsAttention: false,
+    compress(layer, cache, ctx) {
+      if (ctx.phase === "prefill") snapkvCompress(layer, cache, ctx, budget, settings);
+    },
+    budgetFor: () => budget,
+  };
+}

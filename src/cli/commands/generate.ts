@@ -1,0 +1,102 @@
+import type { CommandModule } from "yargs";
+import { generate } from "../../backbone/generate.js";
+import { createSession } from "../../eval/methods.js";
+import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
+import { EdgeInfError } from "../../util/errors.js";
+
+interface GenerateArgs extends CommonArgs {
+  prompt?: string;
+  promptFile?: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed: number;
+  method: string;
+  checkpoint?: string;
+  budget?: string;
+  sinkTokens?: number;
+  windowTokens?: number;
+  segmentLength?: number;
+  json?: boolean;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs infers a wider builder type
+export const generateCommand: CommandModule<object, any> = {
+  command: "generate",
+  describe: "Generate text (greedy or sampled) with full KV, an eviction method or EdgeInfinite; prints tokens/s",
+  builder: (y) =>
+    withModel(withBackend(y))
+      .option("prompt", { alias: "p", type: "string", describe: "prompt text" })
+      .option("prompt-file", { type: "string", describe: "read the prompt from a file" })
+      .option("max-new-tokens", { alias: "n", type: "number", default: 64 })
+      .option("temperature", { alias: "t", type: "number", default: 0, describe: "0 = greedy" })
+      .option("top-k", { type: "number" })
+      .option("top-p", { type: "number" })
+      .option("seed", { type: "number", default: 0 })
+      .option("method", { type: "string", default: "full", describe: "full | edgeinfinite | streaming | h2o | snapkv | pyramidkv | tova | random" })
+      .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (folder written by edgeinf train)" })
+      .option("budget", { type: "string", describe: "KV budget of an eviction method: tokens (512) or a ratio (25%)" })
+      .option("sink-tokens", { type: "number" })
+      .option("window-tokens", { type: "number" })
+      .option("segment-length", { type: "number" })
+      .option("json", { type: "boolean", describe: "print a JSON record instead of streaming text" })
+      .check((a) => {
+        if (!a.prompt && !a.promptFile) throw new Error("give --prompt or --prompt-file");
+        return true;
+      })
+      .example('$0 generate -m ../shared/models/stories260K/stories260K.bin -p "Once upon a time"', "greedy continuation")
+      .example('$0 generate -m ../shared/models/edge-lm --prompt-file long.txt --method edgeinfinite --checkpoint checkpoints/edge-lm-passkey', "long prompt through trained memory")
+      .example('$0 generate -m ../shared/models/edge-lm --prompt-file long.txt --method snapkv --budget 512', "SnapKV with a 512-token budget"),
+  handler: async (args: GenerateArgs) => {
+    const { readFileSync, existsSync } = await import("node:fs");
+    if (args.promptFile && !existsSync(args.promptFile)) throw new EdgeInfError(`prompt file ${args.promptFile} does not exist`, "check the path");
+    const text = args.promptFile ? readFileSync(args.promptFile, "utf8") : args.prompt!;
+    const { backend, backbone, model } = await setup(args);
+    const ids = backbone.tokenizer.encode(text, { bos: true });
+    const session = createSession(
+      {
+        name: args.method,
+        budget: args.budget === undefined ? undefined : /%$/.test(args.budget) ? args.budget : Number(args.budget),
+        checkpoint: args.checkpoint,
+        sinkTokens: args.sinkTokens,
+        windowTokens: args.windowTokens,
+        segmentLength: args.segmentLength,
+      },
+      { model, backbone, promptTokens: ids.length },
+    );
+    if (!args.json) process.stdout.write(text);
+    const out = generate(session, ids, {
+      maxNewTokens: args.maxNewTokens,
+      temperature: args.temperature,
+      topK: args.topK,
+      topP: args.topP,
+      seed: args.seed,
+      stopIds: [backbone.config.eosTokenId],
+      onToken: args.json ? undefined : (id) => process.stdout.write(backbone.tokenizer.decode([id])),
+    });
+    const record = {
+      method: session.method,
+      backend: backend.name,
+      promptTokens: ids.length,
+      newTokens: out.ids.length,
+      text: backbone.tokenizer.decode(out.ids),
+      ids: out.ids,
+      ttftMs: out.ttftMs,
+      prefillTokensPerSecond: out.prefillTokensPerSecond,
+      decodeTokensPerSecond: out.decodeTokensPerSecond,
+      kvBytesAfterPrefill: out.kvBytesAfterPrefill,
+      peakKvBytes: out.peakKvBytes,
+      seed: args.seed,
+    };
+    session.dispose();
+    model.dispose();
+    if (args.json) console.log(JSON.stringify(record, null, 2));
+    else {
+      process.stdout.write("\n");
+      log(
+        `${record.newTokens} tokens | prompt ${ids.length} tokens, TTFT ${out.ttftMs.toFixed(0)} ms (${out.prefillTokensPerSecond.toFixed(0)} tok/s) | decode ${out.decodeTokensPerSecond.toFixed(1)} tok/s | KV ${(out.peakKvBytes / 1024).toFixed(0)} KiB peak | ${session.method} on ${backend.name}`,
+      );
+    }
+  },
+};

@@ -1,0 +1,42 @@
+import type { Argv } from "yargs";
+import { initBackend, type BackendInfo, type BackendName } from "../backend/select.js";
+import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
+import { LlamaModel } from "../backbone/model.js";
+
+export type BackendChoice = BackendName | "auto";
+export const BACKEND_CHOICES = ["auto", "tensorflow", "webgpu", "wasm", "cpu"] as const;
+
+export interface CommonArgs {
+  backend?: BackendChoice;
+  model?: string;
+}
+
+/** --backend, shared by every command that computes. */
+export function withBackend<T>(y: Argv<T>) {
+  return y.option("backend", {
+    choices: BACKEND_CHOICES,
+    describe: "tfjs backend (default: $EDGEINF_BACKEND or auto: tfjs-node-gpu → webgpu → tfjs-node → wasm → cpu)",
+    type: "string",
+  });
+}
+
+export function withModel<T>(y: Argv<T>) {
+  return y.option("model", {
+    alias: "m",
+    type: "string",
+    demandOption: true,
+    describe: "backbone: a HF folder (config.json + safetensors + tokenizer.json), a llama2.c .bin, or hf:owner/name",
+  });
+}
+
+/** Lines of logs go to stderr so stdout stays clean for results (JSON, generated text). */
+export const log = (line: string): void => {
+  process.stderr.write(line + "\n");
+};
+
+export async function setup(args: CommonArgs): Promise<{ backend: BackendInfo; backbone: LoadedBackbone; model: LlamaModel }> {
+  const backend = await initBackend(args.backend as BackendChoice | undefined, { log });
+  const backbone = await loadBackbone(args.model!);
+  const model = LlamaModel.fromHost(backbone.config, backbone.weights);
+  return { backend, backbone, model };
+}

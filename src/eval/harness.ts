@@ -1,0 +1,305 @@
+/**
+ * runSuite: every task × length × sample × method of a suite — prompt, greedy generation, score, measurements —
+ * one fsynced JSONL line per finished sample in RUN_DIR/samples.jsonl, so a restart with the same run dir skips
+ * what is done. At the end (or when interrupted) the result tables are rewritten from all finished rows.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "../tf.js";
+import { backendName, initBackend, type BackendName } from "../backend/select.js";
+import { LlamaModel } from "../backbone/model.js";
+import { loadCorpus } from "../datasets/manifest.js";
+import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
+import { resolveCheckpointDir } from "../training/checkpoint.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { fail } from "../util/errors.js";
+import { scorePrediction } from "./metrics/index.js";
+import { measure, warmUp } from "./measure.js";
+import { checkBudget, createSession, kvBytesFullFor, prepareMethod, type PreparedMethod } from "./methods.js";
+import { progressReporter, type ProgressMode } from "./progress.js";
+import { samplesForTask, type EvalSample } from "./samples.js";
+import { appendSample, readSamplesLog, rowKey, type SampleRow } from "./samples-log.js";
+import { newlineIds } from "./stop-ids.js";
+import { configHash, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
+import { sortRows, writeTables, type AggregateRow } from "./tables.js";
+
+/** Prompt tokens of the untimed warm-up prefill per method. */
+const WARMUP_TOKENS = 16;
+
+export interface ProgressEvent {
+  /** Samples finished, counting those from an earlier run of this run dir. */
+  done: number;
+  total: number;
+  row: SampleRow;
+}
+
+export interface RunSuiteOptions {
+  runDir: string;
+  /** Only these method labels (or names); default every method of the suite. */
+  methods?: readonly string[];
+  /** At most this many samples per task × length. */
+  limit?: number;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Stops between samples when aborted; finished samples are kept and tables written. */
+  signal?: AbortSignal;
+  /** Default "auto": a bar on a terminal, plain lines otherwise. */
+  progress?: ProgressMode;
+  /** Backend to start when none runs yet (default: EDGEINF_BACKEND, then auto). */
+  backend?: BackendName | "auto";
+  /** An already loaded backbone (and its model) to reuse; it must be the suite's. */
+  backbone?: LoadedBackbone;
+  model?: LlamaModel;
+  /** Warnings (skipped JSONL lines, ignored rows); default stderr. */
+  warn?: (message: string) => void;
+}
+
+export interface RunResult {
+  runDir: string;
+  /** Every finished row of this suite (earlier runs included), in table order. */
+  samples: SampleRow[];
+  aggregates: AggregateRow[];
+  /** Rows run by this call. */
+  newSamples: number;
+  /** Rows skipped because an earlier run finished them. */
+  resumedSamples: number;
+  /** False when interrupted (signal) before every sample finished. */
+  complete: boolean;
+  files: string[];
+}
+
+/** Settings of the suite that change every row's result (part of each task's hash). */
+function globalSettings(suite: Suite, backbone: LoadedBackbone): unknown {
+  return { backbone: backbone.source.sha256, seed: suite.seed, corpus: suite.corpus ?? null, maxLength: suite.maxLength ?? null, generation: suite.generation };
+}
+
+function taskHashOf(suite: Suite, task: TaskSpec, backbone: LoadedBackbone): string {
+  return configHash({ task, global: globalSettings(suite, backbone) });
+}
+
+/** The method's settings, and for a trained EdgeInfinite the step folder it loads (retraining changes results). */
+function methodHashOf(method: MethodSpec): string {
+  const { label: _label, ...settings } = method;
+  const checkpointStep = method.checkpoint !== undefined && existsSync(method.checkpoint) ? resolveCheckpointDir(method.checkpoint) : null;
+  return configHash({ settings, checkpointStep });
+}
+
+function selectMethods(suite: Suite, only: readonly string[] | undefined): MethodSpec[] {
+  if (only === undefined || only.length === 0) return suite.methods;
+  for (const want of only) {
+    if (!suite.methods.some((m) => m.label === want || m.name === want)) {
+      fail(`method "${want}" is not in suite ${suite.file}`, `the suite's methods: ${suite.methods.map((m) => m.label).join(", ")}`);
+    }
+  }
+  return suite.methods.filter((m) => only.includes(m.label) || only.includes(m.name));
+}
+
+/** Version of this package (package.json above this file, in src/ or dist/src/). */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = join(dir, "package.json");
+    if (existsSync(p)) {
+      const pkg = JSON.parse(readFileSync(p, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "edgeinfinite") return pkg.version ?? "unknown";
+    }
+    dir = dirname(dir);
+  }
+  return "unknown";
+}
+
+interface RunJson {
+  suite: Suite;
+  seed: number;
+  backbone: LoadedBackbone["source"];
+  backend: string;
+  versions: Record<string, string>;
+  machine: { platform: string; arch: string; cpus: number; cpuModel: string };
+  methods: { label: string; name: string; checkpointDir: string | null; edgeinfinite: unknown }[];
+  invocations: { startedAt: string; finishedAt: string | null; newSamples: number; complete: boolean; methods: string[]; limit: number | null }[];
+}
+
+function readRunJson(path: string): RunJson | null {
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as RunJson;
+  } catch (e) {
+    return fail(`${path} is not valid JSON: ${(e as Error).message}`, "the run dir is damaged; use a new --run-dir");
+  }
+}
+
+/**
+ * Refuses rows of this suite's tasks/methods made with other settings (resuming would mix them), and says how many
+ * rows belong to tasks or methods no longer in the suite (kept in the file, left out of the tables).
+ */
+function reconcile(rows: SampleRow[], suite: Suite, taskHash: Map<string, string>, methodHash: Map<string, string>, logPath: string, warn: (m: string) => void): SampleRow[] {
+  const kept: SampleRow[] = [];
+  let foreign = 0;
+  for (const row of rows) {
+    const th = taskHash.get(row.task);
+    const mh = methodHash.get(row.method);
+    if (th === undefined || mh === undefined) {
+      foreign++;
+      continue;
+    }
+    if (row.taskHash !== th) fail(`${logPath}: rows of task "${row.task}" were made with other settings than ${suite.file} has now`, "use a new --run-dir, or restore the task's settings");
+    if (row.methodHash !== mh) fail(`${logPath}: rows of method "${row.method}" were made with other settings than ${suite.file} has now`, "use a new --run-dir, or give the changed method a new label");
+    kept.push(row);
+  }
+  if (foreign > 0) warn(`${logPath}: ${foreign} rows belong to tasks or methods not in ${suite.file}; they stay in the file but not in the tables`);
+  return kept;
+}
+
+/** Runs (or resumes) a suite into opts.runDir. */
+export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<RunResult> {
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  await initBackend(opts.backend);
+  // The running backend (a caller may have switched it with tf.setBackend after initBackend).
+  const backend = { name: backendName() };
+  const runDir = resolve(opts.runDir);
+  const logPath = join(runDir, "samples.jsonl");
+  const runJsonPath = join(runDir, "run.json");
+  if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) fail(`limit ${opts.limit} must be a positive integer`, "e.g. --limit 5");
+
+  const backbone = opts.backbone ?? (await loadBackbone(suite.backbone));
+  const ownModel = opts.model === undefined;
+  const model = opts.model ?? LlamaModel.fromHost(backbone.config, backbone.weights);
+  const prepared: PreparedMethod[] = [];
+  try {
+    const methods = selectMethods(suite, opts.methods);
+    for (const m of methods) prepared.push(prepareMethod(m, backbone));
+
+    // Samples (prompts) of every task, and the checks that need them, before anything runs.
+    const newline = newlineIds(backbone.tokenizer);
+    let corpus: readonly string[] | null = null;
+    const sources = {
+      tokenizer: backbone.tokenizer,
+      newlineIds: newline,
+      corpus: () => (corpus ??= loadCorpus(suite.corpus!).texts),
+      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+      warn,
+    };
+    const samples: EvalSample[] = suite.tasks.flatMap((t) => samplesForTask(suite, t, sources));
+    for (const m of methods) for (const s of samples) checkBudget(m, s.promptIds.length, backbone.config);
+
+    const taskHash = new Map(suite.tasks.map((t) => [t.name, taskHashOf(suite, t, backbone)]));
+    const methodHash = new Map(suite.methods.map((m) => [m.label, methodHashOf(m)]));
+    const earlier = reconcile(readSamplesLog(logPath), suite, taskHash, methodHash, logPath, warn);
+    const finished = new Map(earlier.map((r) => [rowKey(r), r]));
+
+    const previous = readRunJson(runJsonPath);
+    const startedAt = new Date().toISOString();
+    const invocation = { startedAt, finishedAt: null as string | null, newSamples: 0, complete: false, methods: methods.map((m) => m.label), limit: opts.limit ?? null };
+    const runJson: RunJson = {
+      suite,
+      seed: suite.seed,
+      backbone: backbone.source,
+      backend: backend.name,
+      versions: { edgeinfinite: packageVersion(), node: process.versions.node, tfjs: tf.version_core, v8: process.versions.v8 },
+      machine: { platform: process.platform, arch: process.arch, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown" },
+      methods: prepared.map((p) => ({ label: p.spec.label, name: p.spec.name, checkpointDir: p.checkpointDir, edgeinfinite: p.edgeinfinite })),
+      invocations: [...(previous?.invocations ?? []), invocation],
+    };
+    mkdirSync(runDir, { recursive: true });
+    writeFileAtomic(runJsonPath, JSON.stringify(runJson, null, 2) + "\n");
+
+    // RoPE tables grow on first use of a position: grow them now, so no sample pays for it or counts it as a leak.
+    const longest = samples.reduce((n, x) => Math.max(n, x.promptIds.length + x.maxNewTokens), 0);
+    if (longest > 0) tf.tidy(() => model.rope.apply(tf.zeros([1, 1, backbone.config.headDim]) as tf.Tensor3D, Int32Array.of(longest)));
+
+    const work = samples.flatMap((s) => prepared.map((p) => ({ sample: s, method: p })));
+    const pending = work.filter((w) => !finished.has(rowKey({ ...w.sample, method: w.method.spec.label })));
+    const progress = progressReporter(opts.progress ?? "auto", work.length, work.length - pending.length);
+    const rows = new Map(finished);
+    let newSamples = 0;
+    let complete = true;
+    try {
+      if (suite.warmup) {
+        for (const p of prepared) {
+          const first = pending.find((w) => w.method === p)?.sample;
+          if (first === undefined) continue;
+          // Budgets resolve against the real prompt; only its first tokens are fed (too few to evict anything).
+          const warmIds = first.promptIds.slice(0, WARMUP_TOKENS);
+          warmUp(() => createSession(p, { model, backbone, promptTokens: first.promptIds.length, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }), warmIds);
+        }
+      }
+      for (const { sample, method } of pending) {
+        if (opts.signal?.aborted) {
+          complete = false;
+          break;
+        }
+        const row = runOne(suite, sample, method, { model, backbone, backend: backend.name, taskHash: taskHash.get(sample.task)!, methodHash: methodHash.get(method.spec.label)! });
+        appendSample(logPath, row);
+        rows.set(rowKey(row), row);
+        newSamples++;
+        progress.tick(`${row.task}@${row.length} ${row.method} score=${row.score.toFixed(2)} ttft=${row.ttftMs.toFixed(0)}ms`);
+        opts.onProgress?.({ done: work.length - pending.length + newSamples, total: work.length, row });
+      }
+    } finally {
+      progress.stop();
+    }
+
+    const order = { tasks: suite.tasks.map((t) => t.name), methods: suite.methods.map((m) => m.label) };
+    const allRows = [...rows.values()];
+    const { aggregates, files } = writeTables(runDir, allRows, { suite: suite.name, order });
+    invocation.finishedAt = new Date().toISOString();
+    invocation.newSamples = newSamples;
+    invocation.complete = complete;
+    writeFileAtomic(runJsonPath, JSON.stringify(runJson, null, 2) + "\n");
+    return { runDir, samples: sortRows(allRows, order), aggregates, newSamples, resumedSamples: work.length - pending.length, complete, files: [logPath, runJsonPath, ...files] };
+  } finally {
+    for (const p of prepared) p.dispose();
+    if (ownModel) model.dispose();
+  }
+}
+
+interface RunContext {
+  model: LlamaModel;
+  backbone: LoadedBackbone;
+  backend: string;
+  taskHash: string;
+  methodHash: string;
+}
+
+/** One sample under one method: generate, decode, score, measure. */
+function runOne(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): SampleRow {
+  const promptTokens = sample.promptIds.length;
+  const m = measure(
+    () => createSession(method, { model: ctx.model, backbone: ctx.backbone, promptTokens, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }),
+    sample.promptIds,
+    { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, seed: suite.seed, repeats: suite.repeats },
+  );
+  const prediction = ctx.backbone.tokenizer.decode(m.ids);
+  return {
+    task: sample.task,
+    dataset: sample.dataset,
+    source: sample.source,
+    length: sample.length,
+    sampleId: sample.sampleId,
+    depth: sample.depth,
+    method: method.spec.label,
+    methodName: method.spec.name,
+    promptTokens,
+    truncated: sample.truncated,
+    outputIds: m.ids,
+    prediction,
+    answers: sample.answers,
+    score: scorePrediction(sample.dataset, prediction, sample.answers, sample.allClasses),
+    ttftMs: m.ttftMs,
+    decodeTokensPerSecond: m.decodeTokensPerSecond,
+    prefillTokensPerSecond: m.prefillTokensPerSecond,
+    newTokens: m.ids.length,
+    kvBytesAfterPrefill: m.kvBytesAfterPrefill,
+    peakKvBytes: m.peakKvBytes,
+    kvBytesFull: kvBytesFullFor(ctx.model.config, promptTokens),
+    maxRssKb: m.maxRssKb,
+    rssBytes: m.rssBytes,
+    leakedTensors: m.leakedTensors,
+    repeats: suite.repeats,
+    backend: ctx.backend,
+    taskHash: ctx.taskHash,
+    methodHash: ctx.methodHash,
+    finishedAt: new Date().toISOString(),
+  };
+}

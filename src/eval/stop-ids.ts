@@ -1,0 +1,22 @@
+/**
+ * Token ids that end an answer. Every task stops at EOS; retrieval tasks also stop at a newline, as LongBench's
+ * pred.py does for samsum, since their answer is one line.
+ */
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
+
+/** Every vocabulary id whose text contains a newline (byte token, "\n", "\n\n", ...). */
+export function newlineIds(tokenizer: Tokenizer): number[] {
+  const ids: number[] = [];
+  for (let id = 0; id < tokenizer.vocabSize; id++) if (tokenizer.decode([id]).includes("\n")) ids.push(id);
+  return ids;
+}
+
+/** Datasets whose answer is one line: synthetic retrieval (all of them) and LongBench's samsum. */
+export function stopsAtNewline(source: "synthetic" | "longbench", dataset: string): boolean {
+  return source === "synthetic" || dataset === "samsum";
+}
+
+/** EOS, plus the newline ids when the answer is one line. */
+export function stopIdsFor(eosId: number, newline: readonly number[], atNewline: boolean): number[] {
+  return atNewline ? [eosId, ...newline] : [eosId];
+}

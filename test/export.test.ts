@@ -1,0 +1,428 @@
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import * as ort from "onnxruntime-node";
+import * as tf from "../src/tf.js";
+import { initBackend } from "../src/backend/select.js";
+import type { LlamaConfig } from "../src/backbone/config.js";
+import { MemoryGatingModule } from "../src/memory/module.js";
+import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
+import { Rng } from "../src/util/rng.js";
+import { EdgeInfError } from "../src/util/errors.js";
+import { exportOnnx } from "../src/export/onnx.js";
+import { exportSafetensors } from "../src/export/safetensors.js";
+import { moduleStepTfjs } from "../src/export/reference-step.js";
+import { decodeModel } from "../src/export/onnx-builder.js";
+
+const H = 4;
+const HKV = 2;
+const D = 8;
+const LAYERS = 2;
+
+/** A fake backbone: the module only reads the head layout from it. */
+function fakeBackbone(numLayers = LAYERS): LlamaConfig {
+  return {
+    architecture: "fake",
+    vocabSize: 16,
+    hiddenSize: H * D,
+    intermediateSize: 64,
+    numLayers,
+    numHeads: H,
+    numKvHeads: HKV,
+    headDim: D,
+    maxPositions: 512,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    rmsNormEps: 1e-5,
+    tieWordEmbeddings: true,
+    bosTokenId: 1,
+    eosTokenId: 2,
+  };
+}
+
+function randArray(rng: Rng, n: number, scale: number, offset = 0): Float32Array {
+  return Float32Array.from({ length: n }, () => offset + scale * rng.normal());
+}
+
+/** Non-identity projections (identity + noise) and gates spread around 0.5, so every path changes the output. */
+function makeModule(partial: Partial<EdgeInfiniteConfig>, seed: number, numLayers = LAYERS): MemoryGatingModule {
+  const module = new MemoryGatingModule(fakeBackbone(numLayers), makeEdgeInfiniteConfig({ windowTokens: 16, segmentLength: 4, sinkTokens: 2, ...partial }));
+  const rng = new Rng(seed);
+  for (const [name, v] of module.trainableVariables()) {
+    const data = randArray(rng, v.size, name.includes("gate") ? 0.5 : 0.3);
+    if (name.endsWith("map")) {
+      const heads = v.shape[0]!;
+      for (let h = 0; h < heads; h++) for (let i = 0; i < D; i++) data[h * D * D + i * D + i]! += 1;
+    }
+    tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+  }
+  return module;
+}
+
+interface Host {
+  data: Float32Array;
+  dims: number[];
+}
+
+const host = (rng: Rng, dims: number[], scale: number, offset = 0): Host => ({ data: randArray(rng, dims.reduce((a, b) => a * b, 1), scale, offset), dims });
+
+interface LayerIn {
+  q: Host;
+  k: Host;
+  v: Host;
+  local: Host;
+}
+
+function segmentInputs(rng: Rng, B: number, T: number, n: number): LayerIn {
+  return { q: host(rng, [B, H, T, D], 0.7), k: host(rng, [B, HKV, n, D], 0.7), v: host(rng, [B, HKV, n, D], 1), local: host(rng, [B, H, T, D], 1) };
+}
+
+/** A memory that has already absorbed tokens: z > 0 like a sum of σ(k), M of order one. */
+function startMemory(rng: Rng, B: number): { M: Host; z: Host } {
+  const z = host(rng, [B, HKV, D], 0.5, 3);
+  for (let i = 0; i < z.data.length; i++) z.data[i] = Math.abs(z.data[i]!);
+  return { M: host(rng, [B, HKV, D, D], 1), z };
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function runOrt(path: string, feeds: Record<string, Host>): Promise<Record<string, Float32Array>> {
+  const session = await ort.InferenceSession.create(path);
+  try {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, h] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor("float32", h.data, h.dims);
+    const out = await session.run(ortFeeds);
+    const res: Record<string, Float32Array> = {};
+    for (const [name, t] of Object.entries(out)) res[name] = Float32Array.from(t.data as Float32Array);
+    return res;
+  } finally {
+    await session.release();
+  }
+}
+
+function runReference(module: MemoryGatingModule, layer: number, x: LayerIn, mem: { M: Host; z: Host }) {
+  return tf.tidy(() => {
+    const t4 = (h: Host) => tf.tensor4d(h.data, h.dims as [number, number, number, number]);
+    const r = moduleStepTfjs(module, layer, {
+      q: t4(x.q),
+      k: t4(x.k),
+      v: t4(x.v),
+      localAttnOut: t4(x.local),
+      M: t4(mem.M),
+      z: tf.tensor3d(mem.z.data, mem.z.dims as [number, number, number]),
+    });
+    return { gatedOut: r.gatedOut.dataSync() as Float32Array, M: r.M.dataSync() as Float32Array, z: r.z.dataSync() as Float32Array };
+  });
+}
+
+let dir: string;
+
+beforeAll(async () => {
+  await initBackend("cpu");
+  dir = mkdtempSync(join(tmpdir(), "edgeinf-export-"));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Two consecutive segments through every exported layer: ONNX (onnxruntime) and the module's tfjs functions each
+ * carry their own M/z from segment 1 into segment 2.
+ */
+async function compareTwoSegments(module: MemoryGatingModule, path: string, layers: number[], seed: number, B = 2) {
+  const rng = new Rng(seed);
+  const start = layers.map(() => startMemory(rng, B));
+  let ortMem = start.map((m) => ({ ...m }));
+  let refMem = start.map((m) => ({ ...m }));
+  let worst = 0;
+  let gateEffect = 0;
+  let memoryChange = 0;
+  for (const [T, n] of [[3, 4], [2, 3]] as const) {
+    const xs = layers.map(() => segmentInputs(rng, B, T, n));
+    const feeds: Record<string, Host> = {};
+    layers.forEach((l, i) => {
+      const p = `layer${l}.`;
+      Object.assign(feeds, { [`${p}q`]: xs[i]!.q, [`${p}k`]: xs[i]!.k, [`${p}v`]: xs[i]!.v, [`${p}local_attn_out`]: xs[i]!.local, [`${p}M`]: ortMem[i]!.M, [`${p}z`]: ortMem[i]!.z });
+    });
+    const out = await runOrt(path, feeds);
+    const nextOrt: typeof ortMem = [];
+    const nextRef: typeof refMem = [];
+    layers.forEach((l, i) => {
+      const p = `layer${l}.`;
+      const ref = runReference(module, l, xs[i]!, refMem[i]!);
+      worst = Math.max(worst, maxAbsDiff(out[`${p}gated_out`]!, ref.gatedOut), maxAbsDiff(out[`${p}M_out`]!, ref.M), maxAbsDiff(out[`${p}z_out`]!, ref.z));
+      gateEffect = Math.max(gateEffect, maxAbsDiff(ref.gatedOut, xs[i]!.local.data));
+      memoryChange = Math.max(memoryChange, maxAbsDiff(ref.M, refMem[i]!.M.data));
+      nextOrt.push({ M: { data: out[`${p}M_out`]!, dims: [B, HKV, D, D] }, z: { data: out[`${p}z_out`]!, dims: [B, HKV, D] } });
+      nextRef.push({ M: { data: ref.M, dims: [B, HKV, D, D] }, z: { data: ref.z, dims: [B, HKV, D] } });
+    });
+    ortMem = nextOrt;
+    refMem = nextRef;
+  }
+  return { worst, gateEffect, memoryChange };
+}
+
+describe("exportOnnx vs the tfjs module in onnxruntime", () => {
+  for (const gateKind of ["scalar", "learned"] as const) {
+    for (const memoryRule of ["linear", "delta"] as const) {
+      it(`${gateKind} gate, ${memoryRule} rule, GQA 4/2, two segments, two layers: max abs error < 1e-5`, async () => {
+        const module = makeModule({ gateKind, memoryRule }, 11);
+        try {
+          const path = join(dir, `${gateKind}-${memoryRule}.onnx`);
+          const res = exportOnnx(module, { layers: "all", outPath: path });
+          expect(res.bytes).toBe(readFileSync(path).length);
+          const r = await compareTwoSegments(module, path, [0, 1], 5);
+          expect(r.worst).toBeLessThan(1e-5);
+          // the comparison is only meaningful if the gate and the memory write both move the numbers
+          expect(r.gateEffect).toBeGreaterThan(1e-2);
+          expect(r.memoryChange).toBeGreaterThan(1e-2);
+          console.log(`${gateKind}/${memoryRule}: max abs error ${r.worst.toExponential(2)}`);
+        } finally {
+          module.dispose();
+        }
+      });
+    }
+  }
+  it("the two memory rules give different memories in onnxruntime (the rule is really in the graph)", async () => {
+    const memories: Float32Array[] = [];
+    for (const memoryRule of ["linear", "delta"] as const) {
+      const module = makeModule({ memoryRule }, 21, 1); // same seed: same weights
+      try {
+        const path = join(dir, `rule-${memoryRule}.onnx`);
+        exportOnnx(module, { layers: "all", outPath: path });
+        const rng = new Rng(8); // same inputs
+        const x = segmentInputs(rng, 1, 2, 3);
+        const mem = startMemory(rng, 1);
+        const out = await runOrt(path, { "layer0.q": x.q, "layer0.k": x.k, "layer0.v": x.v, "layer0.local_attn_out": x.local, "layer0.M": mem.M, "layer0.z": mem.z });
+        memories.push(out["layer0.M_out"]!);
+      } finally {
+        module.dispose();
+      }
+    }
+    expect(maxAbsDiff(memories[0]!, memories[1]!)).toBeGreaterThan(1e-2);
+  });
+
+  it("frozen (identity) projections, a layer subset, opset 13 and batch 1 also match", async () => {
+    const module = makeModule({ gateKind: "learned", memoryRule: "delta", trainProjections: { q: true, k: false, v: true } }, 12, 3);
+    try {
+      const path = join(dir, "subset.onnx");
+      const res = exportOnnx(module, { layers: [2], outPath: path, opset: 13 });
+      expect(res.graphInputs).toEqual(["layer2.q", "layer2.k", "layer2.v", "layer2.local_attn_out", "layer2.M", "layer2.z"]);
+      expect(res.graphOutputs).toEqual(["layer2.gated_out", "layer2.M_out", "layer2.z_out"]);
+      const r = await compareTwoSegments(module, path, [2], 6, 1);
+      expect(r.worst).toBeLessThan(1e-5);
+    } finally {
+      module.dispose();
+    }
+  });
+
+  it("no evicted tokens (n = 0) leaves M and z unchanged", async () => {
+    const module = makeModule({ gateKind: "scalar", memoryRule: "delta" }, 13, 1);
+    try {
+      const path = join(dir, "n0.onnx");
+      exportOnnx(module, { layers: "all", outPath: path });
+      const rng = new Rng(3);
+      const x = segmentInputs(rng, 1, 2, 0);
+      const mem = startMemory(rng, 1);
+      const out = await runOrt(path, { "layer0.q": x.q, "layer0.k": x.k, "layer0.v": x.v, "layer0.local_attn_out": x.local, "layer0.M": mem.M, "layer0.z": mem.z });
+      expect(maxAbsDiff(out["layer0.M_out"]!, mem.M.data)).toBe(0);
+      expect(maxAbsDiff(out["layer0.z_out"]!, mem.z.data)).toBe(0);
+      const ref = runReference(module, 0, x, mem);
+      expect(maxAbsDiff(out["layer0.gated_out"]!, ref.gatedOut)).toBeLessThan(1e-5);
+    } finally {
+      module.dispose();
+    }
+  });
+});
+
+describe("exported ONNX file contents", () => {
+  it("names weights as the module does, documents everything, and declares the dynamic axes", () => {
+    const module = makeModule({ gateKind: "learned", memoryRule: "linear" }, 14);
+    try {
+      const path = join(dir, "contents.onnx");
+      exportOnnx(module, { layers: "all", outPath: path, metadata: { run: "test-run-7" } });
+      const model = decodeModel(readFileSync(path));
+      expect(model.opsetImport.map((o) => Number(o.version))).toEqual([17]);
+      expect(Number(model.irVersion)).toBe(8);
+      const g = model.graph!;
+      expect(g.docString!.length).toBeGreaterThan(20);
+      const inits = new Map(g.initializer!.map((t) => [t.name, t]));
+      for (let l = 0; l < LAYERS; l++) {
+        for (const suffix of ["memory.query_map", "memory.key_map", "memory.value_map", "gate.bias", "gate.weight"]) {
+          const name = `layers.${l}.${suffix}`;
+          expect(inits.has(name), name).toBe(true);
+          // the stored bytes are the module's values
+          const t = inits.get(name)!;
+          const raw = t.rawData!;
+          const stored = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+          const want = module.tensors().get(name)!.dataSync() as Float32Array;
+          expect(maxAbsDiff(stored, want)).toBe(0);
+          expect(t.dims!.map(Number)).toEqual(module.tensors().get(name)!.shape);
+        }
+      }
+      for (const t of g.initializer!) expect(t.docString ?? "", t.name ?? "").not.toBe("");
+      for (const vi of [...g.input!, ...g.output!]) expect(vi.docString ?? "", vi.name ?? "").not.toBe("");
+      const dimsOf = (name: string) => g.input!.find((i) => i.name === name)!.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
+      expect(dimsOf("layer1.q")).toEqual(["batch", H, "segment", D]);
+      expect(dimsOf("layer1.k")).toEqual(["batch", HKV, "evicted", D]);
+      expect(dimsOf("layer1.M")).toEqual(["batch", HKV, D, D]);
+      const meta = Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]));
+      expect(meta.run).toBe("test-run-7");
+      expect(meta["edgeinfinite.gate_kind"]).toBe("learned");
+      expect(meta["edgeinfinite.memory_rule"]).toBe("linear");
+    } finally {
+      module.dispose();
+    }
+  });
+
+  it("a scalar-gate export has no gate weight", () => {
+    const module = makeModule({ gateKind: "scalar" }, 15, 1);
+    try {
+      const path = join(dir, "scalar.onnx");
+      exportOnnx(module, { layers: "all", outPath: path });
+      const names = decodeModel(readFileSync(path)).graph!.initializer!.map((t) => t.name);
+      expect(names).toContain("layers.0.gate.bias");
+      expect(names).not.toContain("layers.0.gate.weight");
+    } finally {
+      module.dispose();
+    }
+  });
+
+  it("passes the ONNX checker (full_check) when python's onnx package is available", (ctx) => {
+    const python = ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", "import onnx"], { encoding: "utf8" }).status === 0);
+    if (!python) {
+      console.log("skipping ONNX checker test: no python3 with the onnx package (apt-get install python3-onnx)");
+      ctx.skip();
+      return;
+    }
+    const module = makeModule({ gateKind: "learned", memoryRule: "delta" }, 16);
+    try {
+      const path = join(dir, "checker.onnx");
+      exportOnnx(module, { layers: "all", outPath: path });
+      const script = [
+        "import sys, onnx",
+        "m = onnx.load(sys.argv[1])",
+        "onnx.checker.check_model(m, full_check=True)",
+        "print(len(m.graph.node), len(m.graph.initializer))",
+      ].join("\n");
+      const r = spawnSync(python, ["-c", script, path], { encoding: "utf8" });
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.stdout.trim()).toMatch(/^\d+ \d+$/);
+    } finally {
+      module.dispose();
+    }
+  });
+});
+
+describe("export errors", () => {
+  let module: MemoryGatingModule;
+  beforeAll(() => {
+    module = makeModule({}, 17);
+  });
+  afterAll(() => module.dispose());
+
+  const oneLineError = (fn: () => unknown, pattern: RegExp) => {
+    let err: unknown;
+    try {
+      fn();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(EdgeInfError);
+    const msg = (err as Error).message;
+    expect(msg).not.toContain("\n");
+    expect(msg).toMatch(pattern);
+  };
+
+  it("an unwritable path (under a file) fails with one line and leaves no file", () => {
+    const blocker = join(dir, "blocker");
+    writeFileSync(blocker, "not a directory");
+    const before = readdirSync(dir).sort();
+    oneLineError(() => exportOnnx(module, { layers: "all", outPath: join(blocker, "m.onnx") }), /blocker/);
+    oneLineError(() => exportSafetensors(module, join(blocker, "m.safetensors")), /blocker/);
+    expect(readdirSync(dir).sort()).toEqual(before);
+    expect(readFileSync(blocker, "utf8")).toBe("not a directory");
+  });
+
+  it("rejects out-of-range, fractional, duplicate or empty layer lists", () => {
+    const out = join(dir, "never.onnx");
+    oneLineError(() => exportOnnx(module, { layers: [LAYERS], outPath: out }), /layer 2 is out of range.*0 to 1/);
+    oneLineError(() => exportOnnx(module, { layers: [-1], outPath: out }), /layer -1 is out of range/);
+    oneLineError(() => exportOnnx(module, { layers: [0.5], outPath: out }), /layer 0.5 is out of range/);
+    oneLineError(() => exportOnnx(module, { layers: [1, 1], outPath: out }), /duplicates/);
+    oneLineError(() => exportOnnx(module, { layers: [], outPath: out }), /no layers/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("rejects an unsupported opset and post-RoPE memory keys", () => {
+    const out = join(dir, "never.onnx");
+    oneLineError(() => exportOnnx(module, { layers: "all", outPath: out, opset: 12 }), /opset 12.*13 to 21/);
+    const post = makeModule({ memoryKeys: "post-rope" }, 18, 1);
+    try {
+      oneLineError(() => exportOnnx(post, { layers: "all", outPath: out }), /post-rope.*pre-rope/);
+    } finally {
+      post.dispose();
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("the reference step rejects a bad layer and mismatched shapes", () => {
+    const q = tf.zeros([1, H, 2, D]) as tf.Tensor4D;
+    const kv = tf.zeros([1, HKV, 1, D]) as tf.Tensor4D;
+    const M = tf.zeros([1, HKV, D, D]) as tf.Tensor4D;
+    const z = tf.zeros([1, HKV, D]) as tf.Tensor3D;
+    oneLineError(() => moduleStepTfjs(module, 9, { q, k: kv, v: kv, localAttnOut: q, M, z }), /layer 9 is out of range/);
+    oneLineError(() => moduleStepTfjs(module, 0, { q, k: kv, v: kv, localAttnOut: q, M, z: tf.zeros([1, HKV, D + 1]) as tf.Tensor3D }), /z has shape \[1, 2, 9\]/);
+    tf.dispose([q, kv, M, z]);
+  });
+});
+
+describe("exportSafetensors", () => {
+  it("writes every trainable tensor as F32 under its module name with metadata, and loads back", () => {
+    const module = makeModule({ gateKind: "learned" }, 19);
+    const fresh = new MemoryGatingModule(fakeBackbone(), module.config);
+    try {
+      const path = join(dir, "module.safetensors");
+      const res = exportSafetensors(module, path, { run: "r1" });
+      const bytes = readFileSync(path);
+      expect(res.bytes).toBe(bytes.length);
+      // parse the file by the format's definition: u64 LE header length, JSON header, raw data
+      const headerLen = Number(bytes.readBigUInt64LE(0));
+      const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> & { __metadata__: Record<string, string> };
+      expect(header.__metadata__.run).toBe("r1");
+      expect(header.__metadata__["edgeinfinite.gate_kind"]).toBe("learned");
+      const names = Object.keys(header).filter((k) => k !== "__metadata__").sort();
+      expect(names).toEqual([...module.trainableVariables().keys()].sort());
+      expect(res.tensors).toEqual(names);
+      for (const name of names) {
+        const e = header[name]!;
+        expect(e.dtype).toBe("F32");
+        const v = module.trainableVariables().get(name)!;
+        expect(e.shape).toEqual(v.shape);
+        const start = 8 + headerLen + e.data_offsets[0];
+        const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + start, bytes.byteOffset + 8 + headerLen + e.data_offsets[1]));
+        expect(maxAbsDiff(data, v.dataSync() as Float32Array)).toBe(0);
+      }
+      // the names are the ones module.load understands
+      const loaded = new Map(names.map((name) => {
+        const e = header[name]!;
+        const start = bytes.byteOffset + 8 + headerLen + e.data_offsets[0];
+        return [name, { shape: e.shape, data: new Float32Array(bytes.buffer.slice(start, start + (e.data_offsets[1] - e.data_offsets[0]))) }];
+      }));
+      fresh.load(loaded);
+      for (const name of names) expect(maxAbsDiff(fresh.tensors().get(name)!.dataSync() as Float32Array, module.tensors().get(name)!.dataSync() as Float32Array)).toBe(0);
+    } finally {
+      module.dispose();
+      fresh.dispose();
+    }
+  });
+});
