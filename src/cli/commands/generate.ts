@@ -48,7 +48,8 @@ export const generateCommand: CommandModule<object, any> = {
       .example('$0 generate -m ../shared/models/stories260K/stories260K.bin -p "Once upon a time"', "greedy continuation")
       .example('$0 generate -m ../shared/models/edge-lm --prompt-file long.txt --method edgeinfinite --checkpoint checkpoints/edge-lm-passkey', "long prompt through trained memory")
       .example('$0 generate -m ../shared/models/edge-lm --prompt-file long.txt --method snapkv --budget 512', "SnapKV with a 512-token budget"),
-  handler: async (args: GenerateArgs) => {
+  handler: async (raw) => {
+    const args = raw as unknown as GenerateArgs;
     const { readFileSync, existsSync } = await import("node:fs");
     if (args.promptFile && !existsSync(args.promptFile)) throw new EdgeInfError(`prompt file ${args.promptFile} does not exist`, "check the path");
     const text = args.promptFile ? readFileSync(args.promptFile, "utf8") : args.prompt!;
