@@ -81,8 +81,9 @@ export class KVCache {
     });
     L.k.dispose();
     L.v.dispose();
-    L.k = nk;
-    L.v = nv;
+    // keep(): callers evict inside tf.tidy (CachedSession), so the new cache tensors must outlive that scope.
+    L.k = tf.keep(nk);
+    L.v = tf.keep(nv);
     L.positions = newPos;
     L.length = n;
   }
