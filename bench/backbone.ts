@@ -1,6 +1,7 @@
 // npm run bench:backbone [-- --model PATH --prefill 512 --decode 32 --backends wasm,cpu]
 // Prefill and decode tokens/s of the frozen backbone on each available backend, with PyTorch CPU on the same
 // weights in the same run where python3-torch is installed, and a matmul GFLOP/s line as the machine's ceiling.
+// Every read is asynchronous, so it also runs on webgpu (--backends webgpu,wasm).
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { measureMatmulGflops } from "../src/backend/matmul-gflops.js";
@@ -25,14 +26,14 @@ for (const b of await backendsToRun()) {
   const m = LlamaModel.fromHost(backbone.config, backbone.weights);
   // warm-up (kernel compilation, allocation)
   const w = new CachedSession(m, fullPolicy());
-  generate(w, ids.slice(0, 16), { maxNewTokens: 2, temperature: 0 });
+  await generate(w, ids.slice(0, 16), { maxNewTokens: 2, temperature: 0 });
   w.dispose();
   const s = new CachedSession(m, fullPolicy());
-  const r = generate(s, ids, { maxNewTokens: decode + 1, temperature: 0 });
+  const r = await generate(s, ids, { maxNewTokens: decode + 1, temperature: 0 });
   s.dispose();
   m.dispose();
   rows.push([b, prefill, r.ttftMs, r.prefillTokensPerSecond, r.decodeTokensPerSecond, ratio(r.prefillTokensPerSecond, Number(torch?.prefill_tok_s)), ratio(r.decodeTokensPerSecond, Number(torch?.decode_tok_s))]);
-  gflops.push([b, measureMatmulGflops(512, 5)]);
+  gflops.push([b, await measureMatmulGflops(512, 5)]);
   tf.disposeVariables();
 }
 if (torch) rows.push([`torch ${torch.torch} (${torch.threads} threads)`, prefill, Number(torch.ttft_ms), Number(torch.prefill_tok_s), Number(torch.decode_tok_s), "1.00x", "1.00x"]);

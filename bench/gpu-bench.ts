@@ -3,7 +3,8 @@
 //   [--repeat 2] [--sink 64 --window 1024 --segment 256]   (the EdgeInfinite settings of the TTFT table)
 // The GPU run of bench/gpu.sh: WebGPU (Dawn) against a CPU backend on the same weights in the same process.
 // Every read is `await tensor.data()`: tfjs-backend-webgpu cannot read synchronously in Node (its readSync needs
-// OffscreenCanvas), so the project's dataSync paths (generate, sequenceGradients, prefill.ts) do not run on webgpu.
+// OffscreenCanvas). The project's own paths (generate, sequenceGradients, the sessions) read asynchronously too,
+// and are what this bench runs.
 import { readFileSync, existsSync, writeFileSync } from "node:fs";
 import { resolve, basename } from "node:path";
 import * as tf from "../src/tf.js";
@@ -17,9 +18,10 @@ import { fullPolicy } from "../src/cache/full.js";
 import type { InferenceSession } from "../src/backbone/session.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
-import { EdgeInfiniteSession, forwardSegment, segmentsOf } from "../src/memory/edgeinfinite.js";
-import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../src/memory/state.js";
+import { EdgeInfiniteSession } from "../src/memory/edgeinfinite.js";
 import { AdamW } from "../src/training/adamw.js";
+import { sequenceGradients } from "../src/training/tbptt.js";
+import { generate } from "../src/backbone/generate.js";
 import { arg, machineLine, table } from "./common.js";
 
 const models = arg("models", "").split(",").filter(Boolean);
@@ -59,12 +61,6 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
-
-const argmax = (x: ArrayLike<number>) => {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
-};
 
 /** Deterministic filler ids (as bench/prefill.ts): BOS then a fixed walk over the vocabulary. */
 const fillerIds = (c: LoadedBackbone["config"], n: number) => [c.bosTokenId, ...Array.from({ length: n - 1 }, (_, i) => 3 + ((i * 7919) % (c.vocabSize - 3)))];
@@ -147,23 +143,20 @@ interface Trace {
   decodeTokS: number;
 }
 
-/** Greedy generation with async reads; with `forced`, feeds those ids instead (teacher forcing, to compare logits). */
-async function generateAsync(session: InferenceSession, prompt: readonly number[], newTokens: number, forced?: readonly number[]): Promise<Trace> {
-  const t0 = performance.now();
-  let host = await read(session.prefill(prompt));
-  const ttftMs = performance.now() - t0;
-  const ids: number[] = [];
-  const logits = [host];
-  const t1 = performance.now();
-  for (let i = 0; i < newTokens; i++) {
-    const next = forced ? forced[i]! : argmax(host);
-    ids.push(argmax(host));
-    if (i === newTokens - 1) break;
-    host = await read(session.step(next));
-    logits.push(host);
+/** Greedy generation through src's generate; with `forced`, feeds those ids instead (teacher forcing, to compare logits). */
+async function generateTrace(session: InferenceSession, prompt: readonly number[], newTokens: number, forced?: readonly number[]): Promise<Trace> {
+  const logits: Float32Array[] = [];
+  try {
+    const r = await generate(session, prompt, {
+      maxNewTokens: newTokens,
+      temperature: 0,
+      ...(forced ? { forcedIds: forced } : {}),
+      onLogits: (host) => logits.push(host.slice()),
+    });
+    return { ids: r.ids, logits, ttftMs: r.ttftMs, decodeTokS: r.decodeTokensPerSecond };
+  } finally {
+    session.dispose();
   }
-  session.dispose();
-  return { ids, logits, ttftMs, decodeTokS: ((newTokens - 1) * 1000) / (performance.now() - t1) };
 }
 
 interface RefPrompt {
@@ -188,7 +181,7 @@ async function parity(modelPath: string): Promise<Record<string, unknown>[]> {
     const out: Trace[] = [];
     for (const [i, p] of prompts.entries()) {
       const forced = backend === gpu ? traces.get(cpu)![i]!.ids : undefined;
-      out.push(await generateAsync(new CachedSession(model, fullPolicy(), maxTensorBytes()), p.ids, newTokens, forced));
+      out.push(await generateTrace(new CachedSession(model, fullPolicy()), p.ids, newTokens, forced));
     }
     traces.set(backend, out);
     model.dispose();
@@ -223,7 +216,7 @@ async function parity(modelPath: string): Promise<Record<string, unknown>[]> {
 async function ttft(make: () => InferenceSession, ids: number[]): Promise<{ ms: number; peakKvBytes: number }> {
   const s = make();
   const t0 = performance.now();
-  const logits = s.prefill(ids);
+  const logits = await s.prefill(ids);
   await assertFiniteAsync(logits, `prefill logits (${ids.length} tokens, ${s.method})`);
   const ms = performance.now() - t0;
   logits.dispose();
@@ -249,8 +242,9 @@ async function ttftTable(modelPath: string, backend: BackendName, lens: number[]
   });
   const model = LlamaModel.fromHost(c, b.weights);
   const module = new MemoryGatingModule(c, cfg);
-  const full = () => new CachedSession(model, fullPolicy(), maxTensorBytes());
-  const edge = () => new EdgeInfiniteSession(model, module, { maxScoreBytes: maxTensorBytes() });
+  // groupedAttention's block limit defaults to maxTensorBytes() (the binding-limit-safe size on webgpu).
+  const full = () => new CachedSession(model, fullPolicy());
+  const edge = () => new EdgeInfiniteSession(model, module);
   // Warm-up: shader compilation / allocation for both paths.
   await ttft(full, fillerIds(c, 256));
   await ttft(edge, fillerIds(c, cfg.routingThreshold + 2 * cfg.segmentLength));
@@ -287,56 +281,15 @@ async function ttftTable(modelPath: string, backend: BackendName, lens: number[]
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Training step: the TBPTT loop of src/training/tbptt.ts sequenceGradients, with the loss read asynchronously.
-
-/** Σ −log p(target) over the rows (as nllSum in src/training/tbptt.ts). */
-function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[]): tf.Scalar {
-  return tf.tidy(() => {
-    const logp = tf.logSoftmax(model.logits(hidden));
-    return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, "int32"), logp.shape[1])))) as tf.Scalar;
-  });
-}
+// Training step: src/training/tbptt.ts sequenceGradients (asynchronous loss read) + AdamW.
 
 async function trainStep(model: LlamaModel, module: MemoryGatingModule, opt: AdamW, ids: number[], k: number): Promise<number> {
-  const inputs = ids.slice(0, -1);
-  const targets = ids.slice(1);
-  const L = module.config.segmentLength;
-  const segments = segmentsOf(inputs, L);
   const vars = module.trainableVariables();
-  const list = [...vars.values()];
-  const grads = new Map<string, tf.Tensor>();
-  let state: EdgeInfiniteState = initialState(model.config);
-  let loss = 0;
-  for (let b0 = 0; b0 < segments.length; b0 += k) {
-    const prev = state;
-    let next = prev;
-    const { value, grads: g } = tf.variableGrads(() => {
-      let st = prev;
-      let sum: tf.Scalar = tf.scalar(0);
-      for (let s = b0; s < Math.min(b0 + k, segments.length); s++) {
-        const r = forwardSegment(model, module, st, segments[s]!, { maxScoreBytes: maxTensorBytes() });
-        sum = tf.add(sum, nllSum(model, r.hidden, targets.slice(s * L, s * L + segments[s]!.length)));
-        st = r.state;
-      }
-      next = keepState(st);
-      return tf.div(sum, targets.length) as tf.Scalar;
-    }, list);
-    loss += (await read(value))[0]!;
-    for (const [name, v] of vars) {
-      const gi = g[v.name];
-      if (!gi) continue;
-      const acc = grads.get(name);
-      grads.set(name, acc ? tf.tidy(() => tf.add(acc, gi)) : gi);
-      if (acc) tf.dispose([acc, gi]);
-    }
-    disposeReplaced(prev, next);
-    state = next;
-  }
-  disposeState(state);
+  const { loss, grads } = await sequenceGradients(model, module, ids, k);
   opt.apply(vars, grads, 1e-3);
   tf.dispose([...grads.values()]);
   // The step is done when the updated variables are: wait for one of them.
-  await list[0]!.data();
+  await [...vars.values()][0]!.data();
   return loss;
 }
 

@@ -6,12 +6,78 @@
 #   bench/gpu.sh device smoke   there: Node, Vulkan, adapter, stories260K on webgpu vs wasm (about a minute)
 #   bench/gpu.sh device full    there: everything below, one call (about 8 minutes)
 #   bench/gpu.sh device long    there: TTFT at 64k tokens, full KV vs EdgeInfinite (about 8 minutes)
+#   bench/gpu.sh device cli     there: the CLI on webgpu: generate, ppl, train, eval (every method), vs wasm
+#   bench/gpu.sh cli BACKEND    here: the same CLI checks on any backend (prepare runs them on cpu under strace)
 #
 # Device call (the `run` tool): command "bash bench/gpu.sh device full", carry [".gl", ".cache/gpu"].
 # Everything written under $OUT comes back: full.log, gpu-bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACK=.cache/gpu
+
+# The CLI on one backend, with stories260K and two corpus files: generate (full, h2o), ppl (full, edgeinfinite),
+# train (3 steps, checkpoints), eval (every method, the edgeinfinite one from that checkpoint). Output under $2.
+cli_checks() {
+  local backend=$1 out=$2 models=$3 corpus=$4
+  local sm=$models/stories260K/stories260K.bin failed=()
+  local prompt="Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog Max. One day, she saw a big red ball under a tree. She ran to get it, but a bird was sitting on the ball."
+  # Runs the CLI, output to $out/NAME.out (and the terminal); a failure is recorded and the next check still runs.
+  cli() {
+    local name=$1; shift
+    echo "== cli on $backend: $name"
+    if node dist/src/cli/main.js "$@" >"$out/$name.out" 2>"$out/$name.err"; then tail -c 1500 "$out/$name.out"; else
+      echo "FAILED ($name): $(grep -v '^\s*at ' "$out/$name.err" | tail -5)"; failed+=("$name"); fi
+  }
+  rm -rf "$out" && mkdir -p "$out"
+  cli generate-full generate -m "$sm" --backend "$backend" -p "$prompt" -n 32 --json
+  cli generate-h2o generate -m "$sm" --backend "$backend" -p "$prompt" -n 16 --method h2o --budget 50% --json
+  cli ppl-full ppl -m "$sm" --backend "$backend" -f "$corpus/heldout/heldout.txt" --max-tokens 1500
+  cli ppl-edgeinfinite ppl -m "$sm" --backend "$backend" -f "$corpus/heldout/heldout.txt" --max-tokens 1500 --method edgeinfinite
+  cat >"$out/recipe.yaml" <<YAML
+name: gpu-cli
+seed: 5
+backend: $backend
+backbone: $sm
+data:
+  sequenceLength: 256
+  mixture:
+    - { source: text, path: $corpus/train, weight: 1 }
+  heldout: { path: $corpus/heldout, sequences: 1 }
+edgeinfinite: { sinkTokens: 4, windowTokens: 64, segmentLength: 64 }
+training:
+  steps: 3
+  tbpttSegments: 2
+  gradAccumulation: 1
+  gradClip: 1.0
+  optimizer: { lr: 0.01 }
+  evalInterval: 3
+  checkpointInterval: 3
+output: $out/train
+YAML
+  cli train train --recipe "$out/recipe.yaml"
+  cat >"$out/suite.yaml" <<YAML
+name: gpu-cli
+backbone: $sm
+corpus: $corpus/heldout
+seed: 7
+lengths: [256]
+tasks: [{ name: passkey, source: synthetic, count: 1, depths: [0.5], intro: false }]
+methods:
+  - { name: full }
+  - { name: streaming, budget: 64, sinkTokens: 4 }
+  - { name: h2o, budget: 64 }
+  - { name: snapkv, budget: 64 }
+  - { name: pyramidkv, budget: 64 }
+  - { name: tova, budget: 64 }
+  - { name: random, budget: 64 }
+  - { name: edgeinfinite, checkpoint: $out/train, windowTokens: 124, segmentLength: 64, checkpointIfMissing: untrained }
+generation: { maxNewTokens: 8, temperature: 0 }
+warmup: true
+YAML
+  cli eval eval --suite "$out/suite.yaml" --backend "$backend" --run-dir "$out/run" --progress lines
+  if [ ${#failed[@]} -gt 0 ]; then echo "cli on $backend: FAILED: ${failed[*]}"; return 1; fi
+  echo "cli on $backend: all passed"
+}
 
 prepare() {
   command -v strace >/dev/null || { echo "bench/gpu.sh: strace not found — apt-get install strace (it lists the files the benches load)"; exit 1; }
@@ -43,6 +109,12 @@ prepare() {
   strace -f -qq -e trace=openat -o "$trace/c" node dist/bench/prefill.js --model "$sm" --lengths 400 --backend cpu >/dev/null 2>&1
   strace -f -qq -e trace=openat -o "$trace/d" node dist/bench/train.js --model "$sm" --seq 64 --segment 16 --window 32 --steps 1 --backends cpu >/dev/null 2>&1
   strace -f -qq -e trace=openat -o "$trace/e" node -e 'import("./dist/src/loaders/index.js").then(m => m.loadBackbone(process.argv[1]))' "$shared/edge-lm" >/dev/null 2>&1
+  # Two corpus files (train and held-out text) for the CLI checks, and the CLI's own node_modules files.
+  rm -rf "$PACK/corpus" && mkdir -p "$PACK/corpus/train" "$PACK/corpus/heldout"
+  cp ../shared/corpora/gutenberg/train/Peter_Pan.txt "$PACK/corpus/train/train.txt"
+  cp ../shared/corpora/gutenberg/heldout/Treasure_Island.txt "$PACK/corpus/heldout/heldout.txt"
+  strace -f -qq -e trace=openat -o "$trace/f" bash bench/gpu.sh cli cpu "$trace/cli" "$shared" "$PACK/corpus" >"$trace/cli.log" 2>&1 \
+    || { tail -20 "$trace/cli.log"; echo "bench/gpu.sh: the CLI checks failed on cpu"; exit 1; }
   { cat "$trace"/? | grep -v ENOENT | grep -o '"[^"]*node_modules/[^"]*"' | tr -d '"' | sed "s#^$PWD/##" | grep '^node_modules/' | grep -v '/$' || true
     echo node_modules/@tensorflow/tfjs-backend-webgpu/package.json
     echo node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.node.js
@@ -55,6 +127,7 @@ prepare() {
   cp -rL "$shared/stories260K" "$trace/stage/$PACK/models/"
   mkdir -p "$trace/stage/$PACK/models/edge-lm"
   cp "$shared"/edge-lm/{config.json,model.safetensors.index.json,model-0000?-of-00002.safetensors,tokenizer.json,tokenizer_config.json,reference.json} "$trace/stage/$PACK/models/edge-lm/"
+  cp -r "$PACK/corpus" "$trace/stage/$PACK/"
   tar -cf - --files-from="$trace/files" dist/src dist/bench package.json | tar -xf - -C "$trace/stage"
   (cd "$trace/stage" && tar -cf - .) | xz -T0 -6 >"$PACK/bundle.tar.xz"
   echo "node_modules files: $(wc -l <"$trace/files")"
@@ -78,6 +151,17 @@ device() {
   echo "== $(node --version); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1); vulkan: $(ldconfig -p | grep -c libvulkan) loader entries"
   local sm=$PACK/models/stories260K/stories260K.bin edge=$PACK/models/edge-lm
   local quiet='artificially reduced|^ - While|^validation:|^\[Invalid|^Binding size'
+  if [ "$mode" = cli ]; then
+    # Compare with `bench/gpu.sh cli cpu` here (same inputs): greedy ids and perplexities should agree.
+    timeout 400 bash bench/gpu.sh cli webgpu "$OUT/cli-webgpu" "$PACK/models" "$PACK/corpus" 2>&1 | grep -Ev "$quiet" || echo "cli webgpu: exit ${PIPESTATUS[0]}"
+    echo "== the benches on webgpu, small (stories260K; no PyTorch column)"
+    export EDGEINF_TORCH_PYTHON=/nonexistent
+    timeout 90 node dist/bench/backbone.js --model "$sm" --prefill 256 --decode 16 --backends webgpu 2>&1 | grep -Ev "$quiet" || echo "backbone: exit ${PIPESTATUS[0]}"
+    timeout 90 node dist/bench/train.js --model "$sm" --seq 256 --segment 64 --window 64 --sink 4 --backends webgpu --steps 1 2>&1 | grep -Ev "$quiet" || echo "train: exit ${PIPESTATUS[0]}"
+    timeout 90 node dist/bench/prefill.js --model "$sm" --backend webgpu --lengths 1024,2048 2>&1 | grep -Ev "$quiet" || echo "prefill: exit ${PIPESTATUS[0]}"
+    rm -rf "$OUT"/cli-*/train
+    return
+  fi
   if [ "$mode" = long ]; then
     echo "== TTFT at 16k and 64k: full KV vs EdgeInfinite (segment 256), one cold run each"
     timeout 480 node dist/bench/gpu-bench.js --models "$edge" --backends webgpu,wasm --tasks ttft,no-cpu-ttft --lengths 16384,65536 --repeat 1 \
@@ -93,21 +177,21 @@ device() {
   echo "== gpu-bench: matmul, parity, training, TTFT"
   timeout 330 node dist/bench/gpu-bench.js --models "$sm,$edge" --backends webgpu,wasm --lengths 4096,16384,65536 \
     --tasks matmul,parity,train,ttft --budget-s 270 --json "$OUT/gpu-bench.json" 2>&1 | grep -Ev "$quiet" || echo "gpu-bench: exit ${PIPESTATUS[0]}"
-  # The lead's benches read with dataSync, which tfjs-backend-webgpu cannot do in Node: webgpu is tried once to
-  # record the failure, the numbers come from wasm (and PyTorch CPU, the image's python3, in the same run).
+  # The project's benches read asynchronously: each runs on webgpu and wasm (and PyTorch CPU, the image's python3,
+  # in the same run).
   export EDGEINF_TORCH_PYTHON=$(command -v python3 || echo /usr/bin/python3)
-  echo "== dist/bench/backbone.js --backends webgpu (expected to fail: dataSync)"
-  timeout 60 node dist/bench/backbone.js --model "$edge" --prefill 512 --decode 32 --backends webgpu 2>&1 | grep -E "Error|error" | head -3 || true
-  echo "== dist/bench/backbone.js --backends wasm"
-  timeout 90 node dist/bench/backbone.js --model "$edge" --prefill 512 --decode 32 --backends wasm 2>&1 | grep -Ev "$quiet" || echo "backbone: exit ${PIPESTATUS[0]}"
-  echo "== dist/bench/train.js --backends wasm"
-  timeout 90 node dist/bench/train.js --model "$edge" --backends wasm --steps 1 2>&1 | grep -Ev "$quiet" || echo "train: exit ${PIPESTATUS[0]}"
-  echo "== dist/bench/prefill.js --backend wasm"
-  timeout 90 node dist/bench/prefill.js --model "$edge" --backend wasm --lengths 1024,4096 2>&1 | grep -Ev "$quiet" || echo "prefill: exit ${PIPESTATUS[0]}"
+  echo "== dist/bench/backbone.js --backends webgpu,wasm"
+  timeout 150 node dist/bench/backbone.js --model "$edge" --prefill 512 --decode 32 --backends webgpu,wasm 2>&1 | grep -Ev "$quiet" || echo "backbone: exit ${PIPESTATUS[0]}"
+  echo "== dist/bench/train.js --backends webgpu,wasm"
+  timeout 150 node dist/bench/train.js --model "$edge" --backends webgpu,wasm --steps 1 2>&1 | grep -Ev "$quiet" || echo "train: exit ${PIPESTATUS[0]}"
+  echo "== dist/bench/prefill.js --backend webgpu, then wasm"
+  timeout 90 node dist/bench/prefill.js --model "$edge" --backend webgpu --lengths 1024,4096 2>&1 | grep -Ev "$quiet" || echo "prefill webgpu: exit ${PIPESTATUS[0]}"
+  timeout 90 node dist/bench/prefill.js --model "$edge" --backend wasm --lengths 1024,4096 2>&1 | grep -Ev "$quiet" || echo "prefill wasm: exit ${PIPESTATUS[0]}"
 }
 
 case "${1:-}" in
   prepare) prepare ;;
   device) device "${2:-full}" ;;
-  *) echo "usage: bench/gpu.sh prepare | device smoke|full   (see docs/gpu.md)"; exit 2 ;;
+  cli) cli_checks "${2:-cpu}" "${3:-/tmp/edgeinf-cli}" "${4:-../shared/models}" "${5:-.cache/gpu/corpus}" ;;
+  *) echo "usage: bench/gpu.sh prepare | device smoke|full|long|cli | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
 esac

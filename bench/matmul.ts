@@ -44,9 +44,9 @@ async function main(): Promise<void> {
     let project = 0;
     for (let round = 0; round < ROUNDS; round++) {
       uninstallWasmMatMul();
-      native = Math.max(native, measureProductGflops(c.spec, repeats));
+      native = Math.max(native, await measureProductGflops(c.spec, repeats));
       installWasmMatMul();
-      project = Math.max(project, measureProductGflops(c.spec, repeats));
+      project = Math.max(project, await measureProductGflops(c.spec, repeats));
     }
     rows.push([c.label, native.toFixed(2), project.toFixed(2), `${(project / native).toFixed(1)}x`]);
   }

@@ -1,5 +1,6 @@
 // npm run bench:prefill [-- --model PATH --lengths 1024,4096,16384 --backend wasm --sink 64 --window 1024 --segment 256]
 // TTFT and peak KV bytes of EdgeInfinite vs full attention on the same backbone in the same run, with ratios.
+// Every read is asynchronous, so it also runs on webgpu (--backend webgpu).
 import { initBackend, type BackendName } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
@@ -9,6 +10,7 @@ import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { EdgeInfiniteSession } from "../src/memory/edgeinfinite.js";
 import type { InferenceSession } from "../src/backbone/session.js";
+import { readLogits } from "../src/backbone/generate.js";
 import { arg, defaultModel, machineLine, table } from "./common.js";
 
 const model = arg("model", defaultModel());
@@ -25,26 +27,25 @@ validateEdgeInfiniteConfig(cfg, c);
 const m = LlamaModel.fromHost(c, backbone.weights);
 const module = new MemoryGatingModule(c, cfg);
 
-function measure(make: () => InferenceSession, ids: number[]): { ttftMs: number; peakKvBytes: number } {
+async function measure(make: () => InferenceSession, ids: number[]): Promise<{ ttftMs: number; peakKvBytes: number }> {
   const s = make();
   const t0 = performance.now();
-  const logits = s.prefill(ids);
-  logits.dataSync();
+  // TTFT includes reading the logits back (as generate does); readLogits also fails on NaN or webgpu errors.
+  await readLogits(await s.prefill(ids), `${s.method} prefill logits (${ids.length} tokens)`);
   const ttftMs = performance.now() - t0;
-  logits.dispose();
   const peakKvBytes = s.peakKvBytes();
   s.dispose();
   return { ttftMs, peakKvBytes };
 }
 
 const ids = (n: number) => [c.bosTokenId, ...Array.from({ length: n - 1 }, (_, i) => 3 + ((i * 7919) % (c.vocabSize - 3)))];
-measure(() => new CachedSession(m, fullPolicy()), ids(64)); // warm-up
-measure(() => new EdgeInfiniteSession(m, module), ids(cfg.routingThreshold + 8));
+await measure(() => new CachedSession(m, fullPolicy()), ids(64)); // warm-up
+await measure(() => new EdgeInfiniteSession(m, module), ids(cfg.routingThreshold + 8));
 const rows: (string | number)[][] = [];
 const mib = (b: number) => (b / 2 ** 20).toFixed(2);
 for (const n of lengths) {
-  const full = measure(() => new CachedSession(m, fullPolicy()), ids(n));
-  const edge = measure(() => new EdgeInfiniteSession(m, module), ids(n));
+  const full = await measure(() => new CachedSession(m, fullPolicy()), ids(n));
+  const edge = await measure(() => new EdgeInfiniteSession(m, module), ids(n));
   rows.push([n, full.ttftMs, mib(full.peakKvBytes), edge.ttftMs, mib(edge.peakKvBytes), `${(full.ttftMs / edge.ttftMs).toFixed(2)}x`, `${(full.peakKvBytes / edge.peakKvBytes).toFixed(1)}x`]);
   process.stderr.write(`${n} tokens done\n`);
 }

@@ -1,6 +1,7 @@
 // npm run bench:train [-- --model PATH --seq 512 --segment 128 --window 252 --tbptt 2 --backends wasm,cpu --steps 2]
 // Tokens/s of one EdgeInfinite training step (forward + backward through k segments + AdamW) on each backend,
 // and the same step in PyTorch CPU (bench/torch_llama.py) in the same run where python3-torch is installed.
+// Every read is asynchronous, so it also runs on webgpu (--backends webgpu,wasm).
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
@@ -9,6 +10,7 @@ import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { sequenceGradients } from "../src/training/tbptt.js";
 import { AdamW } from "../src/training/adamw.js";
+import { assertFiniteAsync } from "../src/backend/webgpu-limits.js";
 import { arg, backendsToRun, defaultModel, machineLine, ratio, table, torchBench } from "./common.js";
 
 const model = arg("model", defaultModel());
@@ -30,20 +32,25 @@ for (const b of await backendsToRun()) {
   const m = LlamaModel.fromHost(c, backbone.weights);
   const module = new MemoryGatingModule(c, cfg);
   const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-  const step = () => {
-    const { grads } = sequenceGradients(m, module, ids, tbptt);
-    opt.apply(module.trainableVariables(), grads, 1e-3);
-    tf.dispose([...grads.values()]);
+  let loss = NaN;
+  const step = async () => {
+    const r = await sequenceGradients(m, module, ids, tbptt);
+    loss = r.loss;
+    opt.apply(module.trainableVariables(), r.grads, 1e-3);
+    tf.dispose([...r.grads.values()]);
+    // The step is done when the updated variables are (asynchronous backends queue the work): wait for one.
+    await [...module.trainableVariables().values()][0]!.data();
+    await assertFiniteAsync(loss, `training loss on ${b}`);
   };
-  step(); // warm-up
+  await step(); // warm-up
   const t0 = performance.now();
-  for (let i = 0; i < steps; i++) step();
+  for (let i = 0; i < steps; i++) await step();
   const stepS = (performance.now() - t0) / 1000 / steps;
   rows.push([b, stepS, seq / stepS, ratio(seq / stepS, Number(torch?.train_tok_s))]);
   opt.dispose();
   module.dispose();
   m.dispose();
-  process.stderr.write(`${b}: ${stepS.toFixed(2)} s/step\n`);
+  process.stderr.write(`${b}: ${stepS.toFixed(2)} s/step, loss ${loss.toFixed(4)}\n`);
 }
 if (torch) rows.push([`torch ${torch.torch} (${torch.threads} threads)`, Number(torch.step_s), Number(torch.train_tok_s), "1.00x"]);
 console.log(`\nbackbone ${backbone.source.id}; sequence ${seq} tokens, segment ${segment}, sink ${sink}, window ${window}, TBPTT k=${tbptt}; ${machineLine()}\n`);

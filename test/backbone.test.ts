@@ -34,7 +34,7 @@ describe("backbone", () => {
       const model = LlamaModel.fromHost(b.config, b.weights);
       const ids = b.tokenizer.encode("Once upon a time", { bos: true });
       const s = new CachedSession(model, fullPolicy());
-      const r = generate(s, ids, { maxNewTokens: 60, temperature: 0, stopIds: [b.config.eosTokenId] });
+      const r = await generate(s, ids, { maxNewTokens: 60, temperature: 0, stopIds: [b.config.eosTokenId] });
       s.dispose();
       model.dispose();
       expect(b.tokenizer.decode(r.ids).startsWith(REFERENCE_TEXT)).toBe(true);
@@ -59,18 +59,18 @@ describe("backbone", () => {
     model.dispose();
   });
 
-  it("KV-cached prefill + decode gives the full forward's logits", () => {
+  it("KV-cached prefill + decode gives the full forward's logits", async () => {
     const c = tinyConfig();
     const model = LlamaModel.fromHost(c, randomWeights(c, 3));
     const ids = [1, 4, 8, 15, 16, 23, 42 % 40, 9, 11];
     const full = tf.tidy(() => model.logits(model.forward(ids)));
     const fullRows = full.arraySync() as number[][];
     const s = new CachedSession(model, fullPolicy(), 64);
-    const first = s.prefill(ids.slice(0, 5));
+    const first = await s.prefill(ids.slice(0, 5));
     expect(maxAbsDiff(first.dataSync(), fullRows[4]!)).toBeLessThan(1e-5);
     first.dispose();
     for (let t = 5; t < ids.length; t++) {
-      const l = s.step(ids[t]!);
+      const l = await s.step(ids[t]!);
       expect(maxAbsDiff(l.dataSync(), fullRows[t]!)).toBeLessThan(1e-5);
       l.dispose();
     }
@@ -97,11 +97,11 @@ describe("backbone", () => {
     const b = await loadBackbone(stories);
     const model = LlamaModel.fromHost(b.config, b.weights);
     const s = new CachedSession(model, fullPolicy());
-    s.prefill(b.tokenizer.encode("Once upon a time", { bos: true })).dispose();
-    s.step(5).dispose();
+    (await s.prefill(b.tokenizer.encode("Once upon a time", { bos: true }))).dispose();
+    (await s.step(5)).dispose();
     const counts: number[] = [];
     for (let i = 0; i < 50; i++) {
-      s.step(10 + i).dispose();
+      (await s.step(10 + i)).dispose();
       counts.push(tf.memory().numTensors);
     }
     expect(new Set(counts).size).toBe(1);
@@ -125,7 +125,7 @@ describe("backbone", () => {
         p.positions.forEach((pos, i) => (err = Math.max(err, maxAbsDiff(rows[pos]!, p.logits_at_positions[i]!))));
         expect(err, p.name).toBeLessThanOrEqual(1e-3);
         const s = new CachedSession(model, fullPolicy());
-        const r = generate(s, p.input_ids, { maxNewTokens: 32, temperature: 0 });
+        const r = await generate(s, p.input_ids, { maxNewTokens: 32, temperature: 0 });
         s.dispose();
         expect(r.ids, p.name).toEqual(p.greedy32_ids);
       }

@@ -65,12 +65,12 @@ function spy(inner: CachePolicy, log: Capture[]): CachePolicy {
     ropeMode: inner.ropeMode,
     wantsAttention: inner.wantsAttention,
     observe: inner.observe ? (l, p, ph) => inner.observe!(l, p, ph) : undefined,
-    compress(layer, cache, ctx) {
+    async compress(layer, cache, ctx) {
       const before = cache.layers[layer]!.positions.slice();
       const lengthBefore = cache.length(layer);
-      const q = ctx.q.arraySync();
-      const kRot = ctx.kRot.arraySync();
-      inner.compress(layer, cache, ctx);
+      const q = await ctx.q.array();
+      const kRot = await ctx.kRot.array();
+      await inner.compress(layer, cache, ctx);
       log.push({ layer, phase: ctx.phase, q, kRot, before, lengthBefore, after: cache.layers[layer]!.positions.slice(), lengthAfter: cache.length(layer) });
     },
     budgetFor: (l, n) => inner.budgetFor(l, n),
@@ -133,8 +133,8 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-function prefillAndDrop(s: CachedSession, ids: number[]): void {
-  s.prefill(ids).dispose();
+async function prefillAndDrop(s: CachedSession, ids: number[]): Promise<void> {
+  (await s.prefill(ids)).dispose();
 }
 
 function tokenBytes(): number {
@@ -153,9 +153,9 @@ describe("every method holds its budget after prefill", () => {
     ["random", () => randomPolicy({ budgetTokens: B, seed: 7 })],
   ];
   for (const [name, make] of cases) {
-    it(`${name}: every layer holds exactly ${B} of ${N} tokens and KV bytes = tokens × 2·Hkv·d·4`, () => {
+    it(`${name}: every layer holds exactly ${B} of ${N} tokens and KV bytes = tokens × 2·Hkv·d·4`, async () => {
       const s = new CachedSession(model, make());
-      prefillAndDrop(s, prompt);
+      await prefillAndDrop(s, prompt);
       expect(layerLengths(s)).toEqual(Array(config.numLayers).fill(B));
       expect(s.kvBytes()).toBe(config.numLayers * B * tokenBytes());
       // Layers evict one after another in prefill, so the peak is the last layer's full prompt over the others' budgets.
@@ -165,13 +165,13 @@ describe("every method holds its budget after prefill", () => {
     });
   }
 
-  it("pyramidkv: per-layer budgets fall linearly (kvpress formula) and sum to numLayers·B", () => {
+  it("pyramidkv: per-layer budgets fall linearly (kvpress formula) and sum to numLayers·B", async () => {
     // N = 120, B = 60, window 8, beta 20, 5 layers, worked by hand from kvpress get_layer_budget:
     // min = 60/20 = 3, max = 120 − 3 = 117 ≥ N − window = 112 → max = 112, min = 120 − 112 = 8 (≥ window: pyramid holds);
     // step = (112 − 8)/4 = 26 → 112, 86, 60, 34, 8.
     const expected = [112, 86, 60, 34, 8];
     const s = new CachedSession(model, pyramidkvPolicy({ budgetTokens: 60, observationWindow: 8 }));
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     expect(layerLengths(s)).toEqual(expected);
     expect(expected.reduce((a, b) => a + b, 0)).toBe(5 * 60);
     expect(s.kvBytes()).toBe(300 * tokenBytes());
@@ -179,10 +179,10 @@ describe("every method holds its budget after prefill", () => {
     s.dispose();
   });
 
-  it("pyramidkv: falls back to a uniform budget when the top layer would be smaller than the window", () => {
+  it("pyramidkv: falls back to a uniform budget when the top layer would be smaller than the window", async () => {
     // B = 40: min = 2, max = 78 < 112, but min 2 < window 8 → every layer keeps 40 (kvpress falls back to SnapKV).
     const s = new CachedSession(model, pyramidkvPolicy({ budgetTokens: 40, observationWindow: 8 }));
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     expect(layerLengths(s)).toEqual([40, 40, 40, 40, 40]);
     s.dispose();
   });
@@ -195,16 +195,16 @@ describe("no eviction equals the backbone", () => {
     ["full", () => fullPolicy()],
     ["streaming (window ≥ length)", () => streamingPolicy({ sinkTokens: 4, windowTokens: 1000 })],
   ] as const) {
-    it(`${name}: prefill and decode logits equal model.forward`, () => {
+    it(`${name}: prefill and decode logits equal model.forward`, async () => {
       const ids = [...prompt, ...continuation.slice(0, 2)];
       const reference = tf.tidy(() => model.logits(model.forward(ids))).arraySync() as number[][];
       const s = new CachedSession(model, make());
       const got: number[][] = [];
-      const l0 = s.prefill(prompt);
+      const l0 = await s.prefill(prompt);
       got.push(Array.from(l0.dataSync()));
       l0.dispose();
       for (const id of continuation.slice(0, 2)) {
-        const l = s.step(id);
+        const l = await s.step(id);
         got.push(Array.from(l.dataSync()));
         l.dispose();
       }
@@ -217,12 +217,12 @@ describe("no eviction equals the backbone", () => {
 // ---------- selection logic against independent references ----------
 
 describe("streaming", () => {
-  it("keeps positions [0, s) ∪ [N − w, N) in every layer and head, also after 20 decode steps", () => {
+  it("keeps positions [0, s) ∪ [N − w, N) in every layer and head, also after 20 decode steps", async () => {
     const sink = 4;
     const window = 20;
     const s = new CachedSession(model, streamingPolicy({ sinkTokens: sink, windowTokens: window }));
     expect(s.policy.ropeMode).toBe("cache");
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     const expectKept = (n: number) => {
       const want = [...Array.from({ length: sink }, (_, i) => i), ...Array.from({ length: window }, (_, i) => n - window + i)];
       for (const L of s.cache.layers) {
@@ -232,7 +232,7 @@ describe("streaming", () => {
     };
     expectKept(N);
     for (let t = 0; t < 20; t++) {
-      s.step(continuation[t]!).dispose();
+      (await s.step(continuation[t]!)).dispose();
       expectKept(N + t + 1);
     }
     s.dispose();
@@ -269,12 +269,12 @@ describe("snapkv", () => {
     return out;
   }
 
-  it("keeps the float64 reference's top tokens per KV head plus the observation window; no eviction in decode", () => {
+  it("keeps the float64 reference's top tokens per KV head plus the observation window; no eviction in decode", async () => {
     const B = 40;
     const window = 8;
     const log: Capture[] = [];
     const s = new CachedSession(model, spy(snapkvPolicy({ budgetTokens: B, observationWindow: window, kernelSize: 5 }), log));
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     expect(log.length).toBe(config.numLayers);
     for (const c of log) {
       const ref = snapkvReference(c.q, c.kRot, window, 5);
@@ -289,15 +289,15 @@ describe("snapkv", () => {
     const last = log[log.length - 1]!;
     const perHead = new Set(Array.from({ length: config.numKvHeads }, (_, h) => headPositions(last.after, h, B).join(",")));
     expect(perHead.size).toBeGreaterThan(1);
-    for (let t = 0; t < 5; t++) s.step(continuation[t]!).dispose();
+    for (let t = 0; t < 5; t++) (await s.step(continuation[t]!)).dispose();
     expect(layerLengths(s)).toEqual(Array(config.numLayers).fill(B + 5));
     s.dispose();
   });
 
-  it("pyramidkv uses the same selection with its layer budget", () => {
+  it("pyramidkv uses the same selection with its layer budget", async () => {
     const log: Capture[] = [];
     const s = new CachedSession(model, spy(pyramidkvPolicy({ budgetTokens: 60, observationWindow: 8, kernelSize: 3 }), log));
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     const budgets = [112, 86, 60, 34, 8];
     for (const c of log) {
       const B = budgets[c.layer]!;
@@ -327,13 +327,13 @@ describe("tova", () => {
     return score;
   }
 
-  it("keeps the last query's top tokens (same for all heads) at prefill and drops its argmin each decode step", () => {
+  it("keeps the last query's top tokens (same for all heads) at prefill and drops its argmin each decode step", async () => {
     const B = 30;
     const log: Capture[] = [];
     const s = new CachedSession(model, spy(tovaPolicy({ budgetTokens: B }), log));
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     for (let t = 0; t < 20; t++) {
-      s.step(continuation[t]!).dispose();
+      (await s.step(continuation[t]!)).dispose();
       expect(layerLengths(s)).toEqual(Array(config.numLayers).fill(B));
     }
     expect(log.length).toBe(21 * config.numLayers);
@@ -352,7 +352,7 @@ describe("tova", () => {
 });
 
 describe("h2o", () => {
-  it("accumulated scores and kept tokens match a float64 simulation (GQA, query blocks, 6 decode steps)", () => {
+  it("accumulated scores and kept tokens match a float64 simulation (GQA, query blocks, 6 decode steps)", async () => {
     const Hkv = 2;
     const g = 2;
     const H = Hkv * g;
@@ -373,14 +373,16 @@ describe("h2o", () => {
       const kData = randArr(Hkv * T * d);
       const vData = randArr(Hkv * T * d);
       const positions = Int32Array.from({ length: T }, (_, i) => pos + i);
+      const q = tf.tensor3d(qData, [H, T, d]);
       tf.tidy(() => {
-        const q = tf.tensor3d(qData, [H, T, d]);
         cache.append(0, tf.tensor3d(kData, [Hkv, T, d]), tf.tensor3d(vData, [Hkv, T, d]), positions);
         const L = cache.layers[0]!;
         // A tiny score budget forces 2-query blocks in prefill, so observe sees partial key ranges.
         groupedAttention(q, L.k!, L.v!, { maxScoreBytes: 4 * H * L.length * 2, observe: (p) => policy.observe(0, p, phase) });
-        policy.compress(0, cache, { phase, q, kRot: L.k!, numLayers: 1 });
       });
+      // compress reads the observed attention asynchronously, outside any tidy (as CachedSession calls it).
+      await policy.compress(0, cache, { phase, q, kRot: cache.layers[0]!.k!, numLayers: 1 });
+      q.dispose();
       // Float64 simulation.
       for (let kv = 0; kv < Hkv; kv++) {
         const toks = ref[kv]!;
@@ -413,13 +415,13 @@ describe("h2o", () => {
     policy.dispose();
   });
 
-  it("stays at its budget over 20 decode steps on the backbone, scores aligned with the cache", () => {
+  it("stays at its budget over 20 decode steps on the backbone, scores aligned with the cache", async () => {
     const B = 32;
     const policy = h2oPolicy({ budgetTokens: B, recentTokens: 8 });
     const s = new CachedSession(model, policy);
-    prefillAndDrop(s, prompt);
+    await prefillAndDrop(s, prompt);
     for (let t = 0; t < 20; t++) {
-      s.step(continuation[t]!).dispose();
+      (await s.step(continuation[t]!)).dispose();
       expect(layerLengths(s)).toEqual(Array(config.numLayers).fill(B));
       for (let l = 0; l < config.numLayers; l++) expect(policy.accumulatedScores(l).length).toBe(config.numKvHeads * B);
     }
@@ -434,17 +436,17 @@ describe("h2o", () => {
 });
 
 describe("random", () => {
-  it("is reproducible from its seed and draws per KV head", () => {
-    const kept = (seed: number) => {
+  it("is reproducible from its seed and draws per KV head", async () => {
+    const kept = async (seed: number) => {
       const s = new CachedSession(model, randomPolicy({ budgetTokens: 20, seed }));
-      prefillAndDrop(s, prompt);
+      await prefillAndDrop(s, prompt);
       const out = s.cache.layers.map((L) => Array.from(L.positions));
       s.dispose();
       return out;
     };
-    const a = kept(3);
-    expect(kept(3)).toEqual(a);
-    expect(kept(4)).not.toEqual(a);
+    const a = await kept(3);
+    expect(await kept(3)).toEqual(a);
+    expect(await kept(4)).not.toEqual(a);
     for (const layer of a) {
       const heads = Array.from({ length: config.numKvHeads }, (_, h) => layer.slice(h * 20, (h + 1) * 20));
       for (const hp of heads) {
@@ -460,12 +462,12 @@ describe("random", () => {
 
 describe("no tensor leaks over decode steps", () => {
   for (const name of ["full", ...METHOD_NAMES]) {
-    it(`${name}`, () => {
+    it(`${name}`, async () => {
       const s = new CachedSession(model, createPolicy(name, name === "full" ? {} : { budgetTokens: 24 }));
-      prefillAndDrop(s, prompt.slice(0, 60));
-      for (let t = 0; t < 2; t++) s.step(continuation[t]!).dispose();
+      await prefillAndDrop(s, prompt.slice(0, 60));
+      for (let t = 0; t < 2; t++) (await s.step(continuation[t]!)).dispose();
       const before = tf.memory().numTensors;
-      for (let t = 2; t < 10; t++) s.step(continuation[t]!).dispose();
+      for (let t = 2; t < 10; t++) (await s.step(continuation[t]!)).dispose();
       expect(tf.memory().numTensors).toBe(before);
       // Cached tensors are alive (not disposed by the session's tidy).
       for (const L of s.cache.layers) expect(L.k!.isDisposed).toBe(false);
@@ -477,7 +479,7 @@ describe("no tensor leaks over decode steps", () => {
 // ---------- registry and budgets ----------
 
 describe("registry", () => {
-  it("creates every method by name with its budget", () => {
+  it("creates every method by name with its budget", async () => {
     for (const name of METHOD_NAMES) {
       const p = createPolicy(name, { budgetTokens: 64 });
       expect(p.name).toBe(name);
@@ -487,7 +489,7 @@ describe("registry", () => {
     expect(createPolicy("streaming", { sinkTokens: 2, windowTokens: 30 }).budgetFor(0, 4)).toBe(32);
   });
 
-  it("refuses unknown methods, options and bad values with one-line EdgeInfErrors", () => {
+  it("refuses unknown methods, options and bad values with one-line EdgeInfErrors", async () => {
     const err = (fn: () => unknown) => {
       try {
         fn();
@@ -516,7 +518,7 @@ describe("registry", () => {
     expect(err(() => resolveBudget("0.1%", 200))).toMatch(/is 0 tokens/);
   });
 
-  it("resolves token counts and shares of the prompt", () => {
+  it("resolves token counts and shares of the prompt", async () => {
     expect(resolveBudget("25%", 200)).toBe(50);
     expect(resolveBudget(0.25, 200)).toBe(50);
     expect(resolveBudget("12.5%", 100)).toBe(13); // round(12.5)

@@ -173,15 +173,15 @@ describe("EdgeInfinite attention", () => {
     model.dispose();
   });
 
-  it("routes inputs of at most sink + window tokens to the plain backbone, bit-identical", () => {
+  it("routes inputs of at most sink + window tokens to the plain backbone, bit-identical", async () => {
     const model = LlamaModel.fromHost(c, w);
     const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig(base));
     randomizeModule(module, 9, 3);
     const short = ids.slice(0, 10);
     const session = new EdgeInfiniteSession(model, module);
-    const a = session.prefill(short);
+    const a = await session.prefill(short);
     const plain = new CachedSession(model, fullPolicy());
-    const b = plain.prefill(short);
+    const b = await plain.prefill(short);
     const full = tf.tidy(() => model.logits(model.forward(short)));
     expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
     expect(Array.from(a.dataSync())).toEqual(Array.from(full.dataSync()).slice(-c.vocabSize));
@@ -193,15 +193,15 @@ describe("EdgeInfinite attention", () => {
     model.dispose();
   });
 
-  it("decoding continues seamlessly from the short to the long mode with bounded KV", () => {
+  it("decoding continues seamlessly from the short to the long mode with bounded KV", async () => {
     const model = LlamaModel.fromHost(c, w);
     const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, segmentLength: 1 }));
     randomizeModule(module, 8);
     const s = new EdgeInfiniteSession(model, module);
-    s.prefill(ids.slice(0, 6)).dispose();
+    (await s.prefill(ids.slice(0, 6))).dispose();
     const rows: number[][] = [];
     for (let t = 6; t < 30; t++) {
-      const l = s.step(ids[t]!);
+      const l = await s.step(ids[t]!);
       rows.push(Array.from(l.dataSync()));
       l.dispose();
     }
@@ -299,15 +299,16 @@ describe("bounded memory on stories260K", () => {
     const cfg = makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 124, segmentLength: 128 });
     const module = new MemoryGatingModule(b.config, cfg);
     const rng = new Rng(3);
-    const measure = (n: number) => {
+    const measure = async (n: number) => {
       const ids = [1, ...Array.from({ length: n - 1 }, () => 3 + rng.int(500))];
       const s = new EdgeInfiniteSession(model, module);
-      s.prefill(ids).dispose();
+      (await s.prefill(ids)).dispose();
       const out = { kv: s.kvBytes(), tfBytes: tf.memory().numBytes, tensors: tf.memory().numTensors };
       s.dispose();
       return out;
     };
-    const r = [2048, 8192, 32768].map(measure);
+    const r: { kv: number; tfBytes: number; tensors: number }[] = [];
+    for (const n of [2048, 8192, 32768]) r.push(await measure(n));
     const c = b.config;
     const segmentBytes = cfg.segmentLength * 2 * c.numKvHeads * c.headDim * 4 * c.numLayers;
     for (const x of r) {

@@ -102,7 +102,7 @@ describe("segment-wise TBPTT", () => {
   const ids = Array.from({ length: 65 }, (_, i) => (i * 11 + 5) % c.vocabSize);
   const cfg = makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 8 });
 
-  it("k = all equals full backprop; k = 1 equals the sum of per-segment gradients with the carried state held constant", () => {
+  it("k = all equals full backprop; k = 1 equals the sum of per-segment gradients with the carried state held constant", async () => {
     const model = LlamaModel.fromHost(c, randomWeights(c, 2));
     const module = new MemoryGatingModule(c, { ...cfg, gateInitLogit: 0 });
     const vars = module.trainableVariables();
@@ -145,8 +145,8 @@ describe("segment-wise TBPTT", () => {
       tf.dispose([g.value, ...Object.values(g.grads)]);
       st = next;
     }
-    const kAll = sequenceGradients(model, module, ids, 1000);
-    const k1 = sequenceGradients(model, module, ids, 1);
+    const kAll = await sequenceGradients(model, module, ids, 1000);
+    const k1 = await sequenceGradients(model, module, ids, 1);
     let differs = false;
     for (const [name, v] of vars) {
       const want = full.grads[v.name]!.dataSync();
@@ -173,8 +173,8 @@ describe("segment-wise TBPTT", () => {
     const module = new MemoryGatingModule(c, cfg);
     const peak = async (n: number, k: number) => {
       const seq = Array.from({ length: n * 8 + 1 }, (_, i) => (i * 7 + 1) % c.vocabSize);
-      const info = await tf.profile(() => {
-        const { grads } = sequenceGradients(model, module, seq, k);
+      const info = await tf.profile(async () => {
+        const { grads } = await sequenceGradients(model, module, seq, k);
         tf.dispose([...grads.values()]);
       });
       return info.peakBytes;

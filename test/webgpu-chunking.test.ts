@@ -22,7 +22,9 @@ import {
   watchWebGpuErrors,
   webGpuErrorCount,
   limitWebGpuBufferPool,
+  webGpuErrorHint,
 } from "../src/backend/webgpu-limits.js";
+import { addNLimited, clipByGlobalNorm, MAX_ADDN_INPUTS } from "../src/training/adamw.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { tinyConfig, randomWeights, forward64 } from "./reference/llama64.js";
 
@@ -95,7 +97,7 @@ describe("webgpu limits: chunked attention under a small binding limit", () => {
   });
   afterEach(() => setMaxTensorBytes(null));
 
-  it("a forward whose scores exceed the limit matches float64 when chunked, and equals the unchunked forward", () => {
+  it("a forward whose scores exceed the limit matches float64 when chunked, and equals the unchunked forward", async () => {
     const c = tinyConfig({ numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4 });
     const w = randomWeights(c, 11);
     const T = 40;
@@ -118,13 +120,54 @@ describe("webgpu limits: chunked attention under a small binding limit", () => {
     expect(errUnchunked / scale).toBeLessThan(1e-5);
     expect(chunkedVsUnchunked / scale).toBeLessThan(1e-5);
 
-    // The KV-cached session (what prefill/generate use) with the limit passed through: last-token logits.
-    const s = new CachedSession(model, fullPolicy(), maxTensorBytes());
-    const last = s.prefill(ids);
-    expect(maxAbsDiff(last.dataSync(), ref[T - 1]!) / scale).toBeLessThan(1e-5);
+    // The KV-cached session (what prefill/generate use) with no limit passed: groupedAttention's default is
+    // maxTensorBytes(), so it chunks too. Last-token logits.
+    const s = new CachedSession(model, fullPolicy());
+    const last = await s.prefill(ids);
+    expect(maxAbsDiff(await last.data(), ref[T - 1]!) / scale).toBeLessThan(1e-5);
     last.dispose();
     s.dispose();
     model.dispose();
+  });
+
+  it("addNLimited never gives one AddN kernel more than 7 inputs (webgpu's storage-buffer limit) and equals tf.addN", async () => {
+    const xs = Array.from({ length: 21 }, (_, i) => tf.randomNormal([5], 0, 1, "float32", i + 1));
+    const inputsPerAddN: number[] = [];
+    let got: Float32Array | null = null;
+    const profile = await tf.profile(async () => {
+      const sum = addNLimited(xs);
+      got = (await sum.data()) as Float32Array;
+      sum.dispose();
+    });
+    for (const k of profile.kernels) if (k.name === "AddN") inputsPerAddN.push(k.inputShapes.length);
+    expect(inputsPerAddN.length).toBeGreaterThan(1);
+    expect(Math.max(...inputsPerAddN)).toBeLessThanOrEqual(MAX_ADDN_INPUTS);
+    const want = tf.addN(xs);
+    expect(Array.from(got!)).toEqual(Array.from(await want.data())); // the same order of additions: bit-identical on cpu
+    // clipByGlobalNorm over 21 gradients goes through it.
+    const grads = new Map(xs.map((x, i) => [`g${i}`, x.clone()] as const));
+    const norm = await clipByGlobalNorm(grads, 0);
+    const squares = await Promise.all(xs.map(async (x) => Array.from(await x.data()).reduce((a, v) => a + v * v, 0)));
+    expect(norm).toBeCloseTo(Math.sqrt(squares.reduce((a, b) => a + b, 0)), 4);
+    tf.dispose([want, ...xs, ...grads.values()]);
+  });
+
+  it("groupedAttention's block limit defaults to maxTensorBytes()", () => {
+    const [H, Hkv, T, d] = [4, 2, 24, 8];
+    const q = tf.randomNormal([H, T, d], 0, 1, "float32", 1) as tf.Tensor3D;
+    const k = tf.randomNormal([Hkv, T, d], 0, 1, "float32", 2) as tf.Tensor3D;
+    const v = tf.randomNormal([Hkv, T, d], 0, 1, "float32", 3) as tf.Tensor3D;
+    const blocksAt = (limit: number | null): number[] => {
+      setMaxTensorBytes(limit);
+      const bytes: number[] = [];
+      tf.dispose(groupedAttention(q, k, v, { observe: (probs) => bytes.push(4 * probs.size) }));
+      return bytes;
+    };
+    expect(blocksAt(null)).toHaveLength(1); // 256 MiB on cpu: one block
+    const small = blocksAt(1024);
+    expect(small.length).toBeGreaterThan(1);
+    for (const b of small) expect(b).toBeLessThanOrEqual(1024);
+    tf.dispose([q, k, v]);
   });
 
   it("every score block stays within the limit, and the blocks cover all queries", () => {
@@ -246,6 +289,15 @@ describe("webgpu device hooks (a stand-in backend registered as 'webgpu': no GPU
     expect(msg).not.toContain("\n");
     expect(webGpuErrorCount()).toBe(0); // taken by the failure
     expect(() => assertFinite(2.5, "eval logits")).not.toThrow();
+  });
+
+  it("says what to do by the kind of device error: memory, binding size, or an unsupported kernel", () => {
+    expect(webGpuErrorHint("Out of memory while allocating")).toMatch(/GPU memory ran out/);
+    expect(webGpuErrorHint("Binding size (2392326144) of [Buffer] is larger than the maximum storage buffer binding size (2147483644).")).toMatch(/exceeded maxStorageBufferBindingSize \(134217728 bytes\)/);
+    // Seen on an H200 before clipByGlobalNorm chunked its tf.addN: 21 inputs in one kernel.
+    const kernel = webGpuErrorHint("The number of storage buffers (21) in the Compute stage exceeds the maximum per-stage limit (8).");
+    expect(kernel).toMatch(/kernel is not supported within this device's limits/);
+    expect(kernel).toMatch(/--backend wasm/);
   });
 
   it("destroys released buffers above the pool limit instead of pooling them", () => {

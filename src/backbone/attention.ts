@@ -1,4 +1,5 @@
 import * as tf from "../tf.js";
+import { maxTensorBytes } from "../backend/webgpu-limits.js";
 
 /**
  * Scaled dot-product attention with grouped-query heads and query blocks.
@@ -9,12 +10,23 @@ import * as tf from "../tf.js";
  * build one T×S tensor; WebGPU silently returns garbage past a 2 GiB binding).
  */
 export interface AttentionOptions {
-  /** Bytes allowed for one block's score tensor [Hkv, g, B, S]. */
+  /**
+   * Bytes allowed for one block's score tensor [Hkv, g, B, S]. Default: `maxTensorBytes()` (256 MiB on CPU
+   * backends, half the device's binding limit capped at 1 GiB on webgpu, or EDGEINF_MAX_TENSOR_BYTES).
+   */
   maxScoreBytes?: number;
+  /**
+   * Round each query block's key count up to a bucket (`keyBucket`), so blocks of different prompts and positions
+   * share a few tensor sizes (tfjs-backend-webgpu pools released buffers by exact size). The extra keys are
+   * masked (exact zeros after the softmax), so outputs are unchanged. Default: env EDGEINF_KEY_BUCKETS=on|off, else
+   * on when the running backend is webgpu.
+   */
+  bucketKeys?: boolean;
   /** Sees each block's softmax probabilities [Hkv, g, B, Sb] (keys 0..Sb-1); must not keep them. */
   observe?: (probs: tf.Tensor4D, blockStart: number) => void;
 }
 
+/** The CPU default of `maxScoreBytes` (equals CPU_MAX_TENSOR_BYTES of src/backend/webgpu-limits.ts). */
 export const DEFAULT_MAX_SCORE_BYTES = 256 * 1024 * 1024;
 
 /** Largest query block whose scores fit in `maxScoreBytes`. */
@@ -22,14 +34,60 @@ export function queryBlockSize(numHeads: number, keyCount: number, maxScoreBytes
   return Math.max(1, Math.floor(maxScoreBytes / (4 * numHeads * Math.max(1, keyCount))));
 }
 
-/** Additive causal mask [B, Sb]: query t of the block (absolute t0+t among T new queries) sees key j iff j ≤ past + t0 + t. */
-export function causalMask(blockStart: number, blockLength: number, past: number, keyCount: number): tf.Tensor2D {
-  const m = new Float32Array(blockLength * keyCount);
-  for (let t = 0; t < blockLength; t++) {
-    const last = past + blockStart + t;
-    for (let j = last + 1; j < keyCount; j++) m[t * keyCount + j] = -1e9;
+/**
+ * A block's key count rounded up to its bucket: the next multiple of 2^(⌊log2 n⌋ − 3) (8 buckets per octave, at
+ * most 12.5% more keys; exact below 16), never past `limit` (all keys).
+ */
+export function keyBucket(n: number, limit: number): number {
+  if (n <= 16) return Math.min(n, limit);
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.min(Math.ceil(n / step) * step, limit);
+}
+
+/**
+ * Additive causal mask [B, Sb]: query t of the block (absolute t0+t among T new queries) sees key j iff
+ * j ≤ past + t0 + t; masked entries are −1e9. On a GPU backend (default: webgpu, webgl) it is built on the device
+ * from two ranges and a comparison, so no B×Sb host array is uploaded per block (178 MB per block at 64k tokens);
+ * on CPU backends, where those ops cost more than a host loop (3.6 ms vs 0.14 ms for 128×256 on wasm), on the host.
+ * Both give the same values.
+ */
+export function causalMask(blockStart: number, blockLength: number, past: number, keyCount: number, onDevice = onGpuBackend()): tf.Tensor2D {
+  if (!onDevice) {
+    const m = new Float32Array(blockLength * keyCount);
+    for (let t = 0; t < blockLength; t++) {
+      const last = past + blockStart + t;
+      for (let j = last + 1; j < keyCount; j++) m[t * keyCount + j] = -1e9;
+    }
+    return tf.tensor2d(m, [blockLength, keyCount]);
   }
-  return tf.tensor2d(m, [blockLength, keyCount]);
+  return tf.tidy(() => {
+    const last = tf.range(past + blockStart, past + blockStart + blockLength, 1, "int32").reshape([blockLength, 1]);
+    const keys = tf.range(0, keyCount, 1, "int32").reshape([1, keyCount]);
+    return tf.mul(tf.cast(tf.greater(keys, last), "float32"), -1e9) as tf.Tensor2D;
+  });
+}
+
+function backendNow(): string {
+  try {
+    return tf.getBackend() ?? "";
+  } catch {
+    return "";
+  }
+}
+
+function onGpuBackend(): boolean {
+  const b = backendNow();
+  return b === "webgpu" || b === "webgl";
+}
+
+export const KEY_BUCKETS_ENV = "EDGEINF_KEY_BUCKETS";
+
+/** Whether blocks round their key count up to a bucket: env EDGEINF_KEY_BUCKETS=on|off, else only on webgpu. */
+export function keyBucketsDefault(): boolean {
+  const env = process.env[KEY_BUCKETS_ENV]?.trim().toLowerCase();
+  if (env === "on" || env === "1" || env === "true") return true;
+  if (env === "off" || env === "0" || env === "false") return false;
+  return backendNow() === "webgpu";
 }
 
 /**
@@ -42,21 +100,25 @@ export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
   const g = H / Hkv;
   const past = S - T;
   if (past < 0) throw new Error(`attention: ${T} queries but only ${S} keys`);
-  const block = Math.min(T, queryBlockSize(H, S, options.maxScoreBytes ?? DEFAULT_MAX_SCORE_BYTES));
+  const block = Math.min(T, queryBlockSize(H, S, options.maxScoreBytes ?? maxTensorBytes()));
+  const bucket = options.bucketKeys ?? keyBucketsDefault();
   const scale = 1 / Math.sqrt(d);
   return tf.tidy(() => {
     const q4 = q.reshape([Hkv, g, T, d]);
     const outs: tf.Tensor4D[] = [];
     for (let b0 = 0; b0 < T; b0 += block) {
       const B = Math.min(block, T - b0);
-      const Sb = past + b0 + B; // keys beyond the block's last query are masked anyway: skip them
+      const seen = past + b0 + B; // keys beyond the block's last query are masked anyway: skip them
+      const Sb = bucket ? keyBucket(seen, S) : seen;
       const out = tf.tidy(() => {
         const qb = tf.slice(q4, [0, 0, b0, 0], [Hkv, g, B, d]).reshape([Hkv, g * B, d]);
         const kb = Sb === S ? k : tf.slice(k, [0, 0, 0], [Hkv, Sb, d]);
         const vb = Sb === S ? v : tf.slice(v, [0, 0, 0], [Hkv, Sb, d]);
         const scores = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([Hkv, g, B, Sb]);
-        const probs = tf.softmax(tf.add(scores, causalMask(b0, B, past, Sb))) as tf.Tensor4D;
-        options.observe?.(probs, b0);
+        // One query that sees every key of its block (a decode step) needs no mask: skip building one.
+        const masked = B === 1 && Sb === seen ? scores : tf.add(scores, causalMask(b0, B, past, Sb));
+        const probs = tf.softmax(masked) as tf.Tensor4D;
+        if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [Hkv, g, B, seen]) as tf.Tensor4D), b0);
         return tf.matMul(probs.reshape([Hkv, g * B, Sb]), vb).reshape([Hkv, g, B, d]) as tf.Tensor4D;
       });
       outs.push(out);

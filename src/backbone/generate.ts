@@ -1,5 +1,7 @@
+import type * as tf from "../tf.js";
 import type { InferenceSession } from "./session.js";
 import { sampleToken, type SamplingOptions } from "./sampling.js";
+import { assertFinite } from "../backend/webgpu-limits.js";
 import { Rng } from "../util/rng.js";
 
 export interface GenerateOptions extends SamplingOptions {
@@ -8,6 +10,13 @@ export interface GenerateOptions extends SamplingOptions {
   stopIds?: readonly number[];
   seed?: number;
   onToken?: (id: number) => void;
+  /**
+   * Teacher forcing: feed forcedIds[i] as the i-th new token instead of the sampled one (the output still holds the
+   * sampled ids; stop ids do not stop). For comparing logits across backends.
+   */
+  forcedIds?: readonly number[];
+  /** Sees the host logits of the prefill (i = 0) and of each decode step (i = 1, 2, …); must not keep them mutable. */
+  onLogits?: (logits: Float32Array, i: number) => void;
 }
 
 export interface GenerateResult {
@@ -21,15 +30,35 @@ export interface GenerateResult {
   peakKvBytes: number;
 }
 
-/** Prefills `promptIds` and decodes up to maxNewTokens tokens through any InferenceSession. */
-export function generate(session: InferenceSession, promptIds: readonly number[], opts: GenerateOptions): GenerateResult {
+/**
+ * Reads logits to the host with `await data()` (the only read tfjs-backend-webgpu has in Node), disposes them, and
+ * fails loudly when any is NaN/±Inf or the webgpu device reported errors (its outputs are then untrustworthy).
+ */
+export async function readLogits(logits: tf.Tensor, what: string): Promise<Float32Array> {
+  let host: Float32Array;
+  try {
+    host = (await logits.data()) as Float32Array;
+  } finally {
+    logits.dispose();
+  }
+  assertFinite(host, what);
+  return host;
+}
+
+/**
+ * Prefills `promptIds` and decodes up to maxNewTokens tokens through any InferenceSession. Every read is
+ * asynchronous, so it runs on every backend (webgpu included); every logits row is checked to be finite.
+ */
+export async function generate(session: InferenceSession, promptIds: readonly number[], opts: GenerateOptions): Promise<GenerateResult> {
+  if (opts.forcedIds && opts.forcedIds.length < opts.maxNewTokens - 1) {
+    throw new Error(`generate: ${opts.forcedIds.length} forced ids for ${opts.maxNewTokens} new tokens (needs ${opts.maxNewTokens - 1})`);
+  }
   const rng = new Rng(opts.seed ?? 0);
-  const stop = new Set(opts.stopIds ?? []);
+  const stop = new Set(opts.forcedIds ? [] : (opts.stopIds ?? []));
   const t0 = performance.now();
-  let logits = session.prefill(promptIds);
-  let host = logits.dataSync() as Float32Array;
-  logits.dispose();
+  let host = await readLogits(await session.prefill(promptIds), `${session.method} logits after a ${promptIds.length}-token prefill`);
   const ttftMs = performance.now() - t0;
+  opts.onLogits?.(host, 0);
   const kvBytesAfterPrefill = session.kvBytes();
   const ids: number[] = [];
   const t1 = performance.now();
@@ -40,10 +69,10 @@ export function generate(session: InferenceSession, promptIds: readonly number[]
     ids.push(id);
     opts.onToken?.(id);
     if (i === opts.maxNewTokens - 1) break;
-    logits = session.step(id);
-    host = logits.dataSync() as Float32Array;
-    logits.dispose();
+    const next = opts.forcedIds ? opts.forcedIds[i]! : id;
+    host = await readLogits(await session.step(next), `${session.method} logits at decode step ${i + 1}`);
     decoded++;
+    opts.onLogits?.(host, decoded);
   }
   const decodeMs = performance.now() - t1;
   return {

@@ -109,23 +109,51 @@ export class LlamaModel {
    * the caller's own scope manages (EdgeInfinite state; training tapes).
    */
   runLayers(x: tf.Tensor2D, attend: AttendFn, tidyLayers = true): tf.Tensor2D {
-    const c = this.config;
     let h = x;
     for (let i = 0; i < this.layers.length; i++) {
-      const L = this.layers[i]!;
-      const layer = (): tf.Tensor2D => {
-        const xn = rmsNorm(h, L.attnNorm, c.rmsNormEps);
-        const heads = attend(i, this.project(i, xn), xn);
-        const y = tf.add(h, tf.matMul(heads, L.wo)) as tf.Tensor2D;
-        return tf.add(y, swiglu(rmsNorm(y, L.ffnNorm, c.rmsNormEps), L.wGate, L.wUp, L.wDown)) as tf.Tensor2D;
-      };
+      const layer = (): tf.Tensor2D => this.layer(i, h, attend);
       const next = tidyLayers ? tf.tidy(layer) : layer();
       if (tidyLayers && h !== x) h.dispose();
       h = next;
     }
-    const out = rmsNorm(h, this.finalNorm, c.rmsNormEps);
+    const out = this.normOut(h);
     if (tidyLayers && h !== x) h.dispose();
     return out;
+  }
+
+  /**
+   * runLayers (tidied layers) with an asynchronous step after each layer, before the next one runs: a KV-cache
+   * policy that reads attention scores to evict (a tensor read is asynchronous on webgpu). `attend` must tf.keep
+   * whatever it stores or hands to `afterLayer`. Returns the final-normed hidden [T, D]; x stays the caller's.
+   */
+  async runLayersAsync(x: tf.Tensor2D, attend: AttendFn, afterLayer: (layer: number) => Promise<void>): Promise<tf.Tensor2D> {
+    let h = x;
+    try {
+      for (let i = 0; i < this.layers.length; i++) {
+        const prev = h;
+        h = tf.tidy(() => this.layer(i, prev, attend));
+        if (prev !== x) prev.dispose();
+        await afterLayer(i);
+      }
+      const last = h;
+      return tf.tidy(() => this.normOut(last));
+    } finally {
+      if (h !== x) h.dispose();
+    }
+  }
+
+  /** One decoder layer on h [T, D] (pre-norm attention and SwiGLU MLP, both residual). Not tidied. */
+  layer(i: number, h: tf.Tensor2D, attend: AttendFn): tf.Tensor2D {
+    const c = this.config;
+    const L = this.layers[i]!;
+    const xn = rmsNorm(h, L.attnNorm, c.rmsNormEps);
+    const heads = attend(i, this.project(i, xn), xn);
+    const y = tf.add(h, tf.matMul(heads, L.wo)) as tf.Tensor2D;
+    return tf.add(y, swiglu(rmsNorm(y, L.ffnNorm, c.rmsNormEps), L.wGate, L.wUp, L.wDown)) as tf.Tensor2D;
+  }
+
+  private normOut(h: tf.Tensor2D): tf.Tensor2D {
+    return rmsNorm(h, this.finalNorm, this.config.rmsNormEps);
   }
 
   /** Logits [T, vocab] of final hidden states. */

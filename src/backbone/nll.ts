@@ -1,11 +1,13 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "./model.js";
+import { assertFinite } from "../backend/webgpu-limits.js";
 
 /**
  * Per-token negative log-likelihood −log p(targets[t] | ·) from hidden states [T, D], computed in row chunks so the
- * [T, vocab] logits never exist at once for long inputs.
+ * [T, vocab] logits never exist at once for long inputs. Reads asynchronously (works on webgpu) and fails loudly
+ * when a value is not finite or the webgpu device reported errors (`what` names the input in that message).
  */
-export function tokenNll(model: LlamaModel, hidden: tf.Tensor2D, targets: readonly number[], chunkRows = 512): Float32Array {
+export async function tokenNll(model: LlamaModel, hidden: tf.Tensor2D, targets: readonly number[], chunkRows = 512, what = "token NLL"): Promise<Float32Array> {
   const T = targets.length;
   const out = new Float32Array(T);
   for (let r0 = 0; r0 < T; r0 += chunkRows) {
@@ -16,8 +18,32 @@ export function tokenNll(model: LlamaModel, hidden: tf.Tensor2D, targets: readon
       const onehot = tf.oneHot(tf.tensor1d(targets.slice(r0, r0 + n) as number[], "int32"), logits.shape[1]);
       return tf.neg(tf.sum(tf.mul(logp, onehot), 1));
     });
-    out.set(values.dataSync() as Float32Array, r0);
-    values.dispose();
+    try {
+      out.set((await values.data()) as Float32Array, r0);
+    } finally {
+      values.dispose();
+    }
+  }
+  // NaN/±Inf logits give a non-finite NLL: checking the NLL checks the logits it was computed from.
+  assertFinite(out, what);
+  return out;
+}
+
+/**
+ * NLL of every token of `ids` but the first with the plain backbone, in independent windows of `context` tokens
+ * (each starting with BOS): what `edgeinf ppl --method full` reports.
+ */
+export async function windowedNll(model: LlamaModel, ids: readonly number[], context: number, bos: number): Promise<number[]> {
+  if (!Number.isInteger(context) || context < 2) throw new Error(`context ${context} must be an integer ≥ 2`);
+  const out: number[] = [];
+  for (let s = 1; s < ids.length; s += context - 1) {
+    const win = [bos, ...ids.slice(s, s + context - 1)];
+    const h = model.forward(win.slice(0, -1));
+    try {
+      out.push(...(await tokenNll(model, h, win.slice(1), 512, `NLL of tokens ${s}..${s + win.length - 2}`)));
+    } finally {
+      h.dispose();
+    }
   }
   return out;
 }

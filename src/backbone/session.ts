@@ -7,10 +7,14 @@ import type * as tf from "../tf.js";
 export interface InferenceSession {
   /** Method name as shown in tables (e.g. "full", "streaming", "edgeinfinite"). */
   readonly method: string;
-  /** Feeds prompt tokens (may be called once, before any step); returns logits of the last token [vocab]. Caller disposes. */
-  prefill(ids: readonly number[]): tf.Tensor1D;
-  /** Feeds one token; returns its logits [vocab]. Caller disposes. */
-  step(id: number): tf.Tensor1D;
+  /**
+   * Feeds prompt tokens (may be called once, before any step); resolves to the logits of the last token [vocab].
+   * Caller disposes. Asynchronous: an eviction method reads attention scores between layers, and a read is
+   * asynchronous on webgpu. Await each call before the next.
+   */
+  prefill(ids: readonly number[]): Promise<tf.Tensor1D>;
+  /** Feeds one token; resolves to its logits [vocab]. Caller disposes. */
+  step(id: number): Promise<tf.Tensor1D>;
   /** Bytes of per-token KV state plus any fixed-size memory held now. */
   kvBytes(): number;
   /** Largest kvBytes() seen during this session. */

@@ -17,27 +17,33 @@ export interface ProductSpec {
 const WARMUP_RUNS = 2;
 
 /** GFLOP/s of a plain n×n×n float32 matMul on the current backend (median of `repeats`). */
-export function measureMatmulGflops(n = 512, repeats = 5): number {
+export async function measureMatmulGflops(n = 512, repeats = 5): Promise<number> {
   return measureProductGflops({ aShape: [n, n], bShape: [n, n] }, repeats);
 }
 
-/** GFLOP/s of one tf.matMul product shape on the current backend (median of `repeats`). */
-export function measureProductGflops(spec: ProductSpec, repeats = 5): number {
+/**
+ * GFLOP/s of one tf.matMul product shape on the current backend (median of `repeats`). Each product is read back
+ * with `await data()`, so asynchronous backends (webgpu) are timed to completion and the read works on all.
+ */
+export async function measureProductGflops(spec: ProductSpec, repeats = 5): Promise<number> {
   if (!Number.isInteger(repeats) || repeats < 1) fail(`matmul benchmark repeats=${repeats} is invalid`, "use an integer >= 1");
   const flops = productFlops(spec);
   const a = tf.randomUniform(spec.aShape, -1, 1, "float32", 1);
   const b = tf.randomUniform(spec.bShape, -1, 1, "float32", 2);
   try {
-    const once = (): number => {
+    const once = async (): Promise<number> => {
       const t0 = performance.now();
-      // Return nothing from tidy: it would walk a returned typed array element by element.
-      tf.tidy(() => {
-        tf.matMul(a, b, spec.transposeA, spec.transposeB).dataSync();
-      });
+      const product = tf.matMul(a, b, spec.transposeA, spec.transposeB);
+      try {
+        await product.data();
+      } finally {
+        product.dispose();
+      }
       return performance.now() - t0;
     };
-    for (let i = 0; i < WARMUP_RUNS; i++) once();
-    const ms = Array.from({ length: repeats }, once);
+    for (let i = 0; i < WARMUP_RUNS; i++) await once();
+    const ms: number[] = [];
+    for (let i = 0; i < repeats; i++) ms.push(await once());
     return flops / (median(ms) * 1e6);
   } finally {
     tf.dispose([a, b]);

@@ -224,11 +224,18 @@ function failOnWebGpuErrors(what: string): void {
   if (recordedTotal === 0) return;
   const { count, first } = takeWebGpuErrors();
   const firstLine = first[0] ?? "unknown";
-  const outOfMemory = /out of (device )?memory|OUT_OF_DEVICE_MEMORY/i.test(firstLine);
-  throw new EdgeInfError(
-    `${what} is not trustworthy: the webgpu device reported ${count} error(s), first: ${firstLine}`,
-    outOfMemory
-      ? `GPU memory ran out: shorten the input, lower ${MAX_TENSOR_BYTES_ENV} (now ${maxTensorBytes()}) or ${WEBGPU_POOL_MAX_BYTES_ENV}`
-      : `a tensor probably exceeded maxStorageBufferBindingSize (${storageBindingLimit() ?? "unknown"} bytes); lower ${MAX_TENSOR_BYTES_ENV} (now ${maxTensorBytes()})`,
-  );
+  throw new EdgeInfError(`${what} is not trustworthy: the webgpu device reported ${count} error(s), first: ${firstLine}`, webGpuErrorHint(firstLine));
+}
+
+/** What to do about a device error, by its message: out of memory, a tensor past the binding limit, or a kernel the device cannot run. */
+export function webGpuErrorHint(message: string): string {
+  if (/out of (device )?memory|OUT_OF_DEVICE_MEMORY/i.test(message)) {
+    return `GPU memory ran out: shorten the input, lower ${MAX_TENSOR_BYTES_ENV} (now ${maxTensorBytes()}) or ${WEBGPU_POOL_MAX_BYTES_ENV}`;
+  }
+  if (/binding size|maxStorageBufferBindingSize|maxBufferSize|buffer size/i.test(message)) {
+    return `a tensor probably exceeded maxStorageBufferBindingSize (${storageBindingLimit() ?? "unknown"} bytes); lower ${MAX_TENSOR_BYTES_ENV} (now ${maxTensorBytes()})`;
+  }
+  // e.g. "The number of storage buffers (21) in the Compute stage exceeds the maximum per-stage limit (8)": a kernel
+  // (or its inputs) that this device's limits do not allow. Not fixable by settings.
+  return "a tfjs-webgpu kernel is not supported within this device's limits (named above); run with --backend wasm and report it with this message";
 }

@@ -4,7 +4,7 @@ import { KVCache } from "../backbone/kv-cache.js";
 import { groupedAttention } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { InferenceSession } from "../backbone/session.js";
-import type { CachePolicy } from "./policy.js";
+import type { CachePolicy, CompressContext } from "./policy.js";
 
 /** Positions 0..n-1 for every cached token (StreamingLLM's in-cache positions). */
 function cachePositions(n: number): Int32Array {
@@ -14,52 +14,75 @@ function cachePositions(n: number): Int32Array {
 /**
  * Prefill and decode through a KV cache that a CachePolicy may evict from after each layer's attention.
  * With the `full` policy this is exactly the backbone (same positions, same keys).
+ *
+ * Each layer runs in its own tf.tidy; the policy's `compress` then runs (and may await reads of attention scores)
+ * before the next layer, so a layer's cache is evicted before the next one grows (as before, the peak KV is one
+ * layer's uncompressed cache plus the others' compressed ones). No value is read synchronously.
  */
 export class CachedSession implements InferenceSession {
   readonly cache: KVCache;
   readonly method: string;
 
+  /** maxScoreBytes: attention block limit; default `maxTensorBytes()` (see groupedAttention). */
   constructor(readonly model: LlamaModel, readonly policy: CachePolicy, readonly maxScoreBytes?: number) {
     const c = model.config;
     this.cache = new KVCache(c.numLayers, c.numKvHeads, c.headDim);
     this.method = policy.name;
   }
 
-  private attendFn(phase: "prefill" | "decode", newPositions: Int32Array): AttendFn {
+  /** Attention through the cache; hands each layer's rotated q/k (kept) to `handoff` for the policy's compress. */
+  private attendFn(phase: "prefill" | "decode", newPositions: Int32Array, handoff: (ctx: CompressContext) => void): AttendFn {
     const { model, cache, policy } = this;
-    return (layer, p) =>
-      tf.tidy(() => {
-        cache.append(layer, p.k, p.v, newPositions);
-        const L = cache.layers[layer]!;
-        const S = L.length;
-        const T = p.q.shape[1];
-        const original = policy.ropeMode === "original";
-        const kRot = model.rope.apply(L.k!, original ? L.positions : cachePositions(S));
-        const qRot = model.rope.apply(p.q, original ? newPositions : positionRange(S - T, T));
-        const out = groupedAttention(qRot, kRot, L.v!, {
-          maxScoreBytes: this.maxScoreBytes,
-          observe: policy.wantsAttention && policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
-        });
-        policy.compress(layer, cache, { phase, q: qRot, kRot, numLayers: model.config.numLayers });
-        return out;
+    return (layer, p) => {
+      cache.append(layer, p.k, p.v, newPositions);
+      const L = cache.layers[layer]!;
+      const S = L.length;
+      const T = p.q.shape[1];
+      const original = policy.ropeMode === "original";
+      const kRot = model.rope.apply(L.k!, original ? L.positions : cachePositions(S));
+      const qRot = model.rope.apply(p.q, original ? newPositions : positionRange(S - T, T));
+      const out = groupedAttention(qRot, kRot, L.v!, {
+        maxScoreBytes: this.maxScoreBytes,
+        observe: policy.wantsAttention && policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
       });
+      handoff({ phase, q: tf.keep(qRot), kRot: tf.keep(kRot), numLayers: model.config.numLayers });
+      return out;
+    };
   }
 
-  private run(ids: readonly number[], phase: "prefill" | "decode"): tf.Tensor1D {
+  private async run(ids: readonly number[], phase: "prefill" | "decode"): Promise<tf.Tensor1D> {
     const positions = positionRange(this.cache.tokensSeen, ids.length);
-    return tf.tidy(() => {
-      const hidden = this.model.runLayers(this.model.embed(ids), this.attendFn(phase, positions));
-      const last = tf.slice(hidden, [ids.length - 1, 0], [1, hidden.shape[1]]);
-      return this.model.logits(last).reshape([-1]) as tf.Tensor1D;
-    });
+    let pending: CompressContext | null = null;
+    const attend = this.attendFn(phase, positions, (ctx) => (pending = ctx));
+    const x = this.model.embed(ids);
+    try {
+      const hidden = await this.model.runLayersAsync(x, attend, async (layer) => {
+        const ctx = pending!;
+        pending = null;
+        try {
+          await this.policy.compress(layer, this.cache, ctx);
+        } finally {
+          tf.dispose([ctx.q, ctx.kRot]);
+        }
+      });
+      return tf.tidy(() => {
+        const last = tf.slice(hidden, [ids.length - 1, 0], [1, hidden.shape[1]]);
+        hidden.dispose();
+        return this.model.logits(last).reshape([-1]) as tf.Tensor1D;
+      });
+    } finally {
+      x.dispose();
+      const left = pending as CompressContext | null;
+      if (left) tf.dispose([left.q, left.kRot]);
+    }
   }
 
-  prefill(ids: readonly number[]): tf.Tensor1D {
-    if (ids.length === 0) throw new Error("prefill needs at least one token");
+  prefill(ids: readonly number[]): Promise<tf.Tensor1D> {
+    if (ids.length === 0) return Promise.reject(new Error("prefill needs at least one token"));
     return this.run(ids, "prefill");
   }
 
-  step(id: number): tf.Tensor1D {
+  step(id: number): Promise<tf.Tensor1D> {
     return this.run([id], "decode");
   }
 

@@ -32,6 +32,8 @@ export class H2OPolicy implements CachePolicy {
   readonly budgetTokens: number;
   readonly recentTokens: number;
   private layers: LayerScores[] = [];
+  /** Per layer: attention received [Hkv, keys] per observed block, not yet added to the scores. */
+  private observed: tf.Tensor2D[][] = [];
 
   constructor(options: H2OOptions) {
     this.budgetTokens = requireCount("h2o", "budgetTokens", options.budgetTokens, 1);
@@ -41,7 +43,10 @@ export class H2OPolicy implements CachePolicy {
     }
   }
 
-  /** A copy of the accumulated scores of `layer`, [Hkv · length] head-major, aligned with the cache. */
+  /**
+   * A copy of the accumulated scores of `layer`, [Hkv · length] head-major, aligned with the cache (attention
+   * observed in a layer is added by that layer's compress).
+   */
   accumulatedScores(layer: number): Float64Array {
     return (this.layers[layer]?.scores ?? new Float64Array(0)).slice();
   }
@@ -60,20 +65,35 @@ export class H2OPolicy implements CachePolicy {
   }
 
   observe(layer: number, probs: tf.Tensor4D, _phase: "prefill" | "decode"): void {
-    const [Hkv, , , keys] = probs.shape;
-    // Column sums over the group's query heads and the block's queries: what each key received.
-    const received = tf.sum(probs, [1, 2]);
-    const data = received.dataSync();
-    received.dispose();
-    const L = this.layerScores(layer, Hkv, keys);
-    for (let h = 0; h < Hkv; h++) {
-      for (let i = 0; i < keys; i++) L.scores[h * L.length + i]! += data[h * keys + i]!;
+    // Column sums over the group's query heads and the block's queries: what each key received [Hkv, keys].
+    // Kept on the device; compress reads them (asynchronously) before it evicts.
+    const received = tf.keep(tf.sum(probs, [1, 2]) as tf.Tensor2D);
+    (this.observed[layer] ??= []).push(received);
+  }
+
+  /** Adds the attention observed in `layer` since the last call to its scores (async read, then disposed). */
+  private async foldObserved(layer: number, numKvHeads: number): Promise<void> {
+    const list = this.observed[layer];
+    if (!list || list.length === 0) return;
+    this.observed[layer] = [];
+    try {
+      for (const received of list) {
+        const keys = received.shape[1];
+        const data = await received.data();
+        const L = this.layerScores(layer, numKvHeads, keys);
+        for (let h = 0; h < numKvHeads; h++) {
+          for (let i = 0; i < keys; i++) L.scores[h * L.length + i]! += data[h * keys + i]!;
+        }
+      }
+    } finally {
+      tf.dispose(list);
     }
   }
 
-  compress(layer: number, cache: KVCache, _ctx: CompressContext): void {
+  async compress(layer: number, cache: KVCache, _ctx: CompressContext): Promise<void> {
     const length = cache.length(layer);
     const Hkv = cache.numKvHeads;
+    await this.foldObserved(layer, Hkv);
     const L = this.layerScores(layer, Hkv, length);
     if (L.length !== length) throw new Error(`h2o: layer ${layer} has ${L.length} scores for ${length} cached tokens`);
     const budget = this.budgetTokens;
@@ -101,6 +121,8 @@ export class H2OPolicy implements CachePolicy {
 
   dispose(): void {
     this.layers = [];
+    for (const list of this.observed) if (list) tf.dispose(list);
+    this.observed = [];
   }
 }
 

@@ -2,8 +2,8 @@ import * as tf from "../tf.js";
 import type { KVCache } from "../backbone/kv-cache.js";
 
 /**
- * Evicts through `cache.keep` and pins the gathered k/v. Policies run inside the cached session's per-layer
- * tf.tidy, which would otherwise dispose the new tensors KVCache.keep creates (it does not tf.keep them itself).
+ * Evicts through `cache.keep` and pins the gathered k/v, so they also survive when a caller evicts inside a
+ * tf.tidy (CachedSession calls compress outside any tidy; tests and other callers may not).
  * keep[h * n + j]: the j-th kept cache index of KV head h.
  */
 export function keepTokens(cache: KVCache, layer: number, keep: Int32Array, n: number): void {

@@ -52,11 +52,11 @@ export function pyramidkvPolicy(options: PyramidKVOptions): CachePolicy {
     name: "pyramidkv",
     ropeMode: "original",
     wantsAttention: false,
-    compress(layer, cache, ctx) {
+    async compress(layer, cache, ctx) {
       if (ctx.phase !== "prefill") return;
       // Every layer sees the whole prompt at prefill; layer 0 records its length before anything is evicted.
       if (layer === 0) promptTokens = cache.length(0);
-      snapkvCompress(layer, cache, ctx, layerBudget(layer, ctx.numLayers), settings);
+      await snapkvCompress(layer, cache, ctx, layerBudget(layer, ctx.numLayers), settings);
     },
     budgetFor: layerBudget,
   };

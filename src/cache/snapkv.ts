@@ -27,7 +27,7 @@ export const DEFAULT_KERNEL_SIZE = 5;
  * q: rotated queries [H, T, d] whose last w rows are the window; kRot: rotated keys [Hkv, S, d], the last T being
  * the queries' own tokens.
  */
-export function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: number, kernelSize: number): Float64Array {
+export async function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: number, kernelSize: number): Promise<Float64Array> {
   const [H, T, d] = q.shape;
   const [Hkv, S] = kRot.shape;
   const g = H / Hkv;
@@ -40,8 +40,12 @@ export function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: number, 
     const probs = tf.softmax(tf.add(logits, causalMask(0, w, S - w, S)));
     return tf.mean(tf.slice(probs, [0, 0, 0, 0], [Hkv, g, w, earlier]), 2); // [Hkv, g, earlier]
   });
-  const mean = meanProbs.dataSync();
-  meanProbs.dispose();
+  let mean: Float32Array;
+  try {
+    mean = (await meanProbs.data()) as Float32Array;
+  } finally {
+    meanProbs.dispose();
+  }
   const half = Math.floor(kernelSize / 2);
   const scores = new Float64Array(Hkv * earlier);
   for (let kv = 0; kv < Hkv; kv++) {
@@ -85,12 +89,12 @@ export function snapkvSettings(method: string, options: { observationWindow?: nu
  * Prefill-time SnapKV eviction of one layer down to `budget` tokens. The window is the last
  * min(observationWindow, budget, T) prompt queries of this call; nothing happens when the layer already fits.
  */
-export function snapkvCompress(layer: number, cache: KVCache, ctx: CompressContext, budget: number, settings: SnapKVSettings): void {
+export async function snapkvCompress(layer: number, cache: KVCache, ctx: CompressContext, budget: number, settings: SnapKVSettings): Promise<void> {
   const length = cache.length(layer);
   if (length <= budget) return;
   if (ctx.kRot.shape[1] !== length) throw new Error(`snapkv: kRot has ${ctx.kRot.shape[1]} keys, cache ${length}`);
   const window = Math.min(settings.observationWindow, budget, ctx.q.shape[1]);
-  const scores = snapkvScores(ctx.q, ctx.kRot, window, settings.kernelSize);
+  const scores = await snapkvScores(ctx.q, ctx.kRot, window, settings.kernelSize);
   keepTokens(cache, layer, snapkvKeptIndices(scores, cache.numKvHeads, length, window, budget), budget);
 }
 
@@ -106,8 +110,8 @@ export function snapkvPolicy(options: SnapKVOptions): CachePolicy {
     name: "snapkv",
     ropeMode: "original",
     wantsAttention: false,
-    compress(layer, cache, ctx) {
-      if (ctx.phase === "prefill") snapkvCompress(layer, cache, ctx, budget, settings);
+    async compress(layer, cache, ctx) {
+      if (ctx.phase === "prefill") await snapkvCompress(layer, cache, ctx, budget, settings);
     },
     budgetFor: () => budget,
   };

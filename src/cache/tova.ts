@@ -14,7 +14,7 @@ export interface TOVAOptions {
  * head (TOVA ranks tokens once per layer, not per head). q [H, T, d] rotated, kRot [Hkv, S, d] rotated; the last
  * query sees every key, so no mask is needed.
  */
-export function tovaScores(q: tf.Tensor3D, kRot: tf.Tensor3D): Float32Array {
+export async function tovaScores(q: tf.Tensor3D, kRot: tf.Tensor3D): Promise<Float32Array> {
   const [H, T, d] = q.shape;
   const [Hkv, S] = kRot.shape;
   const mean = tf.tidy(() => {
@@ -22,9 +22,11 @@ export function tovaScores(q: tf.Tensor3D, kRot: tf.Tensor3D): Float32Array {
     const probs = tf.softmax(tf.mul(tf.matMul(last, kRot, false, true), 1 / Math.sqrt(d))); // [Hkv, g, S]
     return tf.mean(probs.reshape([H, S]), 0);
   });
-  const scores = mean.dataSync() as Float32Array;
-  mean.dispose();
-  return scores;
+  try {
+    return (await mean.data()) as Float32Array;
+  } finally {
+    mean.dispose();
+  }
 }
 
 /**
@@ -39,10 +41,10 @@ export function tovaPolicy(options: TOVAOptions): CachePolicy {
     name: "tova",
     ropeMode: "original",
     wantsAttention: false,
-    compress(layer, cache, ctx) {
+    async compress(layer, cache, ctx) {
       const length = cache.length(layer);
       if (length <= budget) return;
-      const kept = topIndices(tovaScores(ctx.q, ctx.kRot), 0, length, budget);
+      const kept = topIndices(await tovaScores(ctx.q, ctx.kRot), 0, length, budget);
       keepTokens(cache, layer, sameForAllHeads(kept, cache.numKvHeads), budget);
     },
     budgetFor: () => budget,

@@ -36,7 +36,7 @@ export function median(values: readonly number[]): number {
 }
 
 /** Prefill + decode `promptIds` `repeats` times, each in a new session from `makeSession`. */
-export function measure(makeSession: () => InferenceSession, promptIds: readonly number[], opts: MeasureOptions): Measurement {
+export async function measure(makeSession: () => InferenceSession, promptIds: readonly number[], opts: MeasureOptions): Promise<Measurement> {
   const ttft: number[] = [];
   const decode: number[] = [];
   const prefill: number[] = [];
@@ -46,9 +46,9 @@ export function measure(makeSession: () => InferenceSession, promptIds: readonly
     let rss = 0;
     let sampledAfterPrefill = false;
     const session = makeSession();
-    let result: ReturnType<typeof generate>;
+    let result: Awaited<ReturnType<typeof generate>>;
     try {
-      result = generate(session, promptIds, {
+      result = await generate(session, promptIds, {
         maxNewTokens: opts.maxNewTokens,
         temperature: opts.temperature,
         stopIds: opts.stopIds,
@@ -88,11 +88,11 @@ export function measure(makeSession: () => InferenceSession, promptIds: readonly
 }
 
 /** One short untimed prefill and step, so one-off costs (kernel set-up, RoPE tables) stay out of the timings. */
-export function warmUp(makeSession: () => InferenceSession, promptIds: readonly number[]): void {
+export async function warmUp(makeSession: () => InferenceSession, promptIds: readonly number[]): Promise<void> {
   const session = makeSession();
   try {
-    session.prefill(promptIds).dispose();
-    session.step(promptIds[promptIds.length - 1]!).dispose();
+    (await session.prefill(promptIds)).dispose();
+    (await session.step(promptIds[promptIds.length - 1]!)).dispose();
   } finally {
     session.dispose();
   }

@@ -62,12 +62,6 @@ function edgeInfiniteOverrides(spec: MethodSpec): Partial<EdgeInfiniteConfig> {
   return o;
 }
 
-function hostTensors(module: MemoryGatingModule): Map<string, { shape: number[]; data: Float32Array }> {
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, v] of module.trainableVariables()) out.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
-  return out;
-}
-
 /**
  * Loads what a method needs before any sample runs, so a bad checkpoint or setting fails at the start.
  * For edgeinfinite, the suite's sinkTokens/windowTokens/segmentLength/routingThreshold override the checkpoint's
@@ -94,8 +88,11 @@ export function prepareMethod(method: MethodInput, backbone: LoadedBackbone): Pr
     if (sameConfig(cfg, base)) module = loaded.module;
     else {
       module = new MemoryGatingModule(backbone.config, cfg);
-      module.load(hostTensors(loaded.module));
-      loaded.module.dispose();
+      try {
+        module.loadFrom(loaded.module);
+      } finally {
+        loaded.module.dispose();
+      }
     }
   } else {
     if (spec.checkpoint !== undefined && spec.checkpointIfMissing !== "untrained") {

@@ -19,6 +19,7 @@ import {
 } from "./state.js";
 import { compress } from "./compress.js";
 import { applyHeadMaps } from "./projections.js";
+import { tokenNll } from "../backbone/nll.js";
 
 /**
  * Runs one segment (all layers) through EdgeInfinite attention. Returns the final-normed hidden states [T, D] and
@@ -46,6 +47,38 @@ export function forwardSegment(
     hidden,
     state: { layers: next, tokensSeen: state.tokensSeen + ids.length, tokensCompressed: state.tokensCompressed + compressed },
   };
+}
+
+/**
+ * NLL of every token of `ids` but the first through EdgeInfinite, segment by segment over the whole text (what
+ * `edgeinf ppl --method edgeinfinite` reports). Reads asynchronously; fails loudly on a non-finite value.
+ */
+export async function edgeInfiniteNll(model: LlamaModel, module: MemoryGatingModule, ids: readonly number[], options: SegmentOptions = {}): Promise<number[]> {
+  const inputs = ids.slice(0, -1);
+  const L = module.config.segmentLength;
+  const out: number[] = [];
+  let state = initialState(model.config);
+  try {
+    for (const [i, seg] of segmentsOf(inputs, L).entries()) {
+      const prev = state;
+      const r = tf.scoped(() => {
+        const f = forwardSegment(model, module, prev, seg, options);
+        keepState(f.state);
+        return { hidden: tf.keep(f.hidden), state: f.state };
+      });
+      disposeReplaced(prev, r.state);
+      state = r.state;
+      const off = i * L;
+      try {
+        out.push(...(await tokenNll(model, r.hidden, ids.slice(off + 1, off + 1 + seg.length), 512, `EdgeInfinite NLL of segment ${i}`)));
+      } finally {
+        r.hidden.dispose();
+      }
+    }
+  } finally {
+    disposeState(state);
+  }
+  return out;
 }
 
 /** Splits ids into segments of segmentLength (the last may be shorter). */
@@ -107,6 +140,7 @@ function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KV
  * EdgeInfinite inference with the paper's long/short routing: an input of at most routingThreshold tokens runs
  * the plain backbone (bit-identical outputs); a longer one is processed segment by segment with bounded KV and
  * memory. Decoding continues in whichever mode, switching to memory once the KV would outgrow sink + window.
+ * Nothing is read from the device (prefill/step are async only to share InferenceSession with the cached methods).
  */
 export class EdgeInfiniteSession implements InferenceSession {
   readonly method = "edgeinfinite";
@@ -140,12 +174,12 @@ export class EdgeInfiniteSession implements InferenceSession {
     return logits!;
   }
 
-  prefill(ids: readonly number[]): tf.Tensor1D {
+  async prefill(ids: readonly number[]): Promise<tf.Tensor1D> {
     if (ids.length === 0) throw new Error("prefill needs at least one token");
     if (this.mode() !== "empty") throw new Error("prefill may be called once per session");
     if (ids.length <= this.module.config.routingThreshold) {
       this.short = new CachedSession(this.model, fullPolicy(), this.options.maxScoreBytes);
-      const out = this.short.prefill(ids);
+      const out = await this.short.prefill(ids);
       this.peak = Math.max(this.peak, this.short.peakKvBytes());
       return out;
     }
@@ -153,10 +187,10 @@ export class EdgeInfiniteSession implements InferenceSession {
     return this.runLong(ids);
   }
 
-  step(id: number): tf.Tensor1D {
+  async step(id: number): Promise<tf.Tensor1D> {
     if (this.short) {
       if (this.short.tokensSeen() + 1 <= this.module.config.routingThreshold) {
-        const out = this.short.step(id);
+        const out = await this.short.step(id);
         this.peak = Math.max(this.peak, this.short.peakKvBytes());
         return out;
       }

@@ -82,6 +82,23 @@ export class MemoryGatingModule {
     }
   }
 
+  /**
+   * Overwrites this module's trainable variables with another module's (same backbone and trainable set, e.g. a
+   * checkpoint's module under another sink/window). On the device: nothing is read to the host.
+   */
+  loadFrom(other: MemoryGatingModule): void {
+    const src = other.trainableVariables();
+    for (const [name, v] of this.trainable) {
+      const from = src.get(name);
+      if (!from) throw new Error(`tensor ${name} is not trainable in the source module`);
+      if (from.shape.join(",") !== v.shape.join(",")) throw new Error(`tensor ${name}: shape [${from.shape}] does not match module [${v.shape}]`);
+      v.assign(from);
+    }
+    for (const name of src.keys()) {
+      if (!this.trainable.has(name)) throw new Error(`tensor ${name} is frozen in this configuration; enable it in trainProjections to load it`);
+    }
+  }
+
   dispose(): void {
     for (const t of this.named.values()) t.dispose();
     this.named.clear();

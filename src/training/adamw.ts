@@ -43,11 +43,12 @@ export class AdamW {
     }
   }
 
-  /** Host copies of the moments for a checkpoint. */
-  stateTensors(): Record<string, { shape: number[]; data: Float32Array }> {
+  /** Host copies of the moments for a checkpoint (read asynchronously: works on webgpu). */
+  async stateTensors(): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
+    const entries = [...[...this.m].map(([k, t]) => [`m.${k}`, t] as const), ...[...this.v].map(([k, t]) => [`v.${k}`, t] as const)];
+    const data = await Promise.all(entries.map(([, t]) => t.data() as Promise<Float32Array>));
     const out: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const [k, t] of this.m) out[`m.${k}`] = { shape: t.shape, data: t.dataSync() as Float32Array };
-    for (const [k, t] of this.v) out[`v.${k}`] = { shape: t.shape, data: t.dataSync() as Float32Array };
+    entries.forEach(([name, t], i) => (out[name] = { shape: t.shape, data: data[i]! }));
     return out;
   }
 
@@ -68,11 +69,39 @@ export class AdamW {
   }
 }
 
-/** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const squared = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
-  const norm = Math.sqrt(squared.dataSync()[0] ?? 0);
-  squared.dispose();
+/**
+ * Most inputs one tf.addN may take: tfjs-backend-webgpu binds every input as a storage buffer, and WebGPU's default
+ * maxStorageBuffersPerShaderStage is 8 (one is the output). Past it Dawn rejects the shader (a device error, no
+ * exception) and the sum is garbage.
+ */
+export const MAX_ADDN_INPUTS = 7;
+
+/**
+ * tf.addN over any number of tensors in chunks of at most MAX_ADDN_INPUTS inputs, in order: the running sum is the
+ * first input of the next chunk, so the result equals one tf.addN on backends that sum inputs in order.
+ */
+export function addNLimited(tensors: tf.Tensor[]): tf.Tensor {
+  if (tensors.length === 0) throw new Error("addNLimited: no tensors");
+  return tf.tidy(() => {
+    let acc = tensors.length <= MAX_ADDN_INPUTS ? tf.addN(tensors) : tf.addN(tensors.slice(0, MAX_ADDN_INPUTS));
+    for (let i = MAX_ADDN_INPUTS; i < tensors.length; i += MAX_ADDN_INPUTS - 1) acc = tf.addN([acc, ...tensors.slice(i, i + MAX_ADDN_INPUTS - 1)]);
+    return acc;
+  });
+}
+
+/**
+ * Scales gradients so their global L2 norm is at most maxNorm; resolves to the norm before clipping (read
+ * asynchronously: works on webgpu).
+ */
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<number> {
+  if (grads.size === 0) return 0;
+  const squared = tf.tidy(() => addNLimited([...grads.values()].map((g) => tf.sum(tf.square(g)))));
+  let norm: number;
+  try {
+    norm = Math.sqrt((await squared.data())[0] ?? 0);
+  } finally {
+    squared.dispose();
+  }
   if (maxNorm > 0 && norm > maxNorm) {
     const scale = maxNorm / (norm + 1e-6);
     for (const [k, g] of grads) {

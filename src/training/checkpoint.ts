@@ -32,19 +32,27 @@ export interface HostTensorMap {
   [name: string]: { shape: number[]; data: Float32Array };
 }
 
-function moduleHostTensors(module: MemoryGatingModule): HostTensorMap {
+/** Host copies of the module's trainable tensors, read asynchronously (works on webgpu). */
+export async function moduleHostTensors(module: MemoryGatingModule): Promise<HostTensorMap> {
+  const entries = [...module.trainableVariables()];
+  const data = await Promise.all(entries.map(([, v]) => v.data() as Promise<Float32Array>));
   const out: HostTensorMap = {};
-  for (const [name, v] of module.trainableVariables()) out[name] = { shape: v.shape, data: v.dataSync() as Float32Array };
+  entries.forEach(([name, v], i) => (out[name] = { shape: v.shape, data: data[i]! }));
   return out;
 }
 
-export function saveCheckpoint(
+/**
+ * Writes a checkpoint step folder (see above) and prunes all but the newest `keep`. Asynchronous only for reading
+ * the module's tensors off the device; the files are written after that, synchronously, temp folder then rename.
+ */
+export async function saveCheckpoint(
   dir: string,
   module: MemoryGatingModule,
   meta: Omit<CheckpointMeta, "format" | "createdAt" | "edgeinfinite">,
   optimizerState?: HostTensorMap,
   keep = 2,
-): string {
+): Promise<string> {
+  const tensors = await moduleHostTensors(module);
   mkdirSync(dir, { recursive: true });
   const name = `step-${String(meta.step).padStart(6, "0")}`;
   const final = join(dir, name);
@@ -52,7 +60,7 @@ export function saveCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const full: CheckpointMeta = { format: "edgeinfinite-checkpoint/1", createdAt: new Date().toISOString(), edgeinfinite: module.config, ...meta };
-  writeSafetensors(join(tmp, "module.safetensors"), moduleHostTensors(module), { format: full.format, step: String(meta.step) });
+  writeSafetensors(join(tmp, "module.safetensors"), tensors, { format: full.format, step: String(meta.step) });
   if (optimizerState) writeSafetensors(join(tmp, "optimizer.safetensors"), optimizerState, { step: String(meta.step) });
   writeFileAtomic(join(tmp, "checkpoint.json"), JSON.stringify(full, null, 2));
   rmSync(final, { recursive: true, force: true });

@@ -14,6 +14,23 @@ export interface SequenceGradients {
   grads: Map<string, tf.Tensor>;
 }
 
+/**
+ * Σ of scalars kept on the device, read with one asynchronous read (works on webgpu) and summed on the host in
+ * order, in float64 (as a host loop over per-block reads would). Disposes them.
+ */
+async function readSum(scalars: tf.Scalar[]): Promise<number> {
+  if (scalars.length === 0) return 0;
+  const stacked = tf.stack(scalars);
+  tf.dispose(scalars);
+  try {
+    let sum = 0;
+    for (const x of await stacked.data()) sum += x;
+    return sum;
+  } finally {
+    stacked.dispose();
+  }
+}
+
 /** Σ −log p(target) over rows, weighted by mask (differentiable). */
 function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[], mask: number[]): tf.Scalar {
   return tf.tidy(() => {
@@ -32,14 +49,14 @@ function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[], mask:
  * through at most k segments of memory, and the tape (peak memory) holds at most k segments whatever N is.
  * k = 1 is what public Infini-attention reimplementations do; k ≥ number of segments is full BPTT.
  */
-export function sequenceGradients(
+export async function sequenceGradients(
   model: LlamaModel,
   module: MemoryGatingModule,
   ids: readonly number[],
   tbpttSegments: number,
   lossMask?: readonly number[],
   options: SegmentOptions = {},
-): SequenceGradients {
+): Promise<SequenceGradients> {
   const inputs = ids.slice(0, -1);
   const targets = ids.slice(1);
   const mask = lossMask ? lossMask.slice(1).map(Number) : targets.map(() => 1);
@@ -50,39 +67,52 @@ export function sequenceGradients(
   const names = [...module.trainableVariables().keys()];
   const grads = new Map<string, tf.Tensor>();
   let state: EdgeInfiniteState = initialState(model.config);
-  let lossTotal = 0;
-  for (let b0 = 0; b0 < segments.length; b0 += tbpttSegments) {
-    const prev = state;
-    let next = prev;
-    const { value, grads: g } = tf.variableGrads(() => {
-      let st = prev;
-      let sum: tf.Scalar = tf.scalar(0);
-      for (let s = b0; s < Math.min(b0 + tbpttSegments, segments.length); s++) {
-        const seg = segments[s]!;
-        const r = forwardSegment(model, module, st, seg, options);
-        const off = s * L;
-        sum = tf.add(sum, nllSum(model, r.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length)));
-        st = r.state;
+  // Block losses stay on the device until the end: one read per sequence, not one per block.
+  const losses: tf.Scalar[] = [];
+  try {
+    for (let b0 = 0; b0 < segments.length; b0 += tbpttSegments) {
+      const prev = state;
+      let next = prev;
+      const { value, grads: g } = tf.variableGrads(() => {
+        let st = prev;
+        let sum: tf.Scalar = tf.scalar(0);
+        for (let s = b0; s < Math.min(b0 + tbpttSegments, segments.length); s++) {
+          const seg = segments[s]!;
+          const r = forwardSegment(model, module, st, seg, options);
+          const off = s * L;
+          sum = tf.add(sum, nllSum(model, r.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length)));
+          st = r.state;
+        }
+        next = keepState(st);
+        return tf.div(sum, Math.max(tokens, 1)) as tf.Scalar;
+      }, variables);
+      losses.push(value);
+      for (const name of names) {
+        const gi = g[variables[names.indexOf(name)]!.name];
+        if (!gi) continue;
+        const acc = grads.get(name);
+        grads.set(name, acc ? tf.tidy(() => tf.add(acc, gi)) : gi);
+        if (acc) {
+          acc.dispose();
+          gi.dispose();
+        }
       }
-      next = keepState(st);
-      return tf.div(sum, Math.max(tokens, 1)) as tf.Scalar;
-    }, variables);
-    lossTotal += value.dataSync()[0] ?? NaN;
-    value.dispose();
-    for (const name of names) {
-      const gi = g[variables[names.indexOf(name)]!.name];
-      if (!gi) continue;
-      const acc = grads.get(name);
-      grads.set(name, acc ? tf.tidy(() => tf.add(acc, gi)) : gi);
-      if (acc) {
-        acc.dispose();
-        gi.dispose();
-      }
+      disposeReplaced(prev, next);
+      state = next;
     }
-    disposeReplaced(prev, next);
-    state = next;
+  } catch (e) {
+    tf.dispose([...grads.values(), ...losses]);
+    throw e;
+  } finally {
+    disposeState(state);
   }
-  disposeState(state);
+  let lossTotal: number;
+  try {
+    lossTotal = await readSum(losses);
+  } catch (e) {
+    tf.dispose([...grads.values()]);
+    throw e;
+  }
   // With k = 1 the segment that writes memory never reads it back on the same tape, so the key/value maps get no
   // gradient at all: report zeros rather than leaving them out.
   for (let i = 0; i < names.length; i++) if (!grads.has(names[i]!)) grads.set(names[i]!, tf.zerosLike(variables[i]!));
@@ -90,33 +120,39 @@ export function sequenceGradients(
 }
 
 /** Mean NLL of a sequence through EdgeInfinite (no gradients), e.g. for held-out evaluation. */
-export function sequenceLoss(
+export async function sequenceLoss(
   model: LlamaModel,
   module: MemoryGatingModule,
   ids: readonly number[],
   lossMask?: readonly number[],
   options: SegmentOptions = {},
-): number {
+): Promise<number> {
   const inputs = ids.slice(0, -1);
   const targets = ids.slice(1);
   const mask = lossMask ? lossMask.slice(1).map(Number) : targets.map(() => 1);
   const tokens = mask.reduce((a, b) => a + b, 0);
   const L = module.config.segmentLength;
   let state = initialState(model.config);
-  let total = 0;
-  segmentsOf(inputs, L).forEach((seg, s) => {
-    const prev = state;
-    const r = tf.scoped(() => {
-      const out = forwardSegment(model, module, prev, seg, options);
-      keepState(out.state);
-      const off = s * L;
-      const loss = nllSum(model, out.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length));
-      return { loss: loss.dataSync()[0] ?? NaN, state: out.state };
-    });
-    total += r.loss;
-    disposeReplaced(prev, r.state);
-    state = r.state;
-  });
-  disposeState(state);
-  return total / Math.max(tokens, 1);
+  const losses: tf.Scalar[] = [];
+  try {
+    for (const [s, seg] of segmentsOf(inputs, L).entries()) {
+      const prev = state;
+      const r = tf.scoped(() => {
+        const out = forwardSegment(model, module, prev, seg, options);
+        keepState(out.state);
+        const off = s * L;
+        const loss = nllSum(model, out.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length));
+        return { loss: tf.keep(loss), state: out.state };
+      });
+      losses.push(r.loss);
+      disposeReplaced(prev, r.state);
+      state = r.state;
+    }
+  } catch (e) {
+    tf.dispose(losses);
+    throw e;
+  } finally {
+    disposeState(state);
+  }
+  return (await readSum(losses)) / Math.max(tokens, 1);
 }

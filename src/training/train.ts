@@ -8,6 +8,7 @@ import { LlamaModel } from "../backbone/model.js";
 import { MemoryGatingModule } from "../memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
 import { EdgeInfError } from "../util/errors.js";
+import { assertFiniteAsync } from "../backend/webgpu-limits.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { Recipe } from "./recipe.js";
 import { AdamW, clipByGlobalNorm } from "./adamw.js";
@@ -51,17 +52,41 @@ export function edgeInfiniteConfigFromRecipe(r: Recipe): EdgeInfiniteConfig {
   });
 }
 
-/** sha256 over every frozen backbone tensor's bytes: proves training never touched the backbone. */
-export function backboneChecksum(model: LlamaModel): string {
+/**
+ * sha256 over every frozen backbone tensor's bytes: proves training never touched the backbone. Reads one tensor
+ * at a time, asynchronously (works on webgpu).
+ */
+export async function backboneChecksum(model: LlamaModel): Promise<string> {
   const h = createHash("sha256");
-  for (const t of model.frozenTensors()) h.update(new Uint8Array((t.dataSync() as Float32Array).buffer.slice(0)));
+  for (const t of model.frozenTensors()) {
+    const data = (await t.data()) as Float32Array;
+    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
   return h.digest("hex");
 }
 
-function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[]): number {
+async function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[]): Promise<number> {
   let sum = 0;
-  for (const s of seqs) sum += sequenceLoss(model, module, s.ids, s.lossMask);
+  for (const s of seqs) sum += await sequenceLoss(model, module, s.ids, s.lossMask);
   return sum / Math.max(1, seqs.length);
+}
+
+/**
+ * Fails loudly when a training value is NaN/±Inf or the webgpu device reported errors (assertFiniteAsync), naming
+ * the step; the message says that the last good checkpoint is kept. `what` is e.g. "training loss".
+ */
+async function checkFinite(value: number, what: string, step: number, out: string, hint: string): Promise<void> {
+  try {
+    await assertFiniteAsync(value, `${what} at step ${step}`);
+  } catch (e) {
+    if (!(e instanceof EdgeInfError)) throw e;
+    if (!Number.isFinite(value)) {
+      throw new EdgeInfError(`${what} became ${value} at step ${step}; stopped, the last good checkpoint in ${out} is kept (backend ${tf.getBackend()})`, hint);
+    }
+    // Finite, but the webgpu device reported errors: its outputs (and this value) are not trustworthy.
+    const problem = e.hint !== undefined ? e.message.slice(0, e.message.length - e.hint.length - 3) : e.message;
+    throw new EdgeInfError(`${problem}; stopped, the last good checkpoint in ${out} is kept`, e.hint);
+  }
 }
 
 /** Runs a recipe: segment-wise TBPTT of the memory-gating module on a frozen backbone. */
@@ -80,7 +105,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   }
   const out = recipe.output;
   mkdirSync(out, { recursive: true });
-  const checksumBefore = backboneChecksum(model);
+  const checksumBefore = await backboneChecksum(model);
 
   let module = new MemoryGatingModule(backbone.config, cfg);
   const optimizer = new AdamW({
@@ -110,8 +135,12 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   }
   if (Number.isNaN(baseline)) {
     const untrained = new MemoryGatingModule(backbone.config, cfg);
-    baseline = heldoutLoss(model, untrained, heldout);
-    untrained.dispose();
+    try {
+      baseline = await heldoutLoss(model, untrained, heldout);
+    } finally {
+      untrained.dispose();
+    }
+    await checkFinite(baseline, "held-out loss of the untrained module", startStep, out, "check the backbone and the data, or compare with another --backend");
   }
 
   const trainable = module.parameterCount();
@@ -139,9 +168,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   const progress = new Progress("train", recipe.training.steps, process.stderr, options.progress === false ? 1e9 : 10, startStep);
   let lastLoss = NaN;
   let lastHeldout = NaN;
+  let lastGradNorm = NaN;
   let tokensDone = 0;
   const t0 = performance.now();
-  const saveAt = (step: number, metrics: Record<string, number>) =>
+  const saveAt = async (step: number, metrics: Record<string, number>) =>
     saveCheckpoint(
       out,
       module,
@@ -153,7 +183,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
         metrics: { baselineHeldoutLoss: baseline, ...metrics },
         optimizer: { name: "adamw", step: optimizer.step },
       },
-      optimizer.stateTensors(),
+      await optimizer.stateTensors(),
       recipe.training.keepCheckpoints,
     );
 
@@ -165,7 +195,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
     let tokens = 0;
     for (let i = 0; i < micro; i++) {
       const seq = sampler(step, i);
-      const r = sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
+      const r = await sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
       lossSum += r.loss;
       tokens += seq.ids.length - 1;
       for (const [k, g] of r.grads) {
@@ -178,40 +208,41 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       }
     }
     const loss = lossSum / micro;
-    if (!Number.isFinite(loss)) {
+    const done = step + 1;
+    const badStep = "lower training.optimizer.lr or training.gradClip and --resume";
+    try {
+      await checkFinite(loss, "training loss", done, out, badStep);
+      for (const [k, g] of grads) {
+        grads.set(k, tf.tidy(() => tf.div(g, micro)));
+        g.dispose();
+      }
+      const gradNorm = await clipByGlobalNorm(grads, recipe.training.gradClip);
+      await checkFinite(gradNorm, "gradient norm", done, out, badStep);
+      optimizer.apply(module.trainableVariables(), grads, lr);
+      lastGradNorm = gradNorm;
+    } finally {
       tf.dispose([...grads.values()]);
-      throw new EdgeInfError(
-        `training loss became ${loss} at step ${step + 1}; stopped, the last good checkpoint in ${out} is kept`,
-        "lower training.optimizer.lr or training.gradClip and --resume",
-      );
     }
-    for (const [k, g] of grads) {
-      grads.set(k, tf.tidy(() => tf.div(g, micro)));
-      g.dispose();
-    }
-    const gradNorm = clipByGlobalNorm(grads, recipe.training.gradClip);
-    optimizer.apply(module.trainableVariables(), grads, lr);
-    tf.dispose([...grads.values()]);
+    const gradNorm = lastGradNorm;
     tokensDone += tokens;
     lastLoss = loss;
-    const done = step + 1;
     const tps = (tokensDone * 1000) / (performance.now() - t0);
     let heldoutNow: number | undefined;
     if (done % recipe.training.evalInterval === 0 || done === recipe.training.steps) {
-      heldoutNow = heldoutLoss(model, module, heldout);
+      heldoutNow = await heldoutLoss(model, module, heldout);
       lastHeldout = heldoutNow;
-      if (!Number.isFinite(heldoutNow)) throw new EdgeInfError(`held-out loss became ${heldoutNow} at step ${done}; stopped, last good checkpoint kept in ${out}`, "lower the learning rate and --resume");
+      await checkFinite(heldoutNow, "held-out loss", done, out, "lower the learning rate and --resume");
     }
     const row = { step: done, loss, lr, gradNorm, tokensPerSecond: tps, heldoutLoss: heldoutNow ?? null, baselineHeldoutLoss: baseline };
     appendFileSync(jsonl, JSON.stringify(row) + "\n");
     appendFileSync(csv, `${done},${loss},${lr},${gradNorm},${tps.toFixed(1)},${heldoutNow ?? ""}\n`);
     progress.update(done, `loss ${loss.toFixed(4)} | ${tps.toFixed(0)} tok/s${heldoutNow !== undefined ? ` | held-out ${heldoutNow.toFixed(4)}` : ""}`);
     if (done % recipe.training.checkpointInterval === 0 || done === recipe.training.steps) {
-      saveAt(done, { loss, ...(Number.isFinite(lastHeldout) ? { heldoutLoss: lastHeldout } : {}) });
+      await saveAt(done, { loss, ...(Number.isFinite(lastHeldout) ? { heldoutLoss: lastHeldout } : {}) });
     }
   }
   progress.finish(`loss ${lastLoss.toFixed(4)}`);
-  const checksumAfter = backboneChecksum(model);
+  const checksumAfter = await backboneChecksum(model);
   if (checksumAfter !== checksumBefore) throw new Error("backbone weights changed during training (this is a bug)");
   const result: TrainResult = {
     steps: endStep,

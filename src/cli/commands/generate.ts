@@ -42,7 +42,9 @@ export const generateCommand: CommandModule<object, any> = {
       .option("segment-length", { type: "number" })
       .option("json", { type: "boolean", describe: "print a JSON record instead of streaming text" })
       .check((a) => {
-        if (!a.prompt && !a.promptFile) throw new Error("give --prompt or --prompt-file");
+        if (!a.prompt && !a.promptFile) throw new EdgeInfError("give --prompt or --prompt-file");
+        const n = a.maxNewTokens as number;
+        if (!Number.isInteger(n) || n < 0) throw new EdgeInfError(`--max-new-tokens ${String(a.maxNewTokens)} must be a non-negative integer`, "e.g. --max-new-tokens 64");
         return true;
       })
       .example('$0 generate -m ../shared/models/stories260K/stories260K.bin -p "Once upon a time"', "greedy continuation")
@@ -50,8 +52,9 @@ export const generateCommand: CommandModule<object, any> = {
       .example('$0 generate -m ../shared/models/edge-lm --prompt-file long.txt --method snapkv --budget 512', "SnapKV with a 512-token budget"),
   handler: async (raw) => {
     const args = raw as unknown as GenerateArgs;
-    const { readFileSync, existsSync } = await import("node:fs");
+    const { readFileSync, existsSync, statSync } = await import("node:fs");
     if (args.promptFile && !existsSync(args.promptFile)) throw new EdgeInfError(`prompt file ${args.promptFile} does not exist`, "check the path");
+    if (args.promptFile && statSync(args.promptFile).isDirectory()) throw new EdgeInfError(`prompt file ${args.promptFile} is a directory`, "pass a text file");
     const text = args.promptFile ? readFileSync(args.promptFile, "utf8") : args.prompt!;
     const { backend, backbone, model } = await setup(args);
     const ids = backbone.tokenizer.encode(text, { bos: true });
@@ -67,7 +70,7 @@ export const generateCommand: CommandModule<object, any> = {
       { model, backbone, promptTokens: ids.length },
     );
     if (!args.json) process.stdout.write(text);
-    const out = generate(session, ids, {
+    const out = await generate(session, ids, {
       maxNewTokens: args.maxNewTokens,
       temperature: args.temperature,
       topK: args.topK,

@@ -1,17 +1,14 @@
 import type { CommandModule } from "yargs";
-import { existsSync, readFileSync } from "node:fs";
-import * as tf from "../../tf.js";
-import { tokenNll } from "../../backbone/nll.js";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { windowedNll } from "../../backbone/nll.js";
 import { loadCheckpoint } from "../../training/checkpoint.js";
 import { MemoryGatingModule } from "../../memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../../memory/config.js";
-import { forwardSegment, segmentsOf } from "../../memory/edgeinfinite.js";
-import { initialState, keepState, disposeReplaced, disposeState } from "../../memory/state.js";
+import { edgeInfiniteNll } from "../../memory/edgeinfinite.js";
 import { perplexityFromNll } from "../../eval/metrics/index.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { EdgeInfError } from "../../util/errors.js";
 import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
-import type { LlamaModel } from "../../backbone/model.js";
 
 interface PplArgs extends CommonArgs {
   file: string;
@@ -20,39 +17,6 @@ interface PplArgs extends CommonArgs {
   checkpoint?: string;
   json?: string;
   maxTokens?: number;
-}
-
-/** NLL of each token with the plain backbone, in independent windows of `context` tokens (each starting with BOS). */
-function fullNll(model: LlamaModel, ids: number[], context: number, bos: number): number[] {
-  const out: number[] = [];
-  for (let s = 1; s < ids.length; s += context - 1) {
-    const win = [bos, ...ids.slice(s, s + context - 1)];
-    const h = model.forward(win.slice(0, -1));
-    out.push(...tokenNll(model, h, win.slice(1)));
-    h.dispose();
-  }
-  return out;
-}
-
-/** NLL of each token through EdgeInfinite segments over the whole text. */
-function edgeNll(model: LlamaModel, module: MemoryGatingModule, ids: number[]): number[] {
-  const inputs = ids.slice(0, -1);
-  const out: number[] = [];
-  let state = initialState(model.config);
-  segmentsOf(inputs, module.config.segmentLength).forEach((seg, i) => {
-    const prev = state;
-    const r = tf.scoped(() => {
-      const f = forwardSegment(model, module, prev, seg);
-      keepState(f.state);
-      const off = i * module.config.segmentLength;
-      return { nll: tokenNll(model, f.hidden, ids.slice(off + 1, off + 1 + seg.length)), state: f.state };
-    });
-    out.push(...r.nll);
-    disposeReplaced(prev, r.state);
-    state = r.state;
-  });
-  disposeState(state);
-  return out;
 }
 
 export const pplCommand: CommandModule<object, PplArgs> = {
@@ -70,6 +34,13 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       .example("$0 ppl -m ../shared/models/edge-lm -f book.txt --method edgeinfinite --checkpoint checkpoints/edge-lm-passkey --json nll.json", "through trained memory, per-token NLL to a file"),
   handler: async (args) => {
     if (!existsSync(args.file)) throw new EdgeInfError(`text file ${args.file} does not exist`, "check the path");
+    if (statSync(args.file).isDirectory()) throw new EdgeInfError(`text file ${args.file} is a directory`, "pass a text file");
+    if (args.context !== undefined && (!Number.isInteger(args.context) || args.context < 2)) {
+      throw new EdgeInfError(`--context ${args.context} must be an integer ≥ 2 (BOS + one scored token per window)`, "e.g. --context 2048");
+    }
+    if (args.maxTokens !== undefined && (!Number.isInteger(args.maxTokens) || args.maxTokens < 2)) {
+      throw new EdgeInfError(`--max-tokens ${args.maxTokens} must be an integer ≥ 2 (BOS + one scored token)`, "e.g. --max-tokens 4096");
+    }
     const { backend, backbone, model } = await setup(args);
     let ids = backbone.tokenizer.encode(readFileSync(args.file, "utf8"), { bos: true });
     if (args.maxTokens) ids = ids.slice(0, args.maxTokens);
@@ -81,11 +52,14 @@ export const pplCommand: CommandModule<object, PplArgs> = {
         ? loadCheckpoint(args.checkpoint, backbone).module
         : new MemoryGatingModule(backbone.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: Math.floor(backbone.config.maxPositions / 2), segmentLength: Math.floor(backbone.config.maxPositions / 4) }));
       validateEdgeInfiniteConfig(module.config, backbone.config);
-      nll = edgeNll(model, module, ids);
-      module.dispose();
+      try {
+        nll = await edgeInfiniteNll(model, module, ids);
+      } finally {
+        module.dispose();
+      }
     } else {
       const context = args.context ?? backbone.config.maxPositions;
-      nll = fullNll(model, ids, context, backbone.config.bosTokenId);
+      nll = await windowedNll(model, ids, context, backbone.config.bosTokenId);
     }
     const seconds = (performance.now() - t0) / 1000;
     const mean = nll.reduce((a, b) => a + b, 0) / nll.length;
