@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { spawnSync } from "node:child_process";
 import * as ort from "onnxruntime-node";
 import * as tf from "../src/tf.js";
@@ -11,10 +12,14 @@ import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
 import { Rng } from "../src/util/rng.js";
 import { EdgeInfError } from "../src/util/errors.js";
-import { exportOnnx } from "../src/export/onnx.js";
+import { exportOnnx, irVersionFor } from "../src/export/onnx.js";
 import { exportSafetensors } from "../src/export/safetensors.js";
 import { moduleStepTfjs } from "../src/export/reference-step.js";
 import { decodeModel } from "../src/export/onnx-builder.js";
+import { loadBackbone } from "../src/loaders/index.js";
+import { LlamaModel } from "../src/backbone/model.js";
+import { edgeInfiniteLayer } from "../src/memory/edgeinfinite-attention.js";
+import { initialState, type LayerState } from "../src/memory/state.js";
 
 const H = 4;
 const HKV = 2;
@@ -296,30 +301,45 @@ describe("exported ONNX file contents", () => {
     }
   });
 
-  it("passes the ONNX checker (full_check) when python's onnx package is available", (ctx) => {
+  it("passes the ONNX checker (full_check) at every opset the installed checker knows, when python's onnx package is available", (ctx) => {
     const python = ["python3", "/usr/bin/python3"].find((p) => spawnSync(p, ["-c", "import onnx"], { encoding: "utf8" }).status === 0);
     if (!python) {
       console.log("skipping ONNX checker test: no python3 with the onnx package (apt-get install python3-onnx)");
       ctx.skip();
       return;
     }
+    // the checker refuses files whose IR version is newer than its own (python3-onnx 1.12: IR 8, opsets ≤ 18 here)
+    const checkerIr = Number(spawnSync(python, ["-c", "import onnx; print(onnx.IR_VERSION)"], { encoding: "utf8" }).stdout.trim());
+    const opsets = [13, 14, 15, 16, 17, 18, 19, 20, 21].filter((o) => irVersionFor(o) <= checkerIr);
+    expect(opsets).toContain(17);
     const module = makeModule({ gateKind: "learned", memoryRule: "delta" }, 16);
     try {
-      const path = join(dir, "checker.onnx");
-      exportOnnx(module, { layers: "all", outPath: path });
       const script = [
         "import sys, onnx",
-        "m = onnx.load(sys.argv[1])",
-        "onnx.checker.check_model(m, full_check=True)",
-        "print(len(m.graph.node), len(m.graph.initializer))",
+        "for path in sys.argv[1:]:",
+        "    m = onnx.load(path)",
+        "    onnx.checker.check_model(m, full_check=True)",
+        "    print(m.opset_import[0].version, m.ir_version, len(m.graph.node), len(m.graph.initializer))",
       ].join("\n");
-      const r = spawnSync(python, ["-c", script, path], { encoding: "utf8" });
+      const paths = opsets.map((opset) => {
+        const path = join(dir, `checker-${opset}.onnx`);
+        exportOnnx(module, { layers: "all", outPath: path, opset });
+        return path;
+      });
+      const r = spawnSync(python, ["-c", script, ...paths], { encoding: "utf8" });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
-      expect(r.stdout.trim()).toMatch(/^\d+ \d+$/);
+      const lines = r.stdout.trim().split("\n");
+      expect(lines.map((l) => Number(l.split(" ")[0]))).toEqual(opsets);
+      for (const l of lines) expect(l).toMatch(/^\d+ \d+ \d+ \d+$/);
+      console.log(`ONNX checker (IR ${checkerIr}) passed opsets ${opsets.join(", ")}`);
     } finally {
       module.dispose();
     }
+  });
+
+  it("declares the IR version of the ONNX release that introduced the opset", () => {
+    expect([13, 17, 18, 19, 20, 21].map(irVersionFor)).toEqual([8, 8, 8, 9, 9, 10]);
   });
 });
 
@@ -423,6 +443,75 @@ describe("exportSafetensors", () => {
     } finally {
       module.dispose();
       fresh.dispose();
+    }
+  });
+});
+
+describe("the exported graph is the module's inference step inside edgeInfiniteLayer", () => {
+  it("four segments of stories260K layer 1 (sink 2, window 8, segment 5): gated output and memory match edgeInfiniteLayer, max abs error < 1e-5", async () => {
+    const storiesPath = join(dirname(fileURLToPath(import.meta.url)), "../../shared/models/stories260K/stories260K.bin");
+    const backbone = await loadBackbone(storiesPath);
+    const model = LlamaModel.fromHost(backbone.config, backbone.weights);
+    const { numHeads: h, numKvHeads: hkv, headDim: d } = backbone.config;
+    const module = new MemoryGatingModule(backbone.config, makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 5, gateKind: "learned", memoryRule: "delta" }));
+    const rng = new Rng(51);
+    for (const [name, v] of module.trainableVariables()) {
+      const data = randArray(rng, v.size, name.includes("gate") ? 0.5 : 0.3);
+      if (name.endsWith("map")) for (let i = 0; i < v.shape[0]! * d; i++) data[i * d + (i % d)]! += 1;
+      tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+    }
+    const layer = 1;
+    const path = join(dir, "in-layer.onnx");
+    exportOnnx(module, { layers: [layer], outPath: path });
+    const session = await ort.InferenceSession.create(path);
+    tf.engine().startScope();
+    try {
+      let st: LayerState = initialState(backbone.config).layers[layer]!;
+      let worst = 0;
+      let evictedTotal = 0;
+      let gateEffect = 0;
+      for (let s = 0; s < 4; s++) {
+        const T = 5;
+        const p = { q: tf.tensor3d(randArray(rng, h * T * d, 1), [h, T, d]), k: tf.tensor3d(randArray(rng, hkv * T * d, 1), [hkv, T, d]), v: tf.tensor3d(randArray(rng, hkv * T * d, 1), [hkv, T, d]) };
+        // gate 0 gives exactly the local attention output; the real gate gives the gated output and the next state
+        const local = (await edgeInfiniteLayer(model, module, layer, p, st, { forceGate: 0 })).out;
+        const real = await edgeInfiniteLayer(model, module, layer, p, st);
+        // the tokens that left the window this segment: the oldest of [window | segment after the sink fill]
+        const toSink = real.next.sinkLength - st.sinkLength;
+        const n = st.windowLength + (T - toSink) - real.next.windowLength;
+        evictedTotal += n;
+        const tail = (x: tf.Tensor3D) => tf.slice(x, [0, toSink, 0], [hkv, T - toSink, d]) as tf.Tensor3D;
+        const joined = (w: tf.Tensor3D | null, x: tf.Tensor3D) => (w ? tf.concat([w, tail(x)], 1) : tail(x));
+        const evK = tf.slice(joined(st.windowK, p.k), [0, 0, 0], [hkv, n, d]);
+        const evV = tf.slice(joined(st.windowV, p.v), [0, 0, 0], [hkv, n, d]);
+        const t = (x: tf.Tensor, dims: number[]) => new ort.Tensor("float32", Float32Array.from(x.dataSync()), dims);
+        const out = await session.run({
+          [`layer${layer}.q`]: t(p.q, [1, h, T, d]),
+          [`layer${layer}.k`]: t(evK, [1, hkv, n, d]),
+          [`layer${layer}.v`]: t(evV, [1, hkv, n, d]),
+          [`layer${layer}.local_attn_out`]: t(tf.transpose(local.reshape([T, h, d]), [1, 0, 2]), [1, h, T, d]),
+          [`layer${layer}.M`]: t(st.memory.M, [1, hkv, d, d]),
+          [`layer${layer}.z`]: t(st.memory.z, [1, hkv, d]),
+        });
+        const gated = tf.transpose(tf.tensor3d(out[`layer${layer}.gated_out`]!.data as Float32Array, [h, T, d]), [1, 0, 2]).reshape([T, h * d]);
+        worst = Math.max(
+          worst,
+          maxAbsDiff(gated.dataSync() as Float32Array, real.out.dataSync() as Float32Array),
+          maxAbsDiff(out[`layer${layer}.M_out`]!.data as Float32Array, real.next.memory.M.dataSync() as Float32Array),
+          maxAbsDiff(out[`layer${layer}.z_out`]!.data as Float32Array, real.next.memory.z.dataSync() as Float32Array),
+        );
+        gateEffect = Math.max(gateEffect, maxAbsDiff(real.out.dataSync() as Float32Array, local.dataSync() as Float32Array));
+        st = real.next;
+      }
+      console.log(`in-layer: ${evictedTotal} tokens compressed over 4 segments, max abs error ${worst.toExponential(2)}`);
+      expect(evictedTotal).toBe(4 * 5 - 2 - 8); // every token beyond sink + window went through the graph's memory write
+      expect(worst).toBeLessThan(1e-5);
+      expect(gateEffect).toBeGreaterThan(1e-2);
+    } finally {
+      tf.engine().endScope();
+      await session.release();
+      module.dispose();
+      model.dispose();
     }
   });
 });

@@ -24,12 +24,17 @@ export interface ExportOnnxResult {
 }
 
 export const DEFAULT_OPSET = 17;
-const MIN_OPSET = 13;
-const MAX_OPSET = 21;
+/** Opsets the graph is exported at: ≥ 13 for axes/shape inputs; ≤ 21, the newest this exporter was run against. */
+export const MIN_OPSET = 13;
+export const MAX_OPSET = 21;
 
-/** IR version that first shipped with an opset (onnx/docs/Versioning.md): opsets ≤ 17 → 8, 18–20 → 9, 21 → 10. */
+/**
+ * IR version of the ONNX release that introduced an opset (onnx/docs/Versioning.md, onnx.helper.VERSION_TABLE):
+ * opsets 13–14 shipped with IR 7 but every runtime of opset 13+ reads IR 8, so ≤ 18 → 8 (ONNX 1.10–1.13),
+ * 19–20 → 9 (1.14–1.15), 21 → 10 (1.16). The oldest IR that declares the opset keeps older checkers/runtimes happy.
+ */
 export function irVersionFor(opset: number): number {
-  return opset <= 17 ? 8 : opset <= 20 ? 9 : 10;
+  return opset <= 18 ? 8 : opset <= 20 ? 9 : 10;
 }
 
 function checkOpset(opset: number): void {

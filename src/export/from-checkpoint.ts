@@ -1,0 +1,156 @@
+import { existsSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { LlamaConfig } from "../backbone/config.js";
+import { detectLayout, sha256Files } from "../loaders/index.js";
+import { resolveModelPath } from "../loaders/hub.js";
+import { parseHuggingFaceConfig, huggingFaceWeightFiles } from "../loaders/huggingface.js";
+import { readLlama2cModel } from "../loaders/llama2c.js";
+import { readSafetensors } from "../loaders/safetensors.js";
+import { MemoryGatingModule } from "../memory/module.js";
+import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../memory/config.js";
+import { readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
+import { EdgeInfError } from "../util/errors.js";
+
+/**
+ * Opens a training checkpoint for export: finds the backbone it was trained on, proves it is that backbone
+ * (sha256 of the weight files, as recorded at training time), and builds the trained memory-gating module.
+ * Only the backbone's config and hash are read, never its weights into tensors: the export needs the head layout.
+ */
+
+/** Who the backbone is (the fields training records in checkpoint.json, plus where it was found). */
+export interface BackboneIdentity {
+  config: LlamaConfig;
+  format: "llama2c" | "huggingface";
+  path: string;
+  id: string;
+  sha256: string;
+}
+
+export interface ExportCheckpoint {
+  module: MemoryGatingModule;
+  meta: CheckpointMeta;
+  /** The step folder that was read. */
+  dir: string;
+  backbone: BackboneIdentity;
+  /** "model": the caller's --model; "recorded": the backbone path the checkpoint's recipe names. */
+  backboneFrom: "model" | "recorded";
+}
+
+/** Config and identity of a backbone (local path or hf: id), with the same id/sha256 as loadBackbone. */
+export async function identifyBackbone(spec: string, opts: { offline?: boolean } = {}): Promise<BackboneIdentity> {
+  const path = await resolveModelPath(spec, opts);
+  const layout = detectLayout(path);
+  if (layout.format === "huggingface") {
+    const configPath = join(layout.dir, "config.json");
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(configPath, "utf8"));
+    } catch (e) {
+      throw new EdgeInfError(`model config ${configPath} is not valid JSON (${(e as Error).message.split("\n")[0]})`, "re-download the file");
+    }
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new EdgeInfError(`model config ${configPath} is not a JSON object`, "re-download the file");
+    const config = parseHuggingFaceConfig(raw as Record<string, unknown>, configPath);
+    const sha256 = await sha256Files(huggingFaceWeightFiles(layout.dir));
+    return { config, format: "huggingface", path: layout.dir, id: basename(layout.dir), sha256 };
+  }
+  const { config } = readLlama2cModel(layout.bin);
+  const sha256 = await sha256Files([layout.bin]);
+  return { config, format: "llama2c", path: layout.bin, id: basename(layout.bin, ".bin"), sha256 };
+}
+
+const short = (sha: string) => `${sha.slice(0, 12)}…`;
+
+function checkMeta(meta: CheckpointMeta, dir: string): void {
+  const bb = meta?.backbone as Partial<CheckpointMeta["backbone"]> | undefined;
+  if (!bb || typeof bb.sha256 !== "string" || typeof bb.id !== "string") {
+    throw new EdgeInfError(`checkpoint ${dir}/checkpoint.json does not record its backbone (id and sha256)`, "pass a checkpoint written by edgeinf train");
+  }
+  if (!meta.edgeinfinite || typeof meta.edgeinfinite !== "object") {
+    throw new EdgeInfError(`checkpoint ${dir}/checkpoint.json has no edgeinfinite settings`, "pass a checkpoint written by edgeinf train");
+  }
+}
+
+/** The backbone path (or hf: id) the checkpoint's recipe was trained with, if it recorded one. */
+export function recordedBackbone(meta: CheckpointMeta): string | null {
+  const recipe = meta.recipe as { backbone?: unknown } | undefined;
+  return recipe && typeof recipe.backbone === "string" && recipe.backbone !== "" ? recipe.backbone : null;
+}
+
+/**
+ * Resolves the checkpoint (DIR with latest.json, or a step folder) and its backbone: `model` if given (refused when
+ * its sha256 differs from the one recorded in training), else the backbone path recorded in the checkpoint's recipe
+ * (relative paths are relative to the working directory, as in training; hf: ids only from the local cache).
+ * Call initBackend first: the module is built from tfjs tensors.
+ */
+export async function openCheckpointForExport(checkpoint: string, opts: { model?: string } = {}): Promise<ExportCheckpoint> {
+  const dir = resolveCheckpointDir(checkpoint);
+  const meta = readCheckpointMeta(dir);
+  checkMeta(meta, dir);
+  const trained = `"${meta.backbone.id}" (sha256 ${short(meta.backbone.sha256)})`;
+
+  let backbone: BackboneIdentity;
+  let backboneFrom: ExportCheckpoint["backboneFrom"];
+  if (opts.model !== undefined) {
+    backbone = await identifyBackbone(opts.model);
+    backboneFrom = "model";
+    if (backbone.sha256 !== meta.backbone.sha256) {
+      throw new EdgeInfError(
+        `checkpoint ${dir} was trained on backbone ${trained}, not on --model ${opts.model} = "${backbone.id}" (sha256 ${short(backbone.sha256)})`,
+        `pass --model with the backbone it was trained on, or export a checkpoint trained on "${backbone.id}"`,
+      );
+    }
+  } else {
+    const spec = recordedBackbone(meta);
+    const fix = `pass --model with the backbone ${trained} it was trained on`;
+    if (spec === null) throw new EdgeInfError(`checkpoint ${dir} does not record where its backbone ${trained} is`, fix);
+    if (!spec.startsWith("hf:") && !existsSync(spec)) {
+      throw new EdgeInfError(`checkpoint ${dir} was trained on backbone ${trained} at ${spec}, which does not exist here`, fix);
+    }
+    try {
+      backbone = await identifyBackbone(spec, { offline: true });
+    } catch (e) {
+      if (!(e instanceof EdgeInfError)) throw e;
+      const problem = e.hint ? e.message.slice(0, e.message.length - e.hint.length - 3) : e.message;
+      throw new EdgeInfError(`checkpoint ${dir}: cannot open its recorded backbone ${spec} (${problem})`, fix);
+    }
+    backboneFrom = "recorded";
+    if (backbone.sha256 !== meta.backbone.sha256) {
+      throw new EdgeInfError(
+        `checkpoint ${dir} was trained on backbone ${trained}, but ${spec} (the path it recorded) now holds sha256 ${short(backbone.sha256)}`,
+        fix,
+      );
+    }
+  }
+
+  const cfg = makeEdgeInfiniteConfig(meta.edgeinfinite);
+  validateEdgeInfiniteConfig(cfg, backbone.config);
+  const modulePath = join(dir, "module.safetensors");
+  if (!existsSync(modulePath)) throw new EdgeInfError(`checkpoint ${dir} has no module.safetensors`, "the checkpoint is incomplete; use another step folder");
+  const tensors = readSafetensors(modulePath);
+  const module = new MemoryGatingModule(backbone.config, cfg);
+  try {
+    // module.load skips absent names: an export must not silently ship untrained (initial) tensors instead.
+    const want = [...module.trainableVariables().keys()];
+    const missing = want.filter((n) => !tensors.has(n));
+    const extra = [...tensors.keys()].filter((n) => !module.trainableVariables().has(n));
+    const where = modulePath;
+    if (missing.length > 0) {
+      throw new EdgeInfError(`checkpoint ${where} lacks ${missing.length} trainable tensor(s) of its config (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", …" : ""})`, "the checkpoint is damaged; use an earlier step folder");
+    }
+    if (extra.length > 0) {
+      throw new EdgeInfError(`checkpoint ${where} holds tensor(s) its config does not train (${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", …" : ""})`, "the checkpoint's checkpoint.json and module.safetensors disagree; use another checkpoint");
+    }
+    for (const name of want) {
+      const t = tensors.get(name)!;
+      const v = module.trainableVariables().get(name)!;
+      if (t.shape.join(",") !== v.shape.join(",")) {
+        throw new EdgeInfError(`checkpoint ${where}: tensor ${name} has shape [${t.shape.join(", ")}], backbone "${backbone.id}" needs [${v.shape.join(", ")}]`, "the checkpoint does not fit this backbone's head layout");
+      }
+    }
+    module.load(tensors);
+  } catch (e) {
+    module.dispose();
+    throw e;
+  }
+  return { module, meta, dir, backbone, backboneFrom };
+}
