@@ -286,12 +286,12 @@ describe("a tiny suite end to end", () => {
 });
 
 describe("edgeinfinite from a checkpoint", () => {
-  it("loads the trained tensors and applies the suite's window settings", () => {
+  it("loads the trained tensors and applies the suite's window settings", async () => {
     const dir = tempDir("ckpt");
     const cfg = makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 64, segmentLength: 32 });
     const trained = new MemoryGatingModule(backbone.config, cfg);
     trained.trainableVariables().get("layers.2.gate.bias")!.assign(tf.fill([backbone.config.numHeads], 1.5));
-    saveCheckpoint(dir, trained, { step: 3, backbone: { id: backbone.source.id, sha256: backbone.source.sha256, format: backbone.source.format } });
+    await saveCheckpoint(dir, trained, { step: 3, backbone: { id: backbone.source.id, sha256: backbone.source.sha256, format: backbone.source.format } });
     trained.dispose();
     const s = suite({ methods: [{ name: "edgeinfinite", checkpoint: dir, windowTokens: 96 }] });
     expect(s.methods[0]!.label).toBe("edgeinfinite");

@@ -221,15 +221,18 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
           if (first === undefined) continue;
           // Budgets resolve against the real prompt; only its first tokens are fed (too few to evict anything).
           const warmIds = first.promptIds.slice(0, WARMUP_TOKENS);
-          warmUp(() => createSession(p, { model, backbone, promptTokens: first.promptIds.length, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }), warmIds);
+          await warmUp(() => createSession(p, { model, backbone, promptTokens: first.promptIds.length, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }), warmIds);
         }
       }
       for (const { sample, method } of pending) {
+        // On cpu/wasm a sample never yields to the event loop (its awaits resolve as microtasks): yield here, so a
+        // signal handler (edgeinf eval's Ctrl-C → abort) gets to run between samples.
+        if (opts.signal !== undefined) await new Promise<void>((done) => setImmediate(done));
         if (opts.signal?.aborted) {
           complete = false;
           break;
         }
-        const row = runOne(suite, sample, method, { model, backbone, backend: backend.name, taskHash: taskHash.get(sample.task)!, methodHash: methodHash.get(method.spec.label)! });
+        const row = await runOne(suite, sample, method, { model, backbone, backend: backend.name, taskHash: taskHash.get(sample.task)!, methodHash: methodHash.get(method.spec.label)! });
         appendSample(logPath, row);
         rows.set(rowKey(row), row);
         newSamples++;
@@ -263,9 +266,9 @@ interface RunContext {
 }
 
 /** One sample under one method: generate, decode, score, measure. */
-function runOne(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): SampleRow {
+async function runOne(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<SampleRow> {
   const promptTokens = sample.promptIds.length;
-  const m = measure(
+  const m = await measure(
     () => createSession(method, { model: ctx.model, backbone: ctx.backbone, promptTokens, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }),
     sample.promptIds,
     { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, seed: suite.seed, repeats: suite.repeats },

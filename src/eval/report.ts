@@ -10,7 +10,8 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fail } from "../util/errors.js";
-import { markdownTable, scorePivot, type AggregateRow, type ResultsJson } from "./tables.js";
+import { readSamplesLog } from "./samples-log.js";
+import { markdownTable, scorePivot, writeTables, type AggregateRow, type ResultsJson } from "./tables.js";
 
 export interface ReportResult {
   /** The printed text (score pivot and full table, Markdown). */
@@ -93,11 +94,41 @@ export function ttftVsLengthSpec(aggregates: readonly AggregateRow[], title: str
   };
 }
 
+/** The comparison as Markdown: the score pivot (methods as columns, in `methods` order) and the full table. */
+export function comparisonText(suite: string, aggregates: readonly AggregateRow[], methods: readonly string[] = [...new Set(aggregates.map((a) => a.method))]): string {
+  return [`# ${suite}`, "", "## Score (100 × mean)", "", scorePivot(aggregates, methods), "", "## All measurements", "", markdownTable(aggregates)].join("\n");
+}
+
+/**
+ * Rewrites results.csv/json/md and samples.csv from RUN_DIR/samples.jsonl, with the suite's task and method order
+ * from run.json, keeping the rows of the suite's tasks and methods as runSuite does (so tables are current even
+ * after a run was killed before it wrote them). Only reads samples.jsonl (never repairs it: a run may still be
+ * appending). Returns the files written, or null when the run dir has no samples.jsonl and run.json.
+ */
+export function rebuildTables(runDir: string): string[] | null {
+  const logPath = join(runDir, "samples.jsonl");
+  const runJsonPath = join(runDir, "run.json");
+  if (!existsSync(logPath) || !existsSync(runJsonPath)) return null;
+  let run: { suite?: { name?: unknown; tasks?: { name?: unknown }[]; methods?: { label?: unknown }[] } };
+  try {
+    run = JSON.parse(readFileSync(runJsonPath, "utf8")) as typeof run;
+  } catch (e) {
+    return fail(`${runJsonPath} is not valid JSON: ${(e as Error).message}`, "the run dir is damaged; re-run edgeinf eval with a new --run-dir");
+  }
+  const suite = run.suite;
+  if (typeof suite?.name !== "string" || !Array.isArray(suite.tasks) || !Array.isArray(suite.methods)) {
+    fail(`${runJsonPath} has no suite (name, tasks, methods)`, "it was not written by edgeinf eval");
+  }
+  const tasks = suite.tasks.map((t) => String(t.name));
+  const methods = suite.methods.map((m) => String(m.label));
+  const rows = readSamplesLog(logPath, { repair: false }).filter((r) => tasks.includes(r.task) && methods.includes(r.method));
+  return writeTables(runDir, rows, { suite: suite.name, order: { tasks, methods } }).files;
+}
+
 /** Prints the comparison and writes score_vs_kv.svg and ttft_vs_length.svg into runDir. */
 export async function report(runDir: string, opts: { print?: (text: string) => void } = {}): Promise<ReportResult> {
   const results = readResults(runDir);
-  const methods = [...new Set(results.aggregates.map((a) => a.method))];
-  const text = [`# ${results.suite}`, "", "## Score (100 × mean)", "", scorePivot(results.aggregates, methods), "", "## All measurements", "", markdownTable(results.aggregates)].join("\n");
+  const text = comparisonText(results.suite, results.aggregates);
   (opts.print ?? ((t: string) => process.stdout.write(t + "\n")))(text);
   const plots: [string, TopLevelSpec][] = [
     ["score_vs_kv.svg", scoreVsKvSpec(results.aggregates, results.suite)],

@@ -76,8 +76,11 @@ function isSampleRow(value: unknown): value is SampleRow {
 /**
  * Rows already in `path` (none when it does not exist). A last line cut off by a crash mid-write is dropped and
  * truncated away so appends start on a fresh line; any other bad line is an error naming it.
+ * With `repair: false` the file is only read (for readers such as `edgeinf report`, which may look at a run dir
+ * while a run is still appending to it): a cut-off last line is dropped but the file is left as it is.
  */
-export function readSamplesLog(path: string): SampleRow[] {
+export function readSamplesLog(path: string, opts: { repair?: boolean } = {}): SampleRow[] {
+  const repair = opts.repair ?? true;
   if (!existsSync(path)) return [];
   const text = readFileSync(path, "utf8");
   const lines = text.split("\n");
@@ -100,12 +103,12 @@ export function readSamplesLog(path: string): SampleRow[] {
       rows.push(parsed);
       offset += line.length + 1;
       // A complete row whose newline was lost: terminate it so the next append starts a new line.
-      if (isLast) appendFileSync(path, "\n");
+      if (isLast && repair) appendFileSync(path, "\n");
       continue;
     }
     if (isLast) {
       // Only the final, unterminated line can be a half-written row.
-      truncateSync(path, Buffer.byteLength(text.slice(0, offset), "utf8"));
+      if (repair) truncateSync(path, Buffer.byteLength(text.slice(0, offset), "utf8"));
       break;
     }
     throw new EdgeInfError(`${path}:${i + 1}: not a sample row`, "the run dir is damaged: fix or delete that line, or use a new run dir");

@@ -1,0 +1,147 @@
+import type { Argv, CommandModule } from "yargs";
+import { join, relative } from "node:path";
+import { loadSuite, knownMethods, type Suite } from "../../eval/suite.js";
+import { runSuite, type RunResult } from "../../eval/harness.js";
+import { comparisonText } from "../../eval/report.js";
+import { scorePredictionsFile } from "../../eval/score.js";
+import type { ProgressMode } from "../../eval/progress.js";
+import type { BackendChoice } from "../common.js";
+import { BACKEND_CHOICES, log } from "../common.js";
+import { fail } from "../../util/errors.js";
+
+const PROGRESS_CHOICES = ["auto", "bar", "lines", "none"] as const;
+
+interface EvalArgs {
+  suite: string;
+  methods?: string[];
+  limit?: number;
+  runDir?: string;
+  backend?: BackendChoice;
+  progress: ProgressMode;
+}
+
+interface ScoreArgs {
+  task: string;
+  preds: string;
+  json?: boolean;
+}
+
+/** `--methods a,b --methods c` → ["a", "b", "c"]. */
+function splitList(value: unknown): string[] {
+  const items = (Array.isArray(value) ? value : [value]).map(String);
+  return items.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+}
+
+/** Every --methods entry must be a method (label or name) of the suite; says which are when not. */
+function checkMethods(suite: Suite, wanted: readonly string[]): void {
+  const labels = suite.methods.map((m) => m.label).join(", ");
+  for (const want of wanted) {
+    if (suite.methods.some((m) => m.label === want || m.name === want)) continue;
+    if (!knownMethods().includes(want)) fail(`unknown method "${want}" in --methods`, `the suite's methods: ${labels}`);
+    fail(`method "${want}" in --methods is not in suite ${suite.file}`, `the suite's methods: ${labels} (add it to the suite to run it)`);
+  }
+}
+
+/** A path as the user would type it from here (relative when inside the working directory). */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") ? rel : path;
+}
+
+export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
+  command: "score",
+  describe: "Score LongBench predictions made elsewhere (pred.py JSONL rows), as LongBench's eval.py does",
+  builder: (y) =>
+    y
+      .usage("$0 eval score --task T --preds preds.jsonl [--json]\n\nScore a LongBench prediction file (pred.py rows {pred, answers, all_classes, length}) with the task's metric, as LongBench's eval.py does: 100 × mean, first-line rule for trec/triviaqa/samsum/lsht, LongBench-E length buckets when every row has a length.")
+      .option("task", { alias: "t", type: "string", demandOption: true, describe: "dataset whose metric applies (narrativeqa, hotpotqa, trec, lcc, passkey, ... — see docs/metrics.md)" })
+      .option("preds", { alias: "p", type: "string", demandOption: true, describe: "predictions JSONL, one {pred, answers, all_classes, length} per line" })
+      .option("json", { type: "boolean", describe: "print a JSON record {task, score, n, byLength?}" })
+      .example("$0 eval score --task hotpotqa --preds pred/hotpotqa.jsonl", "score one task's predictions")
+      .example("$0 eval score --task gov_report --preds pred_e/gov_report.jsonl --json", "JSON, with LongBench-E 0-4k / 4-8k / 8k+ buckets"),
+  handler: (args) => {
+    const result = scorePredictionsFile(args.task, args.preds);
+    if (args.json) {
+      console.log(JSON.stringify(result, null, 2));
+      return;
+    }
+    const buckets = result.byLength
+      ? ` | by length: ${Object.entries(result.byLength)
+          .map(([bucket, score]) => `${bucket} ${Number.isNaN(score) ? "-" : score.toFixed(2)}`)
+          .join(", ")}`
+      : "";
+    console.log(`${result.task}: ${result.score.toFixed(2)} (${result.n} predictions)${buckets}`);
+  },
+};
+
+export const evalCommand: CommandModule<object, EvalArgs> = {
+  command: "eval",
+  describe: "Run an evaluation suite (tasks × lengths × methods) and print the comparison; `eval score` scores LongBench predictions",
+  builder: (y) =>
+    (y as unknown as Argv<object>)
+      .usage(
+        "$0 eval --suite eval/NAME.yaml [options]\n$0 eval score --task T --preds preds.jsonl\n\n" +
+          "Run every task × length × sample × method of a suite (docs/evaluation.md), one line per finished sample in RUN_DIR/samples.jsonl; " +
+          "re-running with the same --run-dir skips finished samples. Ctrl-C stops after the current sample and still writes the tables " +
+          "(results.csv/json/md); plots: edgeinf report RUN_DIR.",
+      )
+      .command(evalScoreCommand)
+      // Not global: `eval score` has options of its own and must not inherit (or demand) these.
+      .option("suite", { alias: "s", type: "string", global: false, demandOption: true, describe: "suite YAML (see eval/)" })
+      .option("methods", { type: "string", array: true, global: false, describe: "run only these methods (labels or names, comma-separated): --methods full,streaming" })
+      .option("limit", { type: "number", global: false, describe: "at most N samples per task × length" })
+      .option("run-dir", { type: "string", global: false, describe: "where samples, tables and run.json go (default: runs/<suite name>)" })
+      .option("backend", { choices: BACKEND_CHOICES, type: "string", global: false, describe: "tfjs backend (default: $EDGEINF_BACKEND or auto)" })
+      .option("progress", { choices: PROGRESS_CHOICES, default: "auto" as const, global: false, describe: "auto: a bar on a terminal, one line per sample otherwise" })
+      .example("$0 eval --suite eval/quick.yaml --backend wasm", "every method on stories260K (results in runs/quick)")
+      .example("$0 eval --suite eval/edge-lm.yaml --methods full,streaming,edgeinfinite --limit 2", "a subset; run it again to resume")
+      .example("$0 eval score --task narrativeqa --preds pred/narrativeqa.jsonl", "score predictions made elsewhere") as unknown as Argv<EvalArgs>,
+  handler: async (args) => {
+    const suite = loadSuite(args.suite);
+    const methods = args.methods === undefined ? undefined : splitList(args.methods);
+    if (methods !== undefined) {
+      if (methods.length === 0) fail("--methods is empty", "give method labels or names, e.g. --methods full,streaming");
+      checkMethods(suite, methods);
+    }
+    if (args.limit !== undefined && !(Number.isInteger(args.limit) && args.limit >= 1)) fail(`--limit ${String(args.limit)} must be a positive integer`, "e.g. --limit 5");
+    const runDir = args.runDir ?? join("runs", suite.name);
+
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onSigint = (): void => {
+      interrupts++;
+      if (interrupts > 1) {
+        log(`interrupted again: quitting now; finished samples are kept in ${join(runDir, "samples.jsonl")} (tables not written)`);
+        process.exit(130);
+      }
+      log("interrupt: stopping after the current sample, then writing the tables (Ctrl-C again to quit at once)");
+      controller.abort();
+    };
+    process.on("SIGINT", onSigint);
+    let result: RunResult;
+    try {
+      result = await runSuite(suite, {
+        runDir,
+        ...(methods !== undefined ? { methods } : {}),
+        ...(args.limit !== undefined ? { limit: args.limit } : {}),
+        ...(args.backend !== undefined ? { backend: args.backend } : {}),
+        progress: args.progress,
+        signal: controller.signal,
+      });
+    } finally {
+      process.off("SIGINT", onSigint);
+    }
+
+    console.log(comparisonText(suite.name, result.aggregates, suite.methods.map((m) => m.label)));
+    const dir = shown(result.runDir);
+    const total = result.resumedSamples + result.newSamples;
+    log(`${result.newSamples} samples run, ${result.resumedSamples} already finished in ${dir} (skipped)`);
+    log(`results: ${join(dir, "results.csv")}, results.json, results.md; per sample: samples.jsonl, samples.csv; run record: run.json`);
+    if (!result.complete) {
+      log(`interrupted after ${total} finished samples: run the same command again to continue (finished samples are skipped)`);
+      process.exitCode = 130;
+    } else {
+      log(`plots: edgeinf report ${dir}`);
+    }
+  },
+};
