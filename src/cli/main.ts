@@ -6,6 +6,9 @@ import { infoCommand } from "./commands/info.js";
 import { generateCommand } from "./commands/generate.js";
 import { pplCommand } from "./commands/ppl.js";
 import { trainCommand } from "./commands/train.js";
+import { exportCommand } from "./commands/export.js";
+import { evalCommand } from "./commands/eval.js";
+import { reportCommand } from "./commands/report.js";
 
 /** One-line errors for bad input; a stack trace only for bugs (set EDGEINF_DEBUG=1 to always see it). */
 function reportError(e: unknown): never {
@@ -27,11 +30,16 @@ try {
     .command(generateCommand)
     .command(pplCommand)
     .command(trainCommand)
+    .command(exportCommand)
+    .command(evalCommand)
+    .command(reportCommand)
     .demandCommand(1, "name a command (edgeinf --help lists them)")
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);
-      process.stderr.write(`error: ${msg} — see edgeinf --help\n`);
+      // yargs words some messages over several lines ("Invalid values:\n  Argument: …"); keep the one-line rule.
+      const oneLine = msg.split("\n").map((part) => part.trim()).filter(Boolean).join(" ");
+      process.stderr.write(`error: ${oneLine} — see edgeinf --help\n`);
       process.exit(1);
     })
     .help()
