@@ -5,6 +5,7 @@
 #                               two test models into .cache/gpu/, fetch the Vulkan loader debs into .gl/
 #   bench/gpu.sh device smoke   there: Node, Vulkan, adapter, stories260K on webgpu vs wasm (about a minute)
 #   bench/gpu.sh device full    there: everything below, one call (about 8 minutes)
+#   bench/gpu.sh device must    there: parity, a training step and TTFT at 4k/16k/64k in one short call (about 5 minutes)
 #   bench/gpu.sh device long    there: TTFT at 64k tokens, full KV vs EdgeInfinite (about 8 minutes)
 #   bench/gpu.sh device cli     there: the CLI on webgpu: generate, ppl, train, eval (every method), vs wasm
 #   bench/gpu.sh cli BACKEND    here: the same CLI checks on any backend (prepare runs them on cpu under strace)
@@ -162,6 +163,15 @@ device() {
     rm -rf "$OUT"/cli-*/train
     return
   fi
+  if [ "$mode" = must ]; then
+    # Issue #7's numbers in one call that fits a short lease. TTFT of full KV vs EdgeInfinite at 4k/16k/64k first (one
+    # cold run each; full skipped where its estimate overruns), then logit parity on both models and training steps.
+    timeout 270 node dist/bench/gpu-bench.js --models "$edge" --backends webgpu,wasm --lengths 4096,16384,65536 --repeat 1 \
+      --tasks ttft,no-cpu-ttft --budget-s 240 --json "$OUT/must-ttft.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "must ttft: exit ${PIPESTATUS[0]}"
+    timeout 100 node dist/bench/gpu-bench.js --models "$sm,$edge" --backends webgpu,wasm \
+      --tasks parity,train --budget-s 75 --json "$OUT/must-parity-train.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "must parity/train: exit ${PIPESTATUS[0]}"
+    return
+  fi
   if [ "$mode" = long ]; then
     echo "== TTFT at 16k and 64k: full KV vs EdgeInfinite (segment 256), one cold run each"
     timeout 480 node dist/bench/gpu-bench.js --models "$edge" --backends webgpu,wasm --tasks ttft,no-cpu-ttft --lengths 16384,65536 --repeat 1 \
@@ -193,5 +203,5 @@ case "${1:-}" in
   prepare) prepare ;;
   device) device "${2:-full}" ;;
   cli) cli_checks "${2:-cpu}" "${3:-/tmp/edgeinf-cli}" "${4:-../shared/models}" "${5:-.cache/gpu/corpus}" ;;
-  *) echo "usage: bench/gpu.sh prepare | device smoke|full|long|cli | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
+  *) echo "usage: bench/gpu.sh prepare | device smoke|full|long|cli|must | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
 esac
