@@ -4,15 +4,14 @@
  *   npx tsx notebooks/compare-methods.ts RUN_DIR
  *
  * Reads RUN_DIR/results.json (written by `edgeinf eval`), prints per-method summaries and a score-by-depth table,
- * and writes RUN_DIR/notebook_score_vs_length.svg. Editors that understand `// %%` (VS Code, Jupytext) can run the
+ * and writes RUN_DIR/notebook_score_vs_length.svg and .png (the PNG when @resvg/resvg-js loads). Editors that understand `// %%` (VS Code, Jupytext) can run the
  * cells one by one.
  */
 
 // %% Load the run
-import { join } from "node:path";
 import * as aq from "arquero";
-import { readResults, renderSvg } from "../src/eval/report.js";
-import { writeFileAtomic } from "../src/util/atomic.js";
+import type { TopLevelSpec } from "vega-lite";
+import { readResults, writePlots } from "../src/eval/report.js";
 
 const runDir = process.argv[2];
 if (!runDir) {
@@ -57,7 +56,7 @@ const curve = samples
   .rollup({ score: "d => 100 * op.mean(d.score)" })
   .orderby("method", "length")
   .objects();
-const svg = await renderSvg({
+const spec: TopLevelSpec = {
   $schema: "https://vega.github.io/schema/vega-lite/v5.json",
   title: `${results.suite}: score vs context length`,
   width: 360,
@@ -67,9 +66,8 @@ const svg = await renderSvg({
   encoding: {
     x: { field: "length", type: "quantitative", scale: { type: "log", base: 2 }, title: "context length (tokens, log2)" },
     y: { field: "score", type: "quantitative", scale: { domain: [0, 100] }, title: "score (100 × mean)" },
-    color: { field: "method", type: "nominal" },
+    color: { field: "method", type: "nominal", legend: { labelLimit: 300 } },
   },
-});
-const plotPath = join(runDir, "notebook_score_vs_length.svg");
-writeFileAtomic(plotPath, svg);
-console.log(`\nwrote ${plotPath}`);
+};
+const written = await writePlots(runDir, [["notebook_score_vs_length", spec]]);
+console.log(`\nwrote ${written.join(", ")}`);

@@ -1,7 +1,8 @@
 /**
  * `edgeinf eval`, `edgeinf eval score` and `edgeinf report` through the built CLI (node dist/src/cli/main.js),
  * as a user runs them: eval/quick.yaml on stories260K (wasm) limited to a few samples, restart and Ctrl-C
- * resume, LongBench scoring of a hand-made predictions file, report plots, and one-line errors for bad input.
+ * resume, LongBench scoring of a hand-made predictions file, report plots (SVG and PNG), and one-line errors for bad
+ * input.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import type { AggregateRow } from "../src/eval/tables.js";
+import { countPixels, decodePng, svgSize } from "./fixtures/png.js";
 
 const repo = resolve(__dirname, "..");
 const cli = join(repo, "dist/src/cli/main.js");
@@ -210,20 +212,37 @@ describe("edgeinf eval", () => {
     expect(readFileSync(join(sigDir, "samples.jsonl"), "utf8").startsWith(before)).toBe(true);
   });
 
-  it("report prints the comparison, rebuilds the tables from samples.jsonl and writes both SVG plots", () => {
+  it("report prints the comparison, rebuilds the tables from samples.jsonl and writes both plots as SVG and PNG", () => {
     rmSync(join(runDir, "results.json"));
     const r = edgeinf("report", runDir);
     expect(r.stderr).not.toMatch(/^error/m);
+    // The rasteriser loaded and found a font: no "PNG plots skipped" / "no text" warning.
+    expect(r.stderr).not.toMatch(/^warning/m);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`|task|length|${SUBSET.join("|")}|`);
     expect(existsSync(join(runDir, "results.json"))).toBe(true);
-    for (const name of ["score_vs_kv.svg", "ttft_vs_length.svg"]) {
-      const path = join(runDir, name);
-      expect(r.stderr).toContain(path);
-      const svg = readFileSync(path, "utf8");
+    const pngs: Buffer[] = [];
+    for (const name of ["score_vs_kv", "ttft_vs_length"]) {
+      const svgPath = join(runDir, `${name}.svg`);
+      const pngPath = join(runDir, `${name}.png`);
+      expect(r.stderr).toContain(svgPath);
+      expect(r.stderr).toContain(pngPath);
+      const svg = readFileSync(svgPath, "utf8");
       expect(svg.startsWith("<svg")).toBe(true);
       for (const m of SUBSET) expect(svg).toContain(m);
+      const png = readFileSync(pngPath);
+      pngs.push(png);
+      const img = decodePng(png);
+      const size = svgSize(svg);
+      expect([img.width, img.height]).toEqual([2 * size.width, 2 * size.height]);
+      expect(png.length).toBeGreaterThan(10_000);
+      const pixels = countPixels(img);
+      expect(pixels.coloured).toBeGreaterThan(200);
+      // Text: near-black pixels, some in the title band at the top.
+      expect(pixels.dark).toBeGreaterThan(2000);
+      expect(countPixels(img, 0, 40).dark).toBeGreaterThan(100);
     }
+    expect(pngs[0]!.equals(pngs[1]!)).toBe(false);
   });
 });
 

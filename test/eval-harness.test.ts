@@ -1,5 +1,5 @@
-import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { describe, it, expect, beforeAll, afterAll, vi } from "vitest";
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as tf from "../src/tf.js";
@@ -19,6 +19,86 @@ import { report } from "../src/eval/report.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import { median } from "../src/eval/measure.js";
 import { formatSeconds, progressReporter, rateAndEta } from "../src/eval/progress.js";
+import { scorePrediction } from "../src/eval/metrics/index.js";
+import type { InferenceSession } from "../src/backbone/session.js";
+import { countPixels, decodePng, svgSize } from "./fixtures/png.js";
+
+/**
+ * Every session the harness makes (warm-up and timed) goes through createSession: while `recording` is set, each is
+ * wrapped to log its prefill (tokens, wall ms, an optional injected delay) and the greedy id after every prefill and
+ * step, so tests can count sessions and compare repeats. Off, sessions pass through untouched.
+ */
+interface RecordedSession {
+  method: string;
+  prefillTokens: number;
+  /** Wall ms of the prefill call (injected delay included); generate's TTFT spans it. */
+  prefillMs: number;
+  /** Ids fed by step(). */
+  stepIds: number[];
+  /** Argmax of the logits after the prefill and after each step: the greedy continuation. */
+  greedy: number[];
+}
+const sessions = vi.hoisted(() => ({
+  recording: false,
+  log: [] as RecordedSession[],
+  /** ms to sleep before the n-th recorded session's prefill (0-based). */
+  delayMs: (_n: number): number => 0,
+}));
+vi.mock("../src/eval/methods.js", async (importOriginal) => {
+  const original = await importOriginal<typeof import("../src/eval/methods.js")>();
+  const argmax = async (t: tf.Tensor): Promise<number> => {
+    const a = t.argMax();
+    try {
+      return (await a.data())[0]!;
+    } finally {
+      a.dispose();
+    }
+  };
+  const createSession: typeof original.createSession = (method, ctx) => {
+    const inner = original.createSession(method, ctx);
+    if (!sessions.recording) return inner;
+    const rec: RecordedSession = { method: inner.method, prefillTokens: -1, prefillMs: -1, stepIds: [], greedy: [] };
+    const delay = sessions.delayMs(sessions.log.length);
+    sessions.log.push(rec);
+    const wrapped: InferenceSession = {
+      method: inner.method,
+      async prefill(ids) {
+        const t0 = performance.now();
+        if (delay > 0) await new Promise((done) => setTimeout(done, delay));
+        const logits = await inner.prefill(ids);
+        rec.prefillMs = performance.now() - t0;
+        rec.prefillTokens = ids.length;
+        rec.greedy.push(await argmax(logits));
+        return logits;
+      },
+      async step(id) {
+        rec.stepIds.push(id);
+        const logits = await inner.step(id);
+        rec.greedy.push(await argmax(logits));
+        return logits;
+      },
+      kvBytes: () => inner.kvBytes(),
+      peakKvBytes: () => inner.peakKvBytes(),
+      tokensSeen: () => inner.tokensSeen(),
+      dispose: () => inner.dispose(),
+    };
+    return wrapped;
+  };
+  return { ...original, createSession };
+});
+
+/** Records the sessions made while `body` runs, sleeping delayMs(n) before the n-th one's prefill. */
+async function recordSessions<T>(body: () => Promise<T>, delayMs: (n: number) => number = () => 0): Promise<{ result: T; log: RecordedSession[] }> {
+  sessions.recording = true;
+  sessions.log = [];
+  sessions.delayMs = delayMs;
+  try {
+    return { result: await body(), log: sessions.log };
+  } finally {
+    sessions.recording = false;
+    sessions.delayMs = () => 0;
+  }
+}
 
 const repo = resolve(__dirname, "..");
 const storiesPath = resolve(repo, "../shared/models/stories260K/stories260K.bin");
@@ -220,16 +300,58 @@ describe("a tiny suite end to end", () => {
     expect(existsSync(join(runDir, "samples.csv"))).toBe(true);
   });
 
-  it("report prints the comparison and writes both SVG plots", async () => {
+  it("report prints the comparison and writes both plots as SVG and PNG", async () => {
     let printed = "";
-    const r = await report(runDir, { print: (t) => (printed += t) });
+    const warnings: string[] = [];
+    const r = await report(runDir, { print: (t) => (printed += t), warn: (m) => warnings.push(m) });
     expect(printed).toContain("|task|length|full|streaming|h2o|edgeinfinite-untrained|");
-    expect(r.files.map((f) => f.split("/").pop())).toEqual(["score_vs_kv.svg", "ttft_vs_length.svg"]);
-    for (const f of r.files) {
-      const svg = readFileSync(f, "utf8");
+    expect(warnings).toEqual([]);
+    expect(r.files.map((f) => f.split("/").pop())).toEqual(["score_vs_kv.svg", "score_vs_kv.png", "ttft_vs_length.svg", "ttft_vs_length.png"]);
+    const pngs: Buffer[] = [];
+    for (const name of ["score_vs_kv", "ttft_vs_length"]) {
+      const svg = readFileSync(join(runDir, `${name}.svg`), "utf8");
       expect(svg.startsWith("<svg")).toBe(true);
       for (const m of labels) expect(svg).toContain(m);
+
+      const png = readFileSync(join(runDir, `${name}.png`));
+      pngs.push(png);
+      // Signature, IHDR first and IEND last, every CRC, the inflated IDAT of the right size: decodePng checks them.
+      expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      const img = decodePng(png);
+      // Twice the SVG's size (PNG_SCALE), so labels stay readable.
+      const size = svgSize(svg);
+      expect(size.width).toBeGreaterThan(100);
+      expect([img.width, img.height]).toEqual([2 * size.width, 2 * size.height]);
+      expect(png.length).toBeGreaterThan(10_000);
+      const all = countPixels(img);
+      // White background, a few % inked, method colours for the marks, and text: near-black pixels (axes and grid
+      // are grey) overall and in the title band at the top, where nothing but the title is drawn.
+      expect(all.transparent).toBe(0);
+      expect(all.inked).toBeGreaterThan(0.02 * img.width * img.height);
+      expect(all.inked).toBeLessThan(0.5 * img.width * img.height);
+      expect(all.coloured).toBeGreaterThan(200);
+      expect(all.dark).toBeGreaterThan(2000);
+      expect(countPixels(img, 0, 40).dark).toBeGreaterThan(100);
     }
+    expect(pngs[0]!.equals(pngs[1]!)).toBe(false);
+  });
+
+  it("report writes SVG only, with one warning, when the rasteriser cannot load (and drops older PNGs)", async () => {
+    const dir = tempDir("no-png");
+    // The run dir as the report above left it (with its PNGs), without its SVGs.
+    cpSync(runDir, dir, { recursive: true });
+    for (const f of readdirSync(dir)) if (f.endsWith(".svg")) rmSync(join(dir, f));
+    const warnings: string[] = [];
+    const failing = async (): Promise<never> => {
+      throw new Error("Cannot find module '@resvg/resvg-js-linux-x64-gnu'\nRequire stack: ...");
+    };
+    const r = await report(dir, { print: () => {}, warn: (m) => warnings.push(m), rasteriser: failing });
+    expect(r.files.map((f) => f.split("/").pop())).toEqual(["score_vs_kv.svg", "ttft_vs_length.svg"]);
+    for (const f of r.files) expect(readFileSync(f, "utf8").startsWith("<svg")).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".png"))).toEqual([]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).not.toContain("\n");
+    expect(warnings[0]).toMatch(/PNG plots skipped, SVG only: .*@resvg\/resvg-js.*Cannot find module '@resvg\/resvg-js-linux-x64-gnu'/);
   });
 
   it("re-running the same run dir skips every finished sample", async () => {
@@ -282,6 +404,100 @@ describe("a tiny suite end to end", () => {
   it("refuses to resume rows made with other method settings", async () => {
     const changed = suite({ lengths: [128, 192], methods: methods.map((m) => (m.name === "h2o" ? { ...m, budget: "40%" } : m)) });
     await expectOneLineError(run(changed, runDir), /rows of method "h2o" were made with other settings/, /new --run-dir/);
+  });
+});
+
+describe("warm-up and repeats", () => {
+  const methods = [{ name: "full" }, { name: "streaming", budget: 64, sinkTokens: 4 }];
+  /** Greedy output of a recorded session: its argmax ids up to the first stop id (EOS, newline), at most 8 (maxNewTokens). */
+  const outputOf = (greedy: readonly number[]): number[] => {
+    const tok = backbone.tokenizer;
+    const cut = greedy.findIndex((id) => id === tok.eosId || tok.decode([id]).includes("\n"));
+    return greedy.slice(0, Math.min(cut === -1 ? greedy.length : cut, 8));
+  };
+
+  it("the warm-up is one untimed 16-token session per method, before its samples, and in no row", async () => {
+    const dir = tempDir("warmup");
+    const { result, log } = await recordSessions(() => run(suite({ methods, warmup: true }), dir));
+    const rows = readRows(dir);
+    // 2 samples × 2 methods are measured: 4 rows, 4 timed sessions, plus one warm-up session per method first.
+    expect(rows).toHaveLength(4);
+    expect(result.newSamples).toBe(4);
+    expect(log).toHaveLength(2 + 4);
+    const warm = log.slice(0, 2);
+    const timed = log.slice(2);
+    // Run order: warm-ups in suite method order, then sample × method.
+    expect(timed.map((t) => t.method)).toEqual([warm[0]!.method, warm[1]!.method, warm[0]!.method, warm[1]!.method]);
+    for (const w of warm) {
+      expect(w.prefillTokens).toBe(16);
+      expect(w.stepIds).toHaveLength(1);
+    }
+    // samples.jsonl is in run order: row i is timed session i, measured once; no row is the warm-up.
+    for (const [i, row] of rows.entries()) {
+      expect(row.promptTokens).toBeGreaterThan(16);
+      expect(timed[i]!.prefillTokens).toBe(row.promptTokens);
+      expect(row.repeats).toBe(1);
+      expect(row.ttftMsRuns).toEqual([row.ttftMs]);
+      expect(row.ttftMs).toBeGreaterThanOrEqual(timed[i]!.prefillMs);
+      expect(outputOf(timed[i]!.greedy)).toEqual(row.outputIds);
+    }
+
+    // Without warm-up: the same rows from exactly one session per row.
+    const cold = tempDir("no-warmup");
+    const plain = await recordSessions(() => run(suite({ methods, warmup: false }), cold));
+    expect(plain.log).toHaveLength(4);
+    expect(plain.log.every((t) => t.prefillTokens > 16)).toBe(true);
+    const results = (rs: SampleRow[]) => rs.map((r) => [r.sampleId, r.method, r.promptTokens, r.outputIds, r.score, r.kvBytesAfterPrefill, r.peakKvBytes]);
+    expect(results(readRows(cold))).toEqual(results(rows));
+
+    // Resuming a finished run makes no session at all: no warm-up when nothing is left to measure.
+    const again = await recordSessions(() => run(suite({ methods, warmup: true }), dir));
+    expect(again.result.newSamples).toBe(0);
+    expect(again.log).toHaveLength(0);
+  });
+
+  it("repeats: 3 measures every sample in 3 fresh sessions; TTFT is the median of the 3 recorded times; outputs and scores agree", async () => {
+    const dir = tempDir("repeats");
+    // The 1st and 3rd run of every sample sleep 300 and 60 ms inside prefill, so the three times are far apart and
+    // their median (≈ 60 ms + prefill) is far from their mean (≈ 120 ms + prefill).
+    const delays = [300, 0, 60];
+    const { log } = await recordSessions(() => run(suite({ methods, repeats: 3 }), dir), (n) => delays[n % 3]!);
+    const rows = readRows(dir);
+    expect(rows).toHaveLength(4);
+    expect(log).toHaveLength(4 * 3);
+    for (const [i, row] of rows.entries()) {
+      const runs = log.slice(3 * i, 3 * i + 3);
+      expect(row.repeats).toBe(3);
+      for (const r of runs) {
+        expect(r.method).toBe(runs[0]!.method);
+        expect(r.prefillTokens).toBe(row.promptTokens);
+      }
+      // One TTFT per run, in run order: each spans that run's prefill (sleep included).
+      expect(row.ttftMsRuns).toHaveLength(3);
+      for (const [k, r] of runs.entries()) {
+        expect(r.prefillMs).toBeGreaterThanOrEqual(delays[k]! - 2);
+        expect(row.ttftMsRuns![k]).toBeGreaterThanOrEqual(r.prefillMs);
+      }
+      expect(row.ttftMs).toBe(median(row.ttftMsRuns!));
+      // Two of the three runs slept ≥ 60 ms, so the median did too.
+      expect(row.ttftMs).toBeGreaterThanOrEqual(58);
+      // Greedy decoding: every run sees the same continuation, so the same output and score as the row.
+      for (const r of runs.slice(1)) {
+        expect(r.greedy).toEqual(runs[0]!.greedy);
+        expect(r.stepIds).toEqual(runs[0]!.stepIds);
+      }
+      for (const r of runs) {
+        const out = outputOf(r.greedy);
+        expect(out).toEqual(row.outputIds);
+        expect(scorePrediction(row.dataset, backbone.tokenizer.decode(out), row.answers)).toBe(row.score);
+      }
+    }
+    // The tables average the per-sample medians.
+    const json = JSON.parse(readFileSync(join(dir, "results.json"), "utf8")) as { aggregates: { method: string; ttftMs: number }[] };
+    for (const a of json.aggregates) {
+      const mine = rows.filter((r) => r.method === a.method);
+      expect(a.ttftMs).toBeCloseTo((mine[0]!.ttftMs + mine[1]!.ttftMs) / 2, 6);
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { writeTables } from "../src/eval/tables.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
+import { countPixels, decodePng, svgSize } from "./fixtures/png.js";
 
 const repo = resolve(__dirname, "..");
 const notebook = resolve(repo, "notebooks/compare-methods.ts");
@@ -74,6 +75,15 @@ describe("notebooks/compare-methods.ts", () => {
     const svg = readFileSync(plot, "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
     expect(svg).toContain("streaming");
+    // And its PNG: twice the SVG's size, with the two method lines and text drawn.
+    const png = join(dir, "notebook_score_vs_length.png");
+    expect(r.stdout).toContain(png);
+    const img = decodePng(readFileSync(png));
+    const size = svgSize(svg);
+    expect([img.width, img.height]).toEqual([2 * size.width, 2 * size.height]);
+    const pixels = countPixels(img);
+    expect(pixels.coloured).toBeGreaterThan(200);
+    expect(pixels.dark).toBeGreaterThan(1000);
   });
 
   it("fails with a message naming results.json when the run dir has none", () => {

@@ -225,8 +225,10 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
         }
       }
       for (const { sample, method } of pending) {
-        // On cpu/wasm a sample never yields to the event loop (its awaits resolve as microtasks): yield here, so a
-        // signal handler (edgeinf eval's Ctrl-C → abort) gets to run between samples.
+        // Sessions are asynchronous (they await every tensor read), but on cpu and wasm those reads resolve as
+        // microtasks, so a whole sample still runs without one turn of the event loop (a setImmediate queued before a
+        // sample runs only after it); webgpu's reads do wait. Yield a turn here, so a signal handler (edgeinf eval's
+        // Ctrl-C → abort) runs between samples on every backend; test/cli-eval.test.ts's Ctrl-C test relies on it.
         if (opts.signal !== undefined) await new Promise<void>((done) => setImmediate(done));
         if (opts.signal?.aborted) {
           complete = false;
@@ -290,6 +292,7 @@ async function runOne(suite: Suite, sample: EvalSample, method: PreparedMethod, 
     answers: sample.answers,
     score: scorePrediction(sample.dataset, prediction, sample.answers, sample.allClasses),
     ttftMs: m.ttftMs,
+    ttftMsRuns: m.ttftMsRuns,
     decodeTokensPerSecond: m.decodeTokensPerSecond,
     prefillTokensPerSecond: m.prefillTokensPerSecond,
     newTokens: m.ids.length,

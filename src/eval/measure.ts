@@ -1,7 +1,8 @@
 /**
  * Runs one prompt through fresh sessions of one method and measures it: greedy output, time to first token,
- * decode throughput, KV bytes, process memory and leaked tensors. Timings are the median over `repeats` runs
- * (outputs are deterministic, so ids and KV numbers come from the first).
+ * decode throughput, KV bytes, process memory and leaked tensors. Timings are the median over `repeats` runs, each
+ * in a fresh session (outputs are deterministic, so ids and KV numbers come from the first); the TTFT of every run
+ * is kept too.
  */
 import * as tf from "../tf.js";
 import { generate } from "../backbone/generate.js";
@@ -17,7 +18,10 @@ export interface MeasureOptions {
 
 export interface Measurement {
   ids: number[];
+  /** Median of ttftMsRuns. */
   ttftMs: number;
+  /** TTFT of each timed run, in run order (`repeats` values). */
+  ttftMsRuns: number[];
   decodeTokensPerSecond: number;
   prefillTokensPerSecond: number;
   kvBytesAfterPrefill: number;
@@ -69,6 +73,7 @@ export async function measure(makeSession: () => InferenceSession, promptIds: re
     first ??= {
       ids: result.ids,
       ttftMs: 0,
+      ttftMsRuns: [],
       decodeTokensPerSecond: 0,
       prefillTokensPerSecond: 0,
       kvBytesAfterPrefill: result.kvBytesAfterPrefill,
@@ -81,6 +86,7 @@ export async function measure(makeSession: () => InferenceSession, promptIds: re
   return {
     ...first!,
     ttftMs: median(ttft),
+    ttftMsRuns: ttft,
     decodeTokensPerSecond: median(decode),
     prefillTokensPerSecond: median(prefill),
     maxRssKb: process.resourceUsage().maxRSS,

@@ -1,9 +1,11 @@
 /**
  * report(runDir): prints the comparison tables of a finished (or partial) run and draws its plots with
  * vega-lite → vega, rendered headless to SVG: score vs KV bytes per method and length, and TTFT vs context length.
- * PNG would need a rasteriser (e.g. @resvg/resvg-js), which is not a dependency; SVG only.
+ * Each plot is also rasterised to PNG with @resvg/resvg-js (a prebuilt native addon per platform); when that cannot
+ * load, the report says so in one warning and writes SVG only.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import * as aq from "arquero";
 import * as vega from "vega";
@@ -16,8 +18,101 @@ import { markdownTable, scorePivot, writeTables, type AggregateRow, type Results
 export interface ReportResult {
   /** The printed text (score pivot and full table, Markdown). */
   text: string;
-  /** SVG files written. */
+  /** Plot files written: each plot's SVG, then its PNG when the rasteriser loaded. */
   files: string[];
+}
+
+/** SVG text → PNG bytes. */
+export type Rasteriser = (svg: string) => Uint8Array;
+
+/** Family for vega's `sans-serif` text in PNGs (Debian's fonts-dejavu-core); resvg falls back to another system font when it is missing. */
+export const PNG_FONT_FAMILY = "DejaVu Sans";
+/** PNG pixels per SVG pixel, so labels stay readable. */
+export const PNG_SCALE = 2;
+
+/**
+ * The PNG rasteriser: @resvg/resvg-js with the system fonts, vega's sans-serif text in PNG_FONT_FAMILY, white
+ * background, PNG_SCALE × the SVG size. Throws when the package or its platform binary cannot load.
+ */
+export async function loadResvg(): Promise<Rasteriser> {
+  // A CommonJS native addon: require it (its platform package is chosen at load time).
+  const { Resvg } = createRequire(import.meta.url)("@resvg/resvg-js") as typeof import("@resvg/resvg-js");
+  const options = {
+    font: { loadSystemFonts: true, sansSerifFamily: PNG_FONT_FAMILY, defaultFontFamily: PNG_FONT_FAMILY },
+    fitTo: { mode: "zoom" as const, value: PNG_SCALE },
+    background: "white",
+    logLevel: "off" as const,
+  };
+  return (svg) => new Resvg(svg, options).render().asPng();
+}
+
+/** True when `rasterise` draws text at all (false when no system font could be found). */
+export function rastersText(rasterise: Rasteriser): boolean {
+  const probe = `<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20" fill="white"/><text x="2" y="16" font-family="sans-serif" font-size="16" fill="black">Ag</text></svg>`;
+  const png = rasterise(probe);
+  const blank = rasterise(probe.replace(/<text.*<\/text>/, ""));
+  return Buffer.compare(Buffer.from(png), Buffer.from(blank)) !== 0;
+}
+
+export interface PlotOptions {
+  /** Makes the PNG rasteriser (default loadResvg); when it throws, plots are SVG only and `warn` says why. */
+  rasteriser?: () => Promise<Rasteriser>;
+  /** One-line warnings (default: stderr, "warning: ..."). */
+  warn?: (message: string) => void;
+}
+
+/** Loads the rasteriser once per call of writePlots; null (after one warning) when it cannot be used. */
+async function rasteriserOrNull(opts: PlotOptions, warn: (message: string) => void): Promise<Rasteriser | null> {
+  let rasterise: Rasteriser;
+  try {
+    rasterise = await (opts.rasteriser ?? loadResvg)();
+  } catch (e) {
+    warn(`PNG plots skipped, SVG only: the rasteriser @resvg/resvg-js could not be loaded (${firstLine(e)}); reinstall with npm ci`);
+    return null;
+  }
+  try {
+    if (!rastersText(rasterise)) warn("PNG plots have no text: no system font was found (install one, e.g. apt-get install fonts-dejavu-core); the SVGs have it");
+  } catch (e) {
+    warn(`PNG plots skipped, SVG only: the rasteriser failed (${firstLine(e)})`);
+    return null;
+  }
+  return rasterise;
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+}
+
+/**
+ * Renders each spec to DIR/NAME.svg and, when the rasteriser loads, DIR/NAME.png (else an older NAME.png is
+ * removed). Returns the files written, in plot order (NAME.svg, NAME.png, ...).
+ */
+export async function writePlots(dir: string, plots: readonly (readonly [name: string, spec: TopLevelSpec])[], opts: PlotOptions = {}): Promise<string[]> {
+  const svgs: [string, string][] = [];
+  for (const [name, spec] of plots) svgs.push([name, await renderSvg(spec)]);
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  const rasterise = await rasteriserOrNull(opts, warn);
+  const files: string[] = [];
+  for (const [name, svg] of svgs) {
+    const svgPath = join(dir, `${name}.svg`);
+    writeFileAtomic(svgPath, svg);
+    files.push(svgPath);
+    const pngPath = join(dir, `${name}.png`);
+    let png: Uint8Array | null = null;
+    try {
+      png = rasterise?.(svg) ?? null;
+    } catch (e) {
+      warn(`${name}.png skipped, SVG only: the rasteriser failed (${firstLine(e)})`);
+    }
+    if (png === null) {
+      // No PNG this time: drop one left by an earlier report, which would no longer match the SVG.
+      rmSync(pngPath, { force: true });
+      continue;
+    }
+    writeFileAtomic(pngPath, png);
+    files.push(pngPath);
+  }
+  return files;
 }
 
 /** Reads RUN_DIR/results.json, with a one-line error when it is missing or not a results file. */
@@ -60,7 +155,7 @@ export function scoreVsKvSpec(aggregates: readonly AggregateRow[], title: string
       encoding: {
         x: { field: "kvKiB", type: "quantitative", scale: { type: "log" }, title: "KV after prefill (KiB, log)" },
         y: { field: "score", type: "quantitative", scale: { domain: [0, 100] }, title: "score (100 × mean)" },
-        color: { field: "method", type: "nominal" },
+        color: { field: "method", type: "nominal", legend: { labelLimit: 300 } },
         shape: { field: "task", type: "nominal" },
         tooltip: [{ field: "method" }, { field: "task" }, { field: "score" }, { field: "kvKiB" }, { field: "n" }],
       },
@@ -89,7 +184,7 @@ export function ttftVsLengthSpec(aggregates: readonly AggregateRow[], title: str
     encoding: {
       x: { field: "length", type: "quantitative", scale: { type: "log", base: 2 }, title: "context length (tokens, log2)" },
       y: { field: "ttftMs", type: "quantitative", title: "TTFT (ms, mean over tasks)" },
-      color: { field: "method", type: "nominal" },
+      color: { field: "method", type: "nominal", legend: { labelLimit: 300 } },
     },
   };
 }
@@ -125,20 +220,18 @@ export function rebuildTables(runDir: string): string[] | null {
   return writeTables(runDir, rows, { suite: suite.name, order: { tasks, methods } }).files;
 }
 
-/** Prints the comparison and writes score_vs_kv.svg and ttft_vs_length.svg into runDir. */
-export async function report(runDir: string, opts: { print?: (text: string) => void } = {}): Promise<ReportResult> {
+/**
+ * Prints the comparison and writes score_vs_kv and ttft_vs_length into runDir, each as .svg and (when the
+ * rasteriser loads) .png.
+ */
+export async function report(runDir: string, opts: { print?: (text: string) => void } & PlotOptions = {}): Promise<ReportResult> {
   const results = readResults(runDir);
   const text = comparisonText(results.suite, results.aggregates);
   (opts.print ?? ((t: string) => process.stdout.write(t + "\n")))(text);
-  const plots: [string, TopLevelSpec][] = [
-    ["score_vs_kv.svg", scoreVsKvSpec(results.aggregates, results.suite)],
-    ["ttft_vs_length.svg", ttftVsLengthSpec(results.aggregates, results.suite)],
-  ];
-  const files: string[] = [];
-  for (const [name, spec] of plots) {
-    const path = join(runDir, name);
-    writeFileAtomic(path, await renderSvg(spec));
-    files.push(path);
-  }
+  const plots = [
+    ["score_vs_kv", scoreVsKvSpec(results.aggregates, results.suite)],
+    ["ttft_vs_length", ttftVsLengthSpec(results.aggregates, results.suite)],
+  ] as const;
+  const files = await writePlots(runDir, plots, opts);
   return { text, files };
 }

@@ -28,8 +28,10 @@ export interface SampleRow {
   answers: string[];
   /** Metric value in [0, 1] (LongBench's per-sample score). */
   score: number;
-  /** Median over repeats: wall ms from the start of prefill to the first token's logits on the host. */
+  /** Median over repeats (of ttftMsRuns): wall ms from the start of prefill to the first token's logits on the host. */
   ttftMs: number;
+  /** TTFT of each of the `repeats` timed runs, in run order (absent in rows written before it was recorded). */
+  ttftMsRuns?: number[];
   /** Median over repeats: tokens per second over decode steps after the first token (0 when none). */
   decodeTokensPerSecond: number;
   prefillTokensPerSecond: number;
