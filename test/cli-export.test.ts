@@ -20,6 +20,7 @@ import { saveCheckpoint } from "../src/training/checkpoint.js";
 import { moduleStepTfjs } from "../src/export/reference-step.js";
 import { decodeModel } from "../src/export/onnx-builder.js";
 import { Rng } from "../src/util/rng.js";
+import { randArray, segmentInputs, startMemory, maxAbsDiff, type Host, type LayerIn } from "./fixtures/module-step-inputs.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(repo, "dist/src/cli/main.js");
@@ -66,11 +67,8 @@ let stories: LoadedBackbone;
 let H: number;
 let HKV: number;
 let D: number;
+const dims = () => ({ H, HKV, D });
 let NUM_LAYERS: number;
-
-function randArray(rng: Rng, n: number, scale: number, offset = 0): Float32Array {
-  return Float32Array.from({ length: n }, () => offset + scale * rng.normal());
-}
 
 function makeModule(partial: Partial<EdgeInfiniteConfig>, seed: number): MemoryGatingModule {
   const module = new MemoryGatingModule(stories.config, makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 16, segmentLength: 4, ...partial }));
@@ -105,38 +103,6 @@ let changedBackbone: string;
 // ---------------------------------------------------------------------------------------------------------------
 // onnxruntime vs moduleStepTfjs
 
-interface Host {
-  data: Float32Array;
-  dims: number[];
-}
-
-const host = (rng: Rng, dims: number[], scale: number, offset = 0): Host => ({ data: randArray(rng, dims.reduce((a, b) => a * b, 1), scale, offset), dims });
-
-interface LayerIn {
-  q: Host;
-  k: Host;
-  v: Host;
-  local: Host;
-}
-
-function segmentInputs(rng: Rng, B: number, T: number, n: number): LayerIn {
-  return { q: host(rng, [B, H, T, D], 0.7), k: host(rng, [B, HKV, n, D], 0.7), v: host(rng, [B, HKV, n, D], 1), local: host(rng, [B, H, T, D], 1) };
-}
-
-/** A memory that has already absorbed tokens (z > 0, M of order one). */
-function startMemory(rng: Rng, B: number): { M: Host; z: Host } {
-  const z = host(rng, [B, HKV, D], 0.5, 3);
-  for (let i = 0; i < z.data.length; i++) z.data[i] = Math.abs(z.data[i]!);
-  return { M: host(rng, [B, HKV, D, D], 1), z };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
 function reference(module: MemoryGatingModule, layer: number, x: LayerIn, mem: { M: Host; z: Host }) {
   return tf.tidy(() => {
     const t4 = (h: Host) => tf.tensor4d(h.data, h.dims as [number, number, number, number]);
@@ -153,14 +119,14 @@ async function compareTwoSegments(module: MemoryGatingModule, onnxPath: string, 
   const session = await ort.InferenceSession.create(onnxPath);
   try {
     const rng = new Rng(seed);
-    const start = layers.map(() => startMemory(rng, B));
+    const start = layers.map(() => startMemory(rng, dims(), B));
     let ortMem = start;
     let refMem = start;
     let worst = 0;
     let gateEffect = 0;
     let memoryChange = 0;
     for (const [T, n] of [[5, 4], [3, 6]] as const) {
-      const xs = layers.map(() => segmentInputs(rng, B, T, n));
+      const xs = layers.map(() => segmentInputs(rng, dims(), B, T, n));
       const feeds: Record<string, ort.Tensor> = {};
       const t = (h: Host) => new ort.Tensor("float32", h.data, h.dims);
       layers.forEach((l, i) => {

@@ -11,6 +11,7 @@ import type { LlamaConfig } from "../src/backbone/config.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
 import { Rng } from "../src/util/rng.js";
+import { randArray, segmentInputs, startMemory, maxAbsDiff, type Host, type LayerIn } from "./fixtures/module-step-inputs.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { exportOnnx, irVersionFor } from "../src/export/onnx.js";
 import { exportSafetensors } from "../src/export/safetensors.js";
@@ -24,6 +25,7 @@ import { initialState, type LayerState } from "../src/memory/state.js";
 const H = 4;
 const HKV = 2;
 const D = 8;
+const DIMS = { H, HKV, D };
 const LAYERS = 2;
 
 /** A fake backbone: the module only reads the head layout from it. */
@@ -47,10 +49,6 @@ function fakeBackbone(numLayers = LAYERS): LlamaConfig {
   };
 }
 
-function randArray(rng: Rng, n: number, scale: number, offset = 0): Float32Array {
-  return Float32Array.from({ length: n }, () => offset + scale * rng.normal());
-}
-
 /** Non-identity projections (identity + noise) and gates spread around 0.5, so every path changes the output. */
 function makeModule(partial: Partial<EdgeInfiniteConfig>, seed: number, numLayers = LAYERS): MemoryGatingModule {
   const module = new MemoryGatingModule(fakeBackbone(numLayers), makeEdgeInfiniteConfig({ windowTokens: 16, segmentLength: 4, sinkTokens: 2, ...partial }));
@@ -64,38 +62,6 @@ function makeModule(partial: Partial<EdgeInfiniteConfig>, seed: number, numLayer
     tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
   }
   return module;
-}
-
-interface Host {
-  data: Float32Array;
-  dims: number[];
-}
-
-const host = (rng: Rng, dims: number[], scale: number, offset = 0): Host => ({ data: randArray(rng, dims.reduce((a, b) => a * b, 1), scale, offset), dims });
-
-interface LayerIn {
-  q: Host;
-  k: Host;
-  v: Host;
-  local: Host;
-}
-
-function segmentInputs(rng: Rng, B: number, T: number, n: number): LayerIn {
-  return { q: host(rng, [B, H, T, D], 0.7), k: host(rng, [B, HKV, n, D], 0.7), v: host(rng, [B, HKV, n, D], 1), local: host(rng, [B, H, T, D], 1) };
-}
-
-/** A memory that has already absorbed tokens: z > 0 like a sum of σ(k), M of order one. */
-function startMemory(rng: Rng, B: number): { M: Host; z: Host } {
-  const z = host(rng, [B, HKV, D], 0.5, 3);
-  for (let i = 0; i < z.data.length; i++) z.data[i] = Math.abs(z.data[i]!);
-  return { M: host(rng, [B, HKV, D, D], 1), z };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 async function runOrt(path: string, feeds: Record<string, Host>): Promise<Record<string, Float32Array>> {
@@ -144,14 +110,14 @@ afterAll(() => {
  */
 async function compareTwoSegments(module: MemoryGatingModule, path: string, layers: number[], seed: number, B = 2) {
   const rng = new Rng(seed);
-  const start = layers.map(() => startMemory(rng, B));
+  const start = layers.map(() => startMemory(rng, DIMS, B));
   let ortMem = start.map((m) => ({ ...m }));
   let refMem = start.map((m) => ({ ...m }));
   let worst = 0;
   let gateEffect = 0;
   let memoryChange = 0;
   for (const [T, n] of [[3, 4], [2, 3]] as const) {
-    const xs = layers.map(() => segmentInputs(rng, B, T, n));
+    const xs = layers.map(() => segmentInputs(rng, DIMS, B, T, n));
     const feeds: Record<string, Host> = {};
     layers.forEach((l, i) => {
       const p = `layer${l}.`;
@@ -204,8 +170,8 @@ describe("exportOnnx vs the tfjs module in onnxruntime", () => {
         const path = join(dir, `rule-${memoryRule}.onnx`);
         exportOnnx(module, { layers: "all", outPath: path });
         const rng = new Rng(8); // same inputs
-        const x = segmentInputs(rng, 1, 2, 3);
-        const mem = startMemory(rng, 1);
+        const x = segmentInputs(rng, DIMS, 1, 2, 3);
+        const mem = startMemory(rng, DIMS, 1);
         const out = await runOrt(path, { "layer0.q": x.q, "layer0.k": x.k, "layer0.v": x.v, "layer0.local_attn_out": x.local, "layer0.M": mem.M, "layer0.z": mem.z });
         memories.push(out["layer0.M_out"]!);
       } finally {
@@ -235,8 +201,8 @@ describe("exportOnnx vs the tfjs module in onnxruntime", () => {
       const path = join(dir, "n0.onnx");
       exportOnnx(module, { layers: "all", outPath: path });
       const rng = new Rng(3);
-      const x = segmentInputs(rng, 1, 2, 0);
-      const mem = startMemory(rng, 1);
+      const x = segmentInputs(rng, DIMS, 1, 2, 0);
+      const mem = startMemory(rng, DIMS, 1);
       const out = await runOrt(path, { "layer0.q": x.q, "layer0.k": x.k, "layer0.v": x.v, "layer0.local_attn_out": x.local, "layer0.M": mem.M, "layer0.z": mem.z });
       expect(maxAbsDiff(out["layer0.M_out"]!, mem.M.data)).toBe(0);
       expect(maxAbsDiff(out["layer0.z_out"]!, mem.z.data)).toBe(0);
