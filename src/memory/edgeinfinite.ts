@@ -12,6 +12,7 @@ import {
   disposeReplaced,
   disposeState,
   totalStateBytes,
+  segmentPeakBytes,
   accounting,
   type EdgeInfiniteState,
   type LayerState,
@@ -169,7 +170,7 @@ export class EdgeInfiniteSession implements InferenceSession {
       disposeReplaced(prev, r.state);
       this.state = r.state;
       logits = r.logits;
-      this.peak = Math.max(this.peak, this.kvBytes());
+      this.peak = Math.max(this.peak, segmentPeakBytes(prev, r.state, seg.length, this.model.config));
     }
     return logits!;
   }

@@ -87,3 +87,25 @@ export function accounting(s: EdgeInfiniteState, c: LlamaConfig): LayerAccountin
 export function totalStateBytes(s: EdgeInfiniteState, c: LlamaConfig): number {
   return accounting(s, c).reduce((a, l) => a + l.kvBytes + l.memoryBytes, 0);
 }
+
+/**
+ * KV + memory bytes held at the worst moment of one segment of T tokens going from state `prev` to `next`: layer i
+ * attends over its previous sink + window plus the T new tokens while the layers before it already hold their next
+ * state and the layers after it still hold their previous one (the accounting CachedSession uses for eviction
+ * methods: one layer's uncompressed span in flight). Intermediate activations and score blocks are not KV.
+ */
+export function segmentPeakBytes(prev: EdgeInfiniteState, next: EdgeInfiniteState, T: number, c: LlamaConfig): number {
+  const perToken = 2 * c.numKvHeads * c.headDim * 4;
+  const a = accounting(prev, c);
+  const b = accounting(next, c);
+  let peak = 0;
+  for (let i = 0; i < a.length; i++) {
+    let bytes = 0;
+    for (let j = 0; j < a.length; j++) {
+      const L = j < i ? b[j]! : a[j]!;
+      bytes += L.kvBytes + L.memoryBytes;
+    }
+    peak = Math.max(peak, bytes + T * perToken);
+  }
+  return Math.max(peak, totalStateBytes(next, c));
+}

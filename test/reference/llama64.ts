@@ -61,7 +61,7 @@ export function randomWeights(c: LlamaConfig, seed = 1): HostWeights {
 }
 
 /** y = W x for torch-layout W [out, in]. */
-function linear(W: HostTensor, x: Vec): Vec {
+export function linear(W: HostTensor, x: Vec): Vec {
   const [out, inp] = W.shape as [number, number];
   const y = new Array<number>(out).fill(0);
   for (let o = 0; o < out; o++) {
@@ -72,7 +72,7 @@ function linear(W: HostTensor, x: Vec): Vec {
   return y;
 }
 
-function rmsnorm(x: Vec, w: HostTensor, eps: number): Vec {
+export function rmsnorm(x: Vec, w: HostTensor, eps: number): Vec {
   const ms = x.reduce((a, v) => a + v * v, 0) / x.length;
   const r = 1 / Math.sqrt(ms + eps);
   return x.map((v, i) => v * r * w.data[i]!);
@@ -91,32 +91,32 @@ export function rope(x: Vec, p: number, theta: number): Vec {
   return out;
 }
 
-const dot = (a: Vec, b: Vec) => a.reduce((s, v, i) => s + v * b[i]!, 0);
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+export const dot = (a: Vec, b: Vec) => a.reduce((s, v, i) => s + v * b[i]!, 0);
+export const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 /** ELU + 1 */
 export const sigma = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
 
-function heads(v: Vec, n: number, d: number): Vec[] {
+export function heads(v: Vec, n: number, d: number): Vec[] {
   return Array.from({ length: n }, (_, h) => v.slice(h * d, (h + 1) * d));
 }
 
-function ffn(L: HostWeights["layers"][number], x: Vec): Vec {
+export function ffn(L: HostWeights["layers"][number], x: Vec): Vec {
   const g = linear(L.wGate, x);
   const u = linear(L.wUp, x);
   return linear(L.wDown, g.map((a, i) => (a * sigmoid(a)) * u[i]!));
 }
 
-function logitsOf(c: LlamaConfig, w: HostWeights, x: Vec): Vec {
+export function logitsOf(c: LlamaConfig, w: HostWeights, x: Vec): Vec {
   const h = rmsnorm(x, w.finalNorm, c.rmsNormEps);
   return linear(w.lmHead ?? w.embed, h);
 }
 
-function embed(w: HostWeights, c: LlamaConfig, id: number): Vec {
+export function embed(w: HostWeights, c: LlamaConfig, id: number): Vec {
   return Array.from(w.embed.data.slice(id * c.hiddenSize, (id + 1) * c.hiddenSize));
 }
 
 /** Softmax-weighted sum of values for one query over keys (already rotated). */
-function attend(q: Vec, keys: Vec[], values: Vec[]): Vec {
+export function attend(q: Vec, keys: Vec[], values: Vec[]): Vec {
   const d = q.length;
   const s = keys.map((k) => dot(q, k) / Math.sqrt(d));
   const m = Math.max(...s);
@@ -141,7 +141,8 @@ export function forward64(c: LlamaConfig, w: HostWeights, ids: number[]): Vec[] 
         const kvh = Math.floor(h / g);
         return attend(qh, k.slice(0, t + 1).map((kk) => kk[kvh]!), v.slice(0, t + 1).map((vv) => vv[kvh]!));
       });
-      const y = x.map((a, i) => a + linear(L.wo, o)[i]!);
+      const proj = linear(L.wo, o);
+      const y = x.map((a, i) => a + proj[i]!);
       const f = ffn(L, rmsnorm(y, L.ffnNorm, c.rmsNormEps));
       return y.map((a, i) => a + f[i]!);
     });
@@ -168,6 +169,12 @@ export interface Mem64Config {
   forceGate?: number;
   /** Tokens at absolute positions below this use gate 0 (the short-input route: plain backbone). */
   plainUntil?: number;
+  /**
+   * "pre-rope" (default): memory reads and writes use unrotated queries/keys. "post-rope": a query reads memory
+   * rotated at its position in the step's local span, and an evicted key is written rotated at the position it
+   * had in the local span of the step that evicts it (docs/method.md).
+   */
+  memoryKeys?: "pre-rope" | "post-rope";
 }
 
 const mapVec = (x: Vec, W: number[][]) => W[0]!.map((_, e) => x.reduce((s, xc, cc) => s + xc * W[cc]![e]!, 0));
@@ -176,6 +183,7 @@ const mapVec = (x: Vec, W: number[][]) => W[0]!.map((_, e) => x.reduce((s, xc, c
  * EdgeInfinite forward of a long input, segment by segment, in float64: local causal attention over
  * sink + window + segment at in-span positions, memory read σ(Qm)M/(σ(Qm)z+ε), gate mix, then
  * window overflow compressed (linear or delta rule). Returns logits per position.
+ * With memoryKeys "post-rope" the memory sees rotated queries and keys (positions inside the local span).
  */
 export function edgeInfinite64(c: LlamaConfig, w: HostWeights, mem: Mem64Layer[], cfg: Mem64Config, ids: number[]): Vec[] {
   const d = c.headDim;
@@ -199,16 +207,19 @@ export function edgeInfinite64(c: LlamaConfig, w: HostWeights, mem: Mem64Layer[]
       const toks: Tok[] = xn.map((x) => ({ k: heads(linear(L.wk, x), c.numKvHeads, d), v: heads(linear(L.wv, x), c.numKvHeads, d) }));
       const local = [...S.sink, ...S.win, ...toks];
       const past = S.sink.length + S.win.length;
+      const postRope = cfg.memoryKeys === "post-rope";
+      // keys rotated at their index in the local span, per KV head
+      const kRot = local.map((tok, j) => tok.k.map((kh) => rope(kh, j, c.ropeTheta)));
       xs = xs.map((x, t) => {
         const o = q[t]!.flatMap((qh, h) => {
           const kvh = Math.floor(h / g);
-          const visible = local.slice(0, past + t + 1);
+          const qRot = rope(qh, past + t, c.ropeTheta);
           const aLocal = attend(
-            rope(qh, past + t, c.ropeTheta),
-            visible.map((tok, j) => rope(tok.k[kvh]!, j, c.ropeTheta)),
-            visible.map((tok) => tok.v[kvh]!),
+            qRot,
+            kRot.slice(0, past + t + 1).map((kh) => kh[kvh]!),
+            local.slice(0, past + t + 1).map((tok) => tok.v[kvh]!),
           );
-          const sq = mapVec(qh, P.queryMap[h]!).map(sigma);
+          const sq = mapVec(postRope ? qRot : qh, P.queryMap[h]!).map(sigma);
           const den = dot(sq, S.z[kvh]!) + cfg.eps;
           const aMem = S.M[kvh]![0]!.map((_, e) => sq.reduce((acc, sv, cc) => acc + sv * S.M[kvh]![cc]![e]!, 0) / den);
           const gate =
@@ -217,7 +228,8 @@ export function edgeInfinite64(c: LlamaConfig, w: HostWeights, mem: Mem64Layer[]
               : (cfg.forceGate ?? sigmoid(P.gateBias[h]! + (P.gateWeight ? dot(qh, P.gateWeight[h]!) : 0)));
           return aLocal.map((a, i) => gate * aMem[i]! + (1 - gate) * a);
         });
-        const y = x.map((a, i) => a + linear(L.wo, o)[i]!);
+        const proj = linear(L.wo, o);
+        const y = x.map((a, i) => a + proj[i]!);
         const f = ffn(L, rmsnorm(y, L.ffnNorm, c.rmsNormEps));
         return y.map((a, i) => a + f[i]!);
       });
@@ -230,7 +242,8 @@ export function edgeInfinite64(c: LlamaConfig, w: HostWeights, mem: Mem64Layer[]
       if (overflow > 0) {
         const evicted = S.win.splice(0, overflow);
         for (let h = 0; h < c.numKvHeads; h++) {
-          const sk = evicted.map((tok) => mapVec(tok.k[h]!, P.keyMap[h]!).map(sigma));
+          // post-rope: the key as rotated in this step's local span (its index there)
+          const sk = evicted.map((tok) => mapVec(postRope ? kRot[local.indexOf(tok)]![h]! : tok.k[h]!, P.keyMap[h]!).map(sigma));
           const vm = evicted.map((tok) => mapVec(tok.v[h]!, P.valueMap[h]!));
           // delta: subtract what memory (before this update) already returns for each key
           const upd = vm.map((v, n) => {
