@@ -20,9 +20,13 @@ const corpusPath = resolve(repo, "../shared/corpora/gutenberg/heldout");
 
 /** Bytes of one cached token in stories260K: keys + values, 5 layers × 4 KV heads × head dim 8, float32. */
 const STORIES_TOKEN_BYTES = 2 * 5 * 4 * 8 * 4;
-/** eval/quick.yaml: lengths, and the subset run here (edgeinfinite is labelled edgeinfinite-untrained). */
+/**
+ * eval/quick.yaml: lengths, and the subset run here. Its edgeinfinite method reads checkpoints/quickstart when the
+ * main job (npm run quickstart) has made it, labelled edgeinfinite; otherwise it runs untrained.
+ */
 const QUICK_LENGTHS = [256, 512, 1024];
-const SUBSET = ["full", "streaming", "edgeinfinite-untrained"];
+const EDGE_LABEL = existsSync(join(repo, "checkpoints/quickstart/latest.json")) ? "edgeinfinite" : "edgeinfinite-untrained";
+const SUBSET = ["full", "streaming", EDGE_LABEL];
 const QUICK = ["eval", "--suite", "eval/quick.yaml", "--backend", "wasm", "--progress", "lines", "--methods", "full,streaming,edgeinfinite"];
 
 let dir: string;
@@ -136,7 +140,7 @@ describe("edgeinf eval", () => {
       expect(cell(length, "streaming").kvBytesAfterPrefill).toBe(128 * STORIES_TOKEN_BYTES);
       expect(cell(length, "streaming").kvBytesAfterPrefill).toBeLessThan(full.kvBytesAfterPrefill);
     }
-    for (const length of [512, 1024]) expect(cell(length, "edgeinfinite-untrained").kvBytesAfterPrefill).toBeLessThan(cell(length, "full").kvBytesAfterPrefill);
+    for (const length of [512, 1024]) expect(cell(length, EDGE_LABEL).kvBytesAfterPrefill).toBeLessThan(cell(length, "full").kvBytesAfterPrefill);
 
     // results.csv: header + one line per cell, same numbers as the JSON.
     const csv = readFileSync(join(runDir, "results.csv"), "utf8").trim().split("\n");
@@ -293,7 +297,7 @@ describe("edgeinf eval score", () => {
 
 describe("bad input: exit code ≠ 0 and one line naming the problem", () => {
   it("eval: unknown method in --methods, missing suite file, unknown suite key, bad --limit", () => {
-    expectOneLineError(edgeinf("eval", "--suite", "eval/quick.yaml", "--methods", "full,h3o"), /unknown method "h3o" in --methods/, /the suite's methods: full, streaming, h2o, snapkv, pyramidkv, tova, random, edgeinfinite-untrained/);
+    expectOneLineError(edgeinf("eval", "--suite", "eval/quick.yaml", "--methods", "full,h3o"), /unknown method "h3o" in --methods/, new RegExp(`the suite's methods: full, streaming, h2o, snapkv, pyramidkv, tova, random, ${EDGE_LABEL}`));
     expectOneLineError(edgeinf("eval", "--suite", join(dir, "nope.yaml")), /suite .*nope\.yaml cannot be read \(ENOENT\)/);
     const typo = join(dir, "typo.yaml");
     writeFileSync(typo, `name: typo\nbackbone: ${storiesPath}\ncorpus: ${corpusPath}\nlengths: [64]\ntasks:\n  - {name: passkey, source: synthetic}\nmethods:\n  - {name: h2o, budgt: 32}\n`);
