@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,8 +11,8 @@ import { readJsonl } from "../src/datasets/readers/jsonl.js";
 import { readCsv } from "../src/datasets/readers/csv.js";
 import { readColumnMapping } from "../src/datasets/column-mapping.js";
 import { packSequences } from "../src/datasets/packing.js";
-import { changedSources, loadCorpus, manifestPathFor, readManifest, writeManifest, type DatasetManifest } from "../src/datasets/manifest.js";
-import { chunkText } from "../src/datasets/mixture.js";
+import { changedSources, loadCorpus, manifestPathFor, readManifest, writeManifest, writeManifestFile, type DatasetManifest } from "../src/datasets/manifest.js";
+import { chunkText, MixtureSampler } from "../src/datasets/mixture.js";
 import { writeJsonl } from "../src/datasets/synthetic/index.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -219,5 +219,59 @@ describe("manifest and corpus loading", () => {
     expect(errorOf(() => readManifest(broken))).toMatch(/broken\.manifest\.json: manifest field "seed"/);
     expect(existsSync(path.join(repoRoot, "datasets/examples/passkey-2048.manifest.json"))).toBe(true);
     expect(readManifest(path.join(repoRoot, "datasets/examples/passkey-2048.manifest.json")).name).toBe("passkey-2048");
+  });
+});
+
+describe("mixture plans and training-run manifests", () => {
+  /** A byte-level tokenizer (enough for packing; ids 0/1 are BOS/EOS). */
+  const bytesTokenizer = {
+    vocabSize: 258,
+    bosId: 0,
+    eosId: 1,
+    encode: (text: string) => Array.from(Buffer.from(text, "utf8"), (b) => b + 2),
+    decode: (ids: readonly number[]) => Buffer.from(ids.filter((i) => i > 1).map((i) => i - 2)).toString("utf8"),
+  };
+
+  it("MixtureSampler.plan counts the sources a sampler actually draws, without tokenising", () => {
+    for (const [weights, seed] of [[[0.7, 0.2, 0.1], 5], [[1, 1], 123], [[3], 9], [[0.05, 0.9, 0.05], 0]] as [number[], number][]) {
+      const sampler = new MixtureSampler({
+        tokenizer: bytesTokenizer,
+        sequenceLength: 16,
+        seed,
+        sources: weights.map((weight, i) => ({ kind: "text" as const, name: `s${i}`, weight, texts: [`source ${i} text `.repeat(20)] })),
+      });
+      const drawn = weights.map(() => 0);
+      for (const s of sampler.take(300)) drawn[Number(s.source.slice(1))]!++;
+      expect(MixtureSampler.plan(weights, seed, 300)).toEqual(drawn);
+      // a prefix of the plan is the plan of the prefix
+      const first = weights.map(() => 0);
+      const again = new MixtureSampler({ ...sampler.opts });
+      for (const s of again.take(37)) first[Number(s.source.slice(1))]!++;
+      expect(MixtureSampler.plan(weights, seed, 37)).toEqual(first);
+    }
+  });
+
+  it("a manifest with mixture and held-out sections round-trips through writeManifestFile / readManifest and is validated", () => {
+    const src = write("run/src.txt", "some text");
+    const file = { path: src, bytes: 9, sha256: createHash("sha256").update("some text").digest("hex") };
+    const manifest: DatasetManifest = {
+      name: "run",
+      sources: [file],
+      seed: 7,
+      records: 8,
+      tokens: 8 * 65,
+      sequenceLength: 64,
+      mixture: [
+        { name: "0:src", source: "csv", weight: 2, share: 1, path: src, columns: { text: ["title", "body"] }, documents: 3, bytes: 9, sequences: 8, files: [file] },
+      ],
+      heldout: { path: src, sequences: 1, sequenceLength: 64, seed: 24276, documents: 1, bytes: 9, files: [file] },
+      createdAt: "2026-01-01T00:00:00.000Z",
+    };
+    const out = path.join(tmp, "run/dataset.manifest.json");
+    expect(writeManifestFile(out, manifest)).toBe(out);
+    expect(readManifest(out)).toEqual(manifest);
+    expect(readdirSync(path.dirname(out)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    const bad = write("run/bad.manifest.json", JSON.stringify({ ...manifest, mixture: [{ ...manifest.mixture![0], sequences: -1 }] }));
+    expect(errorOf(() => readManifest(bad))).toMatch(/bad\.manifest\.json: manifest field "mixture\.0\.sequences"/);
   });
 });

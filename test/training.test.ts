@@ -1,8 +1,9 @@
 import { describe, it, expect, beforeAll } from "vitest";
-import { mkdtempSync, existsSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, existsSync, readFileSync, writeFileSync, readdirSync, mkdirSync, copyFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { LlamaModel } from "../src/backbone/model.js";
@@ -11,29 +12,39 @@ import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
 import { forwardSegment } from "../src/memory/edgeinfinite.js";
 import { initialState, keepState } from "../src/memory/state.js";
 import { sequenceGradients } from "../src/training/tbptt.js";
-import { loadRecipe } from "../src/training/recipe.js";
-import { train } from "../src/training/train.js";
-import { resolveCheckpointDir, readCheckpointMeta } from "../src/training/checkpoint.js";
+import { loadRecipe, recipeSchema } from "../src/training/recipe.js";
+import { z } from "zod";
+import { train, DATASET_MANIFEST, type TrainResult } from "../src/training/train.js";
+import { buildSampler, datasetManifest, loadRecipeData } from "../src/training/data.js";
+import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, removeIncompleteCheckpoints, TEST_CRASH_ENV } from "../src/training/checkpoint.js";
+import { readManifest } from "../src/datasets/manifest.js";
+import { loadBackbone } from "../src/loaders/index.js";
+import { prepareMethod } from "../src/eval/methods.js";
 import { readSafetensors } from "../src/loaders/safetensors.js";
 import { learningRate } from "../src/training/schedule.js";
 import { tinyConfig, randomWeights } from "./reference/llama64.js";
 
 const repo = resolve(__dirname, "..");
 const shared = resolve(repo, "../shared");
+const STORIES = `${shared}/models/stories260K/stories260K.bin`;
 
-function tinyRecipe(dir: string, extra = ""): string {
+/** A small recipe on stories260K (192-token sequences, 4 steps, checkpoints at 2 and 4), written to DIR/recipe.yaml. */
+function tinyRecipe(dir: string, extra = "", data?: string): string {
   const path = join(dir, "recipe.yaml");
   writeFileSync(
     path,
     `name: tiny
 seed: 7
 backend: cpu
-backbone: ${shared}/models/stories260K/stories260K.bin
+backbone: ${STORIES}
 data:
-  sequenceLength: 192
+${
+  data ??
+  `  sequenceLength: 192
   mixture:
     - { source: text, path: ${shared}/corpora/gutenberg/train/Peter_Pan.txt, weight: 1 }
-  heldout: { path: ${shared}/corpora/gutenberg/heldout/Treasure_Island.txt, sequences: 1 }
+  heldout: { path: ${shared}/corpora/gutenberg/heldout/Treasure_Island.txt, sequences: 1 }`
+}
 edgeinfinite: { sinkTokens: 4, windowTokens: 60, segmentLength: 32 }
 training:
   steps: 4
@@ -50,30 +61,158 @@ ${extra}`,
 
 const quiet = { log: () => {}, progress: false };
 
+/** The message of the error `fn` throws (fails the test when it throws nothing); always a single line. */
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    const msg = (e as Error).message;
+    expect(msg.includes("\n"), msg).toBe(false);
+    return msg;
+  }
+  throw new Error("expected an error");
+}
+
+/** File names, sizes and mtimes under `dir` (to show that a refused command wrote nothing). */
+function snapshot(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const f of readdirSync(d).sort()) {
+      const p = join(d, f);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else out.push(`${p} ${st.size} ${st.mtimeMs}`);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
 describe("recipes", () => {
-  it("reject bad recipes with one-line errors naming the key, and write nothing", () => {
+  it("schema errors name the key path, the bad key or value and what is allowed, in one line, and write nothing", () => {
     const dir = mkdtempSync(join(tmpdir(), "ei-recipe-"));
     const base = tinyRecipe(dir);
-    const cases: [string[], RegExp][] = [
-      [["training.stepz=3"], /unknown key "stepz" at training/],
-      [["training.steps=three"], /training\.steps: .*number/i],
-      [["edgeinfinite.gateKind=mlp"], /edgeinfinite\.gateKind/],
-      [["backbone=/nope/model.bin"], /backbone \/nope\/model\.bin does not exist/],
-      [["data.sequenceLength=200"], /sequenceLength 200 is not a multiple of edgeinfinite\.segmentLength 32/],
+    const cases: [string[], RegExp[]][] = [
+      // unknown keys: the allowed keys of that section
+      [["training.stepz=3"], [/unknown key "training\.stepz" \(did you mean "steps"\?\)/, /allowed keys in training: steps, tbpttSegments, batchSize, gradAccumulation, optimizer, schedule, gradClip, evalInterval, checkpointInterval, keepCheckpoints/]],
+      [["edgeinfinite.sinkTokenz=4"], [/unknown key "edgeinfinite\.sinkTokenz"/, /allowed keys in edgeinfinite: sinkTokens, windowTokens, segmentLength, memoryRule, gateKind, memoryKeys, trainProjections, gateInitLogit/]],
+      [["outputs=/tmp/x"], [/unknown key "outputs"/, /unknown key "outputs" \(did you mean "output"\?\) — allowed keys at the top level: name, seed, backend, backbone, data, edgeinfinite, training, output —/]],
+      [["data.mixture.0.colum=body"], [/unknown key "data\.mixture\[0\]\.colum" \(did you mean "column"\?\)/, /allowed keys in data\.mixture\[0\]: source, path, task, column, columns, weight/]],
+      [["data.mixture.0.columns={txt: body}"], [/unknown key "data\.mixture\[0\]\.columns\.txt"/, /allowed keys in data\.mixture\[0\]\.columns: text/]],
+      // enums: the allowed values
+      [["edgeinfinite.gateKind=mlp"], [/edgeinfinite\.gateKind is "mlp" — allowed values: scalar, learned/]],
+      [["edgeinfinite.memoryRule=hebbian"], [/edgeinfinite\.memoryRule is "hebbian" — allowed values: linear, delta/]],
+      [["edgeinfinite.memoryKeys=rope"], [/edgeinfinite\.memoryKeys is "rope" — allowed values: pre-rope, post-rope/]],
+      [["edgeinfinite.trainProjections=[q, o]"], [/edgeinfinite\.trainProjections\[1\] is "o" — allowed values: q, k, v/]],
+      [["data.mixture.0.source=parquet"], [/data\.mixture\[0\]\.source is "parquet" — allowed values: text, jsonl, csv, synthetic/]],
+      [["backend=tpu"], [/backend is "tpu" — allowed values: auto, tensorflow, webgpu, wasm, cpu/]],
+      [["training.optimizer.name=sgd"], [/training\.optimizer\.name is "sgd" — allowed value: adamw/]],
+      // wrong types and ranges: the expected type
+      [["training.steps=three"], [/training\.steps is "three" \(a string\) — expected a positive integer/]],
+      [["training.steps=2.5"], [/training\.steps is 2\.5 \(a number\) — expected a positive integer/]],
+      [["training.steps=0"], [/training\.steps is 0 — expected a positive integer/]],
+      [["training.tbpttSegments=some"], [/training\.tbpttSegments is "some" — expected a positive integer, or "all"/]],
+      [["training.optimizer.beta2=1.5"], [/training\.optimizer\.beta2 is 1\.5 — expected a number from 0 to 1/]],
+      [["training.optimizer={lr: fast}"], [/training\.optimizer\.lr is "fast" \(a string\) — expected a positive number/]],
+      [["seed=-3"], [/seed is -3 — expected a non-negative integer/]],
+      [["name=[a, b]"], [/name is a list — expected a non-empty string/]],
+      [["data.mixture=[]"], [/data\.mixture is an empty list — expected a non-empty list of mappings with keys source, path/]],
+      [["data.mixture.0.columns={text: [title, 3]}"], [/data\.mixture\[0\]\.columns\.text\[1\] is 3 \(an integer\) — expected a non-empty string/]],
+      [["data.heldout={sequences: 2}"], [/data\.heldout\.path is missing — expected a non-empty string/]],
+      // checks beyond the schema
+      [["backbone=/nope/model.bin"], [/backbone \/nope\/model\.bin does not exist/]],
+      [["data.sequenceLength=200"], [/data\.sequenceLength 200 is not a multiple of edgeinfinite\.segmentLength 32/]],
+      [["data.heldout.sequenceLength=100"], [/data\.heldout\.sequenceLength 100 is not a multiple of edgeinfinite\.segmentLength 32/]],
     ];
-    for (const [sets, re] of cases) {
-      let msg = "";
-      try {
-        loadRecipe(base, sets);
-      } catch (e) {
-        msg = (e as Error).message;
-      }
-      expect(msg).toMatch(re);
+    for (const [sets, res] of cases) {
+      const msg = errorOf(() => loadRecipe(base, sets));
+      for (const re of res) expect(msg, sets.join(" ")).toMatch(re);
       expect(msg).toContain(base);
-      expect(msg.includes("\n")).toBe(false);
+      // a schema error says which --set it came from, and where to read about every key
+      if (!/does not exist|multiple/.test(msg)) expect(msg).toContain(`(with --set ${sets[0]})`);
+      if (!/does not exist|multiple/.test(msg)) expect(msg).toMatch(/see recipes\/README\.md/);
     }
+    expect(existsSync(join(repo, "recipes/README.md"))).toBe(true);
     expect(() => loadRecipe(join(dir, "missing.yaml"))).toThrow(/recipe .*missing\.yaml does not exist/);
     expect(existsSync(join(dir, "out"))).toBe(false);
+  });
+
+  it("a misspelt key in the file is reported as unknown (not as the key it replaces being missing); a missing key names its type", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-recipe-"));
+    const path = tinyRecipe(dir);
+    writeFileSync(path, readFileSync(path, "utf8").replace("  steps: 4", "  stepz: 4"));
+    const msg = errorOf(() => loadRecipe(path));
+    expect(msg).toMatch(/unknown key "training\.stepz" \(did you mean "steps"\?\) — allowed keys in training: steps,/);
+    expect(msg).not.toMatch(/--set/);
+    writeFileSync(path, readFileSync(path, "utf8").replace("  stepz: 4\n", "").replace("  sequenceLength: 192\n", ""));
+    expect(errorOf(() => loadRecipe(path))).toMatch(/recipe .*recipe\.yaml: data\.sequenceLength is missing — expected a positive integer/);
+  });
+
+  it("bad --set arguments are one-line errors naming the argument", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-recipe-"));
+    const base = tinyRecipe(dir);
+    expect(errorOf(() => loadRecipe(base, ["training"]))).toMatch(/--set "training" is not key=value/);
+    expect(errorOf(() => loadRecipe(base, ["=3"]))).toMatch(/--set "=3" is not key=value/);
+    expect(errorOf(() => loadRecipe(base, ["training..steps=3"]))).toMatch(/--set "training\.\.steps=3": key path "training\.\.steps" has an empty part/);
+    expect(errorOf(() => loadRecipe(base, ["training.steps.max=3"]))).toMatch(/--set "training\.steps\.max=3": training\.steps is 4, not a section/);
+    expect(errorOf(() => loadRecipe(base, ["data.mixture.3.weight=1"]))).toMatch(/data\.mixture is a list of 1; "3" is not an index 0\.\.0/);
+    expect(errorOf(() => loadRecipe(base, ["name=[unclosed"]))).toMatch(/--set "name=\[unclosed": the value is not valid YAML/);
+    // list items can be set by index; values are YAML
+    const r = loadRecipe(base, ["data.mixture.0.weight=2.5", "edgeinfinite.trainProjections=[q, v]", "training.tbpttSegments=all"]);
+    expect(r.data.mixture[0]!.weight).toBe(2.5);
+    expect(r.edgeinfinite.trainProjections).toEqual(["q", "v"]);
+    expect(r.training.tbpttSegments).toBe("all");
+    expect(existsSync(join(dir, "out"))).toBe(false);
+  });
+
+  it("data sources: keys that do not fit the source kind, files of the wrong kind, bad mapping files", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-recipe-"));
+    const base = tinyRecipe(dir);
+    const csv = join(dir, "docs.csv");
+    writeFileSync(csv, "title,body\nA,b\n");
+    writeFileSync(join(dir, "bad-map.yaml"), "text: 3\n");
+    const cases: [string[], RegExp][] = [
+      [["data.mixture.0.column=body"], /data\.mixture\[0\]\.column applies only to jsonl and csv sources/],
+      [[`data.mixture.0={ source: csv, path: ${csv}, weight: 1, column: body, columns: { text: [title] } }`], /data\.mixture\[0\]\.column and data\.mixture\[0\]\.columns are both set/],
+      [["data.mixture.0={ source: synthetic, task: passkey, weight: 1, path: x.txt }"], /data\.mixture\[0\]\.path does not apply to synthetic sources/],
+      [["data.mixture.0={ source: synthetic, weight: 1 }"], /data\.mixture\[0\]\.task is required for synthetic sources/],
+      [["data.mixture.0={ source: csv, weight: 1 }"], /data\.mixture\[0\]\.path is required for csv sources/],
+      [["data.mixture.0.task=passkey"], /data\.mixture\[0\]\.task applies only to synthetic sources/],
+      [[`data.mixture.0={ source: jsonl, path: ${csv}, weight: 1 }`], /data\.mixture\[0\]\.path .*docs\.csv is not a \.jsonl file \(source: jsonl\)/],
+      [[`data.mixture.0={ source: text, path: ${csv}, weight: 1 }`], /data\.mixture\[0\]\.path .*docs\.csv is not a \.txt file or a folder of them \(source: text\) — use source: csv/],
+      [[`data.mixture.0={ source: csv, path: ${dir}/nope.csv, weight: 1 }`], /data\.mixture\[0\]\.path .*nope\.csv does not exist/],
+      [[`data.mixture.0={ source: csv, path: ${csv}, weight: 1, columns: ${dir}/nope.yaml }`], /data\.mixture\[0\]\.columns .*nope\.yaml does not exist/],
+      [[`data.mixture.0={ source: csv, path: ${csv}, weight: 1, columns: ${dir}/bad-map.yaml }`], /data\.mixture\[0\]\.columns: .*bad-map\.yaml: column mapping must be/],
+    ];
+    for (const [sets, re] of cases) {
+      const msg = errorOf(() => loadRecipe(base, sets));
+      expect(msg, sets[0]).toMatch(re);
+      expect(msg).toContain(base);
+    }
+    expect(existsSync(join(dir, "out"))).toBe(false);
+  });
+
+  it("recipes/README.md documents every recipe key", () => {
+    const readme = readFileSync(join(repo, "recipes/README.md"), "utf8");
+    const documented = new Set([...readme.matchAll(/`([^`\n]+)`/g)].flatMap((m) => m[1]!.split(/[^A-Za-z0-9_]+/)));
+    const keys: string[] = [];
+    const walk = (node: z.ZodType, path: string) => {
+      for (;;) {
+        const def = node.def as { type: string; innerType?: z.ZodType };
+        if (def.innerType && ["optional", "default", "nullable"].includes(def.type)) node = def.innerType;
+        else break;
+      }
+      if (node instanceof z.ZodObject) for (const [k, v] of Object.entries(node.shape as Record<string, z.ZodType>)) {
+        keys.push(`${path}${k}`);
+        walk(v, `${path}${k}.`);
+      }
+      else if (node instanceof z.ZodArray) walk(node.element as z.ZodType, path.replace(/\.$/, "[].")); 
+    };
+    walk(recipeSchema, "");
+    expect(keys.length).toBeGreaterThan(40);
+    const missing = keys.filter((k) => !documented.has(k.split(/[.[\]]+/).filter(Boolean).pop()!));
+    expect(missing).toEqual([]);
+    for (const section of ["## Keys", "## `--set`", "## Resume", "quickstart.yaml", "edge-lm-passkey.yaml"]) expect(readme).toContain(section);
   });
 
   it("shipped recipes validate", () => {
@@ -92,6 +231,135 @@ describe("recipes", () => {
     expect(learningRate(12, 1, 4, 20, 0.1)).toBeCloseTo(0.1 + 0.45 * (1 + Math.cos(Math.PI * 0.5)), 12);
     expect(learningRate(20, 1, 4, 20, 0.1)).toBeCloseTo(0.1, 12);
   });
+});
+
+/** A CSV with a title, a body (with commas, quotes and a newline inside quotes) and a column that must not be read. */
+function storiesCsv(dir: string): { path: string; rows: { title: string; body: string; notes: string }[] } {
+  const rows = Array.from({ length: 6 }, (_, i) => ({
+    title: `Title${i} of the Garden`,
+    body: `Once upon a time, a girl named Lily${i} found a "red" ball.\nShe played with it all day and was happy.`,
+    notes: `SECRET-NOTE-${i}`,
+  }));
+  const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  const path = join(dir, "stories.csv");
+  writeFileSync(path, "title,body,notes\n" + rows.map((r) => [q(r.title), q(r.body), r.notes].join(",")).join("\n") + "\n");
+  return { path, rows };
+}
+
+describe("recipe data and the dataset manifest", () => {
+  it("a CSV source reads two columns through an inline mapping or a mapping file; training writes dataset.manifest.json", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
+    const { path: csv, rows } = storiesCsv(dir);
+    const mapFile = join(dir, "body-then-title.yaml");
+    writeFileSync(mapFile, "text: [body, title]\n");
+    const peter = `${shared}/corpora/gutenberg/train/Peter_Pan.txt`;
+    const heldoutPath = `${shared}/corpora/gutenberg/heldout/Treasure_Island.txt`;
+    const recipePath = tinyRecipe(
+      dir,
+      "",
+      `  sequenceLength: 64
+  mixture:
+    - { source: csv, path: ${csv}, columns: { text: [title, body] }, weight: 2 }
+    - { source: csv, path: ${csv}, columns: ${mapFile}, weight: 1 }
+    - { source: text, path: ${peter}, weight: 1 }
+  heldout: { path: ${heldoutPath}, sequences: 1 }`,
+    );
+    const recipe = loadRecipe(recipePath, ["training.steps=2", "training.gradAccumulation=2", "edgeinfinite={ sinkTokens: 4, windowTokens: 28, segmentLength: 16 }"]);
+    // the texts: both columns joined by a blank line, in the mapping's order; the third column is never read
+    const data = loadRecipeData(recipe);
+    expect(data.corpora[0]!.corpus.texts).toEqual(rows.map((r) => `${r.title}\n\n${r.body}`));
+    expect(data.corpora[1]!.corpus.texts).toEqual(rows.map((r) => `${r.body}\n\n${r.title}`));
+    expect(data.corpora.flatMap((c) => c.corpus.texts).join(" ")).not.toContain("SECRET-NOTE");
+    // sequences drawn from the CSV source decode to its text
+    const { tokenizer } = await loadBackbone(STORIES);
+    const sample = buildSampler(recipe, tokenizer, data);
+    const seqs = Array.from({ length: 12 }, (_, i) => sample(Math.floor(i / 2), i % 2));
+    const fromCsv = seqs.filter((s) => s.source.startsWith("0:"));
+    expect(fromCsv.length).toBeGreaterThan(0);
+    for (const s of fromCsv) expect(tokenizer.decode(s.ids)).toMatch(/Title\d of the Garden|Lily\d|played with it all day/);
+
+    const result = await train(recipe, quiet);
+    expect(result.steps).toBe(2);
+    const out = recipe.output;
+    const manifestPath = join(out, DATASET_MANIFEST);
+    const m = readManifest(manifestPath); // validates the format
+    const raw = JSON.parse(readFileSync(manifestPath, "utf8")) as typeof m;
+    expect(raw).toEqual(m); // nothing the reader does not know about
+    expect(m.name).toBe("tiny");
+    expect(m.seed).toBe(7);
+    expect(m.sequenceLength).toBe(64);
+    expect(m.records).toBe(4); // 2 steps × 2 accumulated sequences
+    expect(m.tokens).toBe(4 * 65);
+    const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+    expect(m.sources).toEqual([
+      { path: csv, bytes: statSync(csv).size, sha256: sha(csv) },
+      { path: peter, bytes: statSync(peter).size, sha256: sha(peter) },
+      { path: heldoutPath, bytes: statSync(heldoutPath).size, sha256: sha(heldoutPath) },
+    ]);
+    expect(m.mixture!.map((e) => [e.source, e.weight, e.share, e.columns, e.documents, e.bytes])).toEqual([
+      ["csv", 2, 0.5, { text: ["title", "body"] }, 6, statSync(csv).size],
+      ["csv", 1, 0.25, { text: ["body", "title"] }, 6, statSync(csv).size],
+      ["text", 1, 0.25, undefined, 1, statSync(peter).size],
+    ]);
+    // per-source sequence counts are what the run actually drew
+    const drawn = buildSampler(recipe, tokenizer);
+    const actual = [0, 0, 0];
+    for (let step = 0; step < 2; step++) for (let i = 0; i < 2; i++) actual[Number(drawn(step, i).source.split(":")[0])]!++;
+    expect(m.mixture!.map((e) => e.sequences)).toEqual(actual);
+    expect(m.heldout).toMatchObject({ path: heldoutPath, sequences: 1, sequenceLength: 64, seed: (7 + 0x5eed) >>> 0, documents: 1 });
+    // written atomically: no temp files beside it; run.json points at it
+    expect(readdirSync(out).filter((f) => f.includes(".tmp"))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(out, "run.json"), "utf8")).dataset).toEqual({ manifest: DATASET_MANIFEST, sequences: 4, tokens: 260, files: 3 });
+  }, 120_000);
+
+  it("the manifest's per-source counts match a long sampled stream", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
+    const { path: csv } = storiesCsv(dir);
+    const recipe = loadRecipe(
+      tinyRecipe(
+        dir,
+        "",
+        `  sequenceLength: 256
+  mixture:
+    - { source: csv, path: ${csv}, column: body, weight: 0.2 }
+    - { source: text, path: ${shared}/corpora/gutenberg/train/Peter_Pan.txt, weight: 0.5 }
+    - { source: synthetic, task: passkey, weight: 0.3 }
+  heldout: { path: ${csv}, column: title, sequences: 1 }`,
+      ),
+      ["training.steps=40"],
+    );
+    const data = loadRecipeData(recipe);
+    const m = datasetManifest(recipe, data);
+    const { tokenizer } = await loadBackbone(STORIES);
+    const sample = buildSampler(recipe, tokenizer, data);
+    const actual = [0, 0, 0];
+    for (let step = 0; step < 40; step++) actual[Number(sample(step, 0).source.split(":")[0])]!++;
+    expect(m.mixture!.map((e) => e.sequences)).toEqual(actual);
+    expect(actual.every((n) => n > 0)).toBe(true);
+    expect(m.mixture![2]).toMatchObject({ source: "synthetic", task: "passkey", haystack: csv, documents: 6 });
+    expect(m.heldout).toMatchObject({ path: csv, columns: { text: "title" }, documents: 6 });
+  }, 60_000);
+
+  it("a data error (a column the CSV lacks, held-out sequences too short for memory) fails before the output folder is created", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
+    const { path: csv } = storiesCsv(dir);
+    const recipe = loadRecipe(
+      tinyRecipe(
+        dir,
+        "",
+        `  sequenceLength: 192
+  mixture:
+    - { source: csv, path: ${csv}, columns: { text: [title, summary] }, weight: 1 }
+  heldout: { path: ${shared}/corpora/gutenberg/heldout/Treasure_Island.txt, sequences: 1 }`,
+      ),
+    );
+    await expect(train(recipe, quiet)).rejects.toThrow(/stories\.csv: unknown column "summary" \(columns: title, body, notes\)/);
+    expect(existsSync(join(dir, "out"))).toBe(false);
+    // held-out sequences no longer than sink + window would never use memory: refused, nothing written
+    const short = loadRecipe(tinyRecipe(dir), ["data.heldout.sequenceLength=64"]);
+    await expect(train(short, quiet)).rejects.toThrow(/held-out sequences of 64 tokens ≤ sinkTokens \+ windowTokens 64 would never use memory/);
+    expect(existsSync(join(dir, "out"))).toBe(false);
+  }, 60_000);
 });
 
 describe("segment-wise TBPTT", () => {
@@ -189,24 +457,88 @@ describe("segment-wise TBPTT", () => {
   });
 });
 
+/** One uninterrupted 4-step run of tinyRecipe, shared by the tests that compare against it. */
+let referenceRun: Promise<{ dir: string; out: string; result: TrainResult }> | undefined;
+function reference() {
+  referenceRun ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-train-ref-"));
+    const result = await train(loadRecipe(tinyRecipe(dir)), quiet);
+    return { dir, out: join(dir, "out"), result };
+  })();
+  return referenceRun;
+}
+
+const moduleBytes = (out: string) => readFileSync(join(resolveCheckpointDir(out), "module.safetensors"));
+
+/** A copy of stories260K with one weight changed (another backbone of the same shape), as DIR/NAME.bin plus its tokenizer. */
+function otherStories(dir: string, name: string): string {
+  mkdirSync(dir, { recursive: true });
+  const bin = readFileSync(STORIES);
+  bin.writeFloatLE(bin.readFloatLE(bin.length - 4) + 0.5, bin.length - 4);
+  const path = join(dir, `${name}.bin`);
+  writeFileSync(path, bin);
+  copyFileSync(join(shared, "models/stories260K/tok512.bin"), join(dir, "tok512.bin"));
+  return path;
+}
+
+/** Runs `edgeinf train` from the sources (tsx) as a child process; resolves with its exit code and signal. */
+function trainChild(recipe: string, env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; pid: number; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "train", "--recipe", recipe], {
+    cwd: repo,
+    env: { ...process.env, ...env },
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((done) => child.on("exit", (code, signal) => done({ code, signal, pid: child.pid!, stderr })));
+}
+
 describe("training runs", () => {
   it("--resume continues bit-for-bit like an uninterrupted run; the backbone is untouched", async () => {
-    const a = mkdtempSync(join(tmpdir(), "ei-train-a-"));
+    const ref = await reference();
     const b = mkdtempSync(join(tmpdir(), "ei-train-b-"));
-    const ra = await train(loadRecipe(tinyRecipe(a)), quiet);
     await train(loadRecipe(tinyRecipe(b)), { ...quiet, stopAtStep: 2 });
     expect(readCheckpointMeta(join(b, "out")).step).toBe(2);
     const rb = await train(loadRecipe(tinyRecipe(b)), { ...quiet, resume: true });
-    const ma = readFileSync(join(resolveCheckpointDir(join(a, "out")), "module.safetensors"));
-    const mb = readFileSync(join(resolveCheckpointDir(join(b, "out")), "module.safetensors"));
-    expect(Buffer.compare(ma, mb)).toBe(0);
-    expect(rb.finalLoss).toBe(ra.finalLoss);
-    expect(rb.backboneChecksum).toBe(ra.backboneChecksum);
+    expect(Buffer.compare(moduleBytes(ref.out), moduleBytes(join(b, "out")))).toBe(0);
+    expect(rb.finalLoss).toBe(ref.result.finalLoss);
+    expect(rb.backboneChecksum).toBe(ref.result.backboneChecksum);
     // the module did change
-    const t = readSafetensors(join(resolveCheckpointDir(join(a, "out")), "module.safetensors"));
+    const t = readSafetensors(join(resolveCheckpointDir(ref.out), "module.safetensors"));
     expect(Array.from(t.get("layers.0.gate.bias")!.data).some((v) => Math.abs(v + 6) > 1e-4)).toBe(true);
     // an existing output without --resume is refused
-    await expect(train(loadRecipe(tinyRecipe(a)), quiet)).rejects.toThrow(/already holds a checkpoint at step 4 — pass --resume/);
+    await expect(train(loadRecipe(tinyRecipe(ref.dir)), quiet)).rejects.toThrow(/already holds a checkpoint at step 4 — pass --resume/);
+    // the run records its data
+    expect(readManifest(join(ref.out, DATASET_MANIFEST)).records).toBe(4);
+  }, 180_000);
+
+  it("a checkpoint made for another backbone is refused by --resume and by prepareMethod (eval/generate), naming both backbones", async () => {
+    const ref = await reference();
+    const dir = mkdtempSync(join(tmpdir(), "ei-other-"));
+    const other = otherStories(join(dir, "a"), "stories260K-finetuned");
+    const before = snapshot(ref.out);
+    // --resume with the other backbone
+    const recipe = loadRecipe(join(ref.dir, "recipe.yaml"), [`backbone=${other}`]);
+    const resumed = await train(recipe, { ...quiet, resume: true }).then(
+      () => "",
+      (e: Error) => e.message,
+    );
+    const named = /checkpoint .*step-000004 was trained on backbone "stories260K" \(sha256 b0a507e7ad0f…\), not on "stories260K-finetuned" \(sha256 [0-9a-f]{12}…\) — pass the backbone it was trained on/;
+    expect(resumed).toMatch(named);
+    expect(resumed.includes("\n")).toBe(false);
+    expect(snapshot(ref.out)).toEqual(before); // nothing written
+    // loading it for generation / evaluation (eval/methods.ts prepareMethod, what generate and eval use)
+    const otherBackbone = await loadBackbone(other);
+    expect(errorOf(() => prepareMethod({ name: "edgeinfinite", checkpoint: ref.out }, otherBackbone))).toMatch(named);
+    expect(() => loadCheckpoint(ref.out, otherBackbone)).toThrow(named);
+    // two backbones with the same file name: the message names both paths
+    const sameName = await loadBackbone(otherStories(join(dir, "b"), "stories260K"));
+    const msg = errorOf(() => prepareMethod({ name: "edgeinfinite", checkpoint: ref.out }, sameName));
+    expect(msg).toContain(`"stories260K" at ${STORIES}`);
+    expect(msg).toContain(`"stories260K" at ${join(dir, "b", "stories260K.bin")}`);
+    // the right backbone loads it
+    const prepared = prepareMethod({ name: "edgeinfinite", checkpoint: ref.out }, await loadBackbone(STORIES));
+    expect(prepared.checkpointDir).toMatch(/step-000004$/);
+    prepared.dispose();
   }, 180_000);
 
   it("a NaN loss stops the run with a message and keeps the last good checkpoint", async () => {
@@ -218,7 +550,63 @@ describe("training runs", () => {
     expect(readSafetensors(join(resolveCheckpointDir(join(dir, "out")), "module.safetensors")).size).toBeGreaterThan(0);
   }, 120_000);
 
-  it("kill -9 during checkpoint writes leaves the previous checkpoint loadable", async () => {
+  it(`kill -9 midway through writing a step folder (${TEST_CRASH_ENV}=write-step-folder@4) leaves step 2 loadable, and --resume finishes like an uninterrupted run`, async () => {
+    const ref = await reference();
+    const dir = mkdtempSync(join(tmpdir(), "ei-crash-"));
+    const recipePath = tinyRecipe(dir);
+    const out = join(dir, "out");
+    const child = await trainChild(recipePath, { [TEST_CRASH_ENV]: "write-step-folder@4", EDGEINF_BACKEND: "cpu" });
+    expect(child.signal, child.stderr).toBe("SIGKILL");
+    // the interrupted write: module.safetensors is in the temp folder, the rest is not, nothing was renamed
+    const tmp = join(out, `.step-000004.tmp-${child.pid}`);
+    expect(readdirSync(tmp).sort()).toEqual(["module.safetensors"]);
+    expect(existsSync(join(out, "step-000004"))).toBe(false);
+    expect(JSON.parse(readFileSync(join(out, "latest.json"), "utf8"))).toEqual({ step: 2, path: "step-000002" });
+    // the previous checkpoint loads
+    const backbone = await loadBackbone(STORIES);
+    const loaded = loadCheckpoint(out, backbone);
+    expect(loaded.meta.step).toBe(2);
+    expect(loaded.dir).toBe(join(out, "step-000002"));
+    loaded.module.dispose();
+    // and resumes: the temp folder is cleared, steps 3-4 are redone, the result equals the uninterrupted run's
+    const lines: string[] = [];
+    const resumed = await train(loadRecipe(recipePath), { ...quiet, resume: true, log: (l) => lines.push(l) });
+    expect(lines).toContain(`removed ${tmp}: an interrupted checkpoint write`);
+    expect(existsSync(tmp)).toBe(false);
+    expect(readCheckpointMeta(out).step).toBe(4);
+    expect(Buffer.compare(moduleBytes(out), moduleBytes(ref.out))).toBe(0);
+    expect(resumed.finalLoss).toBe(ref.result.finalLoss);
+    // the log rows the crashed run wrote for steps 3-4 were replaced, not duplicated
+    const steps = readFileSync(join(out, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
+    expect(steps).toEqual([1, 2, 3, 4]);
+    expect(readFileSync(join(out, "train_log.csv"), "utf8").trim().split("\n").slice(1).map((l) => Number(l.split(",")[0]))).toEqual([1, 2, 3, 4]);
+  }, 180_000);
+
+  it("kill -9 after a step folder is renamed but before latest.json is replaced: latest.json still names the previous step", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-kill-latest-"));
+    const child = spawn(process.execPath, ["--import", "tsx", join(repo, "test/fixtures/checkpoint-writer.ts"), dir], {
+      cwd: repo,
+      env: { ...process.env, [TEST_CRASH_ENV]: "before-latest@3" },
+    });
+    const signal = await new Promise<NodeJS.Signals | null>((done) => child.on("exit", (_, s) => done(s)));
+    expect(signal).toBe("SIGKILL");
+    expect(readdirSync(dir).sort()).toEqual(["latest.json", "step-000001", "step-000002", "step-000003"]);
+    expect(readdirSync(join(dir, "step-000003")).sort()).toEqual(["checkpoint.json", "module.safetensors", "optimizer.safetensors"]);
+    expect(readCheckpointMeta(dir).step).toBe(2);
+    expect(resolveCheckpointDir(dir)).toBe(join(dir, "step-000002"));
+    expect(readSafetensors(join(dir, "step-000002", "optimizer.safetensors")).get("m.big")!.data.length).toBe(4_000_000);
+    // writing step 3 again replaces the orphan folder and moves latest.json
+    await initBackend("cpu");
+    const module = new MemoryGatingModule(tinyConfig(), makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 4 }));
+    await saveCheckpoint(dir, module, { step: 3, backbone: { id: "tiny", sha256: "0".repeat(64), format: "test" } });
+    module.dispose();
+    expect(readCheckpointMeta(dir).step).toBe(3);
+    expect(readdirSync(join(dir, "step-000003")).sort()).toEqual(["checkpoint.json", "module.safetensors"]);
+  }, 60_000);
+
+  it("kill -9 at a random moment of repeated checkpoint writes leaves a loadable checkpoint (timing-based)", async () => {
+    // Complements the deterministic tests above: the kill lands wherever the writer is (a safetensors write, the
+    // rename, latest.json, pruning), and whatever latest.json names must be complete.
     const dir = mkdtempSync(join(tmpdir(), "ei-kill-"));
     const child = spawn(process.execPath, ["--import", "tsx", join(repo, "test/fixtures/checkpoint-writer.ts"), dir], { cwd: repo });
     let saved = 0;
@@ -238,5 +626,10 @@ describe("training runs", () => {
     const step = resolveCheckpointDir(dir);
     expect(readSafetensors(join(step, "module.safetensors")).size).toBeGreaterThan(0);
     expect(readSafetensors(join(step, "optimizer.safetensors")).get("m.big")!.data.length).toBe(4_000_000);
+    // a temp folder the kill may have left is recognised as incomplete and removed; complete folders stay
+    const complete = readdirSync(dir).filter((f) => /^step-\d+$/.test(f));
+    removeIncompleteCheckpoints(dir);
+    expect(readdirSync(dir).filter((f) => f.startsWith(".step-"))).toEqual([]);
+    expect(readdirSync(dir).filter((f) => /^step-\d+$/.test(f))).toEqual(complete);
   }, 60_000);
 });

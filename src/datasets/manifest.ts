@@ -16,25 +16,107 @@ export interface ManifestSource {
   sha256: string;
 }
 
-/** Written next to generated data: what it was made from and how. */
+/** One source of a training mixture as a training run reads it (see `DatasetManifest.mixture`). */
+export interface MixtureManifestEntry {
+  /** The sampler's name for it: "INDEX:PATH" or "INDEX:TASK". */
+  name: string;
+  source: "text" | "jsonl" | "csv" | "synthetic";
+  /** As given in the recipe, and as a share of the total weight. */
+  weight: number;
+  share: number;
+  path?: string;
+  task?: string;
+  /** Column mapping of a JSONL/CSV source. */
+  columns?: ColumnMapping;
+  /** Synthetic sources: where the haystack text comes from. */
+  haystack?: string;
+  /** Documents read (texts of a file or folder, records of a JSONL/CSV, haystack texts of a synthetic source). */
+  documents: number;
+  /** Bytes of its files. */
+  bytes: number;
+  /** Sequences the run draws from it (exact: the source choice is replayed from the seed). */
+  sequences: number;
+  files: ManifestSource[];
+}
+
+/** Held-out data of a training run. */
+export interface HeldoutManifest {
+  path: string;
+  columns?: ColumnMapping;
+  sequences: number;
+  /** Tokens per held-out sequence, inputs only (each sequence holds one more id: the last target). */
+  sequenceLength: number;
+  seed: number;
+  documents: number;
+  bytes: number;
+  files: ManifestSource[];
+}
+
+/**
+ * Written next to generated data (and by `edgeinf train` into the run folder as dataset.manifest.json): what it
+ * was made from and how.
+ */
 export interface DatasetManifest {
   name: string;
+  /** Every file read (for a training run: mixture and held-out files), with size and hash. */
   sources: ManifestSource[];
   /** Generator parameters (task, targetTokens, depths, ...), when the data is synthetic. */
   generator?: Record<string, unknown>;
   seed: number;
+  /** Records (for a training run: training sequences of the whole run). */
   records: number;
+  /** Token ids in those records. */
   tokens: number;
+  /** Training runs: inputs per training sequence (each sequence holds sequenceLength + 1 ids). */
+  sequenceLength?: number;
+  /** Training runs: the mixture's sources, weights, sizes and per-source sequence counts. */
+  mixture?: MixtureManifestEntry[];
+  heldout?: HeldoutManifest;
   createdAt: string;
 }
 
+const sourceSchema = z.object({ path: z.string(), bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+const mappingSchema = z.object({ text: z.union([z.string(), z.array(z.string())]) });
+const count = z.number().int().nonnegative();
+
 const manifestSchema = z.object({
   name: z.string().min(1),
-  sources: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  sources: z.array(sourceSchema),
   generator: z.record(z.string(), z.unknown()).optional(),
   seed: z.number().int(),
-  records: z.number().int().nonnegative(),
-  tokens: z.number().int().nonnegative(),
+  records: count,
+  tokens: count,
+  sequenceLength: z.number().int().positive().optional(),
+  mixture: z
+    .array(
+      z.object({
+        name: z.string(),
+        source: z.enum(["text", "jsonl", "csv", "synthetic"]),
+        weight: z.number().positive(),
+        share: z.number().min(0).max(1),
+        path: z.string().optional(),
+        task: z.string().optional(),
+        columns: mappingSchema.optional(),
+        haystack: z.string().optional(),
+        documents: count,
+        bytes: count,
+        sequences: count,
+        files: z.array(sourceSchema),
+      }),
+    )
+    .optional(),
+  heldout: z
+    .object({
+      path: z.string(),
+      columns: mappingSchema.optional(),
+      sequences: count,
+      sequenceLength: z.number().int().positive(),
+      seed: z.number().int(),
+      documents: count,
+      bytes: count,
+      files: z.array(sourceSchema),
+    })
+    .optional(),
   createdAt: z.string().min(1),
 });
 
@@ -53,7 +135,11 @@ export function manifestPathFor(dataPath: string): string {
 
 /** Write the manifest next to `dataPath` (atomically); returns the manifest's path. */
 export function writeManifest(dataPath: string, manifest: DatasetManifest): string {
-  const path = manifestPathFor(dataPath);
+  return writeManifestFile(manifestPathFor(dataPath), manifest);
+}
+
+/** Write the manifest to exactly `path` (atomically: temp file, then rename); returns `path`. */
+export function writeManifestFile(path: string, manifest: DatasetManifest): string {
   writeFileAtomic(path, JSON.stringify(manifest, null, 2) + "\n");
   return path;
 }

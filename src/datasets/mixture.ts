@@ -161,6 +161,13 @@ class SyntheticStream implements Stream {
   }
 }
 
+/** Index of the source the next sequence comes from (probability weight / Σ weights); one draw of `rng`. */
+function pickSource(cumulativeWeights: readonly number[], rng: Rng): number {
+  const r = rng.next() * cumulativeWeights[cumulativeWeights.length - 1]!;
+  const index = cumulativeWeights.findIndex((c) => r < c);
+  return index === -1 ? cumulativeWeights.length - 1 : index;
+}
+
 /**
  * Seeded mixture of datasets: each `next()` picks a source with probability weight / Σweights and returns
  * one sequence of exactly `sequenceLength` tokens from it. Same options and seed → same sequence stream.
@@ -194,9 +201,20 @@ export class MixtureSampler implements Iterable<TrainingSequence> {
   }
 
   next(): TrainingSequence {
-    const r = this.rng.next() * this.cumulativeWeights[this.cumulativeWeights.length - 1]!;
-    const index = this.cumulativeWeights.findIndex((c) => r < c);
-    return this.streams[index === -1 ? this.streams.length - 1 : index]!.next();
+    return this.streams[pickSource(this.cumulativeWeights, this.rng)]!.next();
+  }
+
+  /**
+   * How many of the first `count` sequences a sampler with these weights and seed draws from each source, without
+   * tokenising anything: the source choice uses its own generator, apart from the sources' content.
+   */
+  static plan(weights: readonly number[], seed: number, count: number): number[] {
+    let total = 0;
+    const cumulative = weights.map((w) => (total += w));
+    const rng = new Rng(seed);
+    const counts = weights.map(() => 0);
+    for (let i = 0; i < count; i++) counts[pickSource(cumulative, rng)]!++;
+    return counts;
   }
 
   take(count: number): TrainingSequence[] {

@@ -9,6 +9,8 @@ import { isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { EdgeInfError, fail } from "../util/errors.js";
+import { keyPath, schemaAt } from "../util/schema-errors.js";
+export { keyPath }; // moved to src/util/schema-errors.ts (shared with training recipes); still exported here
 import { METHOD_NAMES } from "../cache/registry.js";
 import { TASK_NAMES, taskName } from "../datasets/synthetic/index.js";
 import { dataset2prompt } from "./longbench-config.js";
@@ -105,35 +107,6 @@ export interface Suite extends Omit<z.infer<typeof suiteSchema>, "methods"> {
 /** Methods the harness knows: the eviction registry's, plus full KV and EdgeInfinite. */
 export function knownMethods(): string[] {
   return [...new Set(["full", ...METHOD_NAMES, "edgeinfinite"])];
-}
-
-/** The schema node at `path` (through arrays, optionals and defaults), to list its keys in an error. */
-function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | null {
-  let node: z.ZodType = schema;
-  for (const step of [...path, null]) {
-    // Unwrap optional/default/nullable wrappers before looking inside.
-    for (;;) {
-      const def = node.def as { type: string; innerType?: z.ZodType };
-      if ((def.type === "optional" || def.type === "default" || def.type === "nullable") && def.innerType) node = def.innerType;
-      else break;
-    }
-    if (step === null) return node;
-    if (node instanceof z.ZodObject && typeof step === "string") {
-      const next = (node.shape as Record<string, z.ZodType>)[step];
-      if (!next) return null;
-      node = next;
-    } else if (node instanceof z.ZodArray && typeof step === "number") {
-      node = node.element as z.ZodType;
-    } else return null;
-  }
-  return node;
-}
-
-/** `methods[2].budget` from ["methods", 2, "budget"]. */
-export function keyPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const step of path) out += typeof step === "number" ? `[${step}]` : `${out ? "." : ""}${String(step)}`;
-  return out || "(top level)";
 }
 
 function issueMessage(where: string, issue: z.core.$ZodIssue): string {

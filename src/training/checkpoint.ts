@@ -14,12 +14,13 @@ import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteCo
  *   checkpoint.json        recipe, backbone id and sha256, step, seeds, metrics, EdgeInfinite config;
  * and `DIR/latest.json` names the newest complete one. A step folder is written under a temp name and renamed,
  * and latest.json is replaced atomically after it, so a crash (even kill -9) mid-write leaves the previous
- * checkpoint as the one that loads.
+ * checkpoint as the one that loads. A temp folder left by a crash is removed by the next run (removeIncompleteCheckpoints).
  */
 export interface CheckpointMeta {
   format: "edgeinfinite-checkpoint/1";
   step: number;
-  backbone: { id: string; sha256: string; format: string };
+  /** `path` (where it was loaded from) is recorded since v0.1 runs; older checkpoints lack it. */
+  backbone: { id: string; sha256: string; format: string; path?: string };
   edgeinfinite: EdgeInfiniteConfig;
   recipe?: unknown;
   seed?: number;
@@ -42,6 +43,52 @@ export async function moduleHostTensors(module: MemoryGatingModule): Promise<Hos
 }
 
 /**
+ * TEST-ONLY crash hook. With EDGEINF_TEST_CRASH_AT=POINT or POINT@STEP in the environment, the checkpoint writer
+ * SIGKILLs its own process at POINT (when writing step STEP, or any step), so tests can prove crash safety
+ * deterministically instead of racing a kill against the writer. Points:
+ *   write-step-folder  module.safetensors is in the temp folder; optimizer.safetensors, checkpoint.json and the
+ *                      rename are not done;
+ *   before-latest      the step folder has been renamed into place; latest.json still names the previous step.
+ * Never set it outside tests: the process dies as if killed with kill -9.
+ */
+export const TEST_CRASH_ENV = "EDGEINF_TEST_CRASH_AT";
+export const TEST_CRASH_POINTS = ["write-step-folder", "before-latest"] as const;
+
+function testCrashPoint(point: (typeof TEST_CRASH_POINTS)[number], step: number): void {
+  const spec = process.env[TEST_CRASH_ENV];
+  if (!spec) return;
+  const [at, onStep] = spec.split("@");
+  if (at === point && (onStep === undefined || Number(onStep) === step)) process.kill(process.pid, "SIGKILL");
+}
+
+const TMP_NAME = /^\.step-\d+\.tmp-(\d+)$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes temp step folders (`.step-NNNNNN.tmp-PID`) that a crashed writer left in `dir` (the writer's process no
+ * longer runs); returns their names. They never hold a checkpoint that latest.json names.
+ */
+export function removeIncompleteCheckpoints(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const m = TMP_NAME.exec(f);
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    rmSync(join(dir, f), { recursive: true, force: true });
+    removed.push(f);
+  }
+  return removed;
+}
+
+/**
  * Writes a checkpoint step folder (see above) and prunes all but the newest `keep`. Asynchronous only for reading
  * the module's tensors off the device; the files are written after that, synchronously, temp folder then rename.
  */
@@ -61,10 +108,12 @@ export async function saveCheckpoint(
   mkdirSync(tmp, { recursive: true });
   const full: CheckpointMeta = { format: "edgeinfinite-checkpoint/1", createdAt: new Date().toISOString(), edgeinfinite: module.config, ...meta };
   writeSafetensors(join(tmp, "module.safetensors"), tensors, { format: full.format, step: String(meta.step) });
+  testCrashPoint("write-step-folder", meta.step);
   if (optimizerState) writeSafetensors(join(tmp, "optimizer.safetensors"), optimizerState, { step: String(meta.step) });
   writeFileAtomic(join(tmp, "checkpoint.json"), JSON.stringify(full, null, 2));
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
+  testCrashPoint("before-latest", meta.step);
   writeFileAtomic(join(dir, "latest.json"), JSON.stringify({ step: meta.step, path: name }, null, 2));
   // prune older complete checkpoints
   const steps = readdirSync(dir).filter((f) => /^step-\d+$/.test(f)).sort();
@@ -96,8 +145,12 @@ export function readCheckpointMeta(path: string): CheckpointMeta {
 /** Refuses a checkpoint trained on another backbone (compared by weight sha256). */
 export function checkBackbone(meta: CheckpointMeta, backbone: LoadedBackbone, where: string): void {
   if (meta.backbone.sha256 !== backbone.source.sha256) {
+    // Two backbones can share a name (two "model.bin"s, two "edge-lm" folders): then name their paths too.
+    const sameId = meta.backbone.id === backbone.source.id;
+    const was = `"${meta.backbone.id}"${sameId && meta.backbone.path ? ` at ${meta.backbone.path}` : ""}`;
+    const now = `"${backbone.source.id}"${sameId ? ` at ${backbone.source.path}` : ""}`;
     throw new EdgeInfError(
-      `checkpoint ${where} was trained on backbone "${meta.backbone.id}" (sha256 ${meta.backbone.sha256.slice(0, 12)}…), not on "${backbone.source.id}" (${backbone.source.sha256.slice(0, 12)}…)`,
+      `checkpoint ${where} was trained on backbone ${was} (sha256 ${meta.backbone.sha256.slice(0, 12)}…), not on ${now} (sha256 ${backbone.source.sha256.slice(0, 12)}…)`,
       "pass the backbone it was trained on, or train a module for this one",
     );
   }

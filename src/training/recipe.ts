@@ -1,18 +1,33 @@
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, statSync } from "node:fs";
+import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { EdgeInfError } from "../util/errors.js";
+import { describeSchemaIssue, firstIssue, keyPath, showValue } from "../util/schema-errors.js";
+import { readColumnMapping, type ColumnMapping } from "../datasets/column-mapping.js";
+
+/**
+ * Which columns of a JSONL/CSV source make up a document's text: a mapping `{ text: "body" }` or
+ * `{ text: ["title", "body"] }` (joined with a blank line), or the path of a .json/.yaml file holding one.
+ */
+const columnsSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ text: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]) }),
+]);
 
 /**
  * A training recipe (YAML). Paths are relative to the working directory the command runs in.
  * Every key is checked: an unknown key, a wrong type or a bad value is reported with its path and the allowed values.
+ * Every key is described in recipes/README.md.
  */
 const mixtureEntry = z
   .object({
     source: z.enum(["text", "jsonl", "csv", "synthetic"]),
-    path: z.string().optional(),
+    path: z.string().min(1).optional(),
     task: z.enum(["passkey", "needle", "multi_needle", "kv_retrieval", "variable_tracking"]).optional(),
-    column: z.string().optional(),
+    /** Shorthand for `columns: { text: NAME }`. */
+    column: z.string().min(1).optional(),
+    columns: columnsSchema.optional(),
     weight: z.number().positive(),
   })
   .strict();
@@ -23,7 +38,6 @@ export const recipeSchema = z
     seed: z.number().int().nonnegative().default(0),
     backend: z.enum(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"),
     backbone: z.string().min(1),
-    tokenizer: z.string().optional(),
     data: z
       .object({
         sequenceLength: z.number().int().positive(),
@@ -31,7 +45,14 @@ export const recipeSchema = z
         corpus: z.string().optional(),
         mixture: z.array(mixtureEntry).min(1),
         heldout: z
-          .object({ path: z.string(), sequences: z.number().int().positive().default(4), sequenceLength: z.number().int().positive().optional() })
+          .object({
+            path: z.string().min(1),
+            sequences: z.number().int().positive().default(4),
+            sequenceLength: z.number().int().positive().optional(),
+            /** For a .jsonl/.csv held-out file (default `{ text: "text" }`). */
+            column: z.string().min(1).optional(),
+            columns: columnsSchema.optional(),
+          })
           .strict(),
       })
       .strict(),
@@ -79,55 +100,133 @@ export const recipeSchema = z
 
 export type Recipe = z.infer<typeof recipeSchema>;
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.length ? issue.path.join(".") : "(top level)";
-  if (issue.code === "unrecognized_keys") return `unknown key "${issue.keys.join('", "')}" at ${path}`;
-  if (issue.code === "invalid_value") return `${path}: ${issue.message}`;
-  return `${path}: ${issue.message}`;
+const HINT = "see recipes/README.md for every recipe key";
+
+/** A --set override as applied: the key path it set and the argument as given. */
+export interface Override {
+  path: string[];
+  arg: string;
 }
 
-/** Parses --set key.path=value overrides into the raw recipe object (YAML scalars: numbers, booleans, lists). */
-export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): void {
+/**
+ * Applies --set key.path=value overrides to the raw recipe object. Values are YAML scalars or flow collections
+ * (numbers, booleans, strings, `[q, v]`, `{ text: [title, body] }`); a numeric part indexes a list
+ * (`data.mixture.0.weight=2`). A key the recipe does not have is added, and then reported by validation.
+ */
+export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Override[] {
+  const applied: Override[] = [];
   for (const s of sets) {
     const eq = s.indexOf("=");
-    if (eq <= 0) throw new EdgeInfError(`--set "${s}" is not key=value`, "write e.g. --set training.steps=100");
-    const keys = s.slice(0, eq).split(".");
-    const value: unknown = parseYaml(s.slice(eq + 1));
-    let node: Record<string, unknown> = raw;
-    for (const k of keys.slice(0, -1)) {
-      const child = node[k];
-      if (child === undefined) node[k] = {};
-      else if (typeof child !== "object" || child === null || Array.isArray(child))
-        throw new EdgeInfError(`--set ${s}: ${k} is not a section`, "check the key path against the recipe");
-      node = node[k] as Record<string, unknown>;
+    if (eq <= 0) throw new EdgeInfError(`--set "${s}" is not key=value`, "write e.g. --set training.steps=100 (see recipes/README.md)");
+    const keyText = s.slice(0, eq).trim();
+    const keys = keyText.split(".");
+    if (keys.some((k) => k.trim() === "")) {
+      throw new EdgeInfError(`--set "${s}": key path "${keyText}" has an empty part`, "write a dotted key path such as training.optimizer.lr");
     }
-    node[keys[keys.length - 1]!] = value;
+    let value: unknown;
+    try {
+      value = parseYaml(s.slice(eq + 1));
+    } catch (e) {
+      throw new EdgeInfError(`--set "${s}": the value is not valid YAML (${(e as Error).message.split("\n")[0]})`, "quote it, e.g. --set name='\"my run\"'");
+    }
+    let node: unknown = raw;
+    keys.forEach((k, i) => {
+      const at = keys.slice(0, i).join(".");
+      const last = i === keys.length - 1;
+      if (Array.isArray(node)) {
+        const index = /^\d+$/.test(k) ? Number(k) : -1;
+        if (index < 0 || index >= node.length) {
+          throw new EdgeInfError(`--set "${s}": ${at} is a list of ${node.length}; "${k}" is not an index 0..${node.length - 1}`, `write e.g. ${at}.0.${keys.slice(i + 1).join(".") || "weight"}=…`);
+        }
+        if (last) node[index] = value;
+        else node = node[index];
+        return;
+      }
+      if (typeof node !== "object" || node === null) {
+        throw new EdgeInfError(`--set "${s}": ${at} is ${showValue(node)}, not a section`, "check the key path against recipes/README.md");
+      }
+      const obj = node as Record<string, unknown>;
+      if (last) obj[k] = value;
+      else {
+        if (obj[k] === undefined) obj[k] = {};
+        node = obj[k];
+      }
+    });
+    applied.push({ path: keys, arg: s });
   }
+  return applied;
 }
 
-/** Validates a raw recipe object; errors name the recipe file, the key path and what is allowed. */
-export function validateRecipe(raw: unknown, source: string): Recipe {
+function samePrefix(a: readonly PropertyKey[], b: readonly PropertyKey[]): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (String(a[i]) !== String(b[i])) return false;
+  return true;
+}
+
+/** The column mapping of a JSONL/CSV source (`column`, inline `columns`, or a mapping file), or undefined for the default. */
+export function columnMapping(entry: { column?: string | undefined; columns?: string | ColumnMapping | undefined }): ColumnMapping | undefined {
+  if (entry.column !== undefined) return { text: entry.column };
+  if (typeof entry.columns === "string") return readColumnMapping(entry.columns);
+  return entry.columns;
+}
+
+/** Validates a raw recipe object; errors name the recipe file, the key path, the bad key or value and what is allowed. */
+export function validateRecipe(raw: unknown, source: string, overrides: readonly Override[] = []): Recipe {
   const r = recipeSchema.safeParse(raw);
   if (!r.success) {
-    throw new EdgeInfError(`recipe ${source}: ${describeIssue(r.error.issues[0]!)}`, "fix the recipe (see recipes/README.md)");
+    const issue = firstIssue(r.error.issues);
+    const path = issue.code === "unrecognized_keys" ? [...issue.path, ...issue.keys.slice(0, 1)] : issue.path;
+    const by = overrides.find((o) => samePrefix(o.path, path));
+    throw new EdgeInfError(`recipe ${source}${by ? ` (with --set ${by.arg})` : ""}: ${describeSchemaIssue(recipeSchema, raw, issue)}`, HINT);
   }
   const recipe = r.data;
+  const bad = (problem: string, hint: string): never => {
+    throw new EdgeInfError(`recipe ${source}: ${problem}`, hint);
+  };
   const { sequenceLength } = recipe.data;
   const { segmentLength } = recipe.edgeinfinite;
   if (sequenceLength % segmentLength !== 0) {
-    throw new EdgeInfError(
-      `recipe ${source}: data.sequenceLength ${sequenceLength} is not a multiple of edgeinfinite.segmentLength ${segmentLength}`,
-      "make the sequence a whole number of segments",
-    );
+    bad(`data.sequenceLength ${sequenceLength} is not a multiple of edgeinfinite.segmentLength ${segmentLength}`, "make the sequence a whole number of segments");
   }
   for (const [i, m] of recipe.data.mixture.entries()) {
-    if (m.source === "synthetic" && !m.task) throw new EdgeInfError(`recipe ${source}: data.mixture.${i}.task is required for synthetic sources`, "name a task, e.g. passkey");
-    if (m.source !== "synthetic" && !m.path) throw new EdgeInfError(`recipe ${source}: data.mixture.${i}.path is required for ${m.source} sources`, "give a file or folder");
+    const at = (key: string) => keyPath(["data", "mixture", i, key]);
+    if (m.source === "synthetic") {
+      if (!m.task) bad(`${at("task")} is required for synthetic sources`, "name a task: passkey, needle, multi_needle, kv_retrieval or variable_tracking");
+      for (const key of ["path", "column", "columns"] as const) {
+        if (m[key] !== undefined) bad(`${at(key)} does not apply to synthetic sources`, "synthetic haystack text comes from data.corpus (or the first text source)");
+      }
+      continue;
+    }
+    if (!m.path) bad(`${at("path")} is required for ${m.source} sources`, m.source === "text" ? "give a .txt file or a folder of them" : `give a .${m.source} file`);
+    if (m.task !== undefined) bad(`${at("task")} applies only to synthetic sources`, `remove it, or use source: synthetic`);
+    if (m.source === "text" && (m.column !== undefined || m.columns !== undefined)) {
+      bad(`${at(m.column !== undefined ? "column" : "columns")} applies only to jsonl and csv sources`, "remove it (plain text has no columns)");
+    }
+    if (m.column !== undefined && m.columns !== undefined) bad(`${at("column")} and ${at("columns")} are both set`, "keep one: column: NAME is short for columns: { text: NAME }");
+  }
+  const h = recipe.data.heldout;
+  if (h.column !== undefined && h.columns !== undefined) bad("data.heldout.column and data.heldout.columns are both set", "keep one: column: NAME is short for columns: { text: NAME }");
+  if (h.sequenceLength !== undefined && h.sequenceLength % segmentLength !== 0) {
+    bad(`data.heldout.sequenceLength ${h.sequenceLength} is not a multiple of edgeinfinite.segmentLength ${segmentLength}`, "make the sequence a whole number of segments");
   }
   return recipe;
 }
 
-/** Reads, overrides and validates a recipe file; checks that the files it names exist. */
+const TABLE_EXT = [".jsonl", ".csv", ".tsv"];
+
+/** A source path fits its `source` kind: jsonl → a .jsonl file, csv → a .csv/.tsv file, text → a folder or a text file. */
+function checkSourceKind(recipePath: string, key: string, path: string, kind: "text" | "jsonl" | "csv"): void {
+  const ext = extname(path).toLowerCase();
+  const isDir = statSync(path).isDirectory();
+  const ok = kind === "jsonl" ? !isDir && ext === ".jsonl" : kind === "csv" ? !isDir && (ext === ".csv" || ext === ".tsv") : isDir || !TABLE_EXT.includes(ext);
+  if (!ok) {
+    const want = kind === "jsonl" ? "a .jsonl file" : kind === "csv" ? "a .csv or .tsv file" : "a .txt file or a folder of them";
+    const hint = kind === "text" ? `use source: ${ext === ".jsonl" ? "jsonl" : "csv"} for ${ext} files` : "fix the path or the source kind";
+    throw new EdgeInfError(`recipe ${recipePath}: ${key} ${path} is not ${want} (source: ${kind})`, hint);
+  }
+}
+
+/** Reads, overrides and validates a recipe file; checks that the files it names exist and fit their source kinds. */
 export function loadRecipe(path: string, sets: readonly string[] = []): Recipe {
   if (!existsSync(path)) throw new EdgeInfError(`recipe ${path} does not exist`, "pass a file from recipes/, e.g. recipes/quickstart.yaml");
   let raw: unknown;
@@ -136,15 +235,37 @@ export function loadRecipe(path: string, sets: readonly string[] = []): Recipe {
   } catch (e) {
     throw new EdgeInfError(`recipe ${path}: invalid YAML: ${(e as Error).message.split("\n")[0]}`, "fix the YAML syntax");
   }
-  if (typeof raw !== "object" || raw === null) throw new EdgeInfError(`recipe ${path}: not a YAML mapping`, "see recipes/quickstart.yaml");
-  applyOverrides(raw as Record<string, unknown>, sets);
-  const recipe = validateRecipe(raw, path);
-  const files: [string, string][] = [["data.heldout.path", recipe.data.heldout.path]];
-  recipe.data.mixture.forEach((m, i) => m.path && files.push([`data.mixture.${i}.path`, m.path]));
-  if (recipe.data.corpus) files.push(["data.corpus", recipe.data.corpus]);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new EdgeInfError(`recipe ${path}: not a YAML mapping`, "see recipes/quickstart.yaml");
+  const overrides = applyOverrides(raw as Record<string, unknown>, sets);
+  const recipe = validateRecipe(raw, path, overrides);
+  const files: [string, string][] = [];
   if (!recipe.backbone.startsWith("hf:")) files.push(["backbone", recipe.backbone]);
+  recipe.data.mixture.forEach((m, i) => {
+    if (m.path) files.push([keyPath(["data", "mixture", i, "path"]), m.path]);
+    if (typeof m.columns === "string") files.push([keyPath(["data", "mixture", i, "columns"]), m.columns]);
+  });
+  if (recipe.data.corpus) files.push(["data.corpus", recipe.data.corpus]);
+  files.push(["data.heldout.path", recipe.data.heldout.path]);
+  if (typeof recipe.data.heldout.columns === "string") files.push(["data.heldout.columns", recipe.data.heldout.columns]);
   for (const [key, p] of files) {
     if (!existsSync(p)) throw new EdgeInfError(`recipe ${path}: ${key} ${p} does not exist`, "fix the path (relative to the current directory)");
+  }
+  recipe.data.mixture.forEach((m, i) => {
+    if (m.source !== "synthetic" && m.path) checkSourceKind(path, keyPath(["data", "mixture", i, "path"]), m.path, m.source);
+  });
+  if (recipe.data.corpus) checkSourceKind(path, "data.corpus", recipe.data.corpus, "text");
+  // Mapping files are read now, so a bad one fails before anything is written.
+  const mappings: [string, { column?: string; columns?: string | ColumnMapping }][] = [
+    ...recipe.data.mixture.map((m, i): [string, typeof m] => [keyPath(["data", "mixture", i, "columns"]), m]),
+    ["data.heldout.columns", recipe.data.heldout],
+  ];
+  for (const [key, m] of mappings) {
+    try {
+      columnMapping(m);
+    } catch (e) {
+      if (e instanceof EdgeInfError) throw new EdgeInfError(`recipe ${path}: ${key}: ${e.message}`);
+      throw e;
+    }
   }
   return recipe;
 }

@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import { loadRecipe } from "../../training/recipe.js";
 import { train } from "../../training/train.js";
-import { log } from "../common.js";
+import { BACKEND_CHOICES, log } from "../common.js";
 
 interface TrainArgs {
   recipe: string;
@@ -16,12 +16,13 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
   builder: (y) =>
     y
       .option("recipe", { alias: "r", type: "string", demandOption: true, describe: "recipe YAML (see recipes/)" })
-      .option("set", { type: "string", array: true, describe: "override a recipe key: --set training.steps=100" })
+      .option("set", { type: "string", array: true, describe: "override a recipe key (value read as YAML): --set training.steps=100 (keys: recipes/README.md)" })
       .option("resume", { type: "boolean", describe: "continue from the output folder's latest checkpoint" })
-      .option("backend", { type: "string", describe: "override the recipe's backend" })
+      .option("backend", { choices: BACKEND_CHOICES, type: "string", describe: "override the recipe's backend" })
       .example("$0 train --recipe recipes/quickstart.yaml", "the quickstart (stories260K, minutes on a CPU)")
       .example("$0 train --recipe recipes/quickstart.yaml --set training.steps=200 --set edgeinfinite.memoryRule=delta", "override recipe keys")
-      .example("$0 train --recipe recipes/edge-lm-passkey.yaml --resume", "resume an interrupted run"),
+      .example("$0 train --recipe recipes/edge-lm-passkey.yaml --resume", "resume an interrupted run")
+      .epilog("Every recipe key, its type, default and meaning: recipes/README.md. How training works: docs/training.md."),
   handler: async (args) => {
     const sets = [...(args.set ?? [])];
     if (args.backend) sets.push(`backend=${args.backend}`);
