@@ -2,15 +2,11 @@
  * CLI-level tests: run the built `edgeinf` (dist/src/cli/main.js) as a child process from the repo root and check
  * help, info, generate, ppl and the one-line errors for bad input.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, expectOneLineError, runCli, useCliTestDir, type CliResult } from "./fixtures/cli.js";
 
-const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "..");
-const CLI = join(ROOT, "dist/src/cli/main.js");
 /** Paths as a user would type them from the repo root. */
 const STORIES_DIR = "../shared/models/stories260K";
 const STORIES_BIN = `${STORIES_DIR}/stories260K.bin`;
@@ -23,82 +19,13 @@ const STORIES = { dim: 64, hidden: 172, layers: 5, heads: 8, kvHeads: 4, vocab: 
 /** llama2.c greedy reference for BOS + encoded " Once upon a time" (../shared/README.md). */
 const STORIES_REFERENCE = ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
-  delete env.EDGEINF_DEBUG; // would turn one-line errors into stack traces
-  delete env.EDGEINF_BACKEND;
-  return env;
-}
-
-function runCli(args: string[], timeoutMs = 60_000): Promise<RunResult> {
-  return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv(), timeout: timeoutMs, maxBuffer: 64 << 20, encoding: "utf8" }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
-      done({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
-    });
-  });
-}
-
-/** Known noise on stderr: the backend log line (`backend: NAME (reason)`) and Dawn's Vulkan warning. */
-const NOISE = [/^backend: \S+ \(.*\)$/, /Couldn't load Vulkan/i];
-
-function meaningfulStderr(stderr: string): string[] {
-  return stderr.split(/\r?\n/).filter((l) => l.trim() !== "" && !NOISE.some((re) => re.test(l)));
-}
-
-/** Exit code 1 (bad input; 2 is reserved for bugs), exactly one `error: …` line, no stack trace. */
-function expectOneLineError(r: RunResult, ...fragments: Array<string | RegExp>): string {
-  const lines = meaningfulStderr(r.stderr);
-  const ctx = `exit ${r.code}${r.signal ? ` (${r.signal})` : ""}; stderr:\n${r.stderr}`;
-  expect(r.signal, ctx).toBeNull();
-  expect(r.code, ctx).not.toBe(0);
-  expect(r.code, ctx).toBe(1);
-  expect(lines, ctx).toHaveLength(1);
-  const line = lines[0]!;
-  expect(line, ctx).toMatch(/^error: /);
-  expect(line, ctx).not.toMatch(/^\s+at /);
-  for (const f of fragments) {
-    if (typeof f === "string") expect(line, ctx).toContain(f);
-    else expect(line, ctx).toMatch(f);
-  }
-  return line;
-}
-
-function expectOk(r: RunResult): void {
+function expectOk(r: CliResult): void {
   expect(r.signal, r.stderr).toBeNull();
   expect(r.code, `stderr:\n${r.stderr}`).toBe(0);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Build (only when dist is missing or older than the CLI sources) and the commands main.ts registers
-
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p);
-    t = Math.max(t, st.isDirectory() ? newestMtime(p) : name.endsWith(".ts") ? st.mtimeMs : 0);
-  }
-  return t;
-}
-
-function ensureBuilt(): void {
-  const stale = existsSync(CLI) && newestMtime(join(ROOT, "src/cli")) > statSync(CLI).mtimeMs;
-  if (existsSync(CLI) && !stale) return;
-  try {
-    execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: ROOT, stdio: "pipe", timeout: 110_000 });
-  } catch (e) {
-    // tsc still emits JavaScript on type errors (noEmitOnError is off); only a missing CLI is fatal here.
-    if (!existsSync(CLI)) throw new Error(`tsc did not produce ${CLI}: ${String((e as { stdout?: Buffer }).stdout ?? e)}`);
-  }
-}
+// The commands main.ts registers
 
 /** Command names registered in src/cli/main.ts: each `.command(ident)` → its import → that module's `command:` string. */
 function registeredCommands(): string[] {
@@ -119,16 +46,8 @@ function registeredCommands(): string[] {
   return names;
 }
 
-let tmp = "";
-
-beforeAll(() => {
-  ensureBuilt();
-  tmp = mkdtempSync(join(tmpdir(), "edgeinf-cli-"));
-}, 120_000);
-
-afterAll(() => {
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+/** Scratch folder of this file (after a build of dist/ if stale). */
+const tmp = useCliTestDir("edgeinf-cli-");
 
 // ---------------------------------------------------------------------------------------------
 // 1. help
@@ -257,7 +176,7 @@ describe("edgeinf ppl", () => {
       const ref = (JSON.parse(readFileSync(join(ROOT, EDGE_LM, "reference.json"), "utf8")) as { prompts: RefPrompt[] }).prompts.find((p) => p.name === name)!;
       expect(ref, `${name} in reference.json`).toBeDefined();
       expect(ref.input_ids).toHaveLength(ref.n_tokens);
-      const dir = join(tmp, `ppl-${name}`);
+      const dir = join(tmp(), `ppl-${name}`);
       mkdirSync(dir, { recursive: true });
       const textFile = join(dir, "text.txt");
       const nllFile = join(dir, "nll.json");
@@ -286,7 +205,7 @@ describe("edgeinf ppl", () => {
 /** A copy of edge-lm in tmp: unchanged files are symlinks to ../shared, `replace` files are written fresh. */
 function hfVariant(name: string, replace: Record<string, Uint8Array | string>): string {
   const src = join(ROOT, EDGE_LM);
-  const dir = join(tmp, name);
+  const dir = join(tmp(), name);
   mkdirSync(dir);
   for (const f of readdirSync(src)) {
     if (f in replace) writeFileSync(join(dir, f), replace[f]!);
@@ -318,13 +237,13 @@ function shardWithDtype(shard: string, dtype: string): { bytes: Uint8Array; tens
 
 describe("edgeinf bad input", () => {
   it("model path that does not exist", async () => {
-    const missing = join(tmp, "no-such-model.bin");
+    const missing = join(tmp(), "no-such-model.bin");
     const r = await runCli(["info", "-m", missing, "--backend", "cpu"]);
     expectOneLineError(r, missing, "does not exist");
   });
 
   it("llama2.c .bin truncated to half its size (generate)", async () => {
-    const dir = join(tmp, "stories-truncated");
+    const dir = join(tmp(), "stories-truncated");
     mkdirSync(dir);
     const full = readFileSync(join(ROOT, STORIES_BIN));
     const bin = join(dir, "stories260K.bin");
@@ -344,28 +263,28 @@ describe("edgeinf bad input", () => {
   it("generate without --prompt, with a directory as --prompt-file, with --max-new-tokens that is not a count", async () => {
     const [noPrompt, dirPrompt, badN] = await Promise.all([
       runCli(["generate", "-m", STORIES_BIN, "--backend", "cpu"]),
-      runCli(["generate", "-m", STORIES_BIN, "--backend", "cpu", "--prompt-file", tmp]),
+      runCli(["generate", "-m", STORIES_BIN, "--backend", "cpu", "--prompt-file", tmp()]),
       runCli(["generate", "-m", STORIES_BIN, "--backend", "cpu", "-p", "hi", "--max-new-tokens", "abc"]),
     ]);
     expectOneLineError(noPrompt, "--prompt");
-    expectOneLineError(dirPrompt, tmp, /directory/);
+    expectOneLineError(dirPrompt, tmp(), /directory/);
     expectOneLineError(badN, "--max-new-tokens");
   });
 
   it("ppl with a --context / --max-tokens that cannot hold BOS + one token, and with a directory as --file", async () => {
-    const text = join(tmp, "ppl-context.txt");
+    const text = join(tmp(), "ppl-context.txt");
     writeFileSync(text, "Once upon a time there was a cat.");
     // 20 s limits: --context 0 used to step windows by -1, i.e. never finish.
     const [ctx1, ctx0, negMax, dir] = await Promise.all([
       runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", text, "--context", "1"], 20_000),
       runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", text, "--context", "0"], 20_000),
       runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", text, "--max-tokens", "-3"], 20_000),
-      runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", tmp], 20_000),
+      runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", tmp()], 20_000),
     ]);
     expectOneLineError(ctx1, "--context", "1");
     expectOneLineError(ctx0, "--context", "0");
     expectOneLineError(negMax, "--max-tokens", "-3");
-    expectOneLineError(dir, tmp, /directory/);
+    expectOneLineError(dir, tmp(), /directory/);
   });
 
   // yargs words an invalid choice over several lines ("Invalid values:\n  Argument: backend, …"); the CLI keeps one.
@@ -393,7 +312,7 @@ describe("edgeinf bad input", () => {
       const cfg = edgeConfig();
       const mismatch = hfVariant("hf-mismatch", { "config.json": JSON.stringify({ ...cfg, hidden_size: (cfg.hidden_size as number) + 128 }, null, 2) });
 
-      const text = join(tmp, "ppl-i8.txt");
+      const text = join(tmp(), "ppl-i8.txt");
       writeFileSync(text, "Once upon a time");
       // One model failure per process, two processes at a time (2 cores).
       const [rTrunc, rI8] = await Promise.all([

@@ -4,19 +4,17 @@
  * resume, LongBench scoring of a hand-made predictions file, report plots (SVG and PNG), and one-line errors for bad
  * input.
  */
-import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, it, expect, beforeAll } from "vitest";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import type { AggregateRow } from "../src/eval/tables.js";
 import { countPixels, decodePng, svgSize } from "./fixtures/png.js";
+import { CLI, ROOT, cliEnv, expectOneLineError, runCliSync, useCliTestDir, type CliResult } from "./fixtures/cli.js";
 
-const repo = resolve(__dirname, "..");
-const cli = join(repo, "dist/src/cli/main.js");
-const storiesPath = resolve(repo, "../shared/models/stories260K/stories260K.bin");
-const corpusPath = resolve(repo, "../shared/corpora/gutenberg/heldout");
+const storiesPath = resolve(ROOT, "../shared/models/stories260K/stories260K.bin");
+const corpusPath = resolve(ROOT, "../shared/corpora/gutenberg/heldout");
 
 /** Bytes of one cached token in stories260K: keys + values, 5 layers × 4 KV heads × head dim 8, float32. */
 const STORIES_TOKEN_BYTES = 2 * 5 * 4 * 8 * 4;
@@ -25,33 +23,12 @@ const STORIES_TOKEN_BYTES = 2 * 5 * 4 * 8 * 4;
  * main job (npm run quickstart) has made it, labelled edgeinfinite; otherwise it runs untrained.
  */
 const QUICK_LENGTHS = [256, 512, 1024];
-const EDGE_LABEL = existsSync(join(repo, "checkpoints/quickstart/latest.json")) ? "edgeinfinite" : "edgeinfinite-untrained";
+const EDGE_LABEL = existsSync(join(ROOT, "checkpoints/quickstart/latest.json")) ? "edgeinfinite" : "edgeinfinite-untrained";
 const SUBSET = ["full", "streaming", EDGE_LABEL];
 const QUICK = ["eval", "--suite", "eval/quick.yaml", "--backend", "wasm", "--progress", "lines", "--methods", "full,streaming,edgeinfinite"];
 
-let dir: string;
-
-interface CliResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function edgeinf(...args: string[]): CliResult {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: repo, encoding: "utf8", timeout: 60_000, env: { ...process.env, EDGEINF_DEBUG: "" } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Newest modification time of the .ts files under `d`. */
-function newestSource(d: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(d, { withFileTypes: true })) {
-    const p = join(d, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
+/** Scratch folder of this file (after a build of dist/ if stale). */
+const dir = useCliTestDir("edgeinf-cli-eval-");
 
 function readRows(runDir: string): SampleRow[] {
   return readFileSync(join(runDir, "samples.jsonl"), "utf8")
@@ -62,41 +39,19 @@ function readRows(runDir: string): SampleRow[] {
 
 const key = (r: SampleRow) => JSON.stringify([r.task, r.length, r.sampleId, r.method]);
 
-/** A bad-input run: exit code ≠ 0 and exactly one stderr line, `error: ...`, matching every pattern. */
-function expectOneLineError(r: CliResult, ...patterns: RegExp[]): void {
-  expect(r.status).not.toBe(0);
-  const lines = r.stderr.trim().split("\n");
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^error: /);
-  for (const p of patterns) expect(lines[0]).toMatch(p);
-}
-
-beforeAll(() => {
-  // Build when any source is newer than the built CLI. Type errors elsewhere (work in progress) still emit JS;
-  // `npx tsc -p tsconfig.json` is the type check, this only needs a current dist/.
-  if (!existsSync(cli) || newestSource(join(repo, "src")) > statSync(cli).mtimeMs) {
-    spawnSync(process.execPath, [join(repo, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: repo, encoding: "utf8" });
-  }
-  expect(existsSync(cli)).toBe(true);
-  dir = mkdtempSync(join(tmpdir(), "edgeinf-cli-eval-"));
-}, 180_000);
-
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
 
 describe("edgeinf eval", () => {
   let runDir: string;
   let first: CliResult;
 
   beforeAll(() => {
-    runDir = join(dir, "quick");
-    first = edgeinf(...QUICK, "--limit", "1", "--run-dir", runDir);
+    runDir = join(dir(), "quick");
+    first = runCliSync([...QUICK, "--limit", "1", "--run-dir", runDir]);
   });
 
   it("runs eval/quick.yaml, prints the comparison and says where the results went", () => {
     expect(first.stderr).not.toMatch(/^error/m);
-    expect(first.status).toBe(0);
+    expect(first.code).toBe(0);
     expect(first.stdout).toContain("# quick");
     expect(first.stdout).toContain(`|task|length|${SUBSET.join("|")}|`);
     expect(first.stdout).toContain("|task|length|method|n|score|TTFT ms|");
@@ -160,8 +115,8 @@ describe("edgeinf eval", () => {
 
   it("restarted with the same run dir skips every finished sample", () => {
     const before = readFileSync(join(runDir, "samples.jsonl"), "utf8");
-    const again = edgeinf(...QUICK, "--limit", "1", "--run-dir", runDir);
-    expect(again.status).toBe(0);
+    const again = runCliSync([...QUICK, "--limit", "1", "--run-dir", runDir]);
+    expect(again.code).toBe(0);
     expect(again.stderr).toContain(`0 samples run, 9 already finished in ${runDir}`);
     expect(again.stderr).not.toMatch(/^eval \d+\/9 /m);
     expect(readFileSync(join(runDir, "samples.jsonl"), "utf8")).toBe(before);
@@ -172,11 +127,11 @@ describe("edgeinf eval", () => {
   });
 
   it("Ctrl-C stops between samples and writes the tables; the restart runs only the rest", async () => {
-    const sigDir = join(dir, "sigint");
-    const args = [cli, ...QUICK, "--limit", "1", "--run-dir", sigDir];
+    const sigDir = join(dir(), "sigint");
+    const args = [...QUICK, "--limit", "1", "--run-dir", sigDir];
     const total = QUICK_LENGTHS.length * SUBSET.length;
     const interrupted = await new Promise<CliResult>((done, failed) => {
-      const child = spawn(process.execPath, args, { cwd: repo });
+      const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: cliEnv() });
       let stdout = "";
       let stderr = "";
       let sent = false;
@@ -189,9 +144,9 @@ describe("edgeinf eval", () => {
         }
       });
       child.on("error", failed);
-      child.on("close", (status) => done({ status, stdout, stderr }));
+      child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
     });
-    expect(interrupted.status, interrupted.stderr).toBe(130);
+    expect(interrupted.code, interrupted.stderr).toBe(130);
     expect(interrupted.stderr).toContain("interrupt: stopping after the current sample");
     expect(interrupted.stderr).toMatch(/interrupted after \d+ finished samples: run the same command again/);
     const partial = readRows(sigDir);
@@ -205,8 +160,8 @@ describe("edgeinf eval", () => {
     expect(run.invocations.at(-1)!.complete).toBe(false);
 
     const before = readFileSync(join(sigDir, "samples.jsonl"), "utf8");
-    const resumed = edgeinf(...args.slice(1));
-    expect(resumed.status).toBe(0);
+    const resumed = runCliSync(args);
+    expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain(`${total - partial.length} samples run, ${partial.length} already finished`);
     expect(resumed.stderr.match(/^eval \d+\/\d+ /gm)).toHaveLength(total - partial.length);
     const all = readRows(sigDir);
@@ -218,11 +173,11 @@ describe("edgeinf eval", () => {
 
   it("report prints the comparison, rebuilds the tables from samples.jsonl and writes both plots as SVG and PNG", () => {
     rmSync(join(runDir, "results.json"));
-    const r = edgeinf("report", runDir);
+    const r = runCliSync(["report", runDir]);
     expect(r.stderr).not.toMatch(/^error/m);
     // The rasteriser loaded and found a font: no "PNG plots skipped" / "no text" warning.
     expect(r.stderr).not.toMatch(/^warning/m);
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     expect(r.stdout).toContain(`|task|length|${SUBSET.join("|")}|`);
     expect(existsSync(join(runDir, "results.json"))).toBe(true);
     const pngs: Buffer[] = [];
@@ -259,7 +214,7 @@ describe("edgeinf eval score", () => {
     //   "London" vs "Berlin" → 0
     // score = round(100 × (1 + 2/3 + 2/3 + 0) / 4, 2) = 58.33; buckets by length: 0-4k (1, 2/3) → 83.33,
     // 4-8k (2/3) → 66.67, 8k+ (0) → 0.
-    const preds = join(dir, "hotpotqa.jsonl");
+    const preds = join(dir(), "hotpotqa.jsonl");
     const rows = [
       { pred: "The Eiffel Tower", answers: ["Eiffel Tower"], all_classes: null, length: 1000 },
       { pred: "Paris is in France", answers: ["Paris, France"], all_classes: null, length: 3000 },
@@ -267,18 +222,18 @@ describe("edgeinf eval score", () => {
       { pred: "London", answers: ["Berlin"], all_classes: null, length: 9000 },
     ];
     writeFileSync(preds, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-    const json = edgeinf("eval", "score", "--task", "hotpotqa", "--preds", preds, "--json");
-    expect(json.status, json.stderr).toBe(0);
+    const json = runCliSync(["eval", "score", "--task", "hotpotqa", "--preds", preds, "--json"]);
+    expect(json.code, json.stderr).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual({ task: "hotpotqa", score: 58.33, n: 4, byLength: { "0-4k": 83.33, "4-8k": 66.67, "8k+": 0 } });
-    const text = edgeinf("eval", "score", "--task", "hotpotqa", "--preds", preds);
-    expect(text.status).toBe(0);
+    const text = runCliSync(["eval", "score", "--task", "hotpotqa", "--preds", preds]);
+    expect(text.code).toBe(0);
     expect(text.stdout.trim()).toBe("hotpotqa: 58.33 (4 predictions) | by length: 0-4k 83.33, 4-8k 66.67, 8k+ 0.00");
   });
 
   it("trec: classification on the first line only", () => {
     // First line "Location" → matches [Location] → 1 (the whole text would also match Number → 1/2).
     // "Person or Number" vs Number → matches [Number, Person] → 1/2. Mean 3/4 → 75.
-    const preds = join(dir, "trec.jsonl");
+    const preds = join(dir(), "trec.jsonl");
     const classes = ["Location", "Number", "Person"];
     writeFileSync(
       preds,
@@ -289,33 +244,36 @@ describe("edgeinf eval score", () => {
         .map((r) => JSON.stringify(r))
         .join("\n"),
     );
-    const r = edgeinf("eval", "score", "--task", "trec", "--preds", preds, "--json");
-    expect(r.status, r.stderr).toBe(0);
+    const r = runCliSync(["eval", "score", "--task", "trec", "--preds", preds, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ task: "trec", score: 75, n: 2 });
   });
 });
 
-describe("bad input: exit code ≠ 0 and one line naming the problem", () => {
+describe("bad input: exit code 1 and one line naming the problem", () => {
+  /** These fail before any backend starts: stderr is the error line alone, without even the backend log line. */
+  const alone = { noNoise: true };
+
   it("eval: unknown method in --methods, missing suite file, unknown suite key, bad --limit", () => {
-    expectOneLineError(edgeinf("eval", "--suite", "eval/quick.yaml", "--methods", "full,h3o"), /unknown method "h3o" in --methods/, new RegExp(`the suite's methods: full, streaming, h2o, snapkv, pyramidkv, tova, random, ${EDGE_LABEL}`));
-    expectOneLineError(edgeinf("eval", "--suite", join(dir, "nope.yaml")), /suite .*nope\.yaml cannot be read \(ENOENT\)/);
-    const typo = join(dir, "typo.yaml");
+    expectOneLineError(runCliSync(["eval", "--suite", "eval/quick.yaml", "--methods", "full,h3o"]), alone, /unknown method "h3o" in --methods/, new RegExp(`the suite's methods: full, streaming, h2o, snapkv, pyramidkv, tova, random, ${EDGE_LABEL}`));
+    expectOneLineError(runCliSync(["eval", "--suite", join(dir(), "nope.yaml")]), alone, /suite .*nope\.yaml cannot be read \(ENOENT\)/);
+    const typo = join(dir(), "typo.yaml");
     writeFileSync(typo, `name: typo\nbackbone: ${storiesPath}\ncorpus: ${corpusPath}\nlengths: [64]\ntasks:\n  - {name: passkey, source: synthetic}\nmethods:\n  - {name: h2o, budgt: 32}\n`);
-    expectOneLineError(edgeinf("eval", "--suite", typo), /typo\.yaml: unknown key "methods\[0\]\.budgt"/, /allowed keys in methods\[0\]: name, label, budget/);
-    expectOneLineError(edgeinf("eval", "--suite", "eval/quick.yaml", "--limit", "0"), /--limit 0 must be a positive integer/);
-    expectOneLineError(edgeinf("eval"), /Missing required argument: suite/);
+    expectOneLineError(runCliSync(["eval", "--suite", typo]), alone, /typo\.yaml: unknown key "methods\[0\]\.budgt"/, /allowed keys in methods\[0\]: name, label, budget/);
+    expectOneLineError(runCliSync(["eval", "--suite", "eval/quick.yaml", "--limit", "0"]), alone, /--limit 0 must be a positive integer/);
+    expectOneLineError(runCliSync(["eval"]), alone, /Missing required argument: suite/);
   });
 
   it("eval score: malformed JSONL line (with its number), unknown task", () => {
-    const preds = join(dir, "broken.jsonl");
+    const preds = join(dir(), "broken.jsonl");
     writeFileSync(preds, ['{"pred": "a", "answers": ["a"], "all_classes": null}', '{"pred": "b", "answers": ', '{"pred": "c", "answers": ["c"], "all_classes": null}'].join("\n"));
-    expectOneLineError(edgeinf("eval", "score", "--task", "hotpotqa", "--preds", preds), /broken\.jsonl:2: malformed JSON/);
-    expectOneLineError(edgeinf("eval", "score", "--task", "hotpotqaa", "--preds", preds), /unknown task "hotpotqaa"/, /known tasks: narrativeqa, qasper/);
+    expectOneLineError(runCliSync(["eval", "score", "--task", "hotpotqa", "--preds", preds]), alone, /broken\.jsonl:2: malformed JSON/);
+    expectOneLineError(runCliSync(["eval", "score", "--task", "hotpotqaa", "--preds", preds]), alone, /unknown task "hotpotqaa"/, /known tasks: narrativeqa, qasper/);
   });
 
   it("report: a run dir that does not exist, or has no results", () => {
-    expectOneLineError(edgeinf("report", join(dir, "no-such-run")), /run dir .*no-such-run does not exist/);
-    const empty = mkdtempSync(join(dir, "empty-"));
-    expectOneLineError(edgeinf("report", empty), /results\.json does not exist/, /run edgeinf eval/);
+    expectOneLineError(runCliSync(["report", join(dir(), "no-such-run")]), alone, /run dir .*no-such-run does not exist/);
+    const empty = mkdtempSync(join(dir(), "empty-"));
+    expectOneLineError(runCliSync(["report", empty]), alone, /results\.json does not exist/, /run edgeinf eval/);
   });
 });

@@ -1,14 +1,13 @@
 /**
- * `edgeinf export onnx|safetensors` end to end: the BUILT CLI (node dist/src/cli/main.js, build first with
- * `npx tsc -p tsconfig.json`) runs as a child process on checkpoints written by saveCheckpoint; its output files are
+ * `edgeinf export onnx|safetensors` end to end: the BUILT CLI (node dist/src/cli/main.js, rebuilt first when older
+ * than src/) runs as a child process on checkpoints written by saveCheckpoint; its output files are
  * run in onnxruntime-node / read back and compared with the module; bad input must fail with one line and no file.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { spawn, spawnSync } from "node:child_process";
+import { join, resolve } from "node:path";
+import { spawnSync } from "node:child_process";
 import * as ort from "onnxruntime-node";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
@@ -21,43 +20,10 @@ import { moduleStepTfjs } from "../src/export/reference-step.js";
 import { decodeModel } from "../src/export/onnx-builder.js";
 import { Rng } from "../src/util/rng.js";
 import { randArray, segmentInputs, startMemory, maxAbsDiff, type Host, type LayerIn } from "./fixtures/module-step-inputs.js";
+import { ROOT, ensureFreshBuild, expectOneLineError, runCli } from "./fixtures/cli.js";
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const cli = join(repo, "dist/src/cli/main.js");
-const storiesPath = resolve(repo, "../shared/models/stories260K/stories260K.bin");
-const edgeLmPath = resolve(repo, "../shared/models/edge-lm");
-
-// ---------------------------------------------------------------------------------------------------------------
-// running the CLI
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((done, failed) => {
-    const child = spawn(process.execPath, [cli, ...args], { cwd: repo, env: { ...process.env, EDGEINF_DEBUG: "" } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", failed);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
-
-/** The test runs dist/: refuse to test a build older than the sources it covers. */
-function checkBuildIsFresh(): void {
-  const sources = ["src/cli/main.ts", "src/cli/commands/export.ts", "src/cli/common.ts", ...readdirSync(join(repo, "src/export")).map((f) => `src/export/${f}`)];
-  for (const src of sources.filter((s) => s.endsWith(".ts"))) {
-    const built = join(repo, "dist", src.replace(/\.ts$/, ".js"));
-    if (!existsSync(built) || statSync(built).mtimeMs < statSync(join(repo, src)).mtimeMs) {
-      throw new Error(`${built} is missing or older than ${src}: build first with npx tsc -p tsconfig.json`);
-    }
-  }
-}
+const storiesPath = resolve(ROOT, "../shared/models/stories260K/stories260K.bin");
+const edgeLmPath = resolve(ROOT, "../shared/models/edge-lm");
 
 // ---------------------------------------------------------------------------------------------------------------
 // fixtures: checkpoints of modules with random non-identity weights for the stories260K backbone
@@ -172,7 +138,7 @@ function onnxChecker(path: string): { status: number | null; stdout: string; std
 // ---------------------------------------------------------------------------------------------------------------
 
 beforeAll(async () => {
-  checkBuildIsFresh();
+  ensureFreshBuild();
   await initBackend("cpu", { log: () => {} });
   stories = await loadBackbone(storiesPath);
   ({ numHeads: H, numKvHeads: HKV, headDim: D, numLayers: NUM_LAYERS } = stories.config);
@@ -184,7 +150,7 @@ beforeAll(async () => {
   scalarLinear = { module: b, ckpt: await writeCheckpoint("scalar-linear", b, id, storiesPath, 12) };
   movedBackbone = await writeCheckpoint("moved", a, id, join(dir, "gone/stories260K.bin"));
   changedBackbone = await writeCheckpoint("changed", a, { ...id, sha256: "ab".repeat(32) }, storiesPath);
-});
+}, 180_000);
 
 afterAll(() => {
   learnedDelta?.module.dispose();
@@ -404,11 +370,7 @@ describe.concurrent("edgeinf export: bad input fails with one line and leaves no
       const before = readdirSync(out);
       const r = await runCli(args);
       try {
-        expect(r.code).toBe(1);
-        expect(r.stdout).toBe("");
-        const lines = r.stderr.trimEnd().split("\n");
-        expect(lines, r.stderr).toHaveLength(1);
-        expect(lines[0]).toMatch(c.error);
+        expectOneLineError(r, { noNoise: true }, c.error);
         if (c.noFile) expect(existsSync(c.noFile(out))).toBe(false);
         if (!isRoot) chmodSync(out, 0o755);
         expect(readdirSync(out)).toEqual(before); // nothing written, no temp or probe file
@@ -423,8 +385,7 @@ describe.concurrent("edgeinf export: bad input fails with one line and leaves no
     const path = join(out, "memory.onnx");
     writeFileSync(path, "previous export");
     const r = await runCli(["export", "onnx", "-c", learnedDelta.ckpt, "-o", path, "--layer", "7"]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: export: layer 7 is out of range/);
+    expectOneLineError(r, { noNoise: true }, /^error: export: layer 7 is out of range/);
     expect(readFileSync(path, "utf8")).toBe("previous export");
     expect(readdirSync(out)).toEqual(["memory.onnx"]);
   });

@@ -4,99 +4,20 @@
  * nothing (the recipe's output folder is never created). One small run checks the success path and --resume with
  * another backbone.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile, execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ROOT, expectOneLineError, runCli, useCliTestDir } from "./fixtures/cli.js";
 
-const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "..");
-const CLI = join(ROOT, "dist/src/cli/main.js");
 const SHARED = resolve(ROOT, "../shared");
 const STORIES = `${SHARED}/models/stories260K/stories260K.bin`;
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
-  delete env.EDGEINF_DEBUG; // would turn one-line errors into stack traces
-  delete env.EDGEINF_BACKEND;
-  delete env.EDGEINF_TEST_CRASH_AT;
-  return env;
-}
-
-function runCli(args: string[], timeoutMs = 120_000): Promise<RunResult> {
-  return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv(), timeout: timeoutMs, maxBuffer: 64 << 20, encoding: "utf8" }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; signal?: NodeJS.Signals }) | null;
-      done({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
-    });
-  });
-}
-
-/** Known noise on stderr: the backend log line and Dawn's Vulkan warning (with its source location). */
-const NOISE = [/^backend: \S+ \(.*\)$/, /Couldn't load Vulkan/i, /^\s+at operator\(\) \(.*dawn/];
-const meaningful = (stderr: string) => stderr.split(/\r?\n/).filter((l) => l.trim() !== "" && !NOISE.some((re) => re.test(l)));
-
-/** Exit code 1, exactly one `error: …` line on stderr (no stack trace), nothing on stdout; returns the line. */
-function expectOneLineError(r: RunResult, ...fragments: Array<string | RegExp>): string {
-  const lines = meaningful(r.stderr);
-  const ctx = `exit ${r.code}${r.signal ? ` (${r.signal})` : ""}; stderr:\n${r.stderr}`;
-  expect(r.signal, ctx).toBeNull();
-  expect(r.code, ctx).toBe(1);
-  expect(lines, ctx).toHaveLength(1);
-  expect(r.stderr.match(/^error: /gm), ctx).toHaveLength(1);
-  const line = lines[0]!;
-  expect(line, ctx).toMatch(/^error: /);
-  expect(r.stdout, ctx).toBe("");
-  for (const f of fragments) {
-    if (typeof f === "string") expect(line, ctx).toContain(f);
-    else expect(line, ctx).toMatch(f);
-  }
-  return line;
-}
-
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p);
-    t = Math.max(t, st.isDirectory() ? newestMtime(p) : name.endsWith(".ts") ? st.mtimeMs : 0);
-  }
-  return t;
-}
-
-/** Rebuild dist when it is missing or older than any source file. */
-function ensureBuilt(): void {
-  if (existsSync(CLI) && newestMtime(join(ROOT, "src")) <= statSync(CLI).mtimeMs) return;
-  try {
-    execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: ROOT, stdio: "pipe", timeout: 170_000 });
-  } catch (e) {
-    // tsc still emits JavaScript on type errors (noEmitOnError is off); only a missing CLI is fatal here.
-    if (!existsSync(CLI)) throw new Error(`tsc did not produce ${CLI}: ${String((e as { stdout?: Buffer }).stdout ?? e)}`);
-  }
-}
-
-let tmp = "";
-
-beforeAll(() => {
-  ensureBuilt();
-  tmp = mkdtempSync(join(tmpdir(), "edgeinf-cli-train-"));
-}, 180_000);
-
-afterAll(() => {
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+/** Scratch folder of this file (after a build of dist/ if stale). */
+const tmp = useCliTestDir("edgeinf-cli-train-");
 
 /** A tiny stories260K recipe in its own folder; `edit` rewrites its text. Returns the recipe path and its output dir. */
 function recipe(name: string, edit: (text: string) => string = (t) => t): { path: string; out: string } {
-  const dir = join(tmp, name);
+  const dir = join(tmp(), name);
   mkdirSync(dir, { recursive: true });
   const out = join(dir, "out");
   const text = `name: ${name}
@@ -181,7 +102,7 @@ describe("edgeinf train: bad recipes are one line, exit 1, and write nothing", (
   }
 
   it("a recipe that does not exist", async () => {
-    expectOneLineError(await runCli(["train", "--recipe", join(tmp, "no-such.yaml")]), /recipe .*no-such\.yaml does not exist/);
+    expectOneLineError(await runCli(["train", "--recipe", join(tmp(), "no-such.yaml")]), /recipe .*no-such\.yaml does not exist/);
   }, 60_000);
 });
 
@@ -201,7 +122,7 @@ describe("edgeinf train: a run, and --resume with another backbone", () => {
     expect(manifest).toMatchObject({ name: "ok", seed: 3, sequenceLength: 128, records: 2, tokens: 2 * 129 });
 
     // another backbone: a copy of stories260K with one weight changed
-    const otherDir = join(tmp, "other");
+    const otherDir = join(tmp(), "other");
     mkdirSync(otherDir, { recursive: true });
     const bin = readFileSync(STORIES);
     bin.writeFloatLE(bin.readFloatLE(bin.length - 4) + 0.5, bin.length - 4);

@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeAll } from "vitest";
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { resolve } from "node:path";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
@@ -89,6 +89,20 @@ function edgeRun(model: LlamaModel, module: MemoryGatingModule, ids: number[], f
 function edgeLogits(model: LlamaModel, module: MemoryGatingModule, ids: number[], forceGate?: number): number[][] {
   const { rows, state } = edgeRun(model, module, ids, forceGate);
   disposeState(state);
+  return rows;
+}
+
+/** A session's logits for one position as a row (the tensor is disposed). */
+function logitsRow(logits: tf.Tensor1D): number[] {
+  const row = Array.from(logits.dataSync());
+  logits.dispose();
+  return row;
+}
+
+/** One logits row per decode step of `ids` through a session (EdgeInfiniteSession or CachedSession). */
+async function decodeRows(session: { step(id: number): Promise<tf.Tensor1D> }, ids: readonly number[]): Promise<number[][]> {
+  const rows: number[][] = [];
+  for (const id of ids) rows.push(logitsRow(await session.step(id)));
   return rows;
 }
 
@@ -239,12 +253,7 @@ describe("EdgeInfinite attention", () => {
     randomizeModule(module, 8);
     const s = new EdgeInfiniteSession(model, module);
     (await s.prefill(ids.slice(0, 6))).dispose();
-    const rows: number[][] = [];
-    for (let t = 6; t < 30; t++) {
-      const l = await s.step(ids[t]!);
-      rows.push(Array.from(l.dataSync()));
-      l.dispose();
-    }
+    const rows = await decodeRows(s, ids.slice(6, 30));
     expect(s.mode()).toBe("long");
     const want = edgeInfinite64(c, w, moduleTo64(module), { sinkTokens: 2, windowTokens: 8, segmentLength: 1, rule: "linear", eps: 1e-6, plainUntil: 10 }, ids.slice(0, 30));
     // routing: the first 10 tokens (≤ sink + window) went through the plain backbone = span attention with gate 0
@@ -476,10 +485,14 @@ describe("EdgeInfinite attention", () => {
 
 describe("StreamingLLM, the backbone and an untrained module on stories260K (independent float64 references)", () => {
   let b: LoadedBackbone;
+  /** stories260K, shared by the tests below (none of them changes it). */
+  let model: LlamaModel;
   beforeAll(async () => {
     await initBackend("cpu");
     b = await loadBackbone(stories);
+    model = LlamaModel.fromHost(b.config, b.weights);
   });
+  afterAll(() => model?.dispose());
   // sink + window = 32 tokens; the input is 150 tokens (4.7×) in segments of 16, then 10 decode steps
   const sw = { sinkTokens: 4, windowTokens: 28 };
   const seg = 16;
@@ -494,18 +507,13 @@ describe("StreamingLLM, the backbone and an untrained module on stories260K (ind
 
   it("with g forced to 0 the session's logits equal a separate float64 StreamingLLM (sink + window, in-span positions)", async () => {
     const c = b.config;
-    const model = LlamaModel.fromHost(c, b.weights);
     const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...sw, segmentLength: seg }));
     randomizeModule(module, 4, 2); // g ≈ 0.88 unless forced
     const want = streaming();
     const s = new EdgeInfiniteSession(model, module, { forceGate: 0 });
-    const rows = [Array.from((await s.prefill(ids.slice(0, N))).dataSync())];
+    const rows = [logitsRow(await s.prefill(ids.slice(0, N)))];
     expect(s.mode()).toBe("long");
-    for (const id of ids.slice(N)) {
-      const l = await s.step(id);
-      rows.push(Array.from(l.dataSync()));
-      l.dispose();
-    }
+    rows.push(...(await decodeRows(s, ids.slice(N))));
     // fp32 through 5 layers against float64: measured 2e-7 relative, 3e-6 absolute on logits of scale 17
     expect(relErr(rows, want.slice(N - 1))).toBeLessThan(1e-5);
     expect(maxAbs(rows, want.slice(N - 1))).toBeLessThan(1e-4);
@@ -516,53 +524,40 @@ describe("StreamingLLM, the backbone and an untrained module on stories260K (ind
     expect(relErr(want.slice(40), forward64(c, b.weights, ids).slice(40))).toBeGreaterThan(1e-2);
     s.dispose();
     module.dispose();
-    model.dispose();
   });
 
   it("segment-wise local span vs per-token eviction: segmentLength 1 is per-token StreamingLLM, as src/cache/streaming.ts decodes", async () => {
     const c = b.config;
     const n = 80;
-    const model = LlamaModel.fromHost(c, b.weights);
     const perToken = streaming64(c, b.weights, sw, chunksOf(ids.slice(0, n), 1));
     const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...sw, segmentLength: 1 }));
     expect(relErr(edgeLogits(model, module, ids.slice(0, n), 0), perToken)).toBeLessThan(1e-5);
     // src/cache/streaming.ts: one token of prefill, then decode steps evict after every token
     const cached = new CachedSession(model, streamingPolicy(sw));
-    const rows = [Array.from((await cached.prefill(ids.slice(0, 1))).dataSync())];
-    for (const id of ids.slice(1, n)) {
-      const l = await cached.step(id);
-      rows.push(Array.from(l.dataSync()));
-      l.dispose();
-    }
+    const rows = [logitsRow(await cached.prefill(ids.slice(0, 1))), ...(await decodeRows(cached, ids.slice(1, n)))];
     expect(relErr(rows, perToken)).toBeLessThan(1e-5);
     cached.dispose();
     // segments of 16 see up to 15 more recent tokens than per-token eviction does: not the same outputs
     expect(relErr(streaming().slice(sw.sinkTokens + sw.windowTokens, n), perToken.slice(sw.sinkTokens + sw.windowTokens))).toBeGreaterThan(1e-3);
     // and a whole prompt prefilled by src/cache/streaming.ts attends over all of it (eviction only afterwards)
     const once = new CachedSession(model, streamingPolicy(sw));
-    const last = Array.from((await once.prefill(ids.slice(0, n))).dataSync());
-    expect(relErr([last], forward64(c, b.weights, ids.slice(0, n)).slice(-1))).toBeLessThan(1e-5);
+    const last = logitsRow(await once.prefill(ids.slice(0, n)));
     once.dispose();
+    expect(relErr([last], forward64(c, b.weights, ids.slice(0, n)).slice(-1))).toBeLessThan(1e-5);
     module.dispose();
-    model.dispose();
   });
 
   it("routing disabled and window ≥ input length: the memory path equals the backbone forward (float64) when g = 0", async () => {
     const c = b.config;
     const n = 60;
-    const model = LlamaModel.fromHost(c, b.weights);
     // routingThreshold 0: even short inputs take the memory path; window 64 ≥ 60 + 4 decode steps: nothing is compressed
     const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 64, segmentLength: 16, routingThreshold: 0 }));
     randomizeModule(module, 6, 2);
     const want = forward64(c, b.weights, ids.slice(0, n + 4));
     const s = new EdgeInfiniteSession(model, module, { forceGate: 0 });
-    const rows = [Array.from((await s.prefill(ids.slice(0, n))).dataSync())];
+    const rows = [logitsRow(await s.prefill(ids.slice(0, n)))];
     expect(s.mode()).toBe("long");
-    for (const id of ids.slice(n, n + 4)) {
-      const l = await s.step(id);
-      rows.push(Array.from(l.dataSync()));
-      l.dispose();
-    }
+    rows.push(...(await decodeRows(s, ids.slice(n, n + 4))));
     expect(s.accounting()![0]!.kvTokens).toBe(n + 4);
     expect(relErr(rows, want.slice(n - 1))).toBeLessThan(1e-5);
     const all = edgeLogits(model, module, ids.slice(0, n), 0);
@@ -572,12 +567,10 @@ describe("StreamingLLM, the backbone and an untrained module on stories260K (ind
     backbone.dispose();
     s.dispose();
     module.dispose();
-    model.dispose();
   });
 
   it("an untrained module is StreamingLLM up to first order in g = sigmoid(gateInitLogit)", () => {
     const c = b.config;
-    const model = LlamaModel.fromHost(c, b.weights);
     const want = streaming().slice(0, N);
     const errAt = (gateInitLogit: number) => {
       const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...sw, segmentLength: seg, gateInitLogit }));
@@ -595,7 +588,6 @@ describe("StreamingLLM, the backbone and an untrained module on stories260K (ind
     expect(e6 / scale).toBeGreaterThan(0.1 * g(-6)); // memory is read (not a no-op) …
     expect(e9 / e6).toBeGreaterThan(0.8 * (g(-9) / g(-6))); // … and the deviation is linear in g
     expect(e9 / e6).toBeLessThan(1.25 * (g(-9) / g(-6)));
-    model.dispose();
   });
 
   it("trainable share of the backbone: parameter count formula against the loaded weights", () => {

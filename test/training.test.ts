@@ -246,6 +246,13 @@ function storiesCsv(dir: string): { path: string; rows: { title: string; body: s
   return { path, rows };
 }
 
+/** A fresh folder holding stories.csv and a tiny recipe whose data section is `data(csv)`, loaded with `sets`. */
+function csvRecipe(data: (csv: string) => string, sets: string[] = []) {
+  const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
+  const { path: csv } = storiesCsv(dir);
+  return { dir, csv, recipe: loadRecipe(tinyRecipe(dir, "", data(csv)), sets) };
+}
+
 describe("recipe data and the dataset manifest", () => {
   it("a CSV source reads two columns through an inline mapping or a mapping file; training writes dataset.manifest.json", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
@@ -313,19 +320,13 @@ describe("recipe data and the dataset manifest", () => {
   }, 120_000);
 
   it("the manifest's per-source counts match a long sampled stream", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
-    const { path: csv } = storiesCsv(dir);
-    const recipe = loadRecipe(
-      tinyRecipe(
-        dir,
-        "",
-        `  sequenceLength: 256
+    const { csv, recipe } = csvRecipe(
+      (csv) => `  sequenceLength: 256
   mixture:
     - { source: csv, path: ${csv}, column: body, weight: 0.2 }
     - { source: text, path: ${shared}/corpora/gutenberg/train/Peter_Pan.txt, weight: 0.5 }
     - { source: synthetic, task: passkey, weight: 0.3 }
   heldout: { path: ${csv}, column: title, sequences: 1 }`,
-      ),
       ["training.steps=40"],
     );
     const data = loadRecipeData(recipe);
@@ -341,17 +342,11 @@ describe("recipe data and the dataset manifest", () => {
   }, 60_000);
 
   it("a data error (a column the CSV lacks, held-out sequences too short for memory) fails before the output folder is created", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ei-csv-"));
-    const { path: csv } = storiesCsv(dir);
-    const recipe = loadRecipe(
-      tinyRecipe(
-        dir,
-        "",
-        `  sequenceLength: 192
+    const { dir, recipe } = csvRecipe(
+      (csv) => `  sequenceLength: 192
   mixture:
     - { source: csv, path: ${csv}, columns: { text: [title, summary] }, weight: 1 }
   heldout: { path: ${shared}/corpora/gutenberg/heldout/Treasure_Island.txt, sequences: 1 }`,
-      ),
     );
     await expect(train(recipe, quiet)).rejects.toThrow(/stories\.csv: unknown column "summary" \(columns: title, body, notes\)/);
     expect(existsSync(join(dir, "out"))).toBe(false);
