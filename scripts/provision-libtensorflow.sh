@@ -15,7 +15,8 @@
 # Usage: scripts/provision-libtensorflow.sh LIBTENSORFLOW_TARBALL [BINDING_TARBALL]
 #   e.g. scripts/provision-libtensorflow.sh ~/dl/libtensorflow-cpu-linux-x86_64-2.9.1.tar.gz
 # Env: TFJS_NODE_VERSION (default 4.22.0, must match @tensorflow/tfjs-core in package.json).
-# Not run by the tests. See docs/backends.md.
+# test/provision-libtensorflow.test.ts runs it with a stand-in npm (no network); the real install is untested.
+# See docs/backends.md.
 set -euo pipefail
 
 die() {
