@@ -17,7 +17,8 @@ import { exportOnnx, irVersionFor } from "../src/export/onnx.js";
 import { exportSafetensors } from "../src/export/safetensors.js";
 import { moduleStepTfjs } from "../src/export/reference-step.js";
 import { decodeModel } from "../src/export/onnx-builder.js";
-import { loadBackbone } from "../src/loaders/index.js";
+import { identifyBackbone, loadBackbone } from "../src/loaders/index.js";
+import { identifyBackbone as exportIdentifyBackbone } from "../src/export/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { edgeInfiniteLayer } from "../src/memory/edgeinfinite-attention.js";
 import { initialState, type LayerState } from "../src/memory/state.js";
@@ -479,5 +480,28 @@ describe("the exported graph is the module's inference step inside edgeInfiniteL
       module.dispose();
       model.dispose();
     }
+  });
+});
+
+describe("identifyBackbone (loaders/index.ts)", () => {
+  const models = join(dirname(fileURLToPath(import.meta.url)), "../../shared/models");
+  for (const spec of ["stories260K/stories260K.bin", "edge-lm"]) {
+    it(`gives ${spec} the config, path, id and sha256 loadBackbone records, without reading the weights`, async () => {
+      const path = join(models, spec);
+      const id = await identifyBackbone(path);
+      const loaded = await loadBackbone(path);
+      expect(id.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(id.sha256).toBe(loaded.source.sha256);
+      expect({ format: id.format, path: id.path, id: id.id }).toEqual({ format: loaded.source.format, path: loaded.source.path, id: loaded.source.id });
+      expect(id.config).toEqual(loaded.config);
+      expect(exportIdentifyBackbone).toBe(identifyBackbone); // the export uses the same one
+    });
+  }
+
+  it("refuses a truncated llama2.c file from its size, as the loader does", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-ident-"));
+    const bin = readFileSync(join(models, "stories260K/stories260K.bin"));
+    writeFileSync(join(dir, "cut.bin"), bin.subarray(0, bin.length - 8));
+    await expect(identifyBackbone(join(dir, "cut.bin"))).rejects.toThrow(/is truncated: expected \d+ bytes from its header, got \d+/);
   });
 });

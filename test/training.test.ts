@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeAll } from "vitest";
+import { describe, it, expect, beforeAll, vi } from "vitest";
 import { mkdtempSync, existsSync, readFileSync, writeFileSync, readdirSync, mkdirSync, copyFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -12,15 +12,31 @@ import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
 import { forwardSegment } from "../src/memory/edgeinfinite.js";
 import { initialState, keepState } from "../src/memory/state.js";
 import { sequenceGradients } from "../src/training/tbptt.js";
+
+/**
+ * sequenceGradients as the trainer sees it: the real one, except that with `tbpttHook.failOnCall = N` the N-th call
+ * (counted from when it was set) throws, to fail a run on a later micro-batch of gradient accumulation.
+ */
+const tbpttHook = vi.hoisted(() => ({ failOnCall: 0, calls: 0 }));
+vi.mock("../src/training/tbptt.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../src/training/tbptt.js")>();
+  return {
+    ...actual,
+    sequenceGradients: async (...args: Parameters<typeof actual.sequenceGradients>) => {
+      if (tbpttHook.failOnCall > 0 && ++tbpttHook.calls === tbpttHook.failOnCall) throw new Error("injected micro-batch failure");
+      return actual.sequenceGradients(...args);
+    },
+  };
+});
 import { loadRecipe, recipeSchema } from "../src/training/recipe.js";
 import { z } from "zod";
 import { train, DATASET_MANIFEST, type TrainResult } from "../src/training/train.js";
 import { buildSampler, datasetManifest, loadRecipeData } from "../src/training/data.js";
-import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, removeIncompleteCheckpoints, TEST_CRASH_ENV } from "../src/training/checkpoint.js";
+import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, loadModuleTensors, removeIncompleteCheckpoints, TEST_CRASH_ENV } from "../src/training/checkpoint.js";
 import { readManifest } from "../src/datasets/manifest.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { prepareMethod } from "../src/eval/methods.js";
-import { readSafetensors } from "../src/loaders/safetensors.js";
+import { readSafetensors, writeSafetensors } from "../src/loaders/safetensors.js";
 import { learningRate } from "../src/training/schedule.js";
 import { tinyConfig, randomWeights } from "./reference/llama64.js";
 
@@ -544,6 +560,52 @@ describe("training runs", () => {
     expect(meta.step).toBeGreaterThanOrEqual(1);
     expect(readSafetensors(join(resolveCheckpointDir(join(dir, "out")), "module.safetensors")).size).toBeGreaterThan(0);
   }, 120_000);
+
+  it("a run that fails on a later micro-batch (gradient accumulation) frees the gradients it had summed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-micro-"));
+    const recipe = loadRecipe(tinyRecipe(dir), ["training.gradAccumulation=3", "training.steps=2"]);
+    const before = tf.memory().numTensors;
+    tbpttHook.calls = 0;
+    tbpttHook.failOnCall = 2; // step 1's second micro-batch: the first one's gradients are in the sum
+    try {
+      await expect(train(recipe, quiet)).rejects.toThrow("injected micro-batch failure");
+      expect(tbpttHook.calls).toBe(2);
+    } finally {
+      tbpttHook.failOnCall = 0;
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+
+  it("a damaged module.safetensors (a tensor removed, an extra one, a wrong shape) is refused by loadCheckpoint and --resume, in one line", async () => {
+    const ref = await reference();
+    const backbone = await loadBackbone(STORIES);
+    const good = readSafetensors(join(resolveCheckpointDir(ref.out), "module.safetensors"));
+    const cases: Array<[string, (t: Record<string, { shape: number[]; data: Float32Array }>) => void, RegExp]> = [
+      ["removed", (t) => delete t["layers.1.gate.bias"], /^checkpoint \S+module\.safetensors lacks 1 trainable tensor\(s\) of its config \(layers\.1\.gate\.bias\) — the checkpoint is damaged; use an earlier step folder$/],
+      ["extra", (t) => (t["layers.0.gate.extra"] = { shape: [2], data: new Float32Array(2) }), /^checkpoint \S+module\.safetensors holds 1 tensor\(s\) its config does not train \(layers\.0\.gate\.extra\) — its checkpoint\.json and module\.safetensors disagree; use another checkpoint$/],
+      ["shape", (t) => (t["layers.0.gate.bias"] = { shape: [1, t["layers.0.gate.bias"]!.data.length], data: t["layers.0.gate.bias"]!.data }), /^checkpoint \S+module\.safetensors: tensor layers\.0\.gate\.bias has shape \[1, \d+\], this backbone's head layout needs \[\d+\] — the checkpoint does not fit this backbone, or is damaged; use a checkpoint trained on it$/],
+    ];
+    const baseline = tf.memory().numTensors;
+    for (const [name, damage, message] of cases) {
+      const dir = mkdtempSync(join(tmpdir(), `ei-damaged-${name}-`));
+      const step = join(dir, "out", "step-000004");
+      mkdirSync(step, { recursive: true });
+      for (const f of ["checkpoint.json", "optimizer.safetensors"]) copyFileSync(join(resolveCheckpointDir(ref.out), f), join(step, f));
+      writeFileSync(join(dir, "out", "latest.json"), JSON.stringify({ step: 4, path: "step-000004" }));
+      const tensors = Object.fromEntries(good);
+      damage(tensors);
+      writeSafetensors(join(step, "module.safetensors"), tensors);
+      expect(errorOf(() => loadCheckpoint(join(dir, "out"), backbone)), name).toMatch(message);
+      expect(tf.memory().numTensors, name).toBe(baseline); // the refused module was disposed
+      const recipe = loadRecipe(tinyRecipe(dir), ["training.steps=6"]);
+      const resumed = await train(recipe, { ...quiet, resume: true }).then(() => "", (e: Error) => e.message);
+      expect(resumed, name).toMatch(message);
+    }
+    // the intact checkpoint still loads, and loadModuleTensors is what it uses
+    const { module } = loadCheckpoint(ref.out, backbone);
+    expect(() => loadModuleTensors(module, resolveCheckpointDir(ref.out))).not.toThrow();
+    module.dispose();
+  }, 180_000);
 
   it(`kill -9 midway through writing a step folder (${TEST_CRASH_ENV}=write-step-folder@4) leaves step 2 loadable, and --resume finishes like an uninterrupted run`, async () => {
     const ref = await reference();

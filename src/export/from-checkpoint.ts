@@ -1,14 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
-import type { LlamaConfig } from "../backbone/config.js";
-import { detectLayout, sha256Files } from "../loaders/index.js";
-import { resolveModelPath } from "../loaders/hub.js";
-import { parseHuggingFaceConfig, huggingFaceWeightFiles } from "../loaders/huggingface.js";
-import { readLlama2cModel } from "../loaders/llama2c.js";
-import { readSafetensors } from "../loaders/safetensors.js";
+import { existsSync } from "node:fs";
+import { identifyBackbone, type BackboneIdentity } from "../loaders/index.js";
 import { MemoryGatingModule } from "../memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../memory/config.js";
-import { readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
+import { loadModuleTensors, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
 import { EdgeInfError } from "../util/errors.js";
 
 /**
@@ -17,14 +11,7 @@ import { EdgeInfError } from "../util/errors.js";
  * Only the backbone's config and hash are read, never its weights into tensors: the export needs the head layout.
  */
 
-/** Who the backbone is (the fields training records in checkpoint.json, plus where it was found). */
-export interface BackboneIdentity {
-  config: LlamaConfig;
-  format: "llama2c" | "huggingface";
-  path: string;
-  id: string;
-  sha256: string;
-}
+export { identifyBackbone, type BackboneIdentity } from "../loaders/index.js";
 
 export interface ExportCheckpoint {
   module: MemoryGatingModule;
@@ -34,28 +21,6 @@ export interface ExportCheckpoint {
   backbone: BackboneIdentity;
   /** "model": the caller's --model; "recorded": the backbone path the checkpoint's recipe names. */
   backboneFrom: "model" | "recorded";
-}
-
-/** Config and identity of a backbone (local path or hf: id), with the same id/sha256 as loadBackbone. */
-export async function identifyBackbone(spec: string, opts: { offline?: boolean } = {}): Promise<BackboneIdentity> {
-  const path = await resolveModelPath(spec, opts);
-  const layout = detectLayout(path);
-  if (layout.format === "huggingface") {
-    const configPath = join(layout.dir, "config.json");
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(configPath, "utf8"));
-    } catch (e) {
-      throw new EdgeInfError(`model config ${configPath} is not valid JSON (${(e as Error).message.split("\n")[0]})`, "re-download the file");
-    }
-    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new EdgeInfError(`model config ${configPath} is not a JSON object`, "re-download the file");
-    const config = parseHuggingFaceConfig(raw as Record<string, unknown>, configPath);
-    const sha256 = await sha256Files(huggingFaceWeightFiles(layout.dir));
-    return { config, format: "huggingface", path: layout.dir, id: basename(layout.dir), sha256 };
-  }
-  const { config } = readLlama2cModel(layout.bin);
-  const sha256 = await sha256Files([layout.bin]);
-  return { config, format: "llama2c", path: layout.bin, id: basename(layout.bin, ".bin"), sha256 };
 }
 
 const short = (sha: string) => `${sha.slice(0, 12)}…`;
@@ -124,30 +89,9 @@ export async function openCheckpointForExport(checkpoint: string, opts: { model?
 
   const cfg = makeEdgeInfiniteConfig(meta.edgeinfinite);
   validateEdgeInfiniteConfig(cfg, backbone.config);
-  const modulePath = join(dir, "module.safetensors");
-  if (!existsSync(modulePath)) throw new EdgeInfError(`checkpoint ${dir} has no module.safetensors`, "the checkpoint is incomplete; use another step folder");
-  const tensors = readSafetensors(modulePath);
   const module = new MemoryGatingModule(backbone.config, cfg);
   try {
-    // module.load skips absent names: an export must not silently ship untrained (initial) tensors instead.
-    const want = [...module.trainableVariables().keys()];
-    const missing = want.filter((n) => !tensors.has(n));
-    const extra = [...tensors.keys()].filter((n) => !module.trainableVariables().has(n));
-    const where = modulePath;
-    if (missing.length > 0) {
-      throw new EdgeInfError(`checkpoint ${where} lacks ${missing.length} trainable tensor(s) of its config (${missing.slice(0, 3).join(", ")}${missing.length > 3 ? ", …" : ""})`, "the checkpoint is damaged; use an earlier step folder");
-    }
-    if (extra.length > 0) {
-      throw new EdgeInfError(`checkpoint ${where} holds tensor(s) its config does not train (${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ", …" : ""})`, "the checkpoint's checkpoint.json and module.safetensors disagree; use another checkpoint");
-    }
-    for (const name of want) {
-      const t = tensors.get(name)!;
-      const v = module.trainableVariables().get(name)!;
-      if (t.shape.join(",") !== v.shape.join(",")) {
-        throw new EdgeInfError(`checkpoint ${where}: tensor ${name} has shape [${t.shape.join(", ")}], backbone "${backbone.id}" needs [${v.shape.join(", ")}]`, "the checkpoint does not fit this backbone's head layout");
-      }
-    }
-    module.load(tensors);
+    loadModuleTensors(module, dir); // strict: an export must not silently ship untrained (initial) tensors
   } catch (e) {
     module.dispose();
     throw e;

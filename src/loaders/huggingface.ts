@@ -164,10 +164,15 @@ export function locateWeightFiles(dir: string): Map<string, string> {
   return fail(`no weights in ${dir}: neither model.safetensors nor model.safetensors.index.json exists`, "download the model's safetensors weights (pytorch .bin weights are not supported)");
 }
 
+/** The model config of a Hugging Face model directory (config.json only; no weights read). */
+export function readHuggingFaceConfig(dir: string): LlamaConfig {
+  const configPath = join(dir, "config.json");
+  return parseHuggingFaceConfig(readJsonObject(configPath, "model config"), configPath);
+}
+
 /** Loads config, checks every tensor's shape against it (headers first, before reading data), loads weights. */
 export function readHuggingFaceModel(dir: string): { config: LlamaConfig; weights: HostWeights } {
-  const configPath = join(dir, "config.json");
-  const config = parseHuggingFaceConfig(readJsonObject(configPath, "model config"), configPath);
+  const config = readHuggingFaceConfig(dir);
   const expected = expectedTensorShapes(config);
   const where = locateWeightFiles(dir);
   const missing = [...expected.keys()].filter((n) => !where.has(n));
@@ -189,7 +194,7 @@ export function readHuggingFaceModel(dir: string): { config: LlamaConfig; weight
       if (!entry) fail(`missing tensor ${name} in ${file}`, "the shard index and the shard disagree; re-download the model");
       const want = expected.get(name)!;
       if (entry.shape.length !== want.length || entry.shape.some((v, i) => v !== want[i])) {
-        fail(`header/config mismatch: tensor ${name} in ${file} has shape [${entry.shape.join(", ")}], ${configPath} implies [${want.join(", ")}]`, "the config does not belong to these weights");
+        fail(`header/config mismatch: tensor ${name} in ${file} has shape [${entry.shape.join(", ")}], ${join(dir, "config.json")} implies [${want.join(", ")}]`, "the config does not belong to these weights");
       }
     }
   }

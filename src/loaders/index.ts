@@ -7,8 +7,8 @@ import type { HostWeights } from "../backbone/weights.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { readLlama2cTokenizer } from "../tokenizers/llama2c-tokenizer.js";
 import { loadHuggingFaceTokenizer } from "../tokenizers/hf-tokenizer.js";
-import { readLlama2cModel } from "./llama2c.js";
-import { huggingFaceWeightFiles, readHuggingFaceModel } from "./huggingface.js";
+import { readLlama2cConfig, readLlama2cModel } from "./llama2c.js";
+import { huggingFaceWeightFiles, readHuggingFaceConfig, readHuggingFaceModel } from "./huggingface.js";
 import { cachedLlama2cTokenizer, resolveModelPath, type ResolveOptions } from "./hub.js";
 
 export { readLlama2cModel } from "./llama2c.js";
@@ -16,19 +16,27 @@ export { readHuggingFaceModel } from "./huggingface.js";
 export { readSafetensors, writeSafetensors } from "./safetensors.js";
 export { resolveModelPath } from "./hub.js";
 
+/** Who a backbone is: what loadBackbone records as `source` (and training records in checkpoint.json). */
+export interface BackboneSource {
+  format: "llama2c" | "huggingface";
+  /** Local path that was loaded (the HF directory or the llama2.c .bin). */
+  path: string;
+  /** Readable name: the directory basename, or the .bin basename without extension. */
+  id: string;
+  /** Hex sha256 over the weight files (sorted by name, concatenated). */
+  sha256: string;
+}
+
 export interface LoadedBackbone {
   config: LlamaConfig;
   weights: HostWeights;
   tokenizer: Tokenizer;
-  source: {
-    format: "llama2c" | "huggingface";
-    /** Local path that was loaded (the HF directory or the llama2.c .bin). */
-    path: string;
-    /** Readable name: the directory basename, or the .bin basename without extension. */
-    id: string;
-    /** Hex sha256 over the weight files (sorted by name, concatenated). */
-    sha256: string;
-  };
+  source: BackboneSource;
+}
+
+/** A backbone's config and identity, without its weights or tokenizer (identifyBackbone). */
+export interface BackboneIdentity extends BackboneSource {
+  config: LlamaConfig;
 }
 
 export type ModelLayout =
@@ -81,6 +89,24 @@ export function detectLayout(path: string): ModelLayout {
   return fail(`cannot tell the model format of directory ${path}`, expected);
 }
 
+/** The identity of a detected layout: one definition of path, id and sha256 for loadBackbone and identifyBackbone. */
+export async function backboneSource(layout: ModelLayout): Promise<BackboneSource> {
+  if (layout.format === "huggingface") {
+    return { format: "huggingface", path: layout.dir, id: basename(layout.dir), sha256: await sha256Files(huggingFaceWeightFiles(layout.dir)) };
+  }
+  return { format: "llama2c", path: layout.bin, id: basename(layout.bin, ".bin"), sha256: await sha256Files([layout.bin]) };
+}
+
+/**
+ * Resolves `spec` like loadBackbone and returns its config and identity (the same path, id and sha256 that
+ * loadBackbone records), reading only the config (config.json, or the llama2.c header) and hashing the weight files.
+ */
+export async function identifyBackbone(spec: string, opts?: ResolveOptions): Promise<BackboneIdentity> {
+  const layout = detectLayout(await resolveModelPath(spec, opts));
+  const config = layout.format === "huggingface" ? readHuggingFaceConfig(layout.dir) : readLlama2cConfig(layout.bin);
+  return { config, ...(await backboneSource(layout)) };
+}
+
 /** Resolves `spec` (local path or hf:…), detects its format and loads config, weights and tokenizer. */
 export async function loadBackbone(spec: string, opts?: ResolveOptions): Promise<LoadedBackbone> {
   const path = await resolveModelPath(spec, opts);
@@ -92,11 +118,9 @@ export async function loadBackbone(spec: string, opts?: ResolveOptions): Promise
     if (tokenizer.vocabSize > config.vocabSize) {
       fail(`tokenizer in ${layout.dir} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocabSize}`, "the tokenizer does not belong to this model");
     }
-    const sha256 = await sha256Files(huggingFaceWeightFiles(layout.dir));
-    return { config, weights, tokenizer, source: { format: "huggingface", path: layout.dir, id: basename(layout.dir), sha256 } };
+    return { config, weights, tokenizer, source: await backboneSource(layout) };
   }
   const { config, weights } = readLlama2cModel(layout.bin);
   const tokenizer = readLlama2cTokenizer(findLlama2cTokenizer(layout.bin, config.vocabSize), config.vocabSize);
-  const sha256 = await sha256Files([layout.bin]);
-  return { config, weights, tokenizer, source: { format: "llama2c", path: layout.bin, id: basename(layout.bin, ".bin"), sha256 } };
+  return { config, weights, tokenizer, source: await backboneSource(layout) };
 }

@@ -128,6 +128,27 @@ export function readLlama2cHeader(binPath: string): Llama2cHeader {
   }
 }
 
+/**
+ * The config of a llama2.c checkpoint from its header alone (no weights read), after the same size check
+ * readLlama2cModel makes (a truncated or over-long file is refused the same way).
+ */
+export function readLlama2cConfig(binPath: string): LlamaConfig {
+  const h = readLlama2cHeader(binPath);
+  checkSize(binPath, statSync(binPath).size, llama2cExpectedBytes(h));
+  const config = headerToConfig(h);
+  validateConfig(config, binPath);
+  return config;
+}
+
+function checkSize(binPath: string, size: number, expected: number): void {
+  if (size < expected) {
+    fail(`llama2.c model ${binPath} is truncated: expected ${expected} bytes from its header, got ${size}`, "re-download or re-export the model");
+  }
+  if (size > expected) {
+    fail(`llama2.c model ${binPath} has ${size - expected} trailing bytes: expected ${expected} bytes from its header, got ${size}`, "the header does not match the weights; re-export the model (fp32, --version 0)");
+  }
+}
+
 function checkBinPath(binPath: string): void {
   if (!existsSync(binPath)) fail(`llama2.c model ${binPath} does not exist`, "check the path to the .bin file");
   if (statSync(binPath).isDirectory()) fail(`llama2.c model ${binPath} is a directory`, "pass the .bin file");
@@ -144,12 +165,7 @@ export function readLlama2cModel(binPath: string): { config: LlamaConfig; weight
   const bytes = readBinFile(binPath);
   const h = parseLlama2cHeader(bytes, binPath);
   const expected = llama2cExpectedBytes(h);
-  if (bytes.byteLength < expected) {
-    fail(`llama2.c model ${binPath} is truncated: expected ${expected} bytes from its header, got ${bytes.byteLength}`, "re-download or re-export the model");
-  }
-  if (bytes.byteLength > expected) {
-    fail(`llama2.c model ${binPath} has ${bytes.byteLength - expected} trailing bytes: expected ${expected} bytes from its header, got ${bytes.byteLength}`, "the header does not match the weights; re-export the model (fp32, --version 0)");
-  }
+  checkSize(binPath, bytes.byteLength, expected);
   const config = headerToConfig(h);
   validateConfig(config, binPath);
   // Copy the float region once into an aligned buffer (the header is 28 bytes, so offsets stay 4-aligned).

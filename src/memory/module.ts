@@ -3,6 +3,7 @@ import type { LlamaConfig } from "../backbone/config.js";
 import type { EdgeInfiniteConfig } from "./config.js";
 import { identityHeadMaps } from "./projections.js";
 import type { GateParams } from "./gate.js";
+import { EdgeInfError } from "../util/errors.js";
 
 /** One layer's trainable parameters. Frozen projections are plain (identity) tensors, trainable ones tf.Variables. */
 export interface LayerMemoryParams {
@@ -71,14 +72,35 @@ export class MemoryGatingModule {
     return n;
   }
 
-  /** Overwrites module tensors from host data (checkpoint load); shapes must match. */
-  load(values: Map<string, { shape: number[]; data: Float32Array }>): void {
-    for (const [name, t] of this.named) {
-      const src = values.get(name);
-      if (!src) continue;
-      if (src.shape.join(",") !== t.shape.join(",")) throw new Error(`tensor ${name}: shape [${src.shape}] does not match module [${t.shape}]`);
-      if (t instanceof tf.Variable) tf.tidy(() => (t as tf.Variable).assign(tf.tensor(src.data, src.shape)));
-      else throw new Error(`tensor ${name} is frozen in this configuration; enable it in trainProjections to load it`);
+  /**
+   * Overwrites the trainable variables from host data (a checkpoint's module.safetensors, named by `file` in errors).
+   * Strict, and checked before anything is assigned: every trainable tensor must be present with its shape, and
+   * nothing else may be (a missing one would silently keep its initial value). Otherwise a one-line EdgeInfError.
+   */
+  load(values: ReadonlyMap<string, { shape: number[]; data: Float32Array }>, file = "module tensors"): void {
+    const list = (names: string[]) => names.slice(0, 3).join(", ") + (names.length > 3 ? `, … (${names.length} in all)` : "");
+    const missing = [...this.trainable.keys()].filter((n) => !values.has(n));
+    if (missing.length > 0) {
+      throw new EdgeInfError(`checkpoint ${file} lacks ${missing.length} trainable tensor(s) of its config (${list(missing)})`, "the checkpoint is damaged; use an earlier step folder");
+    }
+    const extra = [...values.keys()].filter((n) => !this.trainable.has(n));
+    if (extra.length > 0) {
+      const frozen = extra.filter((n) => this.named.has(n));
+      const why = frozen.length === extra.length ? "its config keeps frozen" : "its config does not train";
+      throw new EdgeInfError(`checkpoint ${file} holds ${extra.length} tensor(s) ${why} (${list(extra)})`, "its checkpoint.json and module.safetensors disagree; use another checkpoint");
+    }
+    for (const [name, v] of this.trainable) {
+      const src = values.get(name)!;
+      if (src.shape.join(",") !== v.shape.join(",") || src.data.length !== v.size) {
+        throw new EdgeInfError(
+          `checkpoint ${file}: tensor ${name} has shape [${src.shape.join(", ")}], this backbone's head layout needs [${v.shape.join(", ")}]`,
+          "the checkpoint does not fit this backbone, or is damaged; use a checkpoint trained on it",
+        );
+      }
+    }
+    for (const [name, v] of this.trainable) {
+      const src = values.get(name)!;
+      tf.tidy(() => v.assign(tf.tensor(src.data, src.shape)));
     }
   }
 

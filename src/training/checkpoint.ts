@@ -156,6 +156,17 @@ export function checkBackbone(meta: CheckpointMeta, backbone: LoadedBackbone, wh
   }
 }
 
+/**
+ * Loads the step folder's module.safetensors into `module`, strictly (MemoryGatingModule.load: a missing, extra or
+ * mis-shaped tensor is a one-line EdgeInfError naming the file and the tensor). Shared by loadCheckpoint (--resume,
+ * eval, ppl, generate) and the export's openCheckpointForExport.
+ */
+export function loadModuleTensors(module: MemoryGatingModule, dir: string): void {
+  const file = join(dir, "module.safetensors");
+  if (!existsSync(file)) throw new EdgeInfError(`checkpoint ${dir} has no module.safetensors`, "the checkpoint is incomplete; use another step folder");
+  module.load(readSafetensors(file), file);
+}
+
 /** Loads a trained module for `backbone` (weights + EdgeInfinite config). */
 export function loadCheckpoint(path: string, backbone: LoadedBackbone): { module: MemoryGatingModule; meta: CheckpointMeta; dir: string } {
   const dir = resolveCheckpointDir(path);
@@ -164,7 +175,12 @@ export function loadCheckpoint(path: string, backbone: LoadedBackbone): { module
   const cfg = makeEdgeInfiniteConfig(meta.edgeinfinite);
   validateEdgeInfiniteConfig(cfg, backbone.config);
   const module = new MemoryGatingModule(backbone.config, cfg);
-  module.load(readSafetensors(join(dir, "module.safetensors")));
+  try {
+    loadModuleTensors(module, dir);
+  } catch (e) {
+    module.dispose();
+    throw e;
+  }
   return { module, meta, dir };
 }
 

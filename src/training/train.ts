@@ -265,24 +265,27 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       const grads = new Map<string, tf.Tensor>();
       let lossSum = 0;
       let tokens = 0;
-      for (let i = 0; i < micro; i++) {
-        const seq = sampler(step, i);
-        const r = await sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
-        lossSum += r.loss;
-        tokens += seq.ids.length - 1;
-        for (const [k, g] of r.grads) {
-          const acc = grads.get(k);
-          grads.set(k, acc ? tf.tidy(() => tf.add(acc, g)) : g);
-          if (acc) {
-            acc.dispose();
-            g.dispose();
-          }
-        }
-      }
-      const loss = lossSum / micro;
       const done = step + 1;
       const badStep = "lower training.optimizer.lr or training.gradClip and --resume";
+      let loss = NaN;
+      // One try from the first micro-batch on: whatever throws (a later micro-batch, a non-finite loss or norm, the
+      // optimiser), the gradients accumulated so far are freed.
       try {
+        for (let i = 0; i < micro; i++) {
+          const seq = sampler(step, i);
+          const r = await sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
+          lossSum += r.loss;
+          tokens += seq.ids.length - 1;
+          for (const [k, g] of r.grads) {
+            const acc = grads.get(k);
+            grads.set(k, acc ? tf.tidy(() => tf.add(acc, g)) : g);
+            if (acc) {
+              acc.dispose();
+              g.dispose();
+            }
+          }
+        }
+        loss = lossSum / micro;
         await checkFinite(loss, "training loss", done, out, badStep);
         for (const [k, g] of grads) {
           grads.set(k, tf.tidy(() => tf.div(g, micro)));
