@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend, type BackendName } from "../src/backend/select.js";
+import { EdgeInfError } from "../src/util/errors.js";
 
 /** Repo root whether run from bench/ (tsx) or dist/bench/ (node). */
 export const repoRoot = (() => {
@@ -14,6 +15,17 @@ export const repoRoot = (() => {
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+/** Runs `f`; a bad-input error (EdgeInfError, e.g. from `fail`) prints one line and exits 1, as the CLI does. */
+export function oneLineErrors<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (!(e instanceof EdgeInfError) || process.env.EDGEINF_DEBUG) throw e;
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(1);
+  }
 }
 
 export function defaultModel(): string {

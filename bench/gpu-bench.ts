@@ -5,7 +5,7 @@
 // Every read is `await tensor.data()`: tfjs-backend-webgpu cannot read synchronously in Node (its readSync needs
 // OffscreenCanvas). The project's own paths (generate, sequenceGradients, the sessions) read asynchronously too,
 // and are what this bench runs.
-import { readFileSync, existsSync, writeFileSync } from "node:fs";
+import { readFileSync, existsSync } from "node:fs";
 import { resolve, basename } from "node:path";
 import * as tf from "../src/tf.js";
 import { initBackend, type BackendName } from "../src/backend/select.js";
@@ -23,6 +23,7 @@ import { AdamW } from "../src/training/adamw.js";
 import { sequenceGradients } from "../src/training/tbptt.js";
 import { generate } from "../src/backbone/generate.js";
 import { arg, machineLine, table } from "./common.js";
+import { writeFileAtomic } from "../src/util/atomic.js";
 
 const models = arg("models", "").split(",").filter(Boolean);
 const [gpu, cpu] = arg("backends", "webgpu,wasm").split(",") as [BackendName, BackendName];
@@ -215,14 +216,20 @@ async function parity(modelPath: string): Promise<Record<string, unknown>[]> {
 
 async function ttft(make: () => InferenceSession, ids: number[]): Promise<{ ms: number; peakKvBytes: number }> {
   const s = make();
-  const t0 = performance.now();
-  const logits = await s.prefill(ids);
-  await assertFiniteAsync(logits, `prefill logits (${ids.length} tokens, ${s.method})`);
-  const ms = performance.now() - t0;
-  logits.dispose();
-  const peakKvBytes = s.peakKvBytes();
-  s.dispose();
-  return { ms, peakKvBytes };
+  try {
+    const t0 = performance.now();
+    const logits = await s.prefill(ids);
+    let ms: number;
+    try {
+      await assertFiniteAsync(logits, `prefill logits (${ids.length} tokens, ${s.method})`);
+      ms = performance.now() - t0;
+    } finally {
+      logits.dispose();
+    }
+    return { ms, peakKvBytes: s.peakKvBytes() };
+  } finally {
+    s.dispose();
+  }
 }
 
 function edgeConfig(b: LoadedBackbone, over: Partial<EdgeInfiniteConfig>): EdgeInfiniteConfig {
@@ -386,7 +393,7 @@ async function main(): Promise<void> {
 /** Stores a section's results, rewrites the JSON file and prints the section's table (a timeout keeps what is done). */
 function section(name: string, value: unknown): void {
   results[name] = value;
-  if (jsonOut) writeFileSync(jsonOut, JSON.stringify(results, null, 1));
+  if (jsonOut) writeFileAtomic(jsonOut, JSON.stringify(results, null, 1));
   console.log("\n" + render(name));
 }
 

@@ -21,15 +21,20 @@ import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memor
 import { EdgeInfiniteSession } from "../src/memory/edgeinfinite.js";
 import type { InferenceSession } from "../src/backbone/session.js";
 import { readLogits } from "../src/backbone/generate.js";
-import { arg, defaultModel, machineLine, table } from "./common.js";
+import { arg, defaultModel, machineLine, oneLineErrors, table } from "./common.js";
+import { fail } from "../src/util/errors.js";
 
 const t0 = performance.now();
 const elapsedS = () => (performance.now() - t0) / 1000;
 const log = (l: string) => process.stderr.write(l + "\n");
 
 const modelPath = arg("model", defaultModel());
-const lengths = arg("lengths", "1024,4096,16384").split(",").map(Number);
-if (lengths.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--lengths: token counts ≥ 2, got ${arg("lengths", "")}`);
+const lengths = oneLineErrors(() => {
+  const text = arg("lengths", "1024,4096,16384");
+  const ns = text.split(",").map(Number);
+  if (ns.some((n) => !Number.isInteger(n) || n < 2)) fail(`--lengths ${text}: token counts must be integers ≥ 2`, "e.g. --lengths 1024,4096,16384");
+  return ns;
+});
 const budgetS = Number(arg("budget-s", "600"));
 const backend = await initBackend(arg("backend", "auto") as BackendName | "auto", { log });
 const backbone = await loadBackbone(modelPath);

@@ -566,10 +566,10 @@ describe("bad input gives one-line errors", () => {
     await expectOneLineError(() => suite({ methods: [{ name: "full" }, { name: "h3o", budget: 64 }] }), /methods\[1\]: unknown method "h3o"/, /known methods: full, streaming, h2o, snapkv, pyramidkv, tova, random, edgeinfinite/);
     await expectOneLineError(() => suite({ methods: [{ name: "h2o", budgt: 64 }] }), /unknown key "methods\[0\]\.budgt"/, /allowed keys in methods\[0\]: name, label, budget, sinkTokens/);
     await expectOneLineError(() => suite({ generation: { maxNewTokens: 4, temprature: 0 } }), /unknown key "generation\.temprature"/, /maxNewTokens, temperature/);
-    await expectOneLineError(() => suite({ lenghts: [1] }), /unknown key "lenghts"/, /allowed keys: name, description, backbone/);
+    await expectOneLineError(() => suite({ lenghts: [1] }), /unknown key "lenghts" \(did you mean "lengths"\?\)/, /allowed keys at the top level: name, description, backbone/);
     await expectOneLineError(() => suite({ methods: [{ name: "h2o", budget: "150%" }] }), /budget 150% must be in \(0%, 100%\]/);
     await expectOneLineError(() => suite({ methods: [{ name: "full", budget: 64 }] }), /full keeps every token and takes no budget/);
-    await expectOneLineError(() => suite({ lengths: undefined }), /lengths is required/);
+    await expectOneLineError(() => suite({ lengths: undefined }), /lengths is missing — expected a non-empty list of positive integers — add it \(see docs\/evaluation\.md\)/);
   });
 
   it("a budget larger than the backbone's context, or than the prompt, is refused before anything runs", async () => {

@@ -23,8 +23,10 @@ import {
   webGpuErrorCount,
   limitWebGpuBufferPool,
   webGpuErrorHint,
+  addNLimited,
+  MAX_ADDN_INPUTS,
 } from "../src/backend/webgpu-limits.js";
-import { addNLimited, clipByGlobalNorm, MAX_ADDN_INPUTS } from "../src/training/adamw.js";
+import { clipByGlobalNorm } from "../src/training/adamw.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { tinyConfig, randomWeights, forward64 } from "./reference/llama64.js";
 

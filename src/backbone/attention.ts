@@ -1,5 +1,5 @@
 import * as tf from "../tf.js";
-import { maxTensorBytes } from "../backend/webgpu-limits.js";
+import { currentBackendName, maxTensorBytes } from "../backend/webgpu-limits.js";
 
 /**
  * Scaled dot-product attention with grouped-query heads and query blocks.
@@ -26,9 +26,6 @@ export interface AttentionOptions {
   observe?: (probs: tf.Tensor4D, blockStart: number) => void;
 }
 
-/** The CPU default of `maxScoreBytes` (equals CPU_MAX_TENSOR_BYTES of src/backend/webgpu-limits.ts). */
-export const DEFAULT_MAX_SCORE_BYTES = 256 * 1024 * 1024;
-
 /** Largest query block whose scores fit in `maxScoreBytes`. */
 export function queryBlockSize(numHeads: number, keyCount: number, maxScoreBytes: number): number {
   return Math.max(1, Math.floor(maxScoreBytes / (4 * numHeads * Math.max(1, keyCount))));
@@ -51,7 +48,13 @@ export function keyBucket(n: number, limit: number): number {
  * on CPU backends, where those ops cost more than a host loop (3.6 ms vs 0.14 ms for 128×256 on wasm), on the host.
  * Both give the same values.
  */
-export function causalMask(blockStart: number, blockLength: number, past: number, keyCount: number, onDevice = onGpuBackend()): tf.Tensor2D {
+export function causalMask(
+  blockStart: number,
+  blockLength: number,
+  past: number,
+  keyCount: number,
+  onDevice = onGpuBackend(currentBackendName()),
+): tf.Tensor2D {
   if (!onDevice) {
     const m = new Float32Array(blockLength * keyCount);
     for (let t = 0; t < blockLength; t++) {
@@ -67,27 +70,27 @@ export function causalMask(blockStart: number, blockLength: number, past: number
   });
 }
 
-function backendNow(): string {
-  try {
-    return tf.getBackend() ?? "";
-  } catch {
-    return "";
-  }
-}
-
-function onGpuBackend(): boolean {
-  const b = backendNow();
-  return b === "webgpu" || b === "webgl";
+function onGpuBackend(backend: string): boolean {
+  return backend === "webgpu" || backend === "webgl";
 }
 
 export const KEY_BUCKETS_ENV = "EDGEINF_KEY_BUCKETS";
 
-/** Whether blocks round their key count up to a bucket: env EDGEINF_KEY_BUCKETS=on|off, else only on webgpu. */
-export function keyBucketsDefault(): boolean {
-  const env = process.env[KEY_BUCKETS_ENV]?.trim().toLowerCase();
-  if (env === "on" || env === "1" || env === "true") return true;
-  if (env === "off" || env === "0" || env === "false") return false;
-  return backendNow() === "webgpu";
+/** The last parse of EDGEINF_KEY_BUCKETS, keyed on its raw value (groupedAttention runs per layer per token). */
+let bucketEnvCache: { raw: string | undefined; setting: boolean | null } = { raw: undefined, setting: null };
+
+/**
+ * Whether blocks round their key count up to a bucket: env EDGEINF_KEY_BUCKETS=on|off, else only on webgpu.
+ * `backend`: the running backend's name, when the caller already has it.
+ */
+export function keyBucketsDefault(backend?: string): boolean {
+  const raw = process.env[KEY_BUCKETS_ENV];
+  if (raw !== bucketEnvCache.raw) {
+    const env = raw?.trim().toLowerCase();
+    const setting = env === "on" || env === "1" || env === "true" ? true : env === "off" || env === "0" || env === "false" ? false : null;
+    bucketEnvCache = { raw, setting };
+  }
+  return bucketEnvCache.setting ?? (backend ?? currentBackendName()) === "webgpu";
 }
 
 /**
@@ -100,8 +103,11 @@ export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
   const g = H / Hkv;
   const past = S - T;
   if (past < 0) throw new Error(`attention: ${T} queries but only ${S} keys`);
-  const block = Math.min(T, queryBlockSize(H, S, options.maxScoreBytes ?? maxTensorBytes()));
-  const bucket = options.bucketKeys ?? keyBucketsDefault();
+  // Settings read once per call (not per block): this runs once per layer per decoded token.
+  const backend = currentBackendName();
+  const block = Math.min(T, queryBlockSize(H, S, options.maxScoreBytes ?? maxTensorBytes(backend)));
+  const bucket = options.bucketKeys ?? keyBucketsDefault(backend);
+  const maskOnDevice = onGpuBackend(backend);
   const scale = 1 / Math.sqrt(d);
   return tf.tidy(() => {
     const q4 = q.reshape([Hkv, g, T, d]);
@@ -116,7 +122,7 @@ export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
         const vb = Sb === S ? v : tf.slice(v, [0, 0, 0], [Hkv, Sb, d]);
         const scores = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([Hkv, g, B, Sb]);
         // One query that sees every key of its block (a decode step) needs no mask: skip building one.
-        const masked = B === 1 && Sb === seen ? scores : tf.add(scores, causalMask(b0, B, past, Sb));
+        const masked = B === 1 && Sb === seen ? scores : tf.add(scores, causalMask(b0, B, past, Sb, maskOnDevice));
         const probs = tf.softmax(masked) as tf.Tensor4D;
         if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [Hkv, g, B, seen]) as tf.Tensor4D), b0);
         return tf.matMul(probs.reshape([Hkv, g * B, Sb]), vb).reshape([Hkv, g, B, d]) as tf.Tensor4D;

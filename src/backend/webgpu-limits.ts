@@ -33,11 +33,22 @@ export function setMaxTensorBytes(bytes: number | null): void {
  * Bytes one tensor (one attention score block) may take: the configured limit, else env EDGEINF_MAX_TENSOR_BYTES,
  * else 256 MiB on CPU backends and min(binding limit / 2, 1 GiB) on webgpu.
  */
-export function maxTensorBytes(): number {
+export function maxTensorBytes(backend?: string): number {
   if (configured !== null) return configured;
   const fromEnv = process.env[MAX_TENSOR_BYTES_ENV];
-  if (fromEnv !== undefined && fromEnv.trim() !== "") return parseByteSize(fromEnv, MAX_TENSOR_BYTES_ENV);
-  return defaultMaxTensorBytes(currentBackendName(), storageBindingLimit());
+  if (fromEnv !== undefined && fromEnv.trim() !== "") return envByteSize(fromEnv);
+  const name = backend ?? currentBackendName();
+  return defaultMaxTensorBytes(name, name === "webgpu" ? storageBindingLimit() : null);
+}
+
+/** The last parse of EDGEINF_MAX_TENSOR_BYTES, keyed on its raw text (maxTensorBytes runs once per attention call). */
+let envBytesCache: { raw: string; bytes: number } | null = null;
+
+function envByteSize(raw: string): number {
+  if (envBytesCache?.raw === raw) return envBytesCache.bytes;
+  const bytes = parseByteSize(raw, MAX_TENSOR_BYTES_ENV); // throws on a bad value: nothing is cached then
+  envBytesCache = { raw, bytes };
+  return bytes;
 }
 
 /** The backend default, as a pure function of the backend's name and its binding limit (null where none). */
@@ -90,7 +101,8 @@ function webgpuDevice(): GpuDeviceLike | null {
   return backend.device ?? null;
 }
 
-function currentBackendName(): string {
+/** Name of the running tfjs backend, or "none" when none is set up (tf.getBackend throws or returns nothing). */
+export function currentBackendName(): string {
   try {
     return tf.getBackend() ?? "none";
   } catch {
@@ -153,6 +165,29 @@ export function limitWebGpuBufferPool(maxBufferBytes?: number): void {
   const release = manager.releaseBuffer.bind(manager);
   manager.releaseBuffer = (buffer, reuse = true) => release(buffer, reuse && buffer.size <= limit);
   pooled.add(manager);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Storage buffers per kernel
+
+/**
+ * Most inputs one tf.addN may take: tfjs-backend-webgpu binds every input as a storage buffer, and WebGPU's default
+ * maxStorageBuffersPerShaderStage is 8 (one is the output). Past it Dawn rejects the shader (a device error, no
+ * exception) and the sum is garbage.
+ */
+export const MAX_ADDN_INPUTS = 7;
+
+/**
+ * tf.addN over any number of tensors in chunks of at most MAX_ADDN_INPUTS inputs, in order: the running sum is the
+ * first input of the next chunk, so the result equals one tf.addN on backends that sum inputs in order.
+ */
+export function addNLimited(tensors: tf.Tensor[]): tf.Tensor {
+  if (tensors.length === 0) throw new Error("addNLimited: no tensors");
+  return tf.tidy(() => {
+    let acc = tensors.length <= MAX_ADDN_INPUTS ? tf.addN(tensors) : tf.addN(tensors.slice(0, MAX_ADDN_INPUTS));
+    for (let i = MAX_ADDN_INPUTS; i < tensors.length; i += MAX_ADDN_INPUTS - 1) acc = tf.addN([acc, ...tensors.slice(i, i + MAX_ADDN_INPUTS - 1)]);
+    return acc;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------

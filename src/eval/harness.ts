@@ -22,7 +22,7 @@ import { progressReporter, type ProgressMode } from "./progress.js";
 import { samplesForTask, type EvalSample } from "./samples.js";
 import { appendSample, readSamplesLog, rowKey, type SampleRow } from "./samples-log.js";
 import { newlineIds } from "./stop-ids.js";
-import { configHash, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
+import { configHash, knownMethods, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
 import { sortRows, writeTables, type AggregateRow } from "./tables.js";
 
 /** Prompt tokens of the untimed warm-up prefill per method. */
@@ -85,14 +85,26 @@ function methodHashOf(method: MethodSpec): string {
   return configHash({ settings, checkpointStep });
 }
 
-function selectMethods(suite: Suite, only: readonly string[] | undefined): MethodSpec[] {
+/**
+ * The suite's methods named in `only` (labels or names), in suite order; all of them when `only` is absent or empty.
+ * Fails with one line naming an entry that is no method at all, or a method the suite does not have, and listing the
+ * suite's methods. `source` names where the list came from in the message (the CLI passes "--methods"); the CLI
+ * calls this before loading the model, so a typo fails at once.
+ */
+export function selectMethods(suite: Suite, only: readonly string[] | undefined, source = "the methods option"): MethodSpec[] {
   if (only === undefined || only.length === 0) return suite.methods;
+  const labels = suite.methods.map((m) => m.label).join(", ");
   for (const want of only) {
-    if (!suite.methods.some((m) => m.label === want || m.name === want)) {
-      fail(`method "${want}" is not in suite ${suite.file}`, `the suite's methods: ${suite.methods.map((m) => m.label).join(", ")}`);
-    }
+    if (suite.methods.some((m) => m.label === want || m.name === want)) continue;
+    if (!knownMethods().includes(want)) fail(`unknown method "${want}" in ${source}`, `the suite's methods: ${labels}`);
+    fail(`method "${want}" is not in suite ${suite.file} (asked for in ${source})`, `the suite's methods: ${labels} (add it to the suite to run it)`);
   }
   return suite.methods.filter((m) => only.includes(m.label) || only.includes(m.name));
+}
+
+/** Fails with one line unless `limit` (samples per task × length) is a positive integer; `name` names the setting. */
+export function checkLimit(limit: number, name = "limit"): void {
+  if (!Number.isInteger(limit) || limit < 1) fail(`${name} ${String(limit)} must be a positive integer`, "e.g. --limit 5");
 }
 
 /** Version of this package (package.json above this file, in src/ or dist/src/). */
@@ -160,7 +172,7 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
   const runDir = resolve(opts.runDir);
   const logPath = join(runDir, "samples.jsonl");
   const runJsonPath = join(runDir, "run.json");
-  if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) fail(`limit ${opts.limit} must be a positive integer`, "e.g. --limit 5");
+  if (opts.limit !== undefined) checkLimit(opts.limit);
 
   const backbone = opts.backbone ?? (await loadBackbone(suite.backbone));
   const ownModel = opts.model === undefined;

@@ -9,7 +9,7 @@ import { isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { EdgeInfError, fail } from "../util/errors.js";
-import { keyPath, schemaAt } from "../util/schema-errors.js";
+import { describeSchemaIssue, firstIssue, keyPath, valueAt } from "../util/schema-errors.js";
 export { keyPath }; // moved to src/util/schema-errors.ts (shared with training recipes); still exported here
 import { METHOD_NAMES } from "../cache/registry.js";
 import { TASK_NAMES, taskName } from "../datasets/synthetic/index.js";
@@ -109,16 +109,11 @@ export function knownMethods(): string[] {
   return [...new Set(["full", ...METHOD_NAMES, "edgeinfinite"])];
 }
 
-function issueMessage(where: string, issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") {
-    const node = schemaAt(suiteSchema, issue.path);
-    const allowed = node instanceof z.ZodObject ? Object.keys(node.shape).join(", ") : "see docs/evaluation.md";
-    const keys = issue.keys.map((k) => keyPath([...issue.path, k]));
-    return `${where}: unknown key ${keys.map((k) => `"${k}"`).join(", ")} — allowed keys${issue.path.length ? ` in ${keyPath(issue.path)}` : ""}: ${allowed}`;
-  }
-  const hint = issue.code === "invalid_type" && issue.input === undefined ? "add it (see docs/evaluation.md)" : "see docs/evaluation.md for the suite format";
-  const problem = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
-  return `${where}: ${keyPath(issue.path)} ${problem} — ${hint}`;
+/** One line naming the suite, the key path, the bad key or value and what is allowed there (src/util/schema-errors.ts). */
+function schemaError(where: string, value: unknown, issues: readonly z.core.$ZodIssue[]): EdgeInfError {
+  const issue = firstIssue(issues);
+  const missing = issue.code === "invalid_type" && valueAt(value, issue.path) === undefined;
+  return new EdgeInfError(`${where}: ${describeSchemaIssue(suiteSchema, value, issue)}`, missing ? "add it (see docs/evaluation.md)" : "see docs/evaluation.md for the suite format");
 }
 
 function resolvePath(p: string, baseDir: string): string {
@@ -178,7 +173,7 @@ function defaultLabel(method: MethodSpecInput, checkpoint: string | undefined): 
  */
 export function parseSuite(value: unknown, where = "<inline>", baseDir = process.cwd()): Suite {
   const parsed = suiteSchema.safeParse(value);
-  if (!parsed.success) throw new EdgeInfError(issueMessage(where, parsed.error.issues[0]!));
+  if (!parsed.success) throw schemaError(where, value, parsed.error.issues);
   const s = parsed.data;
   s.tasks.forEach((t, i) => checkTask(where, t, i));
   const taskNames = s.tasks.map((t) => t.name);

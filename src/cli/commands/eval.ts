@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from "yargs";
 import { join, relative } from "node:path";
-import { loadSuite, knownMethods, type Suite } from "../../eval/suite.js";
-import { runSuite, type RunResult } from "../../eval/harness.js";
+import { loadSuite } from "../../eval/suite.js";
+import { checkLimit, runSuite, selectMethods, type RunResult } from "../../eval/harness.js";
 import { comparisonText } from "../../eval/report.js";
 import { scorePredictionsFile } from "../../eval/score.js";
 import type { ProgressMode } from "../../eval/progress.js";
@@ -30,16 +30,6 @@ interface ScoreArgs {
 function splitList(value: unknown): string[] {
   const items = (Array.isArray(value) ? value : [value]).map(String);
   return items.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
-}
-
-/** Every --methods entry must be a method (label or name) of the suite; says which are when not. */
-function checkMethods(suite: Suite, wanted: readonly string[]): void {
-  const labels = suite.methods.map((m) => m.label).join(", ");
-  for (const want of wanted) {
-    if (suite.methods.some((m) => m.label === want || m.name === want)) continue;
-    if (!knownMethods().includes(want)) fail(`unknown method "${want}" in --methods`, `the suite's methods: ${labels}`);
-    fail(`method "${want}" in --methods is not in suite ${suite.file}`, `the suite's methods: ${labels} (add it to the suite to run it)`);
-  }
 }
 
 /** A path as the user would type it from here (relative when inside the working directory). */
@@ -101,9 +91,9 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
     const methods = args.methods === undefined ? undefined : splitList(args.methods);
     if (methods !== undefined) {
       if (methods.length === 0) fail("--methods is empty", "give method labels or names, e.g. --methods full,streaming");
-      checkMethods(suite, methods);
+      selectMethods(suite, methods, "--methods"); // fails before the model loads; runSuite selects again
     }
-    if (args.limit !== undefined && !(Number.isInteger(args.limit) && args.limit >= 1)) fail(`--limit ${String(args.limit)} must be a positive integer`, "e.g. --limit 5");
+    if (args.limit !== undefined) checkLimit(args.limit, "--limit");
     const runDir = args.runDir ?? join("runs", suite.name);
 
     const controller = new AbortController();
