@@ -1,7 +1,7 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
 import type { MemoryGatingModule } from "../memory/module.js";
-import { forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
+import { edgeInfiniteNll, forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
 import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 
@@ -119,7 +119,10 @@ export async function sequenceGradients(
   return { loss: lossTotal, tokens, grads };
 }
 
-/** Mean NLL of a sequence through EdgeInfinite (no gradients), e.g. for held-out evaluation. */
+/**
+ * Mean NLL of a sequence through EdgeInfinite (no gradients), e.g. for held-out evaluation: the per-token NLL of
+ * `edgeInfiniteNll` (the same segment loop `edgeinf ppl --method edgeinfinite` runs), averaged over the loss mask.
+ */
 export async function sequenceLoss(
   model: LlamaModel,
   module: MemoryGatingModule,
@@ -127,32 +130,13 @@ export async function sequenceLoss(
   lossMask?: readonly number[],
   options: SegmentOptions = {},
 ): Promise<number> {
-  const inputs = ids.slice(0, -1);
-  const targets = ids.slice(1);
-  const mask = lossMask ? lossMask.slice(1).map(Number) : targets.map(() => 1);
-  const tokens = mask.reduce((a, b) => a + b, 0);
-  const L = module.config.segmentLength;
-  let state = initialState(model.config);
-  const losses: tf.Scalar[] = [];
-  try {
-    for (const [s, seg] of segmentsOf(inputs, L).entries()) {
-      const prev = state;
-      const r = tf.scoped(() => {
-        const out = forwardSegment(model, module, prev, seg, options);
-        keepState(out.state);
-        const off = s * L;
-        const loss = nllSum(model, out.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length));
-        return { loss: tf.keep(loss), state: out.state };
-      });
-      losses.push(r.loss);
-      disposeReplaced(prev, r.state);
-      state = r.state;
-    }
-  } catch (e) {
-    tf.dispose(losses);
-    throw e;
-  } finally {
-    disposeState(state);
+  const nll = await edgeInfiniteNll(model, module, ids, options);
+  const mask = lossMask ? lossMask.slice(1).map(Number) : nll.map(() => 1);
+  let sum = 0;
+  let tokens = 0;
+  for (let t = 0; t < nll.length; t++) {
+    sum += mask[t]! * nll[t]!;
+    tokens += mask[t]!;
   }
-  return (await readSum(losses)) / Math.max(tokens, 1);
+  return sum / Math.max(tokens, 1);
 }
