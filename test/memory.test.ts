@@ -7,8 +7,8 @@ import { parameterCount } from "../src/backbone/config.js";
 import { loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";
 import { CachedSession } from "../src/cache/cached-session.js";
 import { streamingPolicy } from "../src/cache/streaming.js";
-import { compress, emptyMemory } from "../src/memory/compress.js";
-import { decompress } from "../src/memory/decompress.js";
+import { writeMemory, emptyMemory } from "../src/memory/write-memory.js";
+import { readMemory } from "../src/memory/read-memory.js";
 import { gateValues, type GateKind } from "../src/memory/gate.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
@@ -146,9 +146,9 @@ describe("compressed memory (float64 reference)", () => {
       }
       const got = tf.tidy(() => {
         let st = emptyMemory(Hkv, d, dv);
-        st = compress(st, tf.tensor3d(k1, [Hkv, n, d]), tf.tensor3d(v1, [Hkv, n, dv]), rule, 1e-6);
-        st = compress(st, tf.tensor3d(k2, [Hkv, n, d]), tf.tensor3d(v2, [Hkv, n, dv]), rule, 1e-6);
-        return decompress(st, tf.tensor3d(q, [Hkv, g * T, d]), 1e-6);
+        st = writeMemory(st, tf.tensor3d(k1, [Hkv, n, d]), tf.tensor3d(v1, [Hkv, n, dv]), rule, 1e-6);
+        st = writeMemory(st, tf.tensor3d(k2, [Hkv, n, d]), tf.tensor3d(v2, [Hkv, n, dv]), rule, 1e-6);
+        return readMemory(st, tf.tensor3d(q, [Hkv, g * T, d]), 1e-6).out;
       });
       const out = Array.from(got.dataSync());
       got.dispose();
@@ -158,7 +158,7 @@ describe("compressed memory (float64 reference)", () => {
   }
 
   it("ε guards an empty memory (z = 0): the read is 0, finite", () => {
-    const r = tf.tidy(() => decompress(emptyMemory(2, 4, 4), tf.randomNormal([2, 6, 4]) as tf.Tensor3D, 1e-6));
+    const r = tf.tidy(() => readMemory(emptyMemory(2, 4, 4), tf.randomNormal([2, 6, 4]) as tf.Tensor3D, 1e-6).out);
     const v = r.dataSync();
     r.dispose();
     expect(Array.from(v).every((x) => x === 0)).toBe(true);

@@ -11,9 +11,21 @@ export function checkAlive(module: MemoryGatingModule): void {
   }
 }
 
-/** The exported step graph (and its tfjs reference) covers pre-RoPE memory keys only. */
+/** The exported step graph (and its tfjs reference) covers pre-RoPE memory keys, the blend read, ELU+1, no exact cache. */
 export function checkExportable(module: MemoryGatingModule): void {
   checkAlive(module);
+  const c = module.config;
+  const unsupported = [
+    c.readMode !== "blend" ? `readMode "${c.readMode}"` : null,
+    c.featureMap !== "elu" ? `featureMap "${c.featureMap}"` : null,
+    c.exactTokens > 0 ? `exactTokens ${c.exactTokens}` : null,
+  ].filter((x): x is string => x !== null);
+  if (unsupported.length > 0) {
+    throw new EdgeInfError(
+      `export: ${unsupported.join(", ")} is not exportable yet (the ONNX step covers readMode "blend", featureMap "elu" and no exact cache)`,
+      "export the module with edgeinf export safetensors, or train one with those settings",
+    );
+  }
   if (module.config.memoryKeys !== "pre-rope") {
     // post-rope reads memory with the rotated query but gates with the raw one, and rotates evicted keys at
     // positions of the local span: the exported step (pre-RoPE inputs only) cannot express that.

@@ -1,9 +1,6 @@
 import * as tf from "../tf.js";
 import type { MemoryGatingModule } from "../memory/module.js";
-import { compress } from "../memory/compress.js";
-import { decompress } from "../memory/decompress.js";
-import { applyHeadMaps } from "../memory/projections.js";
-import { gateValues, mixGate } from "../memory/gate.js";
+import { readAndGate, writeEvicted } from "../memory/memory-step.js";
 import { EdgeInfError } from "../util/errors.js";
 import { checkExportable } from "./exportable.js";
 
@@ -35,8 +32,8 @@ function checkShape(what: string, t: tf.Tensor, want: (number | null)[]): void {
 }
 
 /**
- * The exported graph's step computed by the module's own tfjs functions (the same calls as
- * edgeInfiniteLayer steps 2–4 with pre-RoPE memory keys), one batch element at a time. Returns new tensors
+ * The exported graph's step computed by the module's own tfjs functions (the memory step the layer calls,
+ * memory-step.ts, with pre-RoPE memory keys), one batch element at a time. Returns new tensors
  * that the caller disposes.
  */
 export function moduleStepTfjs(module: MemoryGatingModule, layer: number, inputs: ModuleStepInputs): ModuleStepOutputs {
@@ -66,14 +63,10 @@ export function moduleStepTfjs(module: MemoryGatingModule, layer: number, inputs
       const q = at(inputs.q) as tf.Tensor3D;
       const memory = { M: at(inputs.M) as tf.Tensor3D, z: at(inputs.z) as tf.Tensor2D };
       // memory read (with the memory before the update), gate, mix
-      const qMem = applyHeadMaps(q, params.queryMap);
-      const aMem = decompress(memory, qMem.reshape([Hkv, g * T, d]), cfg.eps).reshape([H, T, d]) as tf.Tensor3D;
-      gated.push(mixGate(gateValues(params.gate, q), aMem, at(inputs.localAttnOut) as tf.Tensor3D));
-      // memory write of the evicted tokens (edgeInfiniteLayer only compresses when some leave the window)
+      gated.push(readAndGate(params, cfg, memory, { pre: q, rot: q }, at(inputs.localAttnOut) as tf.Tensor3D, null));
+      // memory write of the evicted tokens (edgeInfiniteLayer only writes when some leave the window)
       if (n > 0) {
-        const km = applyHeadMaps(at(inputs.k) as tf.Tensor3D, params.keyMap);
-        const vm = applyHeadMaps(at(inputs.v) as tf.Tensor3D, params.valueMap);
-        const next = compress(memory, km, vm, cfg.memoryRule, cfg.eps);
+        const next = writeEvicted(params, cfg, memory, null, at(inputs.k) as tf.Tensor3D, at(inputs.v) as tf.Tensor3D).memory;
         Ms.push(next.M);
         zs.push(next.z);
       } else {

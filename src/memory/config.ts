@@ -1,7 +1,11 @@
 import { EdgeInfError } from "../util/errors.js";
 import type { LlamaConfig } from "../backbone/config.js";
-import type { MemoryRule } from "./compress.js";
+import type { MemoryRule } from "./write-memory.js";
+import { FEATURE_MAPS, type FeatureMap } from "./feature-map.js";
 import type { GateKind } from "./gate.js";
+
+export type ReadMode = "blend" | "shared";
+export const READ_MODES: readonly ReadMode[] = ["blend", "shared"];
 
 /** Settings of the EdgeInfinite attention (see docs/method.md). */
 export interface EdgeInfiniteConfig {
@@ -13,6 +17,16 @@ export interface EdgeInfiniteConfig {
   segmentLength: number;
   memoryRule: MemoryRule;
   gateKind: GateKind;
+  /**
+   * How memory and local attention combine (docs/edgeinfinite.md): "blend" g·A_mem + (1−g)·A_local with g from the
+   * gate alone (Infini-attention); "shared" the shared-normalizer hybrid (LoLCATs), whose gate also weighs the
+   * memory's mass against the local softmax's.
+   */
+  readMode: ReadMode;
+  /** φ of the linear memory: "elu" (ELU+1) or "hedgehog" ([softmax(x), softmax(−x)], memory twice as wide). */
+  featureMap: FeatureMap;
+  /** Tokens per layer and KV head kept exactly beside sink and window, chosen by self-recall error (LoLA); 0 = none. */
+  exactTokens: number;
   /** "pre-rope": keys/queries enter memory without positions (default); "post-rope": rotated at their local-span positions. */
   memoryKeys: "pre-rope" | "post-rope";
   /** Which memory projections train (all are applied; frozen ones stay identity). */
@@ -29,6 +43,9 @@ export const DEFAULT_EDGEINFINITE: Omit<EdgeInfiniteConfig, "routingThreshold"> 
   segmentLength: 128,
   memoryRule: "linear",
   gateKind: "scalar",
+  readMode: "blend",
+  featureMap: "elu",
+  exactTokens: 0,
   memoryKeys: "pre-rope",
   trainProjections: { q: true, k: true, v: true },
   gateInitLogit: -6,
@@ -53,19 +70,24 @@ export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: Lla
   int("windowTokens", 1);
   int("segmentLength", 1);
   int("routingThreshold", 0);
+  int("exactTokens", 0);
   if (c.windowTokens < c.segmentLength)
     bad(`windowTokens (${c.windowTokens}) < segmentLength (${c.segmentLength})`, "use a window at least one segment long");
   if (c.memoryRule !== "linear" && c.memoryRule !== "delta") bad(`unknown memoryRule "${String(c.memoryRule)}"`, 'use "linear" or "delta"');
   if (c.gateKind !== "scalar" && c.gateKind !== "learned") bad(`unknown gateKind "${String(c.gateKind)}"`, 'use "scalar" or "learned"');
+  if (!READ_MODES.includes(c.readMode)) bad(`unknown readMode "${String(c.readMode)}"`, `use one of ${READ_MODES.join(", ")}`);
+  if (!FEATURE_MAPS.includes(c.featureMap)) bad(`unknown featureMap "${String(c.featureMap)}"`, `use one of ${FEATURE_MAPS.join(", ")}`);
+  if (c.exactTokens > 0 && c.memoryKeys === "post-rope")
+    bad("exactTokens needs pre-RoPE memory keys (the exact cache re-rotates its keys in the local span)", 'set memoryKeys to "pre-rope" or exactTokens to 0');
   if (c.memoryKeys !== "pre-rope" && c.memoryKeys !== "post-rope") bad(`unknown memoryKeys "${String(c.memoryKeys)}"`, 'use "pre-rope" or "post-rope"');
   if (!(c.eps > 0)) bad(`eps must be > 0, got ${c.eps}`, "use e.g. 1e-6");
   if (backbone) {
     if (backbone.numHeads % backbone.numKvHeads !== 0)
       bad(`backbone heads ${backbone.numHeads} not divisible by KV heads ${backbone.numKvHeads}`, "use a backbone with grouped heads");
-    const span = c.sinkTokens + c.windowTokens + c.segmentLength;
+    const span = c.sinkTokens + c.exactTokens + c.windowTokens + c.segmentLength;
     if (span > backbone.maxPositions)
       bad(
-        `local span sinkTokens + windowTokens + segmentLength = ${span} exceeds the backbone's trained context ${backbone.maxPositions}`,
+        `local span sinkTokens + exactTokens + windowTokens + segmentLength = ${span} exceeds the backbone's trained context ${backbone.maxPositions}`,
         "shrink the window or the segment so RoPE stays inside the trained context",
       );
   }

@@ -4,10 +4,8 @@ import { groupedAttention } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { MemoryGatingModule } from "./module.js";
 import type { LayerState } from "./state.js";
-import { compress } from "./compress.js";
-import { decompress } from "./decompress.js";
-import { applyHeadMaps } from "./projections.js";
-import { gateValues, mixGate } from "./gate.js";
+import { localLogSumExp } from "./local-attention.js";
+import { readAndGate, writeEvicted } from "./memory-step.js";
 
 export interface SegmentOptions {
   maxScoreBytes?: number;
@@ -15,16 +13,19 @@ export interface SegmentOptions {
   forceGate?: number;
 }
 
-const cat = (a: tf.Tensor3D | null, b: tf.Tensor3D | null): tf.Tensor3D | null => (a && b ? tf.concat([a, b], 1) : a ?? b);
+const cat = (parts: (tf.Tensor3D | null)[]): tf.Tensor3D | null => {
+  const present = parts.filter((p): p is tf.Tensor3D => p !== null);
+  return present.length === 0 ? null : present.length === 1 ? present[0]! : (tf.concat(present, 1) as tf.Tensor3D);
+};
 const slice3 = (x: tf.Tensor3D, start: number, n: number): tf.Tensor3D => tf.slice(x, [0, start, 0], [x.shape[0], n, x.shape[2]]);
 
 /**
  * One layer of EdgeInfinite attention over one segment (T tokens), given its pre-RoPE projections:
- *  1. local: the segment attends (causal) over sink + window + itself, with positions inside that span;
- *  2. memory: queries read the compressed memory of everything older than the window;
- *  3. gate mixes the two per head;
+ *  1. local: the segment attends (causal) over sink + exact cache + window + itself, at positions inside that span;
+ *  2. memory: queries read the compressed memory of everything older (memory-step.ts, readAndGate);
+ *  3. the gate mixes the two per head (same function);
  *  4. the segment joins the window (the first tokens ever seen fill the sink); tokens pushed out of the
- *     window are compressed into memory.
+ *     window go to the exact cache or memory (memory-step.ts, writeEvicted).
  * Returns the heads' output [T, H·d] and the layer's next state (tensors not kept: the caller keeps them).
  */
 export function edgeInfiniteLayer(
@@ -38,54 +39,49 @@ export function edgeInfiniteLayer(
   const cfg = module.config;
   const params = module.layers[layer]!;
   const [H, T, d] = p.q.shape;
-  const Hkv = p.k.shape[0];
-  const g = H / Hkv;
 
-  // 1. local attention over sink + window + segment at positions 0..S-1
-  const localK = cat(cat(st.sinkK, st.windowK), p.k)!;
-  const localV = cat(cat(st.sinkV, st.windowV), p.v)!;
+  // 1. local attention over sink + exact cache + window + segment at positions 0..S-1
+  const localK = cat([st.sinkK, st.exactK, st.windowK, p.k])!;
+  const localV = cat([st.sinkV, st.exactV, st.windowV, p.v])!;
   const S = localK.shape[1];
   const kRot = model.rope.apply(localK, positionRange(0, S));
   const qRot = model.rope.apply(p.q, positionRange(S - T, T));
   const aLocal = groupedAttention(qRot, kRot, localV, { maxScoreBytes: options.maxScoreBytes }); // [T, H·d]
+  const lse = cfg.readMode === "shared" ? localLogSumExp(qRot, kRot) : null;
 
-  // 2. memory read by query heads grouped under their KV head's memory
-  const qMem = applyHeadMaps(cfg.memoryKeys === "post-rope" ? qRot : p.q, params.queryMap); // [H, T, d]
-  const aMem = decompress(st.memory, qMem.reshape([Hkv, g * T, d]), cfg.eps).reshape([H, T, d]) as tf.Tensor3D;
-
-  // 3. gate
-  const gate = options.forceGate !== undefined ? (tf.fill([H, 1, 1], options.forceGate) as tf.Tensor3D) : gateValues(params.gate, p.q);
+  // 2–3. memory read and gate
   const localHeads = tf.transpose(aLocal.reshape([T, H, d]), [1, 0, 2]) as tf.Tensor3D;
-  const mixed = mixGate(gate, aMem, localHeads);
+  const mixed = readAndGate(params, cfg, st.memory, { pre: p.q, rot: qRot }, localHeads, lse, options.forceGate);
   const out = tf.transpose(mixed, [1, 0, 2]).reshape([T, H * d]) as tf.Tensor2D;
 
-  // 4. state update: sink first, then window; overflow of the window goes to memory
+  // 4. state update: sink first, then window; overflow of the window goes to the exact cache or memory
   const toSink = Math.min(cfg.sinkTokens - st.sinkLength, T);
   let sinkK = st.sinkK;
   let sinkV = st.sinkV;
   if (toSink > 0) {
-    sinkK = cat(sinkK, slice3(p.k, 0, toSink));
-    sinkV = cat(sinkV, slice3(p.v, 0, toSink));
+    sinkK = cat([sinkK, slice3(p.k, 0, toSink)]);
+    sinkV = cat([sinkV, slice3(p.v, 0, toSink)]);
   }
   const rest = T - toSink;
   let windowK = st.windowK;
   let windowV = st.windowV;
   let windowLength = st.windowLength;
   let memory = st.memory;
+  let exact = st.exactK && st.exactV ? { k: st.exactK, v: st.exactV } : null;
   if (rest > 0) {
-    windowK = cat(windowK, slice3(p.k, toSink, rest));
-    windowV = cat(windowV, slice3(p.v, toSink, rest));
+    windowK = cat([windowK, slice3(p.k, toSink, rest)]);
+    windowV = cat([windowV, slice3(p.v, toSink, rest)]);
     windowLength += rest;
     const overflow = windowLength - cfg.windowTokens;
     if (overflow > 0) {
       // Keys enter memory without positions by default; "post-rope" uses their rotation in this step's local span,
       // where the window [old window | segment after the sink fill] is one run starting at old sink + toSink
-      // (the sink only fills while the window is still empty).
+      // (the sink only fills while the window is still empty; post-rope has no exact cache).
       const evictedK =
         cfg.memoryKeys === "post-rope" ? slice3(kRot, st.sinkLength + toSink, overflow) : slice3(windowK!, 0, overflow);
-      const km = applyHeadMaps(evictedK, params.keyMap);
-      const vm = applyHeadMaps(slice3(windowV!, 0, overflow), params.valueMap);
-      memory = compress(memory, km, vm, cfg.memoryRule, cfg.eps);
+      const written = writeEvicted(params, cfg, memory, exact, evictedK, slice3(windowV!, 0, overflow));
+      memory = written.memory;
+      exact = written.exact;
       windowK = slice3(windowK!, overflow, cfg.windowTokens);
       windowV = slice3(windowV!, overflow, cfg.windowTokens);
       windowLength = cfg.windowTokens;
@@ -93,6 +89,17 @@ export function edgeInfiniteLayer(
   }
   return {
     out,
-    next: { sinkK, sinkV, windowK, windowV, memory, sinkLength: st.sinkLength + toSink, windowLength },
+    next: {
+      sinkK,
+      sinkV,
+      exactK: exact?.k ?? null,
+      exactV: exact?.v ?? null,
+      windowK,
+      windowV,
+      memory,
+      sinkLength: st.sinkLength + toSink,
+      exactLength: exact ? exact.k.shape[1] : 0,
+      windowLength,
+    },
   };
 }

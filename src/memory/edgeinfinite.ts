@@ -18,8 +18,7 @@ import {
   type LayerState,
   type LayerAccounting,
 } from "./state.js";
-import { compress } from "./compress.js";
-import { applyHeadMaps } from "./projections.js";
+import { writeEvicted } from "./memory-step.js";
 import { tokenNll } from "../backbone/nll.js";
 
 /**
@@ -58,7 +57,7 @@ export async function edgeInfiniteNll(model: LlamaModel, module: MemoryGatingMod
   const inputs = ids.slice(0, -1);
   const L = module.config.segmentLength;
   const out: number[] = [];
-  let state = initialState(model.config);
+  let state = initialState(model.config, module.config.featureMap);
   try {
     for (const [i, seg] of segmentsOf(inputs, L).entries()) {
       const prev = state;
@@ -91,12 +90,12 @@ export function segmentsOf<T>(ids: readonly T[], segmentLength: number): T[][] {
 
 /**
  * Builds EdgeInfinite state from a full KV cache (short → long switch during decoding): the first sinkTokens
- * tokens become the sink, the last windowTokens the window, and anything between is compressed into memory.
- * Cached keys are pre-RoPE, as memory expects.
+ * tokens become the sink, the last windowTokens the window, and the tokens between leave the window as in the
+ * segment loop (memory-step.ts writeEvicted: exact cache or memory). Cached keys are pre-RoPE, as memory expects.
  */
 function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KVCache): EdgeInfiniteState {
   const cfg = module.config;
-  const state = initialState(model.config);
+  const state = initialState(model.config, cfg.featureMap);
   return tf.scoped(() => {
     const layers = cache.layers.map((L, i): LayerState => {
       const n = L.length;
@@ -106,27 +105,26 @@ function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KV
       const [Hkv, , d] = L.k!.shape;
       const part = (x: tf.Tensor3D, start: number, len: number) => (len > 0 ? tf.slice(x, [0, start, 0], [Hkv, len, d]) : null);
       let memory = state.layers[i]!.memory;
+      let exact: { k: tf.Tensor3D; v: tf.Tensor3D } | null = null;
       if (mid > 0) {
         if (cfg.memoryKeys === "post-rope") {
           throw new Error("post-rope memory keys cannot be rebuilt from a cache; raise routingThreshold to sinkTokens + windowTokens");
         }
-        const p = module.layers[i]!;
-        memory = compress(
-          memory,
-          applyHeadMaps(part(L.k!, s, mid)!, p.keyMap),
-          applyHeadMaps(part(L.v!, s, mid)!, p.valueMap),
-          cfg.memoryRule,
-          cfg.eps,
-        );
-        tf.dispose([state.layers[i]!.memory.M, state.layers[i]!.memory.z]);
+        const written = writeEvicted(module.layers[i]!, cfg, memory, null, part(L.k!, s, mid)!, part(L.v!, s, mid)!);
+        if (written.memory.M !== memory.M) tf.dispose([memory.M, memory.z]);
+        memory = written.memory;
+        exact = written.exact;
       }
       return {
         sinkK: part(L.k!, 0, s),
         sinkV: part(L.v!, 0, s),
+        exactK: exact?.k ?? null,
+        exactV: exact?.v ?? null,
         windowK: part(L.k!, s + mid, w),
         windowV: part(L.v!, s + mid, w),
         memory,
         sinkLength: s,
+        exactLength: exact ? exact.k.shape[1] : 0,
         windowLength: w,
       };
     });
@@ -134,7 +132,6 @@ function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KV
     const next: EdgeInfiniteState = { layers, tokensSeen: cache.tokensSeen, tokensCompressed: compressed };
     return keepState(next);
   });
-
 }
 
 /**
@@ -184,7 +181,7 @@ export class EdgeInfiniteSession implements InferenceSession {
       this.peak = Math.max(this.peak, this.short.peakKvBytes());
       return out;
     }
-    this.state = initialState(this.model.config);
+    this.state = initialState(this.model.config, this.module.config.featureMap);
     return this.runLong(ids);
   }
 

@@ -26,6 +26,25 @@ export function gateValues(params: GateParams, q: tf.Tensor3D): tf.Tensor3D {
   });
 }
 
+/**
+ * The "shared" read mode's gate: the shared-normalizer hybrid of LoLCATs (arXiv 2410.10254) written as a gate.
+ * With one normalizer over local softmax and memory, out = (Σ_local e^s·v + γ·φ(q)M) / (Σ_local e^s + γ·φ(q)z)
+ *   = (1 − g)·A_local + g·A_mem  with  g = sigmoid(log γ + log φ(q)ᵀz − logsumexp(local logits)).
+ * A query-dependent term q·w_h (gateKind "learned") is added to the logit: without it the memory path gets
+ * gradients scaled by a small g and never trains (issue 10's study). So g stays closed while the local window
+ * holds a sharp match (large logsumexp) and opens when the memory holds more mass than the window.
+ *   logit = b_h [+ q_{h,t}·w_h] + log(φ(q)ᵀz + ε) − lse_{h,t},  b_h = log γ_h.
+ * mass [H, T, 1] = φ(q)ᵀz, lse [H, T, 1]; q pre-RoPE [H, T, d]. Returns g [H, T, 1].
+ */
+export function sharedGateValues(params: GateParams, q: tf.Tensor3D, mass: tf.Tensor3D, lse: tf.Tensor3D, eps: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const H = q.shape[0];
+    let logit: tf.Tensor = tf.add(params.bias.reshape([H, 1, 1]), tf.sub(tf.log(tf.add(mass, eps)), lse));
+    if (params.weight) logit = tf.add(logit, tf.matMul(q, params.weight.expandDims(2)));
+    return tf.sigmoid(logit) as tf.Tensor3D;
+  });
+}
+
 /** out = g ⊙ aMem + (1 − g) ⊙ aLocal, all [H, T, d]. */
 export function mixGate(g: tf.Tensor3D, aMem: tf.Tensor3D, aLocal: tf.Tensor3D): tf.Tensor3D {
   return tf.tidy(() => tf.add(aLocal, tf.mul(g, tf.sub(aMem, aLocal))) as tf.Tensor3D);

@@ -1,18 +1,22 @@
 import * as tf from "../tf.js";
 import type { LlamaConfig } from "../backbone/config.js";
-import { emptyMemory, type MemoryState } from "./compress.js";
+import { emptyMemory, type MemoryState } from "./write-memory.js";
+import { featureDim, type FeatureMap } from "./feature-map.js";
 
 /**
- * What one layer carries from segment to segment: the sink tokens and the recent window as ordinary KV
- * (pre-RoPE keys [Hkv, n, d]) and the fixed-size compressed memory.
+ * What one layer carries from segment to segment: the sink tokens, the exact cache (tokens memory reconstructs
+ * worst, per KV head) and the recent window as ordinary KV (pre-RoPE keys [Hkv, n, d]), and the fixed-size memory.
  */
 export interface LayerState {
   sinkK: tf.Tensor3D | null;
   sinkV: tf.Tensor3D | null;
+  exactK: tf.Tensor3D | null;
+  exactV: tf.Tensor3D | null;
   windowK: tf.Tensor3D | null;
   windowV: tf.Tensor3D | null;
   memory: MemoryState;
   sinkLength: number;
+  exactLength: number;
   windowLength: number;
 }
 
@@ -23,15 +27,19 @@ export interface EdgeInfiniteState {
   tokensCompressed: number;
 }
 
-export function initialState(c: LlamaConfig): EdgeInfiniteState {
+/** Empty state; `phi` sets the memory's width (the feature map's dimension). */
+export function initialState(c: LlamaConfig, phi: FeatureMap = "elu"): EdgeInfiniteState {
   return {
     layers: Array.from({ length: c.numLayers }, () => ({
       sinkK: null,
       sinkV: null,
+      exactK: null,
+      exactV: null,
       windowK: null,
       windowV: null,
-      memory: emptyMemory(c.numKvHeads, c.headDim, c.headDim),
+      memory: emptyMemory(c.numKvHeads, featureDim(phi, c.headDim), c.headDim),
       sinkLength: 0,
+      exactLength: 0,
       windowLength: 0,
     })),
     tokensSeen: 0,
@@ -42,7 +50,7 @@ export function initialState(c: LlamaConfig): EdgeInfiniteState {
 export function stateTensors(s: EdgeInfiniteState): tf.Tensor[] {
   const out: tf.Tensor[] = [];
   for (const L of s.layers) {
-    for (const t of [L.sinkK, L.sinkV, L.windowK, L.windowV, L.memory.M, L.memory.z]) if (t) out.push(t);
+    for (const t of [L.sinkK, L.sinkV, L.exactK, L.exactV, L.windowK, L.windowV, L.memory.M, L.memory.z]) if (t) out.push(t);
   }
   return out;
 }
@@ -74,12 +82,12 @@ export interface LayerAccounting {
 
 export function accounting(s: EdgeInfiniteState, c: LlamaConfig): LayerAccounting[] {
   const perToken = 2 * c.numKvHeads * c.headDim * 4;
-  const memoryBytes = c.numKvHeads * (c.headDim * c.headDim + c.headDim) * 4;
   return s.layers.map((L, layer) => ({
     layer,
-    kvTokens: L.sinkLength + L.windowLength,
-    kvBytes: (L.sinkLength + L.windowLength) * perToken,
-    memoryBytes,
+    kvTokens: L.sinkLength + L.exactLength + L.windowLength,
+    kvBytes: (L.sinkLength + L.exactLength + L.windowLength) * perToken,
+    // M [Hkv, dφ, dv] and z [Hkv, dφ], float32
+    memoryBytes: (L.memory.M.size + L.memory.z.size) * 4,
     tokensSeen: s.tokensSeen,
   }));
 }

@@ -1,7 +1,7 @@
 import * as tf from "../tf.js";
-import { sigma } from "./sigma.js";
+import { featureMap, type FeatureMap } from "./feature-map.js";
 
-/** Compressed memory of one layer: per KV head M [Hkv, dk, dv] and normaliser z [Hkv, dk]. */
+/** Memory of one layer: per KV head M [Hkv, dφ, dv] and normaliser z [Hkv, dφ] (dφ: the feature map's dim). */
 export interface MemoryState {
   M: tf.Tensor3D;
   z: tf.Tensor2D;
@@ -14,15 +14,15 @@ export function emptyMemory(numKvHeads: number, dk: number, dv: number): MemoryS
 }
 
 /**
- * Writes n tokens into memory (Infini-attention, arXiv 2404.07143, eq. 4 and 5):
- *   linear: M ← M + σ(K)ᵀ V
- *   delta:  M ← M + σ(K)ᵀ (V − σ(K)M / (σ(K)z + ε))   (only what memory does not already return is added)
- *   both:   z ← z + Σ_t σ(K_t)
+ * Writes n tokens into memory (Infini-attention, arXiv 2404.07143, eq. 4 and 5), with φ the feature map:
+ *   linear: M ← M + φ(K)ᵀ V
+ *   delta:  M ← M + φ(K)ᵀ (V − φ(K)M / (φ(K)z + ε))   (only what memory does not already return is added)
+ *   both:   z ← z + Σ_t φ(K_t)
  * k [Hkv, n, dk], v [Hkv, n, dv] are the memory-projected keys and values of the tokens leaving the window.
  */
-export function compress(state: MemoryState, k: tf.Tensor3D, v: tf.Tensor3D, rule: MemoryRule, eps: number): MemoryState {
+export function writeMemory(state: MemoryState, k: tf.Tensor3D, v: tf.Tensor3D, rule: MemoryRule, eps: number, phi: FeatureMap = "elu"): MemoryState {
   return tf.tidy(() => {
-    const sk = sigma(k) as tf.Tensor3D;
+    const sk = featureMap(k, phi) as tf.Tensor3D;
     let update: tf.Tensor3D = v;
     if (rule === "delta") {
       const num = tf.matMul(sk, state.M); // [Hkv, n, dv]
