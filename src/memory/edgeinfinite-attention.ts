@@ -11,6 +11,20 @@ export interface SegmentOptions {
   maxScoreBytes?: number;
   /** Forces every gate to this value (tests: 0 gives sink+window attention exactly). */
   forceGate?: number;
+  /**
+   * Treat the local attention as a constant of the gradient (attention transfer, where every layer's inputs are the
+   * frozen teacher's): its score tensors then stay off the tape, which otherwise holds them for every segment.
+   */
+  constantLocal?: boolean;
+}
+
+/** f() as a constant of tf.variableGrads: computed off the tape, gradient zero for `inputs`. */
+function offTape<T extends tf.Tensor>(f: () => T, inputs: tf.Tensor[]): T {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: f(),
+    gradFunc: () => (args.slice(0, inputs.length) as tf.Tensor[]).map((t) => tf.zerosLike(t)),
+  }));
+  return op(...inputs) as T;
 }
 
 const cat = (parts: (tf.Tensor3D | null)[]): tf.Tensor3D | null => {
@@ -46,8 +60,9 @@ export function edgeInfiniteLayer(
   const S = localK.shape[1];
   const kRot = model.rope.apply(localK, positionRange(0, S));
   const qRot = model.rope.apply(p.q, positionRange(S - T, T));
-  const aLocal = groupedAttention(qRot, kRot, localV, { maxScoreBytes: options.maxScoreBytes }); // [T, H·d]
-  const lse = cfg.readMode === "shared" ? localLogSumExp(qRot, kRot) : null;
+  const local = () => groupedAttention(qRot, kRot, localV, { maxScoreBytes: options.maxScoreBytes }); // [T, H·d]
+  const aLocal = options.constantLocal ? offTape(local, [qRot, kRot, localV]) : local();
+  const lse = cfg.readMode !== "shared" ? null : options.constantLocal ? offTape(() => localLogSumExp(qRot, kRot), [qRot, kRot]) : localLogSumExp(qRot, kRot);
 
   // 2–3. memory read and gate
   const localHeads = tf.transpose(aLocal.reshape([T, H, d]), [1, 0, 2]) as tf.Tensor3D;

@@ -38,15 +38,12 @@ function recallOrder(memory: MemoryState, km: tf.Tensor3D, vm: tf.Tensor3D, eps:
   return order(km, vm, memory.M, memory.z) as tf.Tensor2D;
 }
 
-/** Rows idx [Hkv, m] of x [Hkv, C, d] per head → [Hkv, m, d] (differentiable in x). */
+/**
+ * Rows idx [Hkv, m] of x [Hkv, C, d] per head → [Hkv, m, d], as a product with one-hot rows (differentiable in x on
+ * every backend: gather's gradient needs UnsortedSegmentSum, which wasm lacks).
+ */
 export function gatherRows(x: tf.Tensor3D, idx: tf.Tensor2D): tf.Tensor3D {
-  return tf.tidy(() => {
-    const [Hkv, C, d] = x.shape;
-    const m = idx.shape[1];
-    const offsets = tf.mul(tf.range(0, Hkv, 1, "int32").reshape([Hkv, 1]), tf.scalar(C, "int32"));
-    const flat = tf.add(idx, offsets).reshape([Hkv * m]);
-    return tf.gather(x.reshape([Hkv * C, d]), flat).reshape([Hkv, m, d]) as tf.Tensor3D;
-  });
+  return tf.tidy(() => tf.matMul(tf.oneHot(idx, x.shape[1]).toFloat(), x) as tf.Tensor3D);
 }
 
 /**

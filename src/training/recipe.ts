@@ -66,12 +66,20 @@ export const recipeSchema = z
         memoryKeys: z.enum(["pre-rope", "post-rope"]).default("pre-rope"),
         trainProjections: z.array(z.enum(["q", "k", "v"])).default(["q", "k", "v"]),
         gateInitLogit: z.number().default(-6),
+        readMode: z.enum(["blend", "shared"]).default("blend"),
+        featureMap: z.enum(["elu", "hedgehog"]).default("elu"),
+        exactTokens: z.number().int().nonnegative().default(0),
       })
       .strict(),
     training: z
       .object({
         steps: z.number().int().positive(),
         tbpttSegments: z.union([z.number().int().positive(), z.literal("all")]).default(1),
+        objective: z.enum(["next-token", "attention-transfer"]).default("next-token"),
+        attentionTransfer: z
+          .object({ answerWeight: z.number().positive().default(20), querySpan: z.number().int().nonnegative().default(24) })
+          .strict()
+          .default({ answerWeight: 20, querySpan: 24 }),
         batchSize: z.number().int().positive().default(1),
         gradAccumulation: z.number().int().positive().default(1),
         optimizer: z

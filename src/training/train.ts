@@ -14,6 +14,7 @@ import type { Recipe } from "./recipe.js";
 import { AdamW, clipByGlobalNorm } from "./adamw.js";
 import { learningRate } from "./schedule.js";
 import { sequenceGradients, sequenceLoss } from "./tbptt.js";
+import { attentionTransferGradients } from "./objectives/attention-transfer.js";
 import {
   saveCheckpoint,
   loadCheckpoint,
@@ -60,6 +61,9 @@ export function edgeInfiniteConfigFromRecipe(r: Recipe): EdgeInfiniteConfig {
     gateKind: e.gateKind,
     memoryKeys: e.memoryKeys,
     gateInitLogit: e.gateInitLogit,
+    readMode: e.readMode,
+    featureMap: e.featureMap,
+    exactTokens: e.exactTokens,
     trainProjections: { q: e.trainProjections.includes("q"), k: e.trainProjections.includes("k"), v: e.trainProjections.includes("v") },
   });
 }
@@ -273,7 +277,10 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       try {
         for (let i = 0; i < micro; i++) {
           const seq = sampler(step, i);
-          const r = await sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
+          const r =
+            recipe.training.objective === "attention-transfer"
+              ? await attentionTransferGradients(model, module, seq.ids, seq.lossMask, recipe.training.attentionTransfer)
+              : await sequenceGradients(model, module, seq.ids, tbptt, seq.lossMask);
           lossSum += r.loss;
           tokens += seq.ids.length - 1;
           for (const [k, g] of r.grads) {

@@ -1,0 +1,122 @@
+import * as tf from "../../tf.js";
+import type { LlamaModel, Projections } from "../../backbone/model.js";
+import { groupedAttention } from "../../backbone/attention.js";
+import { positionRange } from "../../backbone/rope.js";
+import type { MemoryGatingModule } from "../../memory/module.js";
+import { edgeInfiniteLayer } from "../../memory/edgeinfinite-attention.js";
+import { initialState, type LayerState } from "../../memory/state.js";
+import { segmentsOf } from "../../memory/edgeinfinite.js";
+import type { SequenceGradients } from "../tbptt.js";
+
+/**
+ * Attention transfer (LoLCATs, arXiv 2410.10254, stage 1): train the module so that each layer's EdgeInfinite
+ * attention output matches the frozen backbone's own full softmax attention output, on sequences inside the
+ * trained context (where full attention is the right answer).
+ *
+ *   loss = Σ_layers  Σ_t w_t ‖A_edge(t) − A_full(t)‖² / (Σ_t w_t · ‖A_full‖²_mean)
+ *
+ * Layers train in parallel from the teacher's hidden states: one forward of the backbone with full attention gives
+ * every layer's pre-RoPE q/k/v and its attention output; each layer's student then runs segment by segment over
+ * those same projections (memory carried across all segments: full BPTT within the sequence). Gradients never
+ * reach the backbone (plain tensors) and the teacher's forward is not on the tape. Each layer's loss is divided
+ * by the teacher output's mean square, so layers of different scale weigh alike.
+ *
+ * Positions near a retrieval question matter most (the teacher's attention there points at a needle that left the
+ * window): w_t = answerWeight on the last `querySpan` tokens before and on the answer (lossMask = 1) tokens, 1
+ * elsewhere.
+ */
+export interface AttentionTransferOptions {
+  /** Weight of question/answer positions relative to the others (1 = uniform). */
+  answerWeight: number;
+  /** Tokens before the first answer token that count as the question. */
+  querySpan: number;
+}
+
+export const DEFAULT_ATTENTION_TRANSFER: AttentionTransferOptions = { answerWeight: 20, querySpan: 24 };
+
+/** Per-position weights w_t for the N input positions (lossMask on the N+1 ids: 1 on answer tokens). */
+export function positionWeights(n: number, lossMask: readonly number[] | undefined, o: AttentionTransferOptions): Float32Array {
+  const w = new Float32Array(n).fill(1);
+  if (!lossMask) return w;
+  const first = lossMask.findIndex((m) => m > 0);
+  if (first < 0) return w;
+  // input position t predicts id t+1: the answer's first token is predicted at first − 1; the answer ends the row
+  for (let t = Math.max(0, first - 1 - o.querySpan); t < n; t++) w[t] = o.answerWeight;
+  return w;
+}
+
+interface TeacherLayer {
+  p: Projections;
+  /** Full causal attention output [N, H·d]. */
+  out: tf.Tensor2D;
+}
+
+/** One forward of the frozen backbone with full attention, keeping each layer's projections and attention output. */
+function teacherPass(model: LlamaModel, ids: readonly number[]): TeacherLayer[] {
+  const layers: TeacherLayer[] = [];
+  tf.tidy(() => {
+    const pos = positionRange(0, ids.length);
+    model.runLayers(model.embed(ids), (_layer, p) => {
+      const out = groupedAttention(model.rope.apply(p.q, pos), model.rope.apply(p.k, pos), p.v);
+      layers.push({ p: { q: tf.keep(p.q.clone()), k: tf.keep(p.k.clone()), v: tf.keep(p.v.clone()) }, out: tf.keep(out.clone()) });
+      return out;
+    });
+  });
+  return layers;
+}
+
+const sliceT = (x: tf.Tensor3D, start: number, n: number): tf.Tensor3D => tf.slice(x, [0, start, 0], [x.shape[0], n, x.shape[2]]);
+
+/** The student: one layer of EdgeInfinite attention over all segments of the teacher's projections → [N, H·d]. */
+function studentLayer(model: LlamaModel, module: MemoryGatingModule, layer: number, p: Projections): tf.Tensor2D {
+  const N = p.q.shape[1];
+  const L = module.config.segmentLength;
+  let st: LayerState = initialState(model.config, module.config.featureMap).layers[layer]!;
+  const outs: tf.Tensor2D[] = [];
+  for (let t0 = 0; t0 < N; t0 += L) {
+    const n = Math.min(L, N - t0);
+    const r = edgeInfiniteLayer(model, module, layer, { q: sliceT(p.q, t0, n), k: sliceT(p.k, t0, n), v: sliceT(p.v, t0, n) }, st, { constantLocal: true });
+    outs.push(r.out);
+    st = r.next;
+  }
+  return tf.concat(outs, 0) as tf.Tensor2D;
+}
+
+/** Loss and gradients of one sequence under attention transfer (ids: N+1 tokens; the first N are the input). */
+export async function attentionTransferGradients(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  ids: readonly number[],
+  lossMask: readonly number[] | undefined,
+  options: AttentionTransferOptions = DEFAULT_ATTENTION_TRANSFER,
+): Promise<SequenceGradients> {
+  const inputs = ids.slice(0, -1);
+  const N = inputs.length;
+  const teacher = teacherPass(model, inputs);
+  const w = positionWeights(N, lossMask, options);
+  const weights = tf.tensor2d(w, [N, 1]);
+  const variables = [...module.trainableVariables().values()];
+  const names = [...module.trainableVariables().keys()];
+  try {
+    const wSum = w.reduce((a, b) => a + b, 0);
+    const { value, grads } = tf.variableGrads(() => {
+      let total: tf.Scalar = tf.scalar(0);
+      for (let layer = 0; layer < teacher.length; layer++) {
+        const { p, out } = teacher[layer]!;
+        const student = studentLayer(model, module, layer, p);
+        const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))));
+        const scale = tf.mul(tf.mean(tf.square(out)), wSum * out.shape[1]);
+        total = tf.add(total, tf.div(sq, scale));
+      }
+      return total;
+    }, variables);
+    const loss = (await value.data())[0]!;
+    value.dispose();
+    const out = new Map<string, tf.Tensor>();
+    for (let i = 0; i < names.length; i++) out.set(names[i]!, grads[variables[i]!.name] ?? tf.zerosLike(variables[i]!));
+    return { loss, tokens: N, grads: out };
+  } finally {
+    weights.dispose();
+    for (const t of teacher) tf.dispose([t.p.q, t.p.k, t.p.v, t.out]);
+  }
+}
