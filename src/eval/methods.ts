@@ -59,6 +59,17 @@ function edgeInfiniteOverrides(spec: MethodSpec): Partial<EdgeInfiniteConfig> {
   if (spec.windowTokens !== undefined) o.windowTokens = spec.windowTokens;
   if (spec.segmentLength !== undefined) o.segmentLength = spec.segmentLength;
   if (spec.routingThreshold !== undefined) o.routingThreshold = spec.routingThreshold;
+  if (spec.exactTokens !== undefined) o.exactTokens = spec.exactTokens;
+  return o;
+}
+
+/** Settings that shape an untrained module only (a checkpoint fixes them). */
+function untrainedOverrides(spec: MethodSpec): Partial<EdgeInfiniteConfig> {
+  const o: Partial<EdgeInfiniteConfig> = {};
+  if (spec.readMode !== undefined) o.readMode = spec.readMode;
+  if (spec.featureMap !== undefined) o.featureMap = spec.featureMap;
+  if (spec.gateKind !== undefined) o.gateKind = spec.gateKind;
+  if (spec.gateInitLogit !== undefined) o.gateInitLogit = spec.gateInitLogit;
   return o;
 }
 
@@ -75,7 +86,10 @@ export function prepareMethod(method: MethodInput, backbone: LoadedBackbone): Pr
   const overrides = edgeInfiniteOverrides(spec);
   let module: MemoryGatingModule;
   let checkpointDir: string | null = null;
+  const untrainedOnly = untrainedOverrides(spec);
   if (spec.checkpoint !== undefined && existsSync(spec.checkpoint)) {
+    const fixed = Object.keys(untrainedOnly);
+    if (fixed.length > 0) fail(`${where}: ${fixed.join(", ")} shape an untrained module; checkpoint ${spec.checkpoint} fixes them`, `remove ${fixed.join(", ")} from method ${spec.label}`);
     const loaded = loadCheckpoint(spec.checkpoint, backbone);
     checkpointDir = loaded.dir;
     const base = loaded.module.config;
@@ -98,7 +112,7 @@ export function prepareMethod(method: MethodInput, backbone: LoadedBackbone): Pr
     if (spec.checkpoint !== undefined && spec.checkpointIfMissing !== "untrained") {
       fail(`${where}: checkpoint ${spec.checkpoint} does not exist`, "train one (edgeinf train), fix the path, or set checkpointIfMissing: untrained");
     }
-    const cfg = makeEdgeInfiniteConfig(overrides);
+    const cfg = makeEdgeInfiniteConfig({ ...overrides, ...untrainedOnly });
     prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
     module = new MemoryGatingModule(backbone.config, cfg);
   }
@@ -106,7 +120,13 @@ export function prepareMethod(method: MethodInput, backbone: LoadedBackbone): Pr
 }
 
 function sameConfig(a: EdgeInfiniteConfig, b: EdgeInfiniteConfig): boolean {
-  return a.sinkTokens === b.sinkTokens && a.windowTokens === b.windowTokens && a.segmentLength === b.segmentLength && a.routingThreshold === b.routingThreshold;
+  return (
+    a.sinkTokens === b.sinkTokens &&
+    a.windowTokens === b.windowTokens &&
+    a.segmentLength === b.segmentLength &&
+    a.routingThreshold === b.routingThreshold &&
+    a.exactTokens === b.exactTokens
+  );
 }
 
 function prefixErrors(where: string, fn: () => void): void {

@@ -58,6 +58,13 @@ const methodSchema = z.strictObject({
   segmentLength: positiveInt.optional(),
   routingThreshold: nonNegativeInt.optional(),
   checkpoint: z.string().min(1).optional(),
+  /** EdgeInfinite: tokens per layer and KV head kept exactly (LoLA-style cache); overrides the checkpoint's. */
+  exactTokens: nonNegativeInt.optional(),
+  /** EdgeInfinite, untrained module only: read mode, feature map, gate kind and initial gate logit. */
+  readMode: z.enum(["blend", "shared"]).optional(),
+  featureMap: z.enum(["elu", "hedgehog"]).optional(),
+  gateKind: z.enum(["scalar", "learned"]).optional(),
+  gateInitLogit: z.number().optional(),
   /** When the checkpoint folder does not exist: "error" (the default) or run the untrained module. */
   checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
   /** Extra settings passed to the eviction policy as they are (e.g. an observation window). */
@@ -157,6 +164,9 @@ function checkMethod(where: string, method: MethodSpecInput, i: number, known: r
     if (method.checkpointIfMissing !== undefined) fail(`${at}: only edgeinfinite takes checkpointIfMissing`, `remove it from method ${method.name}`);
     if (method.checkpoint !== undefined) fail(`${at}: only edgeinfinite takes a checkpoint`, `remove "checkpoint" from method ${method.name}`);
     if (method.segmentLength !== undefined) fail(`${at}: only edgeinfinite takes segmentLength`, `remove "segmentLength" from method ${method.name}`);
+    for (const key of ["exactTokens", "readMode", "featureMap", "gateKind", "gateInitLogit"] as const) {
+      if (method[key] !== undefined) fail(`${at}: only edgeinfinite takes ${key}`, `remove "${key}" from method ${method.name}`);
+    }
   }
 }
 

@@ -66,7 +66,7 @@ export async function sequenceGradients(
   const variables = [...module.trainableVariables().values()];
   const names = [...module.trainableVariables().keys()];
   const grads = new Map<string, tf.Tensor>();
-  let state: EdgeInfiniteState = initialState(model.config);
+  let state: EdgeInfiniteState = initialState(model.config, module.config.featureMap);
   // Block losses stay on the device until the end: one read per sequence, not one per block.
   const losses: tf.Scalar[] = [];
   try {
