@@ -151,6 +151,11 @@ describe("memory read modes, feature maps and the exact cache against the float6
     expect(L0.exactK!.shape).toEqual([c.numKvHeads, E, d]);
     expect(L0.exactLength).toBe(E);
     expect(L0.memory.M.shape).toEqual([c.numKvHeads, 2 * d, d]);
+    // tokens in memory: 16 seen − sink − exact − window; Hedgehog's φ sums to 2 per token, so Σ z = 2 per written token
+    expect(state.tokensCompressed).toBe(16 - 2 - E - 8);
+    for (const L of state.layers) {
+      for (const zh of L.memory.z.arraySync()) expect(zh.reduce((a, b) => a + b, 0)).toBeCloseTo(2 * state.tokensCompressed, 4);
+    }
     const held = stateTensors(state).reduce((a, t) => a + t.size * 4, 0);
     expect(held).toBe(c.numLayers * ((2 + E + 8) * perToken + memoryBytes));
     disposeState(state);
