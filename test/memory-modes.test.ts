@@ -272,6 +272,20 @@ describe("attention-transfer objective", () => {
     });
   }
 
+  it("a last partial segment and no loss mask (uniform weights): loss equals the float64 reference", async () => {
+    const model = LlamaModel.fromHost(c, w);
+    const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, readMode: "shared", exactTokens: 2, gateKind: "learned", memoryRule: "delta" }));
+    randomizeModule(module, 57, 1);
+    const short = ids.slice(3, 30); // N = 26 inputs: 6 segments of 4 and one of 2
+    const r = await attentionTransferGradients(model, module, short, undefined, options);
+    tf.dispose([...r.grads.values()]);
+    const inputs = short.slice(0, -1);
+    const want = attentionTransferLoss64(c, w, moduleTo64(module), variant64(module.config), inputs, inputs.map(() => 1), 4);
+    expect(Math.abs(r.loss - want) / want).toBeLessThan(1e-4);
+    module.dispose();
+    model.dispose();
+  });
+
   it("gradients never reach the backbone (no backbone variable, backbone bit-for-bit), numTensors flat over 3 calls", async () => {
     const registered = () => Object.keys(tf.engine().registeredVariables);
     const before = new Set(registered());
