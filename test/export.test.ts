@@ -12,7 +12,7 @@ import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
 import { Rng } from "../src/util/rng.js";
 import { randArray, segmentInputs, startMemory, maxAbsDiff, type Host, type LayerIn } from "./fixtures/module-step-inputs.js";
-import { EdgeInfError } from "../src/util/errors.js";
+import { oneLineError } from "./fixtures/module-params.js";
 import { exportOnnx, irVersionFor } from "../src/export/onnx.js";
 import { exportSafetensors } from "../src/export/safetensors.js";
 import { moduleStepTfjs } from "../src/export/reference-step.js";
@@ -316,19 +316,6 @@ describe("export errors", () => {
     module = makeModule({}, 17);
   });
   afterAll(() => module.dispose());
-
-  const oneLineError = (fn: () => unknown, pattern: RegExp) => {
-    let err: unknown;
-    try {
-      fn();
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(EdgeInfError);
-    const msg = (err as Error).message;
-    expect(msg).not.toContain("\n");
-    expect(msg).toMatch(pattern);
-  };
 
   it("an unwritable path (under a file) fails with one line and leaves no file", () => {
     const blocker = join(dir, "blocker");

@@ -17,49 +17,14 @@ import { initialState, disposeState, keepState, accounting, stateTensors, totalS
 import { sequenceGradients } from "../src/training/tbptt.js";
 import { AdamW } from "../src/training/adamw.js";
 import { Rng } from "../src/util/rng.js";
-import { tinyConfig, randomWeights, edgeInfinite64, forward64, sigma as sigma64, type Mem64Layer, type Vec } from "./reference/llama64.js";
+import { tinyConfig, randomWeights, edgeInfinite64, forward64, sigma as sigma64, type Vec } from "./reference/llama64.js";
 import { streaming64, chunksOf } from "./reference/streaming64.js";
+import { randomizeModule, moduleTo64, relErr } from "./fixtures/module-params.js";
 
 const stories = resolve(__dirname, "../../shared/models/stories260K/stories260K.bin");
 
 function randArray(rng: Rng, n: number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => scale * rng.normal());
-}
-
-/** Random, non-identity module parameters so every path matters. */
-function randomizeModule(module: MemoryGatingModule, seed: number, gateBias = 0): void {
-  const rng = new Rng(seed);
-  for (const [name, v] of module.trainableVariables()) {
-    const data = randArray(rng, v.size, name.includes("gate") ? 0.5 : 0.3);
-    if (name.endsWith("map")) {
-      // identity + noise
-      const [heads, d] = [v.shape[0]!, v.shape[1]!];
-      for (let h = 0; h < heads; h++) for (let i = 0; i < d; i++) data[h * d * d + i * d + i]! += 1;
-    }
-    if (name.endsWith("gate.bias")) for (let i = 0; i < data.length; i++) data[i]! += gateBias;
-    tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
-  }
-}
-
-function moduleTo64(module: MemoryGatingModule): Mem64Layer[] {
-  const arr3 = (t: tf.Tensor) => t.arraySync() as number[][][];
-  return module.layers.map((L) => ({
-    queryMap: arr3(L.queryMap),
-    keyMap: arr3(L.keyMap),
-    valueMap: arr3(L.valueMap),
-    gateBias: Array.from(L.gate.bias.dataSync()),
-    gateWeight: L.gate.weight ? (L.gate.weight.arraySync() as number[][]) : null,
-  }));
-}
-
-function relErr(got: number[][], want: number[][]): number {
-  let num = 0;
-  let den = 0;
-  got.forEach((row, t) => row.forEach((v, i) => {
-    num = Math.max(num, Math.abs(v - want[t]![i]!));
-    den = Math.max(den, Math.abs(want[t]![i]!));
-  }));
-  return num / den;
 }
 
 function maxAbs(got: number[][], want: number[][]): number {

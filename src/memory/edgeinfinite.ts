@@ -38,11 +38,12 @@ export function forwardSegment(
     next.push(r.next);
     return r.out;
   }, false);
-  // Every layer compresses the same tokens: read the count off layer 0's window arithmetic.
+  // Every layer compresses the same number of tokens: read it off layer 0's window arithmetic (tokens that left the
+  // window and are not held by the exact cache went into memory).
   const before = state.layers[0]!;
   const after = next[0]!;
   const entered = ids.length - (after.sinkLength - before.sinkLength);
-  const compressed = before.windowLength + entered - after.windowLength;
+  const compressed = before.windowLength + before.exactLength + entered - after.windowLength - after.exactLength;
   return {
     hidden,
     state: { layers: next, tokensSeen: state.tokensSeen + ids.length, tokensCompressed: state.tokensCompressed + compressed },
@@ -128,7 +129,7 @@ function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KV
         windowLength: w,
       };
     });
-    const compressed = layers[0] ? cache.layers[0]!.length - layers[0].sinkLength - layers[0].windowLength : 0;
+    const compressed = layers[0] ? cache.layers[0]!.length - layers[0].sinkLength - layers[0].exactLength - layers[0].windowLength : 0;
     const next: EdgeInfiniteState = { layers, tokensSeen: cache.tokensSeen, tokensCompressed: compressed };
     return keepState(next);
   });
