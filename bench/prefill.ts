@@ -3,7 +3,7 @@
 // TTFT and peak KV bytes of EdgeInfinite vs full attention on the same backbone in the same run, with ratios, as a
 // markdown table. Every read is asynchronous, so it also runs on webgpu (--backend webgpu).
 //
-// Routing: EdgeInfinite sends an input of at most sink + window tokens to the plain backbone (docs/method.md), so
+// Routing: EdgeInfinite sends an input of at most sink + window tokens to the plain backbone (docs/edgeinfinite.md), so
 // such a row would time full attention twice. By default sink and window are chosen so that every requested length
 // is longer than sink + window (edge-lm at 1k/4k/16k: sink 64, window 512, segment 256); the "edgeinf path" column
 // says what each row ran, and a routed row (explicit --window) says "routed (= full)" and gets no ratio.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch (CPU) counterpart of edgeinfinite's benchmarks: the same Llama weights, the same prefill/decode and the same
 EdgeInfinite training step (segments, sink + window, compressed memory, gate, TBPTT over k segments), timed in the
-same run as the tfjs numbers. Written from the formulas in docs/method.md; used only by bench/*.ts.
+same run as the tfjs numbers. Written from the formulas in docs/edgeinfinite.md; used only by bench/*.ts.
 
 Usage: torch_llama.py MODEL --task backbone|train|matmul [--prefill N] [--decode N] [--threads T] ...
 Prints one JSON object.

@@ -7,7 +7,7 @@ import type { GateKind } from "./gate.js";
 export type ReadMode = "blend" | "shared";
 export const READ_MODES: readonly ReadMode[] = ["blend", "shared"];
 
-/** Settings of the EdgeInfinite attention (see docs/method.md). */
+/** Settings of the EdgeInfinite attention (see docs/edgeinfinite.md). */
 export interface EdgeInfiniteConfig {
   /** First tokens kept uncompressed forever (attention sinks). */
   sinkTokens: number;

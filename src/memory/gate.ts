@@ -4,7 +4,7 @@ import * as tf from "../tf.js";
  * The memory-gating module: out = g ⊙ A_mem + (1 − g) ⊙ A_local per query head.
  *  - "scalar": g_h = sigmoid(β_h), one learned logit per head (Infini-attention).
  *  - "learned": g_{h,t} = sigmoid(q_{h,t} · w_h + b_h), computed from the head's query by a per-head projection
- *    (EdgeInfinite-style input-dependent gate; the paper does not give its exact form, see docs/method.md).
+ *    (EdgeInfinite-style input-dependent gate; the paper does not give its exact form, see docs/edgeinfinite.md).
  * Logits start at `initLogit` (default −6, g ≈ 0.0025) and w at 0, so an untrained module is the backbone's local attention.
  */
 export type GateKind = "scalar" | "learned";

@@ -172,7 +172,7 @@ export interface Mem64Config {
   /**
    * "pre-rope" (default): memory reads and writes use unrotated queries/keys. "post-rope": a query reads memory
    * rotated at its position in the step's local span, and an evicted key is written rotated at the position it
-   * had in the local span of the step that evicts it (docs/method.md).
+   * had in the local span of the step that evicts it (docs/edgeinfinite.md).
    */
   memoryKeys?: "pre-rope" | "post-rope";
 }

@@ -1,5 +1,5 @@
 /**
- * An independent float64 reference of EdgeInfinite's memory variants, written from the formulas (docs/method.md,
+ * An independent float64 reference of EdgeInfinite's memory variants, written from the formulas (docs/edgeinfinite.md,
  * src/memory/memory-step.ts's header) and not from the tfjs code: read modes "blend" and "shared", feature maps
  * ELU+1 and Hedgehog, linear/delta writes and the LoLA-style exact cache, with pre-RoPE memory keys.
  *

@@ -6,7 +6,7 @@
  * `windowTokens` entries.
  *
  * The input is given as chunks. Chunks of `segmentLength` tokens are EdgeInfinite's segment-wise local span
- * (docs/method.md, "Segments, sink and window"): each token of a chunk sees sink + window + the chunk's tokens up to
+ * (docs/edgeinfinite.md, "Segments, sink and window"): each token of a chunk sees sink + window + the chunk's tokens up to
  * itself. Chunks of one token are StreamingLLM's per-token eviction (as in decoding). Returns logits per token.
  */
 import type { LlamaConfig } from "../../src/backbone/config.js";
