@@ -32,7 +32,8 @@ import { loadRecipe, recipeSchema } from "../src/training/recipe.js";
 import { z } from "zod";
 import { train, DATASET_MANIFEST, type TrainResult } from "../src/training/train.js";
 import { buildSampler, datasetManifest, loadRecipeData } from "../src/training/data.js";
-import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, loadModuleTensors, removeIncompleteCheckpoints, TEST_CRASH_ENV } from "../src/training/checkpoint.js";
+import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, loadModuleTensors, removeIncompleteCheckpoints } from "../src/training/checkpoint.js";
+import { TEST_CRASH_ENV } from "./fixtures/crash-hook.js";
 import { readManifest } from "../src/datasets/manifest.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { prepareMethod } from "../src/eval/methods.js";
@@ -492,9 +493,9 @@ function otherStories(dir: string, name: string): string {
   return path;
 }
 
-/** Runs `edgeinf train` from the sources (tsx) as a child process; resolves with its exit code and signal. */
+/** Runs train() from the sources (tsx) as a child process with the crash hooks of `env` (test/fixtures/train-child.ts); resolves with its exit code and signal. */
 function trainChild(recipe: string, env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; pid: number; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "train", "--recipe", recipe], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "test/fixtures/train-child.ts"), recipe], {
     cwd: repo,
     env: { ...process.env, ...env },
   });
