@@ -9,10 +9,11 @@ import { MemoryGatingModule } from "../memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
 import { EdgeInfError } from "../util/errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { acquireDirLock } from "../util/lock.js";
 import { changedSources, readManifest, writeManifestFile } from "../datasets/manifest.js";
 import type { Recipe } from "./recipe.js";
 import { AdamW, type AdamWGroup } from "./adamw.js";
-import { sequenceLoss } from "./tbptt.js";
+import { sequenceLoss, yieldToEventLoop } from "./tbptt.js";
 import {
   loadCheckpoint,
   readOptimizerState,
@@ -27,7 +28,7 @@ import {
 import { buildSampler, buildHeldout, datasetManifest, loadRecipeData, type TrainingSequence } from "./data.js";
 import { objectiveByName, type Objective } from "./objectives/index.js";
 import { TrainLog, type TrainResult } from "./train-log.js";
-import { checkFinite } from "./step-checks.js";
+import { checkFinite, lastCheckpoint } from "./step-checks.js";
 
 /** File name of the dataset manifest a run writes into its output folder. */
 export const DATASET_MANIFEST = "dataset.manifest.json";
@@ -112,7 +113,10 @@ export async function backboneChecksum(model: LlamaModel): Promise<string> {
 /** Mean held-out loss of `module` over the run's fixed held-out sequences. */
 export async function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[]): Promise<number> {
   let sum = 0;
-  for (const s of seqs) sum += await sequenceLoss(model, module, s.ids, s.lossMask);
+  for (const s of seqs) {
+    await yieldToEventLoop();
+    sum += await sequenceLoss(model, module, s.ids, s.lossMask);
+  }
   return sum / Math.max(1, seqs.length);
 }
 
@@ -211,7 +215,6 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     if (loaded) {
       const state = readOptimizerState(loaded.dir);
       if (state) optimizer.loadState(loaded.meta.optimizer?.step ?? startStep, state);
-      log(`resuming ${out} from step ${startStep}`);
     }
     let baseline = loaded?.meta.metrics?.baselineHeldoutLoss ?? NaN;
     if (Number.isNaN(baseline)) {
@@ -224,6 +227,13 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
       await checkFinite(baseline, `held-out loss of the untrained module at step ${startStep}`, "check the backbone and the data, or compare with another --backend");
     }
 
+    // The folder is locked only now, so bad input never creates it; then what was checked above is checked again,
+    // in case another run wrote the folder meanwhile.
+    const lock = acquireDirLock(out, "training");
+    cleanup.push(() => lock.release());
+    if ((lastCheckpoint(out)?.step ?? null) !== (resumedMeta?.step ?? null)) {
+      throw new EdgeInfError(`output ${out} changed while this run was preparing (another run wrote checkpoints there)`, "choose another output, or --resume once that run has ended");
+    }
     writeRunFolder(out, log, resuming, manifest);
     const trainable = module.parameterCount();
     const backboneParams = backbone.weights.layers.length > 0 ? parameterCount(backbone.config) : 0;
@@ -242,6 +252,7 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     if (resumedMeta) pruneCheckpoints(out, recipe.training.keepCheckpoints, resumedMeta.step);
     // Rows for steps after the checkpoint a run resumes from were logged by the interrupted run and are redone now.
     trainLog.open(startStep);
+    if (loaded) log(`resuming ${out} from step ${startStep}`);
     log(
       `training ${trainable.toLocaleString("en-US")} parameters (${((100 * trainable) / backboneParams).toFixed(3)}% of the backbone's ${backboneParams.toLocaleString("en-US")}), seed ${recipe.seed}, backbone ${backbone.source.id}`,
     );

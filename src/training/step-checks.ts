@@ -40,12 +40,13 @@ export function lastCheckpointNote(out: string): string {
 
 /**
  * A one-line error for a run that stopped at `step` because of `e` (a non-finite loss, gradient norm or held-out
- * NLL, or a device error): the problem, the step, the last good checkpoint and how to go on. Other errors pass as they are.
+ * NLL, or a device error) `during` e.g. the held-out loss: the problem, the step, the last good checkpoint and how to go
+ * on. Other errors pass as they are.
  */
-export function stoppedAtStep(e: unknown, step: number, out: string): unknown {
+export function stoppedAtStep(e: unknown, step: number, out: string, during?: string): unknown {
   if (!(e instanceof EdgeInfError)) return e;
   const problem = problemOf(e);
   const backend = /backend/.test(problem) ? "" : ` (backend ${tf.getBackend()})`;
   const then = lastCheckpoint(out) ? "then continue with --resume" : "then run it again";
-  return new EdgeInfError(`${problem} at step ${step}; stopped, ${lastCheckpointNote(out)}${backend}`, `${e.hint ?? "see docs/training.md"}, ${then}`);
+  return new EdgeInfError(`${problem}${during ? `, in the ${during}` : ""} at step ${step}; stopped, ${lastCheckpointNote(out)}${backend}`, `${e.hint ?? "see docs/training.md"}, ${then}`);
 }

@@ -21,7 +21,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
   try {
     const t = recipe.training;
     const endStep = Math.min(t.steps, options.stopAtStep ?? Infinity);
-    if (run.startStep >= endStep) return finishedWithoutSummary(run);
+    if (run.startStep >= endStep) return await finishedWithoutSummary(run);
     const progress = new Progress("train", t.steps, process.stderr, options.progress === false ? 1e9 : 10, run.startStep);
     let last = { loss: NaN, heldoutLoss: NaN };
     let tokensDone = 0;
@@ -32,7 +32,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
       tokensDone += r.tokens;
       const tps = (tokensDone * 1000) / (performance.now() - t0);
       const evaluate = done % t.evalInterval === 0 || done === t.steps;
-      const heldout = evaluate ? await stopOnFailure(run, done, () => measureHeldout(run)) : undefined;
+      const heldout = evaluate ? await stopOnFailure(run, done, () => measureHeldout(run), "held-out loss") : undefined;
       last = { loss: r.loss, heldoutLoss: heldout ?? last.heldoutLoss };
       run.trainLog.append({ step: done, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, tokensPerSecond: tps, heldoutLoss: heldout ?? null, baselineHeldoutLoss: run.baselineHeldoutLoss });
       progress.update(done, `loss ${r.loss.toFixed(4)} | ${tps.toFixed(0)} tok/s${heldout !== undefined ? ` | held-out ${heldout.toFixed(4)}` : ""}`);
@@ -49,7 +49,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
 
 async function measureHeldout(run: TrainRun): Promise<number> {
   const loss = await heldoutLoss(run.model, run.module, run.heldout);
-  await checkFinite(loss, "held-out loss", "lower training.optimizer.lr");
+  await checkFinite(loss, "mean NLL", "lower training.optimizer.lr");
   return loss;
 }
 
@@ -57,11 +57,11 @@ const alreadyFinished = (recipe: Recipe, step: number) =>
   `${recipe.output} already finished at step ${step} (training.steps ${recipe.training.steps}); nothing to do, its files are left as they are`;
 
 /** `fn` (one step and its held-out evaluation); a failure becomes one line naming the step and the last good checkpoint. */
-async function stopOnFailure<T>(run: TrainRun, step: number, fn: () => Promise<T>): Promise<T> {
+async function stopOnFailure<T>(run: TrainRun, step: number, fn: () => Promise<T>, during?: string): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    throw stoppedAtStep(e, step, run.out);
+    throw stoppedAtStep(e, step, run.out, during);
   }
 }
 
