@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { initBackend } from "../backend/select.js";
@@ -82,6 +82,11 @@ export interface FinishedRun {
   /** The step its last checkpoint holds. */
   step: number;
 }
+
+/** Where a run's progress lines go unless TrainOptions.log says otherwise. */
+export const defaultLog = (line: string): void => {
+  process.stderr.write(line + "\n");
+};
 
 export function edgeInfiniteConfigFromRecipe(r: Recipe): EdgeInfiniteConfig {
   const e = r.edgeinfinite;
@@ -170,7 +175,7 @@ export function optimizerGroups(recipe: Recipe, variableNames: readonly string[]
  * summary and writes nothing.
  */
 export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Promise<TrainRun | FinishedRun> {
-  const log = options.log ?? ((l: string) => process.stderr.write(l + "\n"));
+  const log = options.log ?? defaultLog;
   const backendInfo = await initBackend(recipe.backend, { log });
   const backbone = await loadBackbone(recipe.backbone);
   const cfg = edgeInfiniteConfigFromRecipe(recipe);
@@ -216,6 +221,18 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
       const state = readOptimizerState(loaded.dir);
       if (state) optimizer.loadState(loaded.meta.optimizer?.step ?? startStep, state);
     }
+    // The folder is locked only now, once bad input can no longer stop the run, so bad input never creates it (a
+    // folder made just for the lock is removed again if preparing fails). What was checked above is checked again,
+    // in case another run wrote the folder meanwhile.
+    const created = !existsSync(out);
+    const lock = acquireDirLock(out, "training");
+    cleanup.push(() => {
+      lock.release();
+      if (created) removeIfEmpty(out);
+    });
+    if ((lastCheckpoint(out)?.step ?? null) !== (resumedMeta?.step ?? null)) {
+      throw new EdgeInfError(`output ${out} changed while this run was preparing (another run wrote checkpoints there)`, "choose another output, or --resume once that run has ended");
+    }
     let baseline = loaded?.meta.metrics?.baselineHeldoutLoss ?? NaN;
     if (Number.isNaN(baseline)) {
       const untrained = new MemoryGatingModule(backbone.config, cfg);
@@ -224,16 +241,9 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
       } finally {
         untrained.dispose();
       }
-      await checkFinite(baseline, `held-out loss of the untrained module at step ${startStep}`, "check the backbone and the data, or compare with another --backend");
+      await checkFinite(baseline, "held-out loss of the untrained module", "check the backbone and the data, or compare with another --backend");
     }
 
-    // The folder is locked only now, so bad input never creates it; then what was checked above is checked again,
-    // in case another run wrote the folder meanwhile.
-    const lock = acquireDirLock(out, "training");
-    cleanup.push(() => lock.release());
-    if ((lastCheckpoint(out)?.step ?? null) !== (resumedMeta?.step ?? null)) {
-      throw new EdgeInfError(`output ${out} changed while this run was preparing (another run wrote checkpoints there)`, "choose another output, or --resume once that run has ended");
-    }
     writeRunFolder(out, log, resuming, manifest);
     const trainable = module.parameterCount();
     const backboneParams = backbone.weights.layers.length > 0 ? parameterCount(backbone.config) : 0;
@@ -288,6 +298,14 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
   } catch (e) {
     dispose();
     throw e;
+  }
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir); // fails when anything is in it
+  } catch {
+    // not empty: the run wrote there, keep it
   }
 }
 

@@ -1,6 +1,6 @@
-import { saveCheckpoint, resolveCheckpointDir } from "./checkpoint.js";
+import { saveCheckpoint } from "./checkpoint.js";
 import { Progress } from "./progress.js";
-import { prepareRun, heldoutLoss, backboneChecksum, type TrainRun, type TrainOptions } from "./run.js";
+import { prepareRun, heldoutLoss, backboneChecksum, defaultLog, type TrainRun, type TrainOptions } from "./run.js";
 import { trainStep } from "./step.js";
 import { checkFinite, stoppedAtStep } from "./step-checks.js";
 import type { TrainResult } from "./train-log.js";
@@ -14,16 +14,19 @@ export { TrainLog, type TrainLogRow, type TrainResult } from "./train-log.js";
 export async function train(recipe: Recipe, options: TrainOptions = {}): Promise<TrainResult> {
   const prepared = await prepareRun(recipe, options);
   if ("finished" in prepared) {
-    (options.log ?? ((l: string) => process.stderr.write(l + "\n")))(alreadyFinished(recipe, prepared.step));
+    (options.log ?? defaultLog)(`${alreadyFinished(recipe, prepared.step)}; nothing to do, its files are left as they are`);
     return prepared.finished;
   }
   const run = prepared;
   try {
     const t = recipe.training;
-    const endStep = Math.min(t.steps, options.stopAtStep ?? Infinity);
-    if (run.startStep >= endStep) return await finishedWithoutSummary(run);
+    const endStep = Math.max(run.startStep, Math.min(t.steps, options.stopAtStep ?? Infinity));
+    // A run killed after its last checkpoint but before summary.json: no steps left, the summary comes from the checkpoint.
+    if (run.startStep >= t.steps) run.log(`${alreadyFinished(recipe, run.startStep)}; writing the summary.json it lacks from its last checkpoint`);
     const progress = new Progress("train", t.steps, process.stderr, options.progress === false ? 1e9 : 10, run.startStep);
-    let last = { loss: NaN, heldoutLoss: NaN };
+    // The last measured values (from the checkpoint resumed from, until this run measures its own).
+    const resumed = run.resumedFrom?.metrics ?? {};
+    let last = { loss: resumed.loss ?? NaN, heldoutLoss: resumed.heldoutLoss ?? NaN };
     let tokensDone = 0;
     const t0 = performance.now();
     for (let step = run.startStep; step < endStep; step++) {
@@ -40,8 +43,9 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
         await saveRunCheckpoint(run, done, { loss: r.loss, ...(Number.isFinite(last.heldoutLoss) ? { heldoutLoss: last.heldoutLoss } : {}) });
       }
     }
-    progress.finish(`loss ${last.loss.toFixed(4)}`);
-    return await finish(run, { steps: endStep, finalLoss: last.loss, heldoutLoss: last.heldoutLoss, tokensPerSecond: (tokensDone * 1000) / (performance.now() - t0) });
+    if (endStep > run.startStep) progress.finish(`loss ${last.loss.toFixed(4)}`);
+    const tokensPerSecond = tokensDone > 0 ? (tokensDone * 1000) / (performance.now() - t0) : (run.trainLog.rows().filter((row) => row.step <= endStep).pop()?.tokensPerSecond ?? 0);
+    return await finish(run, { steps: endStep, finalLoss: last.loss, heldoutLoss: last.heldoutLoss, tokensPerSecond });
   } finally {
     run.dispose();
   }
@@ -54,7 +58,7 @@ async function measureHeldout(run: TrainRun): Promise<number> {
 }
 
 const alreadyFinished = (recipe: Recipe, step: number) =>
-  `${recipe.output} already finished at step ${step} (training.steps ${recipe.training.steps}); nothing to do, its files are left as they are`;
+  `${recipe.output} already finished at step ${step} (training.steps ${recipe.training.steps})`;
 
 /** `fn` (one step and its held-out evaluation); a failure becomes one line naming the step and the last good checkpoint. */
 async function stopOnFailure<T>(run: TrainRun, step: number, fn: () => Promise<T>, during?: string): Promise<T> {
@@ -107,16 +111,4 @@ async function finish(run: TrainRun, r: Pick<TrainResult, "steps" | "finalLoss" 
     run.log(`held-out loss: trained ${r.heldoutLoss.toFixed(4)} vs untrained ${run.baselineHeldoutLoss.toFixed(4)} (${diff}, ${r.heldoutLoss < baseline ? "better" : "not better"})`);
   }
   return result;
-}
-
-/**
- * A --resume of a run whose last checkpoint is already at the end but that has no summary.json (killed after that
- * checkpoint): the summary is made from the checkpoint's metrics and the log, not from steps that did not run.
- */
-function finishedWithoutSummary(run: TrainRun): Promise<TrainResult> {
-  run.log(alreadyFinished(run.recipe, run.startStep));
-  const metrics = run.resumedFrom?.metrics ?? {};
-  const lastRow = run.trainLog.rows().filter((row) => row.step <= run.startStep).pop();
-  run.log(`wrote ${run.trainLog.summary} from the checkpoint ${resolveCheckpointDir(run.out)}`);
-  return finish(run, { steps: run.startStep, finalLoss: metrics.loss ?? NaN, heldoutLoss: metrics.heldoutLoss ?? NaN, tokensPerSecond: lastRow?.tokensPerSecond ?? 0 });
 }
