@@ -7,7 +7,10 @@
 import { describe, expect, it } from "vitest";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ROOT, expectOneLineError, runCli, useCliTestDir } from "./fixtures/cli.js";
+import { spawn } from "node:child_process";
+import { CLI, ROOT, cliEnv, expectOneLineError, meaningfulStderr, runCli, useCliTestDir } from "./fixtures/cli.js";
+import { TEST_CRASH_ENV } from "./fixtures/crash-hook.js";
+import { fileListing } from "./fixtures/files.js";
 
 const SHARED = resolve(ROOT, "../shared");
 const STORIES = `${SHARED}/models/stories260K/stories260K.bin`;
@@ -136,4 +139,80 @@ describe("edgeinf train: a run, and --resume with another backbone", () => {
     const gen = await runCli(["generate", "-m", join(otherDir, "stories-other.bin"), "-p", "Once", "--max-new-tokens", "2", "--method", "edgeinfinite", "--checkpoint", r.out]);
     expectOneLineError(gen, /was trained on backbone "stories260K" .*, not on "stories-other"/);
   }, 180_000);
+});
+
+const stepFolders = (out: string) => readdirSync(out).filter((f) => /^step-\d+$/.test(f)).sort();
+
+/** Waits for `child` to exit; resolves with its code, signal and stderr. */
+function exited(child: ReturnType<typeof spawn>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((done) => child.on("exit", (code, signal) => done({ code, signal, stderr })));
+}
+
+describe("edgeinf train: finished, diverging and interrupted runs", () => {
+  it("--resume of a finished run says so and leaves its files as they are; after a kill before pruning the last checkpoint, the summary comes from the checkpoint and keepCheckpoints holds", async () => {
+    const r = recipe("finished", (t) => t.replace("  steps: 2", "  steps: 3").replace("checkpointInterval: 2", "checkpointInterval: 1"));
+    // killed right after latest.json named step 3, before older step folders were pruned and summary.json written
+    const crashed = await exited(
+      spawn(process.execPath, ["--import", "tsx", join(ROOT, "test/fixtures/train-child.ts"), r.path], { cwd: ROOT, env: { ...cliEnv(), [TEST_CRASH_ENV]: "before-prune@3" } }),
+    );
+    expect(crashed.signal, crashed.stderr).toBe("SIGKILL");
+    expect(stepFolders(r.out)).toEqual(["step-000001", "step-000002", "step-000003"]);
+    expect(existsSync(join(r.out, "summary.json"))).toBe(false);
+
+    const first = await runCli(["train", "--recipe", r.path, "--resume"]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/already finished at step 3 \(training\.steps 3\)/);
+    expect(first.stderr).not.toMatch(/NaN|it\/s/);
+    expect(stepFolders(r.out)).toEqual(["step-000002", "step-000003"]); // keepCheckpoints: 2
+    const summary = JSON.parse(readFileSync(join(r.out, "summary.json"), "utf8")) as Record<string, number>;
+    const rows = readFileSync(join(r.out, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
+    expect(summary).toMatchObject({ steps: 3, finalLoss: rows[2]!.loss, heldoutLoss: rows[2]!.heldoutLoss, tokensPerSecond: rows[2]!.tokensPerSecond });
+    expect(JSON.parse(first.stdout)).toEqual(summary);
+
+    // what a second `npm run quickstart` does: nothing is written, the summary is printed as it is
+    const before = fileListing(r.out);
+    const again = await runCli(["train", "--recipe", r.path, "--resume"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(meaningfulStderr(again.stderr)).toEqual([`${r.out} already finished at step 3 (training.steps 3); nothing to do, its files are left as they are`]);
+    expect(JSON.parse(again.stdout)).toEqual(summary);
+    expect(fileListing(r.out)).toEqual(before);
+  }, 180_000);
+
+  it("a diverging run (NaN inside the held-out segment loop) stops naming the step, the last good checkpoint folder and --resume", async () => {
+    const r = recipe("diverging");
+    expect((await runCli(["train", "--recipe", r.path])).code).toBe(0);
+    const res = await runCli(["train", "--recipe", r.path, "--resume", "--set", "training.steps=4", "--set", "training.optimizer.lr=1e30", "--set", "training.evalInterval=1", "--set", "training.tbpttSegments=2"]);
+    // a failure after the run started: its progress lines, then exactly one error line, last, without a stack
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr.match(/^error: /gm)).toHaveLength(1);
+    expect(res.stderr).not.toMatch(/^\s+at /m);
+    const line = meaningfulStderr(res.stderr).pop()!;
+    expect(line).toMatch(/^error: EdgeInfinite NLL of segment \d+ is NaN .*, in the held-out loss at step 3; stopped, the last good checkpoint \S+\/step-000002 \(step 2\) is kept/);
+    expect(line).toMatch(/then continue with --resume$/);
+    expect(JSON.parse(readFileSync(join(r.out, "latest.json"), "utf8"))).toEqual({ step: 2, path: "step-000002" });
+  }, 180_000);
+
+  it("a second training into a folder that a running one holds is refused in one line naming the other pid; Ctrl-C exits 130 with one line naming the last checkpoint and the command that resumes it", async () => {
+    const r = recipe("interrupted", (t) => t.replace("  steps: 2", "  steps: 500").replace("checkpointInterval: 2", "checkpointInterval: 1").replace("evalInterval: 2", "evalInterval: 1000"));
+    const child = spawn(process.execPath, [CLI, "train", "--recipe", r.path, "--set", "seed=4"], { cwd: ROOT, env: cliEnv() });
+    const done = exited(child);
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(join(r.out, "latest.json")) && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 100));
+    // the same folder again while the first run holds it (--resume gets past "already holds a checkpoint")
+    const second = await runCli(["train", "--recipe", r.path, "--set", "seed=4", "--resume"]);
+    expectOneLineError(second, `${r.out} is in use by another edgeinf training (pid ${child.pid}, started `, /wait for it to finish or stop it/);
+    child.kill("SIGINT");
+    const res = await done;
+    expect(res.code, res.stderr).toBe(130);
+    const last = meaningfulStderr(res.stderr).pop()!;
+    const latest = JSON.parse(readFileSync(join(r.out, "latest.json"), "utf8")) as { step: number; path: string };
+    expect(last).toBe(`interrupted: the last checkpoint is ${join(r.out, latest.path)} (step ${latest.step} of 500); continue with: edgeinf train --recipe ${r.path} --set seed=4 --resume`);
+    expect(res.stderr).not.toMatch(/^\s+at /m);
+    // the lock went with the process; the log has one row per step, none from the refused run
+    expect(existsSync(join(r.out, ".edgeinf.lock"))).toBe(false);
+    const steps = readFileSync(join(r.out, "train_log.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual(steps.map((_, i) => i + 1));
+  }, 240_000);
 });

@@ -28,11 +28,14 @@ vi.mock("../src/training/tbptt.js", async (importOriginal) => {
     },
   };
 });
-import { loadRecipe, recipeSchema } from "../src/training/recipe.js";
+import { loadRecipe, recipeSchema, RECIPE_DEFAULTS } from "../src/training/recipe.js";
 import { z } from "zod";
-import { train, DATASET_MANIFEST, type TrainResult } from "../src/training/train.js";
+import { train, prepareRun, trainStep, edgeInfiniteConfigFromRecipe, DATASET_MANIFEST, type TrainResult, type TrainRun } from "../src/training/train.js";
+import type { Objective } from "../src/training/objectives/index.js";
 import { buildSampler, datasetManifest, loadRecipeData } from "../src/training/data.js";
-import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, loadModuleTensors, removeIncompleteCheckpoints, TEST_CRASH_ENV } from "../src/training/checkpoint.js";
+import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, loadModuleTensors, removeIncompleteCheckpoints } from "../src/training/checkpoint.js";
+import { TEST_CRASH_ENV } from "./fixtures/crash-hook.js";
+import { fileListing } from "./fixtures/files.js";
 import { readManifest } from "../src/datasets/manifest.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { prepareMethod } from "../src/eval/methods.js";
@@ -87,21 +90,6 @@ function errorOf(fn: () => unknown): string {
     return msg;
   }
   throw new Error("expected an error");
-}
-
-/** File names, sizes and mtimes under `dir` (to show that a refused command wrote nothing). */
-function snapshot(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const f of readdirSync(d).sort()) {
-      const p = join(d, f);
-      const st = statSync(p);
-      if (st.isDirectory()) walk(p);
-      else out.push(`${p} ${st.size} ${st.mtimeMs}`);
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 describe("recipes", () => {
@@ -229,6 +217,25 @@ describe("recipes", () => {
     const missing = keys.filter((k) => !documented.has(k.split(/[.[\]]+/).filter(Boolean).pop()!));
     expect(missing).toEqual([]);
     for (const section of ["## Keys", "## `--set`", "## Resume", "quickstart.yaml", "edge-lm-passkey.yaml"]) expect(readme).toContain(section);
+  });
+
+  it("defaults live in RECIPE_DEFAULTS: a recipe without the optional keys makes the module's default config, and recipes/README.md shows them", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-defaults-"));
+    const r = loadRecipe(tinyRecipe(dir));
+    expect(edgeInfiniteConfigFromRecipe(r)).toEqual(makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 60, segmentLength: 32 }));
+    expect(r.training.optimizer).toMatchObject({ ...RECIPE_DEFAULTS.training.optimizer, lr: 0.01, groups: [] });
+    expect(r.training).toMatchObject({ gradClip: RECIPE_DEFAULTS.training.gradClip, batchSize: 1, keepCheckpoints: 2, objective: "next-token", objectiveOptions: {} });
+    const readme = readFileSync(join(repo, "recipes/README.md"), "utf8");
+    const shown: [string, unknown][] = [
+      ["seed", RECIPE_DEFAULTS.seed],
+      ["backend", RECIPE_DEFAULTS.backend],
+      ["sequences", RECIPE_DEFAULTS.heldout.sequences],
+      ...Object.entries(RECIPE_DEFAULTS.edgeinfinite).filter(([k]) => k !== "trainProjections"),
+      ...Object.entries(RECIPE_DEFAULTS.training).filter(([, v]) => typeof v !== "object"),
+      ...Object.entries(RECIPE_DEFAULTS.training.schedule).map(([k, v]): [string, unknown] => [`schedule.${k}`, v]),
+      ...(["name", "eps", "weightDecay"] as const).map((k): [string, unknown] => [`optimizer.${k}`, RECIPE_DEFAULTS.training.optimizer[k]]),
+    ];
+    for (const [key, value] of shown) expect(readme, key).toMatch(new RegExp(`\\| \`${key.replace(/\./g, "\\.")}\` \\| [^|\\n]+ \\| \`${String(value).replace(/[.+-]/g, "\\$&")}\` \\|`));
   });
 
   it("shipped recipes validate", () => {
@@ -373,6 +380,113 @@ describe("recipe data and the dataset manifest", () => {
   }, 60_000);
 });
 
+describe("objectives and optimizer groups", () => {
+  it("recipe checks: optimizer groups (lr and lrScale together, a bad pattern), objective names and objective options, in one line", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-groups-"));
+    const base = tinyRecipe(dir);
+    const cases: [string[], RegExp][] = [
+      [["training.optimizer.groups=[{ match: gate, lr: 0.1, lrScale: 2 }]"], /training\.optimizer\.groups\[0\]\.lr and training\.optimizer\.groups\[0\]\.lrScale are both set/],
+      [["training.optimizer.groups=[{ match: 'gate(' }]"], /training\.optimizer\.groups\[0\]\.match "gate\(" is not a regular expression/],
+      [["training.optimizer.groups=[{ match: gate, lrscale: 2 }]"], /unknown key "training\.optimizer\.groups\[0\]\.lrscale" \(did you mean "lrScale"\?\)/],
+      [["training.optimizer.groups=[{ match: gate, weightDecay: -1 }]"], /training\.optimizer\.groups\[0\]\.weightDecay is -1 — expected a non-negative number/],
+      [["training.objective=distill"], /training\.objective is "distill" — allowed value: next-token/],
+      [["training.objectiveOptions={ teacher: full }"], /\(with --set training\.objectiveOptions=\{ teacher: full \}\): unknown key "training\.objectiveOptions\.teacher" .*\(options of training\.objective next-token\)/],
+    ];
+    for (const [sets, re] of cases) expect(errorOf(() => loadRecipe(base, sets)), sets[0]).toMatch(re);
+    const r = loadRecipe(base, ["training.optimizer.groups=[{ match: gate, lr: 0.1 }, { match: memory, weightDecay: 0.5 }]"]);
+    expect(r.training.optimizer.groups).toEqual([{ match: "gate", lr: 0.1 }, { match: "memory", weightDecay: 0.5 }]);
+    expect(r.training.objective).toBe("next-token");
+    expect(r.training.objectiveOptions).toEqual({});
+  });
+
+  it("a group that matches none of the module's variables fails before the output folder is created", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-groups-"));
+    const recipe = loadRecipe(tinyRecipe(dir), ["training.optimizer.groups=[{ match: gate }, { match: gates }]"]);
+    await expect(train(recipe, quiet)).rejects.toThrow(
+      /training\.optimizer\.groups\[1\]\.match "gates" matches none of the module's variables \(layers\.0\.gate\.bias, layers\.0\.memory\.query_map, .*\)/,
+    );
+    expect(existsSync(join(dir, "out"))).toBe(false);
+  }, 60_000);
+
+  it("trainStep takes gradients from the run's objective and AdamW applies each group's lr and weight decay (float64 reference)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ei-groups-"));
+    const recipe = loadRecipe(tinyRecipe(dir), [
+      "training.steps=3",
+      "training.gradClip=0",
+      "training.schedule={ warmupSteps: 1, minLrRatio: 0.2 }",
+      "training.optimizer={ lr: 0.01, weightDecay: 0.1, beta1: 0.8, beta2: 0.95, eps: 1e-6, groups: [{ match: 'gate\\.bias$', lr: 0.05, weightDecay: 0 }, { match: value_map, lrScale: 3 }] }",
+    ]);
+    const prepared = await prepareRun(recipe, quiet);
+    const run = prepared as TrainRun;
+    expect("finished" in prepared).toBe(false);
+    const tensorsBefore = tf.memory().numTensors;
+    try {
+      const vars = run.module.trainableVariables();
+      const names = [...vars.keys()];
+      // deterministic gradients from a stand-in objective: what trainStep averages, checks and hands to AdamW
+      const gradOf = (name: string, size: number, step: number) => Float64Array.from({ length: size }, (_, i) => 0.01 * Math.sin(i + 7 * names.indexOf(name) + 3 * step) + (i % 3 === 0 ? 1e-3 : 0));
+      let calls = 0;
+      const stub: Objective<unknown> = {
+        summary: "test",
+        optionsSchema: z.unknown(),
+        gradients: async ({ module, sequence }) => {
+          const step = calls++;
+          expect(sequence.ids.length).toBe(193);
+          const grads = new Map<string, tf.Tensor>();
+          for (const [name, v] of module.trainableVariables()) grads.set(name, tf.tensor(Float32Array.from(gradOf(name, v.size, step)), v.shape));
+          return { loss: 2.5, tokens: 192, grads };
+        },
+      };
+      run.objective = stub;
+      const initial = new Map(names.map((n) => [n, Float64Array.from(vars.get(n)!.dataSync())]));
+      for (let step = 0; step < 3; step++) {
+        const r = await trainStep(run, step);
+        expect(r).toMatchObject({ loss: 2.5, lr: learningRate(step, 0.01, 1, 3, 0.2), tokens: 192 });
+        const sq = names.reduce((a, n) => a + Float32Array.from(gradOf(n, vars.get(n)!.size, step)).reduce((b, g) => b + g * g, 0), 0);
+        expect(r.gradNorm).toBeCloseTo(Math.sqrt(sq), 5);
+      }
+      expect(calls).toBe(3);
+      // float64 AdamW over the same 3 steps; `group` gives each variable's lr multiple and weight decay
+      const reference = (group: (name: string) => { scale: number; wd: number }) => {
+        const out = new Map<string, Float64Array>();
+        for (const n of names) {
+          const th = Float64Array.from(initial.get(n)!);
+          const mm = new Float64Array(th.length);
+          const vv = new Float64Array(th.length);
+          const { scale, wd } = group(n);
+          for (let step = 0; step < 3; step++) {
+            const lr = learningRate(step, 0.01, 1, 3, 0.2);
+            const g = Float32Array.from(gradOf(n, th.length, step)); // the stub's float32 gradients
+            for (let i = 0; i < th.length; i++) {
+              mm[i] = 0.8 * mm[i]! + 0.2 * g[i]!;
+              vv[i] = 0.95 * vv[i]! + 0.05 * g[i]! * g[i]!;
+              const update = mm[i]! / (1 - 0.8 ** (step + 1)) / (Math.sqrt(vv[i]! / (1 - 0.95 ** (step + 1))) + 1e-6);
+              th[i] = th[i]! - lr * scale * (update + wd * th[i]!);
+            }
+          }
+          out.set(n, th);
+        }
+        return out;
+      };
+      const maxDiff = (want: Map<string, Float64Array>) => {
+        let d = 0;
+        for (const n of names) {
+          const got = vars.get(n)!.dataSync();
+          want.get(n)!.forEach((w, i) => (d = Math.max(d, Math.abs(got[i]! - w))));
+        }
+        return d;
+      };
+      const grouped = reference((n) => (/gate\.bias$/.test(n) ? { scale: 5, wd: 0 } : /value_map/.test(n) ? { scale: 3, wd: 0.1 } : { scale: 1, wd: 0.1 }));
+      expect(maxDiff(grouped)).toBeLessThan(2e-6);
+      // the groups made a difference far above that tolerance
+      expect(maxDiff(reference(() => ({ scale: 1, wd: 0.1 })))).toBeGreaterThan(1e-2);
+    } finally {
+      run.dispose();
+    }
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(tensorsBefore);
+  }, 60_000);
+});
+
 describe("segment-wise TBPTT", () => {
   beforeAll(async () => {
     await initBackend("cpu");
@@ -492,9 +606,9 @@ function otherStories(dir: string, name: string): string {
   return path;
 }
 
-/** Runs `edgeinf train` from the sources (tsx) as a child process; resolves with its exit code and signal. */
+/** Runs train() from the sources (tsx) as a child process with the crash hooks of `env` (test/fixtures/train-child.ts); resolves with its exit code and signal. */
 function trainChild(recipe: string, env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; pid: number; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "src/cli/main.ts"), "train", "--recipe", recipe], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(repo, "test/fixtures/train-child.ts"), recipe], {
     cwd: repo,
     env: { ...process.env, ...env },
   });
@@ -526,7 +640,7 @@ describe("training runs", () => {
     const ref = await reference();
     const dir = mkdtempSync(join(tmpdir(), "ei-other-"));
     const other = otherStories(join(dir, "a"), "stories260K-finetuned");
-    const before = snapshot(ref.out);
+    const before = fileListing(ref.out);
     // --resume with the other backbone
     const recipe = loadRecipe(join(ref.dir, "recipe.yaml"), [`backbone=${other}`]);
     const resumed = await train(recipe, { ...quiet, resume: true }).then(
@@ -536,7 +650,7 @@ describe("training runs", () => {
     const named = /checkpoint .*step-000004 was trained on backbone "stories260K" \(sha256 b0a507e7ad0f…\), not on "stories260K-finetuned" \(sha256 [0-9a-f]{12}…\) — pass the backbone it was trained on/;
     expect(resumed).toMatch(named);
     expect(resumed.includes("\n")).toBe(false);
-    expect(snapshot(ref.out)).toEqual(before); // nothing written
+    expect(fileListing(ref.out)).toEqual(before); // nothing written
     // loading it for generation / evaluation (eval/methods.ts prepareMethod, what generate and eval use)
     const otherBackbone = await loadBackbone(other);
     expect(errorOf(() => prepareMethod({ name: "edgeinfinite", checkpoint: ref.out }, otherBackbone))).toMatch(named);

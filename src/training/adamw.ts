@@ -5,12 +5,23 @@ export interface AdamWSettings {
   beta1: number;
   beta2: number;
   eps: number;
+  /** Decoupled weight decay of variables no group matches. */
+  weightDecay: number;
+  /** Per-variable learning rate and weight decay; the first group whose `match` finds the variable's name wins. */
+  groups?: readonly AdamWGroup[];
+}
+
+/** Variables whose names `match` finds train with lr × lrScale and this weight decay. */
+export interface AdamWGroup {
+  match: RegExp;
+  lrScale: number;
   weightDecay: number;
 }
 
 /**
  * AdamW (Loshchilov & Hutter) with explicit moment tensors, so its state is saved in checkpoints and a resumed run
- * continues bit-for-bit. Decoupled decay: θ ← θ − lr·(m̂/(√v̂+ε) + λθ).
+ * continues bit-for-bit. Decoupled decay: θ ← θ − lr·(m̂/(√v̂+ε) + λθ), with lr and λ of the variable's group
+ * (settings.groups) where one matches, else the step's lr and settings.weightDecay.
  */
 export class AdamW {
   step = 0;
@@ -21,12 +32,16 @@ export class AdamW {
 
   apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
     this.step += 1;
-    const { beta1, beta2, eps, weightDecay } = this.settings;
+    const { beta1, beta2, eps } = this.settings;
     const bc1 = 1 - Math.pow(beta1, this.step);
     const bc2 = 1 - Math.pow(beta2, this.step);
     for (const [name, variable] of variables) {
       const g = grads.get(name);
       if (!g) continue;
+      const group = this.groupOf(name);
+      // Without a group the step's lr is used as is (not × 1): runs without groups stay bit-identical to before.
+      const varLr = group ? lr * group.lrScale : lr;
+      const weightDecay = group ? group.weightDecay : this.settings.weightDecay;
       const m0 = this.m.get(name);
       const v0 = this.v.get(name);
       const [m, v] = tf.tidy(() => {
@@ -34,7 +49,7 @@ export class AdamW {
         const v = tf.add(tf.mul(v0 ?? tf.zerosLike(g), beta2), tf.mul(tf.square(g), 1 - beta2));
         const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
         const decayed = weightDecay > 0 ? tf.add(update, tf.mul(variable, weightDecay)) : update;
-        variable.assign(tf.sub(variable, tf.mul(decayed, lr)));
+        variable.assign(tf.sub(variable, tf.mul(decayed, varLr)));
         return [tf.keep(m), tf.keep(v)];
       });
       m0?.dispose();
@@ -42,6 +57,11 @@ export class AdamW {
       this.m.set(name, m!);
       this.v.set(name, v!);
     }
+  }
+
+  /** The group that sets `name`'s learning rate and weight decay, if any. */
+  groupOf(name: string): AdamWGroup | undefined {
+    return this.settings.groups?.find((g) => g.match.test(name));
   }
 
   /** Host copies of the moments for a checkpoint (read asynchronously: works on webgpu). */

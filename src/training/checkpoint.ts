@@ -14,7 +14,8 @@ import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteCo
  *   checkpoint.json        recipe, backbone id and sha256, step, seeds, metrics, EdgeInfinite config;
  * and `DIR/latest.json` names the newest complete one. A step folder is written under a temp name and renamed,
  * and latest.json is replaced atomically after it, so a crash (even kill -9) mid-write leaves the previous
- * checkpoint as the one that loads. A temp folder left by a crash is removed by the next run (removeIncompleteCheckpoints).
+ * checkpoint as the one that loads. A temp folder left by a crash is removed by the next run (removeIncompleteCheckpoints),
+ * and step folders a crash left unpruned by the next run's pruneCheckpoints.
  */
 export interface CheckpointMeta {
   format: "edgeinfinite-checkpoint/1";
@@ -42,23 +43,19 @@ export async function moduleHostTensors(module: MemoryGatingModule): Promise<Hos
   return out;
 }
 
+/** Moments inside a checkpoint write where a hook runs (see CheckpointHooks). */
+export type CheckpointWriteStage = "write-step-folder" | "before-latest" | "before-prune";
+
 /**
- * TEST-ONLY crash hook. With EDGEINF_TEST_CRASH_AT=POINT or POINT@STEP in the environment, the checkpoint writer
- * SIGKILLs its own process at POINT (when writing step STEP, or any step), so tests can prove crash safety
- * deterministically instead of racing a kill against the writer. Points:
+ * Called inside saveCheckpoint, synchronously, at two moments of the write:
  *   write-step-folder  module.safetensors is in the temp folder; optimizer.safetensors, checkpoint.json and the
  *                      rename are not done;
- *   before-latest      the step folder has been renamed into place; latest.json still names the previous step.
- * Never set it outside tests: the process dies as if killed with kill -9.
+ *   before-latest      the step folder has been renamed into place; latest.json still names the previous step;
+ *   before-prune       latest.json names the new step; older step folders beyond `keep` are not deleted yet.
+ * Tests of crash safety kill the process there (test/fixtures/crash-hook.ts) instead of racing a kill against the writer.
  */
-export const TEST_CRASH_ENV = "EDGEINF_TEST_CRASH_AT";
-export const TEST_CRASH_POINTS = ["write-step-folder", "before-latest"] as const;
-
-function testCrashPoint(point: (typeof TEST_CRASH_POINTS)[number], step: number): void {
-  const spec = process.env[TEST_CRASH_ENV];
-  if (!spec) return;
-  const [at, onStep] = spec.split("@");
-  if (at === point && (onStep === undefined || Number(onStep) === step)) process.kill(process.pid, "SIGKILL");
+export interface CheckpointHooks {
+  onCheckpointWrite?(stage: CheckpointWriteStage, step: number): void;
 }
 
 const TMP_NAME = /^\.step-\d+\.tmp-(\d+)$/;
@@ -98,6 +95,7 @@ export async function saveCheckpoint(
   meta: Omit<CheckpointMeta, "format" | "createdAt" | "edgeinfinite">,
   optimizerState?: HostTensorMap,
   keep = 2,
+  hooks: CheckpointHooks = {},
 ): Promise<string> {
   const tensors = await moduleHostTensors(module);
   mkdirSync(dir, { recursive: true });
@@ -108,17 +106,32 @@ export async function saveCheckpoint(
   mkdirSync(tmp, { recursive: true });
   const full: CheckpointMeta = { format: "edgeinfinite-checkpoint/1", createdAt: new Date().toISOString(), edgeinfinite: module.config, ...meta };
   writeSafetensors(join(tmp, "module.safetensors"), tensors, { format: full.format, step: String(meta.step) });
-  testCrashPoint("write-step-folder", meta.step);
+  hooks.onCheckpointWrite?.("write-step-folder", meta.step);
   if (optimizerState) writeSafetensors(join(tmp, "optimizer.safetensors"), optimizerState, { step: String(meta.step) });
   writeFileAtomic(join(tmp, "checkpoint.json"), JSON.stringify(full, null, 2));
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
-  testCrashPoint("before-latest", meta.step);
+  hooks.onCheckpointWrite?.("before-latest", meta.step);
   writeFileAtomic(join(dir, "latest.json"), JSON.stringify({ step: meta.step, path: name }, null, 2));
-  // prune older complete checkpoints
-  const steps = readdirSync(dir).filter((f) => /^step-\d+$/.test(f)).sort();
-  for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(join(dir, old), { recursive: true, force: true });
+  hooks.onCheckpointWrite?.("before-prune", meta.step);
+  pruneCheckpoints(dir, keep, meta.step);
   return final;
+}
+
+const STEP_NAME = /^step-(\d+)$/;
+
+/**
+ * Deletes all but the newest `keep` step folders up to `latestStep` (the one latest.json names); returns their names.
+ * Folders of later steps (renamed into place by a run killed before it replaced latest.json) are left: the resumed
+ * run redoes those steps and replaces them.
+ */
+export function pruneCheckpoints(dir: string, keep: number, latestStep: number): string[] {
+  const steps = readdirSync(dir)
+    .filter((f) => STEP_NAME.test(f) && Number(STEP_NAME.exec(f)![1]) <= latestStep)
+    .sort();
+  const old = steps.slice(0, Math.max(0, steps.length - keep));
+  for (const f of old) rmSync(join(dir, f), { recursive: true, force: true });
+  return old;
 }
 
 /** Resolves DIR (with latest.json), or a step folder itself, to the step folder. */

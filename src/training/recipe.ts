@@ -5,6 +5,39 @@ import { z } from "zod";
 import { EdgeInfError } from "../util/errors.js";
 import { describeSchemaIssue, firstIssue, keyPath, showValue } from "../util/schema-errors.js";
 import { readColumnMapping, type ColumnMapping } from "../datasets/column-mapping.js";
+import { DEFAULT_EDGEINFINITE } from "../memory/config.js";
+import { OBJECTIVE_NAMES, objectiveByName } from "./objectives/index.js";
+
+/**
+ * Every recipe default, in one place (the schema below applies them; recipes/README.md lists them). The
+ * `edgeinfinite` ones are the module's own defaults (DEFAULT_EDGEINFINITE), so a recipe and a module made without
+ * one agree.
+ */
+export const RECIPE_DEFAULTS = {
+  seed: 0,
+  backend: "auto",
+  heldout: { sequences: 4 },
+  edgeinfinite: {
+    memoryRule: DEFAULT_EDGEINFINITE.memoryRule,
+    gateKind: DEFAULT_EDGEINFINITE.gateKind,
+    memoryKeys: DEFAULT_EDGEINFINITE.memoryKeys,
+    trainProjections: (["q", "k", "v"] as const).filter((p) => DEFAULT_EDGEINFINITE.trainProjections[p]),
+    gateInitLogit: DEFAULT_EDGEINFINITE.gateInitLogit,
+    readMode: DEFAULT_EDGEINFINITE.readMode,
+    featureMap: DEFAULT_EDGEINFINITE.featureMap,
+    exactTokens: DEFAULT_EDGEINFINITE.exactTokens,
+  },
+  training: {
+    tbpttSegments: 1,
+    batchSize: 1,
+    gradAccumulation: 1,
+    objective: "next-token",
+    optimizer: { name: "adamw", beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+    schedule: { warmupSteps: 0, minLrRatio: 0.1 },
+    gradClip: 1,
+    keepCheckpoints: 2,
+  },
+} as const;
 
 /**
  * Which columns of a JSONL/CSV source make up a document's text: a mapping `{ text: "body" }` or
@@ -32,11 +65,27 @@ const mixtureEntry = z
   })
   .strict();
 
+/**
+ * A learning-rate / weight-decay group of `training.optimizer.groups`: the module variables whose names match
+ * `match` (a regular expression, unanchored, so a plain substring such as "gate" works) get their own peak `lr` (or
+ * `lrScale` × the recipe's lr) and `weightDecay`. The first matching group wins.
+ */
+const optimizerGroup = z
+  .object({
+    match: z.string().min(1),
+    lr: z.number().positive().optional(),
+    lrScale: z.number().positive().optional(),
+    weightDecay: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+const D = RECIPE_DEFAULTS;
+
 export const recipeSchema = z
   .object({
     name: z.string().min(1),
-    seed: z.number().int().nonnegative().default(0),
-    backend: z.enum(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default("auto"),
+    seed: z.number().int().nonnegative().default(D.seed),
+    backend: z.enum(["auto", "tensorflow", "webgpu", "wasm", "cpu"]).default(D.backend),
     backbone: z.string().min(1),
     data: z
       .object({
@@ -47,7 +96,7 @@ export const recipeSchema = z
         heldout: z
           .object({
             path: z.string().min(1),
-            sequences: z.number().int().positive().default(4),
+            sequences: z.number().int().positive().default(D.heldout.sequences),
             sequenceLength: z.number().int().positive().optional(),
             /** For a .jsonl/.csv held-out file (default `{ text: "text" }`). */
             column: z.string().min(1).optional(),
@@ -61,45 +110,48 @@ export const recipeSchema = z
         sinkTokens: z.number().int().nonnegative(),
         windowTokens: z.number().int().positive(),
         segmentLength: z.number().int().positive(),
-        memoryRule: z.enum(["linear", "delta"]).default("linear"),
-        gateKind: z.enum(["scalar", "learned"]).default("scalar"),
-        memoryKeys: z.enum(["pre-rope", "post-rope"]).default("pre-rope"),
-        trainProjections: z.array(z.enum(["q", "k", "v"])).default(["q", "k", "v"]),
-        gateInitLogit: z.number().default(-6),
-        readMode: z.enum(["blend", "shared"]).default("blend"),
-        featureMap: z.enum(["elu", "hedgehog"]).default("elu"),
-        exactTokens: z.number().int().nonnegative().default(0),
+        memoryRule: z.enum(["linear", "delta"]).default(D.edgeinfinite.memoryRule),
+        gateKind: z.enum(["scalar", "learned"]).default(D.edgeinfinite.gateKind),
+        memoryKeys: z.enum(["pre-rope", "post-rope"]).default(D.edgeinfinite.memoryKeys),
+        trainProjections: z.array(z.enum(["q", "k", "v"])).default(() => [...D.edgeinfinite.trainProjections]),
+        gateInitLogit: z.number().default(D.edgeinfinite.gateInitLogit),
+        readMode: z.enum(["blend", "shared"]).default(D.edgeinfinite.readMode),
+        featureMap: z.enum(["elu", "hedgehog"]).default(D.edgeinfinite.featureMap),
+        exactTokens: z.number().int().nonnegative().default(D.edgeinfinite.exactTokens),
       })
       .strict(),
     training: z
       .object({
         steps: z.number().int().positive(),
-        tbpttSegments: z.union([z.number().int().positive(), z.literal("all")]).default(1),
-        objective: z.enum(["next-token", "attention-transfer"]).default("next-token"),
-        attentionTransfer: z
-          .object({ answerWeight: z.number().positive().default(20), querySpan: z.number().int().nonnegative().default(24) })
-          .strict()
-          .default({ answerWeight: 20, querySpan: 24 }),
-        batchSize: z.number().int().positive().default(1),
-        gradAccumulation: z.number().int().positive().default(1),
+        tbpttSegments: z.union([z.number().int().positive(), z.literal("all")]).default(D.training.tbpttSegments),
+        batchSize: z.number().int().positive().default(D.training.batchSize),
+        gradAccumulation: z.number().int().positive().default(D.training.gradAccumulation),
         optimizer: z
           .object({
-            name: z.literal("adamw").default("adamw"),
+            name: z.literal("adamw").default(D.training.optimizer.name),
             lr: z.number().positive(),
-            beta1: z.number().min(0).max(1).default(0.9),
-            beta2: z.number().min(0).max(1).default(0.999),
-            eps: z.number().positive().default(1e-8),
-            weightDecay: z.number().nonnegative().default(0),
+            beta1: z.number().min(0).max(1).default(D.training.optimizer.beta1),
+            beta2: z.number().min(0).max(1).default(D.training.optimizer.beta2),
+            eps: z.number().positive().default(D.training.optimizer.eps),
+            weightDecay: z.number().nonnegative().default(D.training.optimizer.weightDecay),
+            groups: z.array(optimizerGroup).default(() => []),
           })
           .strict(),
         schedule: z
-          .object({ warmupSteps: z.number().int().nonnegative().default(0), minLrRatio: z.number().min(0).max(1).default(0.1) })
+          .object({
+            warmupSteps: z.number().int().nonnegative().default(D.training.schedule.warmupSteps),
+            minLrRatio: z.number().min(0).max(1).default(D.training.schedule.minLrRatio),
+          })
           .strict()
-          .default({ warmupSteps: 0, minLrRatio: 0.1 }),
-        gradClip: z.number().nonnegative().default(1),
+          .default(() => ({ ...D.training.schedule })),
+        gradClip: z.number().nonnegative().default(D.training.gradClip),
         evalInterval: z.number().int().positive(),
         checkpointInterval: z.number().int().positive(),
-        keepCheckpoints: z.number().int().positive().default(2),
+        keepCheckpoints: z.number().int().positive().default(D.training.keepCheckpoints),
+        /** What each sequence's loss and gradients are (src/training/objectives/). */
+        objective: z.enum(OBJECTIVE_NAMES).default(D.training.objective),
+        /** Options of the objective, checked by its own schema in validateRecipe. */
+        objectiveOptions: z.record(z.string(), z.unknown()).default(() => ({})),
       })
       .strict(),
     output: z.string().min(1),
@@ -217,6 +269,28 @@ export function validateRecipe(raw: unknown, source: string, overrides: readonly
   if (h.sequenceLength !== undefined && h.sequenceLength % segmentLength !== 0) {
     bad(`data.heldout.sequenceLength ${h.sequenceLength} is not a multiple of edgeinfinite.segmentLength ${segmentLength}`, "make the sequence a whole number of segments");
   }
+  for (const [i, g] of recipe.training.optimizer.groups.entries()) {
+    const at = (key: string) => keyPath(["training", "optimizer", "groups", i, key]);
+    if (g.lr !== undefined && g.lrScale !== undefined) bad(`${at("lr")} and ${at("lrScale")} are both set`, "keep one: lr is the group's peak learning rate, lrScale multiplies training.optimizer.lr");
+    try {
+      new RegExp(g.match);
+    } catch (e) {
+      bad(`${at("match")} "${g.match}" is not a regular expression (${(e as Error).message})`, 'use a substring of the variable names such as "gate", or a valid regular expression');
+    }
+  }
+  const objective = objectiveByName(recipe.training.objective);
+  const options = objective.optionsSchema.safeParse(recipe.training.objectiveOptions);
+  if (!options.success) {
+    const prefix = ["training", "objectiveOptions"];
+    const issue = firstIssue(options.error.issues);
+    const path = issue.code === "unrecognized_keys" ? [...prefix, ...issue.path, ...issue.keys.slice(0, 1)] : [...prefix, ...issue.path];
+    const by = overrides.find((o) => samePrefix(o.path, path));
+    throw new EdgeInfError(
+      `recipe ${source}${by ? ` (with --set ${by.arg})` : ""}: ${describeSchemaIssue(objective.optionsSchema, recipe.training.objectiveOptions, issue, prefix)} (options of training.objective ${recipe.training.objective})`,
+      HINT,
+    );
+  }
+  recipe.training.objectiveOptions = options.data as Record<string, unknown>;
   return recipe;
 }
 

@@ -15,6 +15,14 @@ export interface SequenceGradients {
 }
 
 /**
+ * Lets the event loop run once. On the cpu and wasm backends a training step never leaves the microtask queue
+ * (their reads resolve at once), so without this, signals (Ctrl-C) and timers would wait for the whole run.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
  * Σ of scalars kept on the device, read with one asynchronous read (works on webgpu) and summed on the host in
  * order, in float64 (as a host loop over per-block reads would). Disposes them.
  */
@@ -71,6 +79,7 @@ export async function sequenceGradients(
   const losses: tf.Scalar[] = [];
   try {
     for (let b0 = 0; b0 < segments.length; b0 += tbpttSegments) {
+      await yieldToEventLoop();
       const prev = state;
       let next = prev;
       const { value, grads: g } = tf.variableGrads(() => {

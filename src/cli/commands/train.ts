@@ -1,6 +1,7 @@
 import type { CommandModule } from "yargs";
 import { loadRecipe } from "../../training/recipe.js";
 import { train } from "../../training/train.js";
+import { lastCheckpoint } from "../../training/step-checks.js";
 import { BACKEND_CHOICES, log } from "../common.js";
 
 interface TrainArgs {
@@ -27,7 +28,29 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const sets = [...(args.set ?? [])];
     if (args.backend) sets.push(`backend=${args.backend}`);
     const recipe = loadRecipe(args.recipe, sets);
-    const result = await train(recipe, { resume: args.resume, log });
-    console.log(JSON.stringify(result, null, 2));
+    // Ctrl-C stops at once: checkpoint writes are synchronous after their device read and atomic (temp folder,
+    // rename, latest.json), so no handler runs in the middle of one and the last checkpoint is always complete.
+    const onSigint = (): void => {
+      const command = ["edgeinf", "train", "--recipe", args.recipe, ...(args.set ?? []).flatMap((s) => ["--set", s]), ...(args.backend ? ["--backend", args.backend] : [])];
+      const last = lastCheckpoint(recipe.output);
+      log(
+        last
+          ? `interrupted: the last checkpoint is ${last.dir} (step ${last.step} of ${recipe.training.steps}); continue with: ${[...command, "--resume"].map(shellQuote).join(" ")}`
+          : `interrupted before the first checkpoint (step ${Math.min(recipe.training.checkpointInterval, recipe.training.steps)}); start again with: ${command.map(shellQuote).join(" ")}`,
+      );
+      process.exit(130);
+    };
+    process.on("SIGINT", onSigint);
+    try {
+      const result = await train(recipe, { resume: args.resume, log });
+      console.log(JSON.stringify(result, null, 2));
+    } finally {
+      process.off("SIGINT", onSigint);
+    }
   },
 };
+
+/** `arg` as a shell word: unchanged when it is plain, else in single quotes. */
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}

@@ -7,6 +7,8 @@ import { edgeInfiniteLayer } from "../../memory/edgeinfinite-attention.js";
 import { initialState, type LayerState } from "../../memory/state.js";
 import { segmentsOf } from "../../memory/edgeinfinite.js";
 import type { SequenceGradients } from "../tbptt.js";
+import { z } from "zod";
+import type { Objective } from "./index.js";
 
 /**
  * Attention transfer (LoLCATs, arXiv 2410.10254, stage 1): train the module so that each layer's EdgeInfinite
@@ -120,3 +122,15 @@ export async function attentionTransferGradients(
     for (const t of teacher) tf.dispose([t.p.q, t.p.k, t.p.v, t.out]);
   }
 }
+
+const optionsSchema = z.strictObject({
+  answerWeight: z.number().positive().default(DEFAULT_ATTENTION_TRANSFER.answerWeight),
+  querySpan: z.number().int().nonnegative().default(DEFAULT_ATTENTION_TRANSFER.querySpan),
+});
+
+/** `training.objective: attention-transfer` (options: `training.objectiveOptions.answerWeight`, `.querySpan`). */
+export const attentionTransfer: Objective<AttentionTransferOptions> = {
+  summary: "per-layer MSE of the module's attention output against the frozen backbone's full attention (LoLCATs)",
+  optionsSchema,
+  gradients: ({ model, module, sequence, options }) => attentionTransferGradients(model, module, sequence.ids, sequence.lossMask, options),
+};
