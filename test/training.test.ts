@@ -389,7 +389,7 @@ describe("objectives and optimizer groups", () => {
       [["training.optimizer.groups=[{ match: 'gate(' }]"], /training\.optimizer\.groups\[0\]\.match "gate\(" is not a regular expression/],
       [["training.optimizer.groups=[{ match: gate, lrscale: 2 }]"], /unknown key "training\.optimizer\.groups\[0\]\.lrscale" \(did you mean "lrScale"\?\)/],
       [["training.optimizer.groups=[{ match: gate, weightDecay: -1 }]"], /training\.optimizer\.groups\[0\]\.weightDecay is -1 — expected a non-negative number/],
-      [["training.objective=distill"], /training\.objective is "distill" — allowed value: next-token/],
+      [["training.objective=distill"], /training\.objective is "distill" — allowed values: next-token, attention-transfer/],
       [["training.objectiveOptions={ teacher: full }"], /\(with --set training\.objectiveOptions=\{ teacher: full \}\): unknown key "training\.objectiveOptions\.teacher" .*\(options of training\.objective next-token\)/],
     ];
     for (const [sets, re] of cases) expect(errorOf(() => loadRecipe(base, sets)), sets[0]).toMatch(re);
