@@ -21,7 +21,7 @@ import { parseSuite, type Suite } from "../src/eval/suite.js";
 import { resolveWorkers, runSuite } from "../src/eval/harness.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import { checkWorkerCount, runInOrder, WorkerPool } from "../src/parallel/pool.js";
-import { parallelGradients } from "../src/parallel/gradients.js";
+import { parallelGradients, stepGradients } from "../src/parallel/gradients.js";
 
 const repo = resolve(__dirname, "..");
 const storiesPath = resolve(repo, "../shared/models/stories260K/stories260K.bin");
@@ -76,7 +76,7 @@ async function hostValues(grads: Map<string, tf.Tensor>): Promise<[string, Float
 }
 
 describe("parallelGradients", () => {
-  it("2 workers give bit-identical loss and gradients to the in-process accumulation, step after step", async () => {
+  it("2 workers (and stepGradients in process) give bit-identical loss and gradients to train()'s accumulation, step after step", async () => {
     const cfg = makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 8, trainProjections: { q: true, k: true, v: true } });
     const local = new MemoryGatingModule(backbone.config, cfg);
     const remote = new MemoryGatingModule(backbone.config, cfg);
@@ -94,15 +94,19 @@ describe("parallelGradients", () => {
       for (let step = 0; step < 3; step++) {
         const a = await inProcessStep(local, seqs, 2);
         const b = await parallelGradients(pool, remote, seqs, { tbpttSegments: 2 });
-        expect(b.loss).toBe(a.loss);
-        expect(b.tokens).toBe(40 + 32 + 48);
+        const c = await stepGradients(model, local, seqs, { tbpttSegments: 2 });
         const ha = await hostValues(a.grads);
-        const hb = await hostValues(b.grads);
-        // Same names in the same order (clipByGlobalNorm sums in map order), same bits.
-        expect(hb.map(([k]) => k)).toEqual(ha.map(([k]) => k));
-        for (let i = 0; i < ha.length; i++) {
-          expect(Buffer.from(hb[i]![1].buffer, hb[i]![1].byteOffset, hb[i]![1].byteLength).equals(Buffer.from(ha[i]![1].buffer, ha[i]![1].byteOffset, ha[i]![1].byteLength)), ha[i]![0]).toBe(true);
+        for (const other of [b, c]) {
+          expect(other.loss).toBe(a.loss);
+          expect(other.tokens).toBe(40 + 32 + 48);
+          const hb = await hostValues(other.grads);
+          // Same names in the same order (clipByGlobalNorm sums in map order), same bits.
+          expect(hb.map(([k]) => k)).toEqual(ha.map(([k]) => k));
+          for (let i = 0; i < ha.length; i++) {
+            expect(Buffer.from(hb[i]![1].buffer, hb[i]![1].byteOffset, hb[i]![1].byteLength).equals(Buffer.from(ha[i]![1].buffer, ha[i]![1].byteOffset, ha[i]![1].byteLength)), ha[i]![0]).toBe(true);
+          }
         }
+        tf.dispose([...c.grads.values()]);
         // The gradients are not trivially zero (a gradient that never flows would also be "equal").
         expect(ha.some(([, v]) => v.some((x) => x !== 0))).toBe(true);
         optLocal.apply(local.trainableVariables(), a.grads, 1e-2);

@@ -5,7 +5,9 @@
  * division as train()'s in-process loop. So the result is bit-identical to that loop, whatever the timing.
  */
 import * as tf from "../tf.js";
+import type { LlamaModel } from "../backbone/model.js";
 import type { MemoryGatingModule } from "../memory/module.js";
+import { sequenceGradients } from "../training/tbptt.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 import { runInOrder, type WorkerPool } from "./pool.js";
 import type { GradientsResult, WireSequence, WireTensor } from "./protocol.js";
@@ -24,6 +26,53 @@ export interface StepGradients {
   tokens: number;
   /** Mean over micro-batches of the gradients (Σ in micro-batch order, then ÷ count); caller disposes. */
   grads: Map<string, tf.Tensor>;
+}
+
+/** acc[name] += g in float32 (g is taken over: kept as the sum, or disposed). */
+function addInto(acc: Map<string, tf.Tensor>, name: string, g: tf.Tensor): void {
+  const prev = acc.get(name);
+  acc.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : g);
+  if (prev) {
+    prev.dispose();
+    g.dispose();
+  }
+}
+
+/** Σ → mean over `count` micro-batches, in place (train()'s final division). */
+function divideAll(grads: Map<string, tf.Tensor>, count: number): void {
+  for (const [k, g] of grads) {
+    grads.set(k, tf.tidy(() => tf.div(g, count)));
+    g.dispose();
+  }
+}
+
+/**
+ * The same step in this process, one micro-batch after another (what train() does today, and what a 1-worker run
+ * should call): the reference parallelGradients is bit-identical to.
+ */
+export async function stepGradients(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  sequences: readonly WireSequence[],
+  objective: GradientObjective,
+): Promise<StepGradients> {
+  if (sequences.length === 0) throw new Error("stepGradients: no sequences");
+  const grads = new Map<string, tf.Tensor>();
+  let lossSum = 0;
+  let tokens = 0;
+  try {
+    for (const s of sequences) {
+      const r = await sequenceGradients(model, module, s.ids, objective.tbpttSegments, s.lossMask, objective.options ?? {});
+      lossSum += r.loss;
+      tokens += s.ids.length - 1;
+      for (const [k, g] of r.grads) addInto(grads, k, g);
+    }
+    divideAll(grads, sequences.length);
+  } catch (e) {
+    tf.dispose([...grads.values()]);
+    throw e;
+  }
+  return { loss: lossSum / sequences.length, tokens, grads };
 }
 
 /** The module's trainable weights, read once, as a fresh set of buffers per worker (transferred, not copied). */
@@ -63,21 +112,10 @@ export async function parallelGradients(
       (r, i) => {
         lossSum += r.loss;
         tokens += sequences[i]!.ids.length - 1;
-        for (const w of r.grads) {
-          const g = tf.tensor(w.data, w.shape);
-          const acc = grads.get(w.name);
-          grads.set(w.name, acc ? tf.tidy(() => tf.add(acc, g)) : g);
-          if (acc) {
-            acc.dispose();
-            g.dispose();
-          }
-        }
+        for (const w of r.grads) addInto(grads, w.name, tf.tensor(w.data, w.shape));
       },
     );
-    for (const [k, g] of grads) {
-      grads.set(k, tf.tidy(() => tf.div(g, sequences.length)));
-      g.dispose();
-    }
+    divideAll(grads, sequences.length);
   } catch (e) {
     tf.dispose([...grads.values()]);
     throw e;
