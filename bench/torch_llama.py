@@ -173,7 +173,9 @@ def sigma(x):
     return F.elu(x) + 1
 
 
-def bench_train(m, seq, seg, sink, window, k, steps):
+def bench_train(m, seq, seg, sink, window, k, steps, batch=1):
+    """One optimiser step = `batch` sequences, one after another (gradients accumulated, loss = mean over them), as
+    edgeinfinite's train step with gradAccumulation; warm-up is a one-sequence step."""
     c = m.c
     H, Hkv, hd, L = c["H"], c["Hkv"], c["hd"], c["L"]
     eye = torch.eye(hd)
@@ -185,10 +187,15 @@ def bench_train(m, seq, seg, sink, window, k, steps):
         mod.append(p)
         params += list(p.values())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
-    ids = [(11 * i + 5) % c["vocab"] for i in range(seq + 1)]
 
-    def step():
+    def step(n):
         opt.zero_grad()
+        for b in range(n):
+            sequence(b, n)
+        opt.step()
+
+    def sequence(b, n):
+        ids = [(11 * i + 5 + 97 * b) % c["vocab"] for i in range(seq + 1)]
         state = [dict(sk=None, sv=None, wk=None, wv=None, M=torch.zeros(Hkv, hd, hd), z=torch.zeros(Hkv, hd), ns=0, nw=0) for _ in range(L)]
         segs = [ids[i:i + seg] for i in range(0, seq, seg)]
         for b0 in range(0, len(segs), k):
@@ -230,16 +237,15 @@ def bench_train(m, seq, seg, sink, window, k, steps):
 
                 h = m.run(sg, attend)
                 tgt = torch.tensor(ids[si * seg + 1: si * seg + 1 + len(sg)])
-                loss = loss + F.cross_entropy(m.logits(h), tgt, reduction="sum") / seq
+                loss = loss + F.cross_entropy(m.logits(h), tgt, reduction="sum") / (seq * n)
             loss.backward()
-        opt.step()
 
-    step()  # warm-up
+    step(1)  # warm-up
     t0 = time.perf_counter()
     for _ in range(steps):
-        step()
+        step(batch)
     dt = (time.perf_counter() - t0) / steps
-    return dict(step_s=dt, train_tok_s=seq / dt)
+    return dict(step_s=dt, train_tok_s=seq * batch / dt, batch=batch)
 
 
 def bench_matmul(n=512, repeats=5):
@@ -266,6 +272,7 @@ def main():
     ap.add_argument("--window", type=int, default=252)
     ap.add_argument("--tbptt", type=int, default=2)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=1, help="sequences per optimiser step (accumulated)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = dict(torch=torch.__version__, threads=a.threads)
@@ -277,7 +284,7 @@ def main():
         if a.task == "backbone":
             out.update(bench_backbone(m, a.prefill, a.decode))
         else:
-            out.update(bench_train(m, a.seq, a.segment, a.sink, a.window, a.tbptt, a.steps))
+            out.update(bench_train(m, a.seq, a.segment, a.sink, a.window, a.tbptt, a.steps, a.batch))
     print(json.dumps(out))
 
 

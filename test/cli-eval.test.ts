@@ -254,13 +254,14 @@ describe("bad input: exit code 1 and one line naming the problem", () => {
   /** These fail before any backend starts: stderr is the error line alone, without even the backend log line. */
   const alone = { noNoise: true };
 
-  it("eval: unknown method in --methods, missing suite file, unknown suite key, bad --limit", () => {
+  it("eval: unknown method in --methods, missing suite file, unknown suite key, bad --limit or --workers", () => {
     expectOneLineError(runCliSync(["eval", "--suite", "eval/quick.yaml", "--methods", "full,h3o"]), alone, /unknown method "h3o" in --methods/, new RegExp(`the suite's methods: full, streaming, h2o, snapkv, pyramidkv, tova, random, ${EDGE_LABEL}`));
     expectOneLineError(runCliSync(["eval", "--suite", join(dir(), "nope.yaml")]), alone, /suite .*nope\.yaml cannot be read \(ENOENT\)/);
     const typo = join(dir(), "typo.yaml");
     writeFileSync(typo, `name: typo\nbackbone: ${storiesPath}\ncorpus: ${corpusPath}\nlengths: [64]\ntasks:\n  - {name: passkey, source: synthetic}\nmethods:\n  - {name: h2o, budgt: 32}\n`);
     expectOneLineError(runCliSync(["eval", "--suite", typo]), alone, /typo\.yaml: unknown key "methods\[0\]\.budgt"/, /allowed keys in methods\[0\]: name, label, budget/);
     expectOneLineError(runCliSync(["eval", "--suite", "eval/quick.yaml", "--limit", "0"]), alone, /--limit 0 must be a positive integer/);
+    expectOneLineError(runCliSync(["eval", "--suite", "eval/quick.yaml", "--workers", "0"]), alone, /--workers 0 must be a positive integer/);
     expectOneLineError(runCliSync(["eval"]), alone, /Missing required argument: suite/);
   });
 

@@ -4,7 +4,7 @@
  * what is done. At the end (or when interrupted) the result tables are rewritten from all finished rows.
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { availableParallelism, cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "../tf.js";
@@ -24,6 +24,7 @@ import { appendSample, readSamplesLog, rowKey, type SampleRow } from "./samples-
 import { newlineIds } from "./stop-ids.js";
 import { configHash, knownMethods, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
 import { sortRows, writeTables, type AggregateRow } from "./tables.js";
+import { checkWorkerCount, defaultWorkerCount, runInOrder, WorkerPool } from "../parallel/pool.js";
 
 /** Prompt tokens of the untimed warm-up prefill per method. */
 const WARMUP_TOKENS = 16;
@@ -53,6 +54,12 @@ export interface RunSuiteOptions {
   model?: LlamaModel;
   /** Warnings (skipped JSONL lines, ignored rows); default stderr. */
   warn?: (message: string) => void;
+  /**
+   * Worker threads that run samples (src/parallel/pool.ts), each with its own backend and backbone; the rows are
+   * the same as with 1 and samples.jsonl is written here, in the 1-worker order. "auto": one per core on the
+   * single-threaded cpu and wasm backends, 1 elsewhere. Default 1 (in this process, reusing `model`).
+   */
+  workers?: number | "auto";
 }
 
 export interface RunResult {
@@ -129,7 +136,7 @@ interface RunJson {
   versions: Record<string, string>;
   machine: { platform: string; arch: string; cpus: number; cpuModel: string };
   methods: { label: string; name: string; checkpointDir: string | null; edgeinfinite: unknown }[];
-  invocations: { startedAt: string; finishedAt: string | null; newSamples: number; complete: boolean; methods: string[]; limit: number | null }[];
+  invocations: { startedAt: string; finishedAt: string | null; newSamples: number; complete: boolean; methods: string[]; limit: number | null; workers?: number }[];
 }
 
 function readRunJson(path: string): RunJson | null {
@@ -163,6 +170,14 @@ function reconcile(rows: SampleRow[], suite: Suite, taskHash: Map<string, string
   return kept;
 }
 
+/** Worker threads for `workers` on `backend`: "auto" is one per core where tfjs computes on one thread. */
+export function resolveWorkers(workers: number | "auto" | undefined, backend: string): number {
+  if (workers === undefined) return 1;
+  if (workers === "auto") return backend === "wasm" || backend === "cpu" ? defaultWorkerCount() : 1;
+  checkWorkerCount(workers);
+  return workers;
+}
+
 /** Runs (or resumes) a suite into opts.runDir. */
 export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<RunResult> {
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
@@ -173,10 +188,11 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
   const logPath = join(runDir, "samples.jsonl");
   const runJsonPath = join(runDir, "run.json");
   if (opts.limit !== undefined) checkLimit(opts.limit);
+  const workersAsked = resolveWorkers(opts.workers, backend.name);
 
   const backbone = opts.backbone ?? (await loadBackbone(suite.backbone));
-  const ownModel = opts.model === undefined;
-  const model = opts.model ?? LlamaModel.fromHost(backbone.config, backbone.weights);
+  let model: LlamaModel | null = null;
+  let ownModel = false;
   const prepared: PreparedMethod[] = [];
   try {
     const methods = selectMethods(suite, opts.methods);
@@ -199,10 +215,14 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
     const methodHash = new Map(suite.methods.map((m) => [m.label, methodHashOf(m)]));
     const earlier = reconcile(readSamplesLog(logPath), suite, taskHash, methodHash, logPath, warn);
     const finished = new Map(earlier.map((r) => [rowKey(r), r]));
+    const work = samples.flatMap((s) => prepared.map((p) => ({ sample: s, method: p })));
+    const pending = work.filter((w) => !finished.has(rowKey({ ...w.sample, method: w.method.spec.label })));
+    // More workers than samples would only load the backbone for nothing.
+    const workers = Math.max(1, Math.min(workersAsked, pending.length));
 
     const previous = readRunJson(runJsonPath);
     const startedAt = new Date().toISOString();
-    const invocation = { startedAt, finishedAt: null as string | null, newSamples: 0, complete: false, methods: methods.map((m) => m.label), limit: opts.limit ?? null };
+    const invocation = { startedAt, finishedAt: null as string | null, newSamples: 0, complete: false, methods: methods.map((m) => m.label), limit: opts.limit ?? null, workers };
     const runJson: RunJson = {
       suite,
       seed: suite.seed,
@@ -215,43 +235,50 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
     };
     mkdirSync(runDir, { recursive: true });
     writeFileAtomic(runJsonPath, JSON.stringify(runJson, null, 2) + "\n");
+    if (workers > 1) {
+      warn(`${workers} workers share ${availableParallelism()} cores: TTFT and tokens/s of this run are measured under contention (scores, outputs and KV bytes are not affected); use --workers 1 for timing numbers`);
+    }
 
-    // RoPE tables grow on first use of a position: grow them now, so no sample pays for it or counts it as a leak.
     const longest = samples.reduce((n, x) => Math.max(n, x.promptIds.length + x.maxNewTokens), 0);
-    if (longest > 0) tf.tidy(() => model.rope.apply(tf.zeros([1, 1, backbone.config.headDim]) as tf.Tensor3D, Int32Array.of(longest)));
-
-    const work = samples.flatMap((s) => prepared.map((p) => ({ sample: s, method: p })));
-    const pending = work.filter((w) => !finished.has(rowKey({ ...w.sample, method: w.method.spec.label })));
     const progress = progressReporter(opts.progress ?? "auto", work.length, work.length - pending.length);
     const rows = new Map(finished);
     let newSamples = 0;
     let complete = true;
+    const record = (row: SampleRow): void => {
+      appendSample(logPath, row);
+      rows.set(rowKey(row), row);
+      newSamples++;
+      progress.tick(`${row.task}@${row.length} ${row.method} score=${row.score.toFixed(2)} ttft=${row.ttftMs.toFixed(0)}ms`);
+      opts.onProgress?.({ done: work.length - pending.length + newSamples, total: work.length, row });
+    };
+    const hashes = (w: { sample: EvalSample; method: PreparedMethod }) => ({ taskHash: taskHash.get(w.sample.task)!, methodHash: methodHash.get(w.method.spec.label)! });
     try {
-      if (suite.warmup) {
-        for (const p of prepared) {
-          const first = pending.find((w) => w.method === p)?.sample;
-          if (first === undefined) continue;
-          // Budgets resolve against the real prompt; only its first tokens are fed (too few to evict anything).
-          const warmIds = first.promptIds.slice(0, WARMUP_TOKENS);
-          await warmUp(() => createSession(p, { model, backbone, promptTokens: first.promptIds.length, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }), warmIds);
+      if (workers > 1) {
+        const run = await runPending(suite, pending, { workers, backend: backend.name, backbone: opts.backbone?.source.path ?? suite.backbone, methods, longest, hashes, record, signal: opts.signal });
+        complete = run.complete;
+      } else {
+        ownModel = opts.model === undefined;
+        model = opts.model ?? LlamaModel.fromHost(backbone.config, backbone.weights);
+        // RoPE tables grow on first use of a position: grow them now, so no sample pays for it or counts it as a leak.
+        growRope(model, longest);
+        if (suite.warmup) {
+          for (const p of prepared) {
+            const first = pending.find((w) => w.method === p)?.sample;
+            if (first !== undefined) await warmUpMethod(suite, first, p, { model, backbone });
+          }
         }
-      }
-      for (const { sample, method } of pending) {
-        // Sessions are asynchronous (they await every tensor read), but on cpu and wasm those reads resolve as
-        // microtasks, so a whole sample still runs without one turn of the event loop (a setImmediate queued before a
-        // sample runs only after it); webgpu's reads do wait. Yield a turn here, so a signal handler (edgeinf eval's
-        // Ctrl-C → abort) runs between samples on every backend; test/cli-eval.test.ts's Ctrl-C test relies on it.
-        if (opts.signal !== undefined) await new Promise<void>((done) => setImmediate(done));
-        if (opts.signal?.aborted) {
-          complete = false;
-          break;
+        for (const w of pending) {
+          // Sessions are asynchronous (they await every tensor read), but on cpu and wasm those reads resolve as
+          // microtasks, so a whole sample still runs without one turn of the event loop (a setImmediate queued before a
+          // sample runs only after it); webgpu's reads do wait. Yield a turn here, so a signal handler (edgeinf eval's
+          // Ctrl-C → abort) runs between samples on every backend; test/cli-eval.test.ts's Ctrl-C test relies on it.
+          if (opts.signal !== undefined) await new Promise<void>((done) => setImmediate(done));
+          if (opts.signal?.aborted) {
+            complete = false;
+            break;
+          }
+          record(await runSample(suite, w.sample, w.method, { model, backbone, backend: backend.name, ...hashes(w) }));
         }
-        const row = await runOne(suite, sample, method, { model, backbone, backend: backend.name, taskHash: taskHash.get(sample.task)!, methodHash: methodHash.get(method.spec.label)! });
-        appendSample(logPath, row);
-        rows.set(rowKey(row), row);
-        newSamples++;
-        progress.tick(`${row.task}@${row.length} ${row.method} score=${row.score.toFixed(2)} ttft=${row.ttftMs.toFixed(0)}ms`);
-        opts.onProgress?.({ done: work.length - pending.length + newSamples, total: work.length, row });
       }
     } finally {
       progress.stop();
@@ -267,11 +294,61 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
     return { runDir, samples: sortRows(allRows, order), aggregates, newSamples, resumedSamples: work.length - pending.length, complete, files: [logPath, runJsonPath, ...files] };
   } finally {
     for (const p of prepared) p.dispose();
-    if (ownModel) model.dispose();
+    if (ownModel) model?.dispose();
   }
 }
 
-interface RunContext {
+interface PendingRun {
+  workers: number;
+  backend: string;
+  /** What each worker loads (the suite's backbone, or the path of the one the caller passed). */
+  backbone: string;
+  methods: MethodSpec[];
+  longest: number;
+  hashes: (w: { sample: EvalSample; method: PreparedMethod }) => { taskHash: string; methodHash: string };
+  /** Called in `pending` order, whatever order the workers finish in. */
+  record: (row: SampleRow) => void;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The pending samples on a pool of workers: each worker takes the next sample when free; rows are recorded in
+ * pending order (runInOrder), so samples.jsonl reads as a 1-worker run's. On abort no new sample starts; those
+ * running finish and are recorded, so what is written is a prefix of `pending` (resume skips exactly it).
+ */
+async function runPending(suite: Suite, pending: { sample: EvalSample; method: PreparedMethod }[], o: PendingRun): Promise<{ complete: boolean }> {
+  const pool = new WorkerPool({ workers: o.workers, backend: o.backend, backbone: o.backbone });
+  try {
+    await pool.ready();
+    await pool.broadcast(() => ({ task: { kind: "prepareEval", suite, methods: o.methods, longestTokens: o.longest } }));
+    const done = await runInOrder(
+      pool,
+      pending.length,
+      (i, worker) => {
+        const w = pending[i]!;
+        return pool.call<SampleRow>(worker, { kind: "evalSample", sample: w.sample, method: w.method.spec.label, backend: o.backend, warmUp: suite.warmup, ...o.hashes(w) });
+      },
+      (row) => o.record(row),
+      () => o.signal?.aborted === true,
+    );
+    return { complete: done === pending.length };
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Grows the model's RoPE tables to `tokens` positions (first use of a position would otherwise grow them). */
+export function growRope(model: LlamaModel, tokens: number): void {
+  if (tokens > 0) tf.tidy(() => model.rope.apply(tf.zeros([1, 1, model.config.headDim]) as tf.Tensor3D, Int32Array.of(tokens)));
+}
+
+/** The untimed warm-up of a method: budgets resolve against the real prompt; only its first tokens are fed (too few to evict anything). */
+export async function warmUpMethod(suite: Suite, first: EvalSample, method: PreparedMethod, ctx: Pick<RunContext, "model" | "backbone">): Promise<void> {
+  const warmIds = first.promptIds.slice(0, WARMUP_TOKENS);
+  await warmUp(() => createSession(method, { model: ctx.model, backbone: ctx.backbone, promptTokens: first.promptIds.length, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }), warmIds);
+}
+
+export interface RunContext {
   model: LlamaModel;
   backbone: LoadedBackbone;
   backend: string;
@@ -280,7 +357,7 @@ interface RunContext {
 }
 
 /** One sample under one method: generate, decode, score, measure. */
-async function runOne(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<SampleRow> {
+export async function runSample(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<SampleRow> {
   const promptTokens = sample.promptIds.length;
   const m = await measure(
     () => createSession(method, { model: ctx.model, backbone: ctx.backbone, promptTokens, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }),

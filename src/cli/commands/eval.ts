@@ -8,6 +8,7 @@ import type { ProgressMode } from "../../eval/progress.js";
 import type { BackendChoice } from "../common.js";
 import { BACKEND_CHOICES, log } from "../common.js";
 import { fail } from "../../util/errors.js";
+import { checkWorkerCount } from "../../parallel/pool.js";
 
 const PROGRESS_CHOICES = ["auto", "bar", "lines", "none"] as const;
 
@@ -18,6 +19,7 @@ interface EvalArgs {
   runDir?: string;
   backend?: BackendChoice;
   progress: ProgressMode;
+  workers?: number;
 }
 
 interface ScoreArgs {
@@ -83,8 +85,14 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option("run-dir", { type: "string", global: false, describe: "where samples, tables and run.json go (default: runs/<suite name>)" })
       .option("backend", { choices: BACKEND_CHOICES, type: "string", global: false, describe: "tfjs backend (default: $EDGEINF_BACKEND or auto)" })
       .option("progress", { choices: PROGRESS_CHOICES, default: "auto" as const, global: false, describe: "auto: a bar on a terminal, one line per sample otherwise" })
+      .option("workers", {
+        type: "number",
+        global: false,
+        describe: "worker threads running samples, each with its own backend (default: one per core on wasm/cpu, else 1); same rows, but TTFT is contended when > 1",
+      })
       .example("$0 eval --suite eval/quick.yaml --backend wasm", "every method on stories260K (results in runs/quick)")
       .example("$0 eval --suite eval/edge-lm.yaml --methods full,streaming,edgeinfinite --limit 2", "a subset; run it again to resume")
+      .example("$0 eval --suite eval/edge-lm-passkey.yaml --workers 1", "one worker: uncontended TTFT")
       .example("$0 eval score --task narrativeqa --preds pred/narrativeqa.jsonl", "score predictions made elsewhere") as unknown as Argv<EvalArgs>,
   handler: async (args) => {
     const suite = loadSuite(args.suite);
@@ -94,6 +102,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       selectMethods(suite, methods, "--methods"); // fails before the model loads; runSuite selects again
     }
     if (args.limit !== undefined) checkLimit(args.limit, "--limit");
+    if (args.workers !== undefined) checkWorkerCount(args.workers, "--workers");
     const runDir = args.runDir ?? join("runs", suite.name);
 
     const controller = new AbortController();
@@ -117,6 +126,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         ...(args.backend !== undefined ? { backend: args.backend } : {}),
         progress: args.progress,
         signal: controller.signal,
+        workers: args.workers ?? "auto",
       });
     } finally {
       process.off("SIGINT", onSigint);

@@ -1,0 +1,124 @@
+/**
+ * Data-parallel module gradients: the micro-batches of one optimiser step spread over a WorkerPool, each worker
+ * running sequenceGradients (src/training/tbptt.ts) on its share with the module's current weights, and the parent
+ * summing the results in micro-batch order — never arrival order — with the same float32 adds and the same final
+ * division as train()'s in-process loop. So the result is bit-identical to that loop, whatever the timing.
+ */
+import * as tf from "../tf.js";
+import type { LlamaModel } from "../backbone/model.js";
+import type { MemoryGatingModule } from "../memory/module.js";
+import { sequenceGradients } from "../training/tbptt.js";
+import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
+import { runInOrder, type WorkerPool } from "./pool.js";
+import type { GradientsResult, WireSequence, WireTensor } from "./protocol.js";
+
+/** The loss settings of a step (as train() passes them to sequenceGradients). */
+export interface GradientObjective {
+  /** Segments per TBPTT block (Number.MAX_SAFE_INTEGER for full BPTT). */
+  tbpttSegments: number;
+  options?: SegmentOptions;
+}
+
+export interface StepGradients {
+  /** Mean over micro-batches of each sequence's mean loss (train()'s lossSum / micro). */
+  loss: number;
+  /** Input tokens processed, Σ (ids.length − 1), as train() counts them for tokens/s. */
+  tokens: number;
+  /** Mean over micro-batches of the gradients (Σ in micro-batch order, then ÷ count); caller disposes. */
+  grads: Map<string, tf.Tensor>;
+}
+
+/** acc[name] += g in float32 (g is taken over: kept as the sum, or disposed). */
+function addInto(acc: Map<string, tf.Tensor>, name: string, g: tf.Tensor): void {
+  const prev = acc.get(name);
+  acc.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : g);
+  if (prev) {
+    prev.dispose();
+    g.dispose();
+  }
+}
+
+/** Σ → mean over `count` micro-batches, in place (train()'s final division). */
+function divideAll(grads: Map<string, tf.Tensor>, count: number): void {
+  for (const [k, g] of grads) {
+    grads.set(k, tf.tidy(() => tf.div(g, count)));
+    g.dispose();
+  }
+}
+
+/**
+ * The same step in this process, one micro-batch after another (what train() does today, and what a 1-worker run
+ * should call): the reference parallelGradients is bit-identical to.
+ */
+export async function stepGradients(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  sequences: readonly WireSequence[],
+  objective: GradientObjective,
+): Promise<StepGradients> {
+  if (sequences.length === 0) throw new Error("stepGradients: no sequences");
+  const grads = new Map<string, tf.Tensor>();
+  let lossSum = 0;
+  let tokens = 0;
+  try {
+    for (const s of sequences) {
+      const r = await sequenceGradients(model, module, s.ids, objective.tbpttSegments, s.lossMask, objective.options ?? {});
+      lossSum += r.loss;
+      tokens += s.ids.length - 1;
+      for (const [k, g] of r.grads) addInto(grads, k, g);
+    }
+    divideAll(grads, sequences.length);
+  } catch (e) {
+    tf.dispose([...grads.values()]);
+    throw e;
+  }
+  return { loss: lossSum / sequences.length, tokens, grads };
+}
+
+/** The module's trainable weights, read once, as a fresh set of buffers per worker (transferred, not copied). */
+async function weightCopies(module: MemoryGatingModule, copies: number): Promise<WireTensor[][]> {
+  const read: { name: string; shape: number[]; data: Float32Array }[] = [];
+  for (const [name, v] of module.trainableVariables()) read.push({ name, shape: v.shape, data: (await v.data()) as Float32Array });
+  return Array.from({ length: copies }, () => read.map((t) => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.data) })));
+}
+
+/**
+ * Gradients of `sequences` (the micro-batches of one step, in order) for `module`, computed on the pool's workers.
+ * The pool must have been made for the module's backbone. Micro-batch i's gradients are added to the running sum
+ * only after those of 0..i−1, as `acc = acc + g_i` in float32 on this process's backend, then divided by the count:
+ * exactly the operations of train()'s in-process accumulation.
+ */
+export async function parallelGradients(
+  pool: WorkerPool,
+  module: MemoryGatingModule,
+  sequences: readonly WireSequence[],
+  objective: GradientObjective,
+): Promise<StepGradients> {
+  if (sequences.length === 0) throw new Error("parallelGradients: no sequences");
+  const copies = await weightCopies(module, pool.size);
+  await pool.broadcast((i) => ({ task: { kind: "setModule", config: module.config, weights: copies[i]! }, transfer: copies[i]!.map((w) => w.data.buffer as ArrayBuffer) }));
+  const grads = new Map<string, tf.Tensor>();
+  let lossSum = 0;
+  let tokens = 0;
+  try {
+    await runInOrder(
+      pool,
+      sequences.length,
+      (i, worker) => {
+        const s = sequences[i]!;
+        const sequence: WireSequence = { ids: s.ids, ...(s.lossMask !== undefined ? { lossMask: s.lossMask } : {}) };
+        return pool.call<GradientsResult>(worker, { kind: "gradients", sequence, tbpttSegments: objective.tbpttSegments, options: objective.options ?? {} });
+      },
+      (r, i) => {
+        lossSum += r.loss;
+        tokens += sequences[i]!.ids.length - 1;
+        for (const w of r.grads) addInto(grads, w.name, tf.tensor(w.data, w.shape));
+      },
+    );
+    divideAll(grads, sequences.length);
+  } catch (e) {
+    tf.dispose([...grads.values()]);
+    throw e;
+  }
+  return { loss: lossSum / sequences.length, tokens, grads };
+}
