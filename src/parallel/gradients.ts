@@ -8,6 +8,7 @@ import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
 import type { MemoryGatingModule } from "../memory/module.js";
 import { sequenceGradients } from "../training/tbptt.js";
+import type { ObjectiveName } from "../training/objectives/index.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 import { runInOrder, type WorkerPool } from "./pool.js";
 import type { GradientsResult, WireSequence, WireTensor } from "./protocol.js";
@@ -17,6 +18,9 @@ export interface GradientObjective {
   /** Segments per TBPTT block (Number.MAX_SAFE_INTEGER for full BPTT). */
   tbpttSegments: number;
   options?: SegmentOptions;
+  /** A training objective by name (src/training/objectives) with its parsed options; default next-token TBPTT. */
+  objective?: ObjectiveName;
+  objectiveOptions?: unknown;
 }
 
 export interface StepGradients {
@@ -107,7 +111,13 @@ export async function parallelGradients(
       (i, worker) => {
         const s = sequences[i]!;
         const sequence: WireSequence = { ids: s.ids, ...(s.lossMask !== undefined ? { lossMask: s.lossMask } : {}) };
-        return pool.call<GradientsResult>(worker, { kind: "gradients", sequence, tbpttSegments: objective.tbpttSegments, options: objective.options ?? {} });
+        return pool.call<GradientsResult>(worker, {
+          kind: "gradients",
+          sequence,
+          tbpttSegments: objective.tbpttSegments,
+          options: objective.options ?? {},
+          ...(objective.objective ? { objective: objective.objective, objectiveOptions: objective.objectiveOptions } : {}),
+        });
       },
       (r, i) => {
         lossSum += r.loss;

@@ -1,5 +1,6 @@
 /** Messages between the parent and a pool worker (src/parallel/worker.ts). Everything here is structured-cloneable. */
 import type { EdgeInfiniteConfig } from "../memory/config.js";
+import type { ObjectiveName } from "../training/objectives/index.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 import type { EvalSample } from "../eval/samples.js";
 import type { SampleRow } from "../eval/samples-log.js";
@@ -30,7 +31,7 @@ export type WorkerTask =
   /** The module a worker computes gradients of: its config and current trainable weights (replacing earlier ones). */
   | { kind: "setModule"; config: EdgeInfiniteConfig; weights: WireTensor[] }
   /** sequenceGradients of one micro-batch with the module last set. */
-  | { kind: "gradients"; sequence: WireSequence; tbpttSegments: number; options: SegmentOptions }
+  | { kind: "gradients"; sequence: WireSequence; tbpttSegments: number; options: SegmentOptions; objective?: ObjectiveName; objectiveOptions?: unknown }
   /** Prepares a suite's methods (checkpoints loaded once) before its samples run. */
   | { kind: "prepareEval"; suite: Suite; methods: MethodSpec[]; longestTokens: number }
   /** One sample under one prepared method → its samples.jsonl row. */

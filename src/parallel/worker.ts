@@ -10,6 +10,7 @@ import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
 import { LlamaModel } from "../backbone/model.js";
 import { MemoryGatingModule } from "../memory/module.js";
 import { sequenceGradients } from "../training/tbptt.js";
+import { objectiveByName } from "../training/objectives/index.js";
 import { prepareMethod, type PreparedMethod } from "../eval/methods.js";
 import { growRope, runSample, warmUpMethod } from "../eval/harness.js";
 import type { Suite } from "../eval/suite.js";
@@ -59,7 +60,16 @@ function setModule(loaded: Loaded, config: MemoryGatingModule["config"], weights
 
 async function gradients(loaded: Loaded, task: Extract<WorkerTask, { kind: "gradients" }>): Promise<{ result: GradientsResult; transfer: ArrayBuffer[] }> {
   if (module === null) throw new Error("gradients requested before setModule");
-  const r = await sequenceGradients(loaded.model, module, task.sequence.ids, task.tbpttSegments, task.sequence.lossMask, task.options);
+  // A named objective (what train() runs) or, without one, next-token TBPTT with segment options (the bench's step).
+  const r = task.objective
+    ? await objectiveByName(task.objective).gradients({
+        model: loaded.model,
+        module,
+        sequence: { ...task.sequence, source: "parent" },
+        tbpttSegments: task.tbpttSegments,
+        options: task.objectiveOptions,
+      })
+    : await sequenceGradients(loaded.model, module, task.sequence.ids, task.tbpttSegments, task.sequence.lossMask, task.options);
   const grads: WireTensor[] = [];
   try {
     // A copy: on the cpu backend data() may be the backend's own storage, which transferring would detach.

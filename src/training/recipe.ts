@@ -126,6 +126,8 @@ export const recipeSchema = z
         tbpttSegments: z.union([z.number().int().positive(), z.literal("all")]).default(D.training.tbpttSegments),
         batchSize: z.number().int().positive().default(D.training.batchSize),
         gradAccumulation: z.number().int().positive().default(D.training.gradAccumulation),
+        /** Worker threads for the micro-batches (default: one per core on cpu/wasm, at most one per micro-batch). */
+        workers: z.number().int().positive().optional(),
         optimizer: z
           .object({
             name: z.literal("adamw").default(D.training.optimizer.name),

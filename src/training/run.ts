@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { initBackend } from "../backend/select.js";
+import { WorkerPool, defaultWorkerCount } from "../parallel/pool.js";
 import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
 import { LlamaModel } from "../backbone/model.js";
 import { parameterCount } from "../backbone/config.js";
@@ -25,7 +26,7 @@ import {
   type CheckpointHooks,
   type CheckpointMeta,
 } from "./checkpoint.js";
-import { buildSampler, buildHeldout, datasetManifest, loadRecipeData, type TrainingSequence } from "./data.js";
+import { buildSampler, buildHeldout, datasetManifest, loadRecipeData, sequencesPerStep, type TrainingSequence } from "./data.js";
 import { objectiveByName, type Objective } from "./objectives/index.js";
 import { TrainLog, type TrainResult } from "./train-log.js";
 import { checkFinite, lastCheckpoint } from "./step-checks.js";
@@ -59,6 +60,8 @@ export interface TrainRun {
   module: MemoryGatingModule;
   optimizer: AdamW;
   objective: Objective<unknown>;
+  /** Worker threads computing the micro-batches' gradients in parallel (training.workers > 1), else null. */
+  pool: WorkerPool | null;
   /** training.tbpttSegments as a number (`all` = MAX_SAFE_INTEGER). */
   tbpttSegments: number;
   /** Sequence `index` of step `step` (0-based): a function of the recipe and its seed. */
@@ -247,6 +250,16 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
       await checkFinite(baseline, "held-out loss of the untrained module", "check the backbone and the data, or compare with another --backend");
     }
 
+    // Data-parallel micro-batches (src/parallel): the sum is taken in micro-batch order, so results do not depend on
+    // the worker count. Only the cpu and wasm backends compute on one thread; others keep one process.
+    const workers = recipe.training.workers ?? (["wasm", "cpu"].includes(backendInfo.name) ? Math.min(defaultWorkerCount(), sequencesPerStep(recipe)) : 1);
+    const pool = workers > 1 ? new WorkerPool({ workers, backend: backendInfo.name, backbone: recipe.backbone }) : null;
+    if (pool) {
+      cleanup.push(() => void pool.close());
+      await pool.ready();
+      log(`${workers} worker threads compute the micro-batches' gradients (training.workers)`);
+    }
+
     writeRunFolder(out, log, resuming, manifest);
     const trainable = module.parameterCount();
     const backboneParams = backbone.weights.layers.length > 0 ? parameterCount(backbone.config) : 0;
@@ -286,6 +299,7 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
       module,
       optimizer,
       objective: objectiveByName(recipe.training.objective),
+      pool,
       tbpttSegments: recipe.training.tbpttSegments === "all" ? Number.MAX_SAFE_INTEGER : recipe.training.tbpttSegments,
       sample,
       heldout,

@@ -4,6 +4,7 @@ import { learningRate } from "./schedule.js";
 import { sequencesPerStep } from "./data.js";
 import { checkFinite } from "./step-checks.js";
 import type { TrainRun } from "./run.js";
+import { parallelGradients } from "../parallel/gradients.js";
 
 /** What one optimizer step did. */
 export interface StepResult {
@@ -33,6 +34,17 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
   // One try from the first micro-batch on: whatever throws (a later micro-batch, a non-finite loss or norm, the
   // optimiser), the gradients accumulated so far are freed.
   try {
+    if (run.pool) {
+      // Same sums in the same order on worker threads (src/parallel/gradients.ts): already averaged.
+      const sequences = Array.from({ length: micro }, (_, i) => run.sample(step, i));
+      const r = await parallelGradients(run.pool, run.module, sequences, {
+        tbpttSegments: run.tbpttSegments,
+        objective: t.objective,
+        objectiveOptions: t.objectiveOptions,
+      });
+      for (const [k, g] of r.grads) grads.set(k, g);
+      return await applyStep(run, grads, r.loss, lr, r.tokens);
+    }
     for (let i = 0; i < micro; i++) {
       const sequence = run.sample(step, i);
       const r = await run.objective.gradients({
@@ -53,17 +65,21 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
         }
       }
     }
-    const loss = lossSum / micro;
-    await checkFinite(loss, "training loss", BAD_STEP_HINT);
     for (const [k, g] of grads) {
       grads.set(k, tf.tidy(() => tf.div(g, micro)));
       g.dispose();
     }
-    const gradNorm = await clipByGlobalNorm(grads, t.gradClip);
-    await checkFinite(gradNorm, "gradient norm", BAD_STEP_HINT);
-    run.optimizer.apply(run.module.trainableVariables(), grads, lr);
-    return { loss, gradNorm, lr, tokens };
+    return await applyStep(run, grads, lossSum / micro, lr, tokens);
   } finally {
     tf.dispose([...grads.values()]);
   }
+}
+
+/** Checks, clips and applies the averaged gradients of one step (they stay the caller's to free). */
+async function applyStep(run: TrainRun, grads: Map<string, tf.Tensor>, loss: number, lr: number, tokens: number): Promise<StepResult> {
+  await checkFinite(loss, "training loss", BAD_STEP_HINT);
+  const gradNorm = await clipByGlobalNorm(grads, run.recipe.training.gradClip);
+  await checkFinite(gradNorm, "gradient norm", BAD_STEP_HINT);
+  run.optimizer.apply(run.module.trainableVariables(), grads, lr);
+  return { loss, gradNorm, lr, tokens };
 }
