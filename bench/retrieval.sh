@@ -4,7 +4,7 @@
 # node_modules files, dist/ and the models in .cache/gpu), then here:
 #   bench/retrieval.sh pack                      corpora into .cache/retrieval/corpora.tar.xz
 # and there (the `run` tool, carry [".gl", ".cache/gpu", ".cache/retrieval"]):
-#   bash bench/retrieval.sh device JOBS     each line of JOBS: a name and edgeinf's arguments (`a-train train --recipe
+#   bash bench/retrieval.sh device JOBS[:SECONDS]...   each line of JOBS: a name and edgeinf's arguments (`a-train train --recipe
 #                                           R.yaml --resume`); up to nproc − 1 run at once, each one wasm (or webgpu)
 #                                           process, all bounded by EDGEINF_DEVICE_SECONDS (default 540)
 # Logs, checkpoints/ and runs/ come back as $OUT/logs.txt and $OUT/results.tar.xz.
@@ -42,15 +42,20 @@ device() {
     ln -sfn "$PWD/$PACK/models/stories260K" ../shared/models/stories260K
   fi
   echo "== $(node --version); $(nproc) cores; $(nvidia-smi --query-gpu=name --format=csv,noheader 2>&1 | head -1)"
-  local jobs=$1 logs=/tmp/retrieval-logs
+  local logs=/tmp/retrieval-logs
   mkdir -p "$logs"
-  # one job: NAME ARGS... → node dist/src/cli/main.js ARGS, log in $logs/NAME.log
-  # every job ends by one deadline (a queued job gets what is left)
-  local deadline=$(( $(date +%s) + budget ))
-  export deadline logs
-  grep -v '^\s*\(#\|$\)' "$jobs" | xargs -P "$(( $(nproc) - 1 ))" -L 1 bash -c \
-    'name=$0; left=$(( deadline - $(date +%s) )); [ "$left" -gt 15 ] || exit 0; echo "start $name $(date +%T)";
-     timeout -s INT "$left" node dist/src/cli/main.js "$@" >"$logs/$name.log" 2>&1; echo "end $name rc=$? $(date +%T)"' || true
+  # JOBS[:SECONDS] arguments run one after another; the jobs of one file run side by side and end by its deadline
+  # (default EDGEINF_DEVICE_SECONDS); a queued job gets what is left.
+  export logs
+  for arg in "$@"; do
+    local jobs=${arg%%:*} seconds=$budget
+    [ "$jobs" != "$arg" ] && seconds=${arg##*:}
+    export deadline=$(( $(date +%s) + seconds ))
+    echo "== $jobs: ${seconds}s"
+    grep -v '^\s*\(#\|$\)' "$jobs" | xargs -P "$(( $(nproc) - 1 ))" -L 1 bash -c \
+      'name=$0; left=$(( deadline - $(date +%s) )); [ "$left" -gt 15 ] || exit 0; echo "start $name $(date +%T)";
+       timeout -s INT "$left" node dist/src/cli/main.js "$@" >"$logs/$name.log" 2>&1; echo "end $name rc=$? $(date +%T)"' || true
+  done
   for f in "$logs"/*.log; do echo "== $f"; grep -v "^\s*at " "$f" | tr '\r' '\n' | grep -v '^$' | tail -6; done | tee "$OUT/logs.txt"
   # modules, logs and eval rows (optimizer states stay on the machine: they would not fit the 16 MiB a file)
   tar --exclude=optimizer.safetensors -cf - checkpoints runs 2>/dev/null | xz -T0 -6 >"$OUT/results.tar.xz"
