@@ -6,7 +6,7 @@ import { exportOnnx, DEFAULT_OPSET, MIN_OPSET, MAX_OPSET } from "../../export/on
 import { exportSafetensors } from "../../export/safetensors.js";
 import { openCheckpointForExport, type ExportCheckpoint } from "../../export/from-checkpoint.js";
 import { EdgeInfError } from "../../util/errors.js";
-import { log } from "../common.js";
+import { log, shellQuote } from "../common.js";
 
 interface ExportArgs {
   checkpoint: string;
@@ -49,7 +49,7 @@ export function parseLayers(raw: string | string[] | undefined): "all" | number[
 export function checkOutputPath(out: string, option = "--out"): void {
   if (out.trim() === "") throw new EdgeInfError(`${option} is empty`, "give the file to write");
   const dir = dirname(resolve(out));
-  if (!existsSync(dir)) throw new EdgeInfError(`output directory ${dirname(out)} does not exist`, `create it first (mkdir -p ${dirname(out)}) or choose another ${option}`);
+  if (!existsSync(dir)) throw new EdgeInfError(`output directory ${dirname(out)} does not exist`, `create it first (mkdir -p ${shellQuote(dirname(out))}) or choose another ${option}`);
   if (!statSync(dir).isDirectory()) throw new EdgeInfError(`output directory ${dirname(out)} is not a directory`, `choose another ${option}`);
   if (existsSync(out) && statSync(out).isDirectory()) throw new EdgeInfError(`${option} ${out} is a directory`, `give a file path such as ${out.replace(/\/+$/, "")}/memory.onnx`);
   // access(W_OK) says yes to root on any writable mount; a real create is the only honest check.
@@ -147,6 +147,8 @@ const safetensorsCommand: CommandModule<object, ExportArgs> = {
   },
 };
 
+const FORMATS = ["onnx", "safetensors"];
+
 export const exportCommand: CommandModule<object, object> = {
   command: "export",
   describe: "Export a trained memory-gating module: onnx (inference-step graph) or safetensors (raw tensors)",
@@ -155,6 +157,13 @@ export const exportCommand: CommandModule<object, object> = {
       .command(onnxCommand)
       .command(safetensorsCommand)
       .demandCommand(1, "name a format: edgeinf export onnx | safetensors")
+      .middleware((argv) => {
+        // Without this, strict mode words `export pickle --checkpoint …` as "Unknown arguments: checkpoint, out, pickle".
+        const format = argv._[1];
+        if (format !== undefined && !FORMATS.includes(String(format))) {
+          throw new EdgeInfError(`unknown export format ${JSON.stringify(String(format))}`, `name a format: edgeinf export ${FORMATS.join(" | ")}`);
+        }
+      }, true)
       .example("$0 export onnx --checkpoint checkpoints/quickstart --out memory.onnx", "the ONNX graph of every layer")
       .example("$0 export safetensors --checkpoint checkpoints/quickstart --out memory.safetensors", "the raw trainable tensors"),
   handler: () => {},
