@@ -81,11 +81,13 @@ class TextStream implements Stream {
   private readonly packer: TokenPacker;
   private order: number[] = [];
   private chunks: string[] = [];
+  private passes = 0;
+  private produced = 0;
 
   constructor(
     private readonly source: TextMixtureSource,
     private readonly tokenizer: Tokenizer,
-    sequenceLength: number,
+    private readonly sequenceLength: number,
     private readonly rng: Rng,
     private readonly chunkChars: number,
   ) {
@@ -100,7 +102,15 @@ class TextStream implements Stream {
         if (documentsWithoutTokens > this.source.texts.length) {
           fail(`mixture source "${this.source.name}" has no tokens`, "give it non-empty texts");
         }
-        if (this.order.length === 0) this.order = this.rng.shuffle(this.source.texts.map((_, i) => i));
+        if (this.order.length === 0) {
+          // A second pass before the first sequence is full: the whole source is shorter than one sequence, which
+          // would then be the same few tokens over and over (a 1-character held-out file scored as a "loss").
+          if (this.passes > 0 && this.produced === 0) {
+            fail(`mixture source "${this.source.name}" holds fewer tokens than one sequence of ${this.sequenceLength}`, "give it more text, or a shorter sequenceLength");
+          }
+          this.passes++;
+          this.order = this.rng.shuffle(this.source.texts.map((_, i) => i));
+        }
         this.chunks = chunkText(this.source.texts[this.order.shift()!]!, this.chunkChars);
         documentsWithoutTokens++;
         continue;
@@ -110,6 +120,7 @@ class TextStream implements Stream {
       this.packer.pushTokens(ids);
       if (this.chunks.length === 0) this.packer.endDocument();
     }
+    this.produced++;
     return { ids: this.packer.take()!, source: this.source.name };
   }
 }
