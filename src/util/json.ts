@@ -16,6 +16,7 @@ export function readJsonFile(path: string, fix: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new EdgeInfError(`${path} is not valid JSON (${(e as Error).message})`, fix);
+    // V8 quotes the bad text, newlines included: keep the one-line rule.
+    throw new EdgeInfError(`${path} is not valid JSON (${(e as Error).message.replace(/\s+/g, " ").slice(0, 200)})`, fix);
   }
 }

@@ -63,11 +63,13 @@ function checkText(bytes: Buffer, path: string, what: string): void {
 /** The whole of a text file, at most `maxBytes` (a larger one is one error line naming the cap and `fix`). */
 export function readTextFile(path: string, what: string, opts: { maxBytes?: number; fix?: string } = {}): string {
   const maxBytes = opts.maxBytes ?? MAX_TEXT_BYTES;
+  const tooLarge = (): never => {
+    throw new EdgeInfError(`${what} ${path} is larger than ${formatBytes(maxBytes)}, more than edgeinf reads at once`, opts.fix ?? "pass a smaller file");
+  };
+  if (regularFileBytes(path) > maxBytes) tooLarge(); // known from its size: no need to read it
   checkText(readFilePrefix(path, what, 65536).bytes, path, what); // binary (or /dev/zero) refused before a big read
   const { bytes, more } = readFilePrefix(path, what, maxBytes);
-  if (more) {
-    throw new EdgeInfError(`${what} ${path} is larger than ${formatBytes(maxBytes)}, more than edgeinf reads at once`, opts.fix ?? "pass a smaller file");
-  }
+  if (more) tooLarge(); // a pipe or device: known only by reading
   checkText(bytes, path, what);
   return bytes.toString("utf8");
 }
@@ -83,6 +85,15 @@ export function readTextPrefix(path: string, what: string, minBytes: number): { 
   let cut = bytes.length;
   while (cut > 0 && !isSpace(bytes[cut - 1]!)) cut--;
   return { text: bytes.subarray(0, cut > 0 ? cut : bytes.length).toString("utf8"), whole: false };
+}
+
+function regularFileBytes(path: string): number {
+  try {
+    const st = statSync(path);
+    return st.isFile() ? st.size : 0;
+  } catch {
+    return 0; // openExisting words the problem
+  }
 }
 
 function isSpace(byte: number): boolean {
