@@ -48,6 +48,8 @@ export interface MixtureOptions {
   sources: readonly MixtureSource[];
   /** Texts are tokenised lazily in paragraph-aligned chunks of about this many characters (default 4000). */
   chunkChars?: number;
+  /** Where a source too short for one sequence is reported (default: a `warning:` line on stderr). */
+  warn?: (message: string) => void;
 }
 
 /** Paragraph-aligned pieces of at most ~`maxChars` (a single longer paragraph is cut at spaces). */
@@ -90,6 +92,7 @@ class TextStream implements Stream {
     private readonly sequenceLength: number,
     private readonly rng: Rng,
     private readonly chunkChars: number,
+    private readonly warn: (message: string) => void,
   ) {
     if (source.texts.length === 0) fail(`mixture source "${source.name}" has no texts`, "give it a corpus");
     this.packer = new TokenPacker({ sequenceLength, bosId: tokenizer.bosId, eosId: tokenizer.eosId });
@@ -104,9 +107,9 @@ class TextStream implements Stream {
         }
         if (this.order.length === 0) {
           // A second pass before the first sequence is full: the whole source is shorter than one sequence, which
-          // would then be the same few tokens over and over (a 1-character held-out file scored as a "loss").
-          if (this.passes > 0 && this.produced === 0) {
-            fail(`mixture source "${this.source.name}" holds fewer tokens than one sequence of ${this.sequenceLength}`, "give it more text, or a shorter sequenceLength");
+          // is then the same few tokens over and over (a 1-character held-out file scored as a "loss"). Said once.
+          if (this.passes === 1 && this.produced === 0) {
+            this.warn(`mixture source "${this.source.name}" holds fewer tokens than one sequence of ${this.sequenceLength}: its text is repeated to fill each sequence (give it more text, or a shorter sequenceLength)`);
           }
           this.passes++;
           this.order = this.rng.shuffle(this.source.texts.map((_, i) => i));
@@ -206,7 +209,7 @@ export class MixtureSampler implements Iterable<TrainingSequence> {
     this.streams = opts.sources.map((s, i) => {
       const rng = new Rng((opts.seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
       return s.kind === "text"
-        ? new TextStream(s, opts.tokenizer, opts.sequenceLength, rng, opts.chunkChars ?? 4000)
+        ? new TextStream(s, opts.tokenizer, opts.sequenceLength, rng, opts.chunkChars ?? 4000, opts.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`)))
         : new SyntheticStream(s, opts.tokenizer, opts.sequenceLength, rng);
     });
   }

@@ -9,7 +9,7 @@ import { writeFileAtomic } from "../../util/atomic.js";
 import { EdgeInfError } from "../../util/errors.js";
 import { readTextFile, readTextPrefix } from "../../util/text-file.js";
 import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
-import { checkOutputPath } from "./export.js";
+import { checkOutputPath } from "../output-path.js";
 import { checkMethodOption } from "../options.js";
 
 interface PplArgs extends CommonArgs {
