@@ -29,7 +29,7 @@ function budgetTokens(budget: number | string, promptTokens: number, method: str
       if (text.length < 2 || !Number.isFinite(percent) || percent <= 0 || percent > 100) bad();
       return Math.round((percent / 100) * promptTokens);
     }
-    if (text === "") bad();
+    if (text === "" || !Number.isFinite(Number(text))) bad(); // before Number(): "abc" would be worded as null (NaN)
     return budgetTokens(Number(text), promptTokens, method);
   }
   if (typeof budget !== "number" || !Number.isFinite(budget) || budget <= 0) return bad();

@@ -40,3 +40,18 @@ export async function setup(args: CommonArgs): Promise<{ backend: BackendInfo; b
   const model = LlamaModel.fromHost(backbone.config, backbone.weights);
   return { backend, backbone, model };
 }
+
+/** `path` as a shell word a user can paste (single-quoted when it holds anything but safe characters). */
+export function shellQuote(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The backend to request, by precedence flag > $EDGEINF_BACKEND > the recipe's or suite's `backend` (whose default
+ * "auto" must not hide the environment variable). undefined = let initBackend read $EDGEINF_BACKEND (it validates it).
+ */
+export function backendRequest(flag: BackendChoice | undefined, configured: BackendChoice | undefined, env = process.env["EDGEINF_BACKEND"]): BackendChoice | undefined {
+  if (flag !== undefined) return flag;
+  if (env !== undefined && env !== "") return undefined;
+  return configured;
+}

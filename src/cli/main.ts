@@ -22,6 +22,24 @@ function reportError(e: unknown): never {
 
 process.on("unhandledRejection", reportError);
 
+/** Options that may be given more than once (their handlers take lists); any other repeated option is an error. */
+const REPEATABLE = new Set(["methods", "set", "layer", "l"]);
+
+/**
+ * yargs turns a repeated option into an array, which handlers expecting one value then misread (`-m A -m B`,
+ * `--out a --out b`): refuse it with one line before any handler runs.
+ */
+function rejectRepeatedOptions(argv: Record<string, unknown>): void {
+  const repeated = Object.entries(argv)
+    .filter(([key, value]) => key !== "_" && key !== "$0" && Array.isArray(value) && !REPEATABLE.has(key))
+    .map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), value as unknown[]] as const)
+    .sort((a, b) => b[0].length - a[0].length); // the long name of an aliased option
+  if (repeated.length === 0) return;
+  const [name, values] = repeated[0]!;
+  const flag = name.length === 1 ? `-${name}` : `--${name}`;
+  throw new EdgeInfError(`${flag} was given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(", ")})`, `give ${flag} once`);
+}
+
 try {
   await yargs(hideBin(process.argv))
     .scriptName("edgeinf")
@@ -34,6 +52,7 @@ try {
     .command(evalCommand)
     .command(reportCommand)
     .demandCommand(1, "name a command (edgeinf --help lists them)")
+    .middleware(rejectRepeatedOptions, true)
     .strict()
     .fail((msg, err) => {
       if (err) reportError(err);

@@ -48,6 +48,8 @@ export interface MixtureOptions {
   sources: readonly MixtureSource[];
   /** Texts are tokenised lazily in paragraph-aligned chunks of about this many characters (default 4000). */
   chunkChars?: number;
+  /** Where a source too short for one sequence is reported (default: a `warning:` line on stderr). */
+  warn?: (message: string) => void;
 }
 
 /** Paragraph-aligned pieces of at most ~`maxChars` (a single longer paragraph is cut at spaces). */
@@ -81,13 +83,16 @@ class TextStream implements Stream {
   private readonly packer: TokenPacker;
   private order: number[] = [];
   private chunks: string[] = [];
+  private passes = 0;
+  private produced = 0;
 
   constructor(
     private readonly source: TextMixtureSource,
     private readonly tokenizer: Tokenizer,
-    sequenceLength: number,
+    private readonly sequenceLength: number,
     private readonly rng: Rng,
     private readonly chunkChars: number,
+    private readonly warn: (message: string) => void,
   ) {
     if (source.texts.length === 0) fail(`mixture source "${source.name}" has no texts`, "give it a corpus");
     this.packer = new TokenPacker({ sequenceLength, bosId: tokenizer.bosId, eosId: tokenizer.eosId });
@@ -100,7 +105,15 @@ class TextStream implements Stream {
         if (documentsWithoutTokens > this.source.texts.length) {
           fail(`mixture source "${this.source.name}" has no tokens`, "give it non-empty texts");
         }
-        if (this.order.length === 0) this.order = this.rng.shuffle(this.source.texts.map((_, i) => i));
+        if (this.order.length === 0) {
+          // A second pass before the first sequence is full: the whole source is shorter than one sequence, which
+          // is then the same few tokens over and over (a 1-character held-out file scored as a "loss"). Said once.
+          if (this.passes === 1 && this.produced === 0) {
+            this.warn(`mixture source "${this.source.name}" holds fewer tokens than one sequence of ${this.sequenceLength}: its text is repeated to fill each sequence (give it more text, or a shorter sequenceLength)`);
+          }
+          this.passes++;
+          this.order = this.rng.shuffle(this.source.texts.map((_, i) => i));
+        }
         this.chunks = chunkText(this.source.texts[this.order.shift()!]!, this.chunkChars);
         documentsWithoutTokens++;
         continue;
@@ -110,6 +123,7 @@ class TextStream implements Stream {
       this.packer.pushTokens(ids);
       if (this.chunks.length === 0) this.packer.endDocument();
     }
+    this.produced++;
     return { ids: this.packer.take()!, source: this.source.name };
   }
 }
@@ -195,7 +209,7 @@ export class MixtureSampler implements Iterable<TrainingSequence> {
     this.streams = opts.sources.map((s, i) => {
       const rng = new Rng((opts.seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
       return s.kind === "text"
-        ? new TextStream(s, opts.tokenizer, opts.sequenceLength, rng, opts.chunkChars ?? 4000)
+        ? new TextStream(s, opts.tokenizer, opts.sequenceLength, rng, opts.chunkChars ?? 4000, opts.warn ?? ((m) => process.stderr.write(`warning: ${m}\n`)))
         : new SyntheticStream(s, opts.tokenizer, opts.sequenceLength, rng);
     });
   }

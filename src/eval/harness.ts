@@ -3,7 +3,7 @@
  * one fsynced JSONL line per finished sample in RUN_DIR/samples.jsonl, so a restart with the same run dir skips
  * what is done. At the end (or when interrupted) the result tables are rewritten from all finished rows.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,7 @@ import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
 import { resolveCheckpointDir } from "../training/checkpoint.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fail } from "../util/errors.js";
+import { acquireDirLock } from "../util/lock.js";
 import { scorePrediction } from "./metrics/index.js";
 import { measure, warmUp } from "./measure.js";
 import { checkBudget, createSession, kvBytesFullFor, prepareMethod, type PreparedMethod } from "./methods.js";
@@ -185,11 +186,31 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
   // The running backend (a caller may have switched it with tf.setBackend after initBackend).
   const backend = { name: backendName() };
   const runDir = resolve(opts.runDir);
-  const logPath = join(runDir, "samples.jsonl");
-  const runJsonPath = join(runDir, "run.json");
   if (opts.limit !== undefined) checkLimit(opts.limit);
   const workersAsked = resolveWorkers(opts.workers, backend.name);
 
+  // One process per run dir, taken before anything loads: a second eval would run every sample again and
+  // interleave its rows with ours. A run dir this call made is removed again if it fails before writing into it.
+  const madeRunDir = !existsSync(runDir);
+  const lock = acquireDirLock(runDir, "eval");
+  try {
+    return await runSuiteLocked(suite, opts, runDir, backend, warn, workersAsked);
+  } finally {
+    lock.release();
+    if (madeRunDir && readdirSync(runDir).length === 0) rmdirSync(runDir);
+  }
+}
+
+async function runSuiteLocked(
+  suite: Suite,
+  opts: RunSuiteOptions,
+  runDir: string,
+  backend: { name: string },
+  warn: (m: string) => void,
+  workersAsked: number,
+): Promise<RunResult> {
+  const logPath = join(runDir, "samples.jsonl");
+  const runJsonPath = join(runDir, "run.json");
   const backbone = opts.backbone ?? (await loadBackbone(suite.backbone));
   let model: LlamaModel | null = null;
   let ownModel = false;
@@ -233,7 +254,6 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
       methods: prepared.map((p) => ({ label: p.spec.label, name: p.spec.name, checkpointDir: p.checkpointDir, edgeinfinite: p.edgeinfinite })),
       invocations: [...(previous?.invocations ?? []), invocation],
     };
-    mkdirSync(runDir, { recursive: true });
     writeFileAtomic(runJsonPath, JSON.stringify(runJson, null, 2) + "\n");
     if (workers > 1) {
       warn(`${workers} workers share ${availableParallelism()} cores: TTFT and tokens/s of this run are measured under contention (scores, outputs and KV bytes are not affected); use --workers 1 for timing numbers`);
@@ -248,6 +268,9 @@ export async function runSuite(suite: Suite, opts: RunSuiteOptions): Promise<Run
       appendSample(logPath, row);
       rows.set(rowKey(row), row);
       newSamples++;
+      // run.json counts finished samples as they finish, so a kill or a second Ctrl-C leaves the true count.
+      invocation.newSamples = newSamples;
+      writeFileAtomic(runJsonPath, JSON.stringify(runJson, null, 2) + "\n");
       progress.tick(`${row.task}@${row.length} ${row.method} score=${row.score.toFixed(2)} ttft=${row.ttftMs.toFixed(0)}ms`);
       opts.onProgress?.({ done: work.length - pending.length + newSamples, total: work.length, row });
     };

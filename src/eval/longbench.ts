@@ -80,7 +80,7 @@ export function readLongBenchJsonl(path: string, opts: ReadJsonlOptions): LongBe
     text = readFileSync(path, "utf8");
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
-    fail(`${path}: cannot read LongBench JSONL file (${reason})`, "check the --data path");
+    fail(`${path}: cannot read LongBench JSONL file (${reason})`, "check the task's path in the suite YAML");
   }
   const warn = opts.warn ?? ((msg: string) => process.stderr.write(`warning: ${msg}\n`));
   const records: LongBenchRecord[] = [];

@@ -2,7 +2,7 @@
  * RUN_DIR/samples.jsonl: one line per finished (task, length, sample, method), appended and fsynced as soon as the
  * sample is done, so an interrupted run loses at most the sample in flight and a restart skips what is there.
  */
-import { appendFileSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { EdgeInfError } from "../util/errors.js";
 
 /** One evaluated sample under one method: what was generated, its score and what it cost. */
@@ -118,12 +118,37 @@ export function readSamplesLog(path: string, opts: { repair?: boolean } = {}): S
   return rows;
 }
 
-/** Appends one row and fsyncs, so it survives a crash right after. */
+/**
+ * Appends one row and fsyncs, so it survives a crash right after. A write that fails or comes up short (a full disk)
+ * is cut back off, so no partial row is left to be counted as done, and reported as one error line.
+ */
 export function appendSample(path: string, row: SampleRow): void {
-  const fd = openSync(path, "a");
+  const bytes = Buffer.from(`${JSON.stringify(row)}\n`, "utf8");
+  let fd: number;
   try {
-    writeSync(fd, `${JSON.stringify(row)}\n`);
+    fd = openSync(path, "a");
+  } catch (e) {
+    throw new EdgeInfError(`cannot append to ${path}: ${(e as Error).message}`, "check the run dir's permissions and free space");
+  }
+  let start = -1;
+  try {
+    start = fstatSync(fd).size;
+    let done = 0;
+    while (done < bytes.length) {
+      const n = writeSync(fd, bytes, done, bytes.length - done);
+      if (n <= 0) throw new Error(`short write (${done} of ${bytes.length} bytes)`);
+      done += n;
+    }
     fsyncSync(fd);
+  } catch (e) {
+    if (start >= 0) {
+      try {
+        ftruncateSync(fd, start);
+      } catch {
+        // a device or a vanished file: nothing to cut back
+      }
+    }
+    throw new EdgeInfError(`cannot append a sample to ${path}: ${(e as Error).message}`, "free disk space, then run the same command again (finished samples are kept)");
   } finally {
     closeSync(fd);
   }

@@ -6,6 +6,8 @@ import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { generateTask } from "../datasets/synthetic/index.js";
 import { buildPrompt, readLongBenchJsonl, truncateMiddle, type LongBenchRecord } from "./longbench.js";
 import { dataset2maxlen } from "./longbench-config.js";
+import { metricFor } from "./metrics/index.js";
+import { fail } from "../util/errors.js";
 import { stopIdsFor, stopsAtNewline } from "./stop-ids.js";
 import { taskLengths, type Suite, type TaskSpec } from "./suite.js";
 
@@ -68,6 +70,13 @@ function recordsFor(suite: Suite, task: TaskSpec, length: number, src: SampleSou
     });
   }
   const records = readLongBenchJsonl(task.path!, { onError: task.onError, ...(src.warn ? { warn: src.warn } : {}) });
+  if (records.length === 0) fail(`${task.path}: no LongBench rows for task "${task.name}"`, "give the task's JSONL file (THUDM/LongBench data/<task>.jsonl), one record per line");
+  // Classification tasks score against all_classes: a row without it would fail only once generated, without FILE:LINE.
+  const unclassed = records.findIndex((r) => r.all_classes === null && metricFor(datasetOf(task, r)) === "classification");
+  if (unclassed >= 0) {
+    const r = records[unclassed]!;
+    fail(`${task.path}: row ${unclassed + 1} (_id ${r._id}) has no "all_classes", which ${datasetOf(task, r)}'s classification metric needs`, "add the task's label list as all_classes to every row");
+  }
   return task.count !== undefined ? records.slice(0, task.count) : records;
 }
 

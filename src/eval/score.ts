@@ -23,8 +23,8 @@ function rowProblem(value: unknown): string | null {
   if (row.all_classes !== undefined && row.all_classes !== null && !isStringArray(row.all_classes)) {
     return `"all_classes" must be null or an array of strings`;
   }
-  if (row.length !== undefined && (typeof row.length !== "number" || !Number.isFinite(row.length))) {
-    return `"length" must be a number`;
+  if (row.length !== undefined && (typeof row.length !== "number" || !Number.isFinite(row.length) || row.length < 0)) {
+    return `"length" must be a non-negative number`; // a negative one would be bucketed as 0-4k
   }
   return null;
 }
@@ -68,6 +68,14 @@ export function readPredictionsJsonl(predsPath: string): PredictionRow[] {
   return rows;
 }
 
+/** 1-based line number of the last non-blank line of a file already read once (for FILE:LINE messages). */
+function lastRowLine(path: string): number {
+  const lines = readFileSync(path, "utf8").split("\n");
+  let i = lines.length;
+  while (i > 0 && lines[i - 1]!.trim() === "") i--;
+  return i;
+}
+
 /**
  * Score a prediction file as LongBench's eval.py does. Like eval.py, the *last* row's
  * all_classes is used for every row (LongBench files share one class list per dataset).
@@ -78,6 +86,9 @@ export function scorePredictionsFile(task: string, predsPath: string): ScoreResu
   const rows = readPredictionsJsonl(predsPath);
   if (rows.length === 0) fail(`${predsPath}: no predictions to score`, "run the prediction step first");
   const allClasses = rows[rows.length - 1]!.all_classes;
+  if (allClasses === null && metricFor(task) === "classification") {
+    fail(`${predsPath}:${lastRowLine(predsPath)}: the last row has no "all_classes", which ${task}'s classification metric reads (as LongBench's eval.py does)`, "add the task's label list as all_classes");
+  }
   const scoredRows = rows.map((row) => ({ ...row, all_classes: allClasses }));
   const result: ScoreResult = { task, score: scoreDataset(task, scoredRows), n: rows.length };
   if (scoredRows.every((row) => typeof row.length === "number")) {

@@ -41,6 +41,18 @@ export function recordedBackbone(meta: CheckpointMeta): string | null {
   return recipe && typeof recipe.backbone === "string" && recipe.backbone !== "" ? recipe.backbone : null;
 }
 
+/** One error line naming the first trainable tensor holding NaN or ±Inf (a diverged training's checkpoint). */
+export function checkFiniteWeights(module: MemoryGatingModule, dir: string): void {
+  for (const [name, v] of module.trainableVariables()) {
+    const data = v.dataSync();
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i]!)) {
+        throw new EdgeInfError(`checkpoint ${dir}: tensor ${name} holds ${data[i]} at index ${i}`, "the training diverged before this step: export an earlier step folder, or retrain with a lower learning rate");
+      }
+    }
+  }
+}
+
 /**
  * Resolves the checkpoint (DIR with latest.json, or a step folder) and its backbone: `model` if given (refused when
  * its sha256 differs from the one recorded in training), else the backbone path recorded in the checkpoint's recipe
@@ -92,6 +104,7 @@ export async function openCheckpointForExport(checkpoint: string, opts: { model?
   const module = new MemoryGatingModule(backbone.config, cfg);
   try {
     loadModuleTensors(module, dir); // strict: an export must not silently ship untrained (initial) tensors
+    checkFiniteWeights(module, dir); // generate refuses NaN logits; an exported file must not carry them elsewhere
   } catch (e) {
     module.dispose();
     throw e;

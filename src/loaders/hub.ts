@@ -213,7 +213,7 @@ export async function resolveModelPath(spec: string, opts?: ResolveOptions): Pro
   const marker = join(targetDir, s.llama2c ? `${MARKER}-${s.llama2c.bin}` : MARKER);
   const result = s.llama2c ? join(targetDir, s.llama2c.bin) : targetDir;
   if (existsSync(marker)) return result;
-  if (offline) fail(`${spec} is not in the model cache ${cacheDir} and offline mode is on`, "run once with network access (without --offline / EDGEINF_OFFLINE=1) or pass a local model path");
+  if (offline) fail(`${spec} is not in the model cache ${cacheDir} and offline mode is on`, "run once with network access (unset EDGEINF_OFFLINE) or pass a local model path");
   let files: string[];
   if (s.llama2c) {
     await fetchRequired(s, s.llama2c.bin, targetDir, spec);

@@ -4,6 +4,7 @@ import { fail } from "../util/errors.js";
 import { validateConfig, type LlamaConfig, type RopeScaling } from "../backbone/config.js";
 import type { HostLayerWeights, HostTensor, HostWeights } from "../backbone/weights.js";
 import { readSafetensors, readSafetensorsHeader } from "./safetensors.js";
+import { checkConfigAgainstTensorNames } from "./config-check.js";
 
 /**
  * Hugging Face Llama-family checkpoint: config.json + model.safetensors (or a sharded
@@ -173,8 +174,9 @@ export function readHuggingFaceConfig(dir: string): LlamaConfig {
 /** Loads config, checks every tensor's shape against it (headers first, before reading data), loads weights. */
 export function readHuggingFaceModel(dir: string): { config: LlamaConfig; weights: HostWeights } {
   const config = readHuggingFaceConfig(dir);
-  const expected = expectedTensorShapes(config);
   const where = locateWeightFiles(dir);
+  checkConfigAgainstTensorNames(config, where.keys(), dir); // before expectedTensorShapes sizes anything by the config
+  const expected = expectedTensorShapes(config);
   const missing = [...expected.keys()].filter((n) => !where.has(n));
   if (missing.length > 0) {
     const shown = missing.slice(0, 3).join(", ") + (missing.length > 3 ? ` and ${missing.length - 3} more` : "");

@@ -118,6 +118,10 @@ export async function loadBackbone(spec: string, opts?: ResolveOptions): Promise
     if (tokenizer.vocabSize > config.vocabSize) {
       fail(`tokenizer in ${layout.dir} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocabSize}`, "the tokenizer does not belong to this model");
     }
+    // Padding adds a few rows (to a multiple of 64 or so); a tokenizer covering under half the rows is another model's.
+    if (tokenizer.vocabSize < config.vocabSize / 2) {
+      fail(`tokenizer in ${layout.dir} has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocabSize}: most of the model's tokens could never be produced or read`, "the tokenizer does not belong to this model; restore its own tokenizer.json");
+    }
     return { config, weights, tokenizer, source: await backboneSource(layout) };
   }
   const { config, weights } = readLlama2cModel(layout.bin);

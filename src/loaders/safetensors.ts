@@ -112,7 +112,18 @@ function readHeaderFromFd(fd: number, path: string): SafetensorsHeader {
     }
     tensors.set(name, parseEntry(name, value, path, dataStart, dataLen));
   }
+  checkNoOverlap(tensors, path);
   return { path, tensors, metadata };
+}
+
+/** Two tensors sharing bytes would load as one another's weights (the reference reader refuses it too). */
+function checkNoOverlap(tensors: Map<string, SafetensorsEntry>, path: string): void {
+  const byBegin = [...tensors].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
+  for (let i = 1; i < byBegin.length; i++) {
+    const [prevName, prev] = byBegin[i - 1]!;
+    const [name, e] = byBegin[i]!;
+    if (e.begin < prev.end) fail(`safetensors file ${path}: tensors ${prevName} and ${name} share bytes ${e.begin}..${Math.min(prev.end, e.end)}`, "the file is corrupt; re-download or re-export it");
+  }
 }
 
 function parseMetadata(value: unknown, path: string): Record<string, string> {

@@ -175,6 +175,9 @@ export interface Override {
  * (numbers, booleans, strings, `[q, v]`, `{ text: [title, body] }`); a numeric part indexes a list
  * (`data.mixture.0.weight=2`). A key the recipe does not have is added, and then reported by validation.
  */
+/** Keys that would reach Object.prototype through `obj[k]` (`--set __proto__.x=1`). */
+const UNSAFE_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
 export function applyOverrides(raw: Record<string, unknown>, sets: readonly string[]): Override[] {
   const applied: Override[] = [];
   for (const s of sets) {
@@ -182,6 +185,9 @@ export function applyOverrides(raw: Record<string, unknown>, sets: readonly stri
     if (eq <= 0) throw new EdgeInfError(`--set "${s}" is not key=value`, "write e.g. --set training.steps=100 (see recipes/README.md)");
     const keyText = s.slice(0, eq).trim();
     const keys = keyText.split(".");
+    if (keys.some((k) => UNSAFE_KEYS.has(k.trim()))) {
+      throw new EdgeInfError(`--set "${s}": "${keys.find((k) => UNSAFE_KEYS.has(k.trim()))}" is not a recipe key`, "keys are listed in recipes/README.md");
+    }
     if (keys.some((k) => k.trim() === "")) {
       throw new EdgeInfError(`--set "${s}": key path "${keyText}" has an empty part`, "write a dotted key path such as training.optimizer.lr");
     }
@@ -313,6 +319,7 @@ function checkSourceKind(recipePath: string, key: string, path: string, kind: "t
 /** Reads, overrides and validates a recipe file; checks that the files it names exist and fit their source kinds. */
 export function loadRecipe(path: string, sets: readonly string[] = []): Recipe {
   if (!existsSync(path)) throw new EdgeInfError(`recipe ${path} does not exist`, "pass a file from recipes/, e.g. recipes/quickstart.yaml");
+  if (statSync(path).isDirectory()) throw new EdgeInfError(`recipe ${path} is a directory`, "pass a recipe YAML file, e.g. recipes/quickstart.yaml");
   let raw: unknown;
   try {
     raw = parseYaml(readFileSync(path, "utf8"));

@@ -1,6 +1,7 @@
-import { mkdirSync, renameSync, writeFileSync, rmSync, existsSync, statSync } from "node:fs";
+import { renameSync, writeFileSync, rmSync, existsSync, statSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { EdgeInfError } from "./errors.js";
+import { ensureDir } from "./paths.js";
 
 /**
  * Write a file so that readers see either the old content or the new, never half of it:
@@ -8,11 +9,7 @@ import { EdgeInfError } from "./errors.js";
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const dir = dirname(path);
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new EdgeInfError(`cannot create directory ${dir}: ${(e as Error).message}`, "choose a writable output path");
-  }
+  ensureDir(dir); // not mkdirSync({ recursive }): that never returns on some paths (/proc/nonexist/x)
   if (existsSync(path) && statSync(path).isDirectory()) {
     throw new EdgeInfError(`cannot write ${path}: it is a directory`, "give a file path");
   }

@@ -1,12 +1,11 @@
 import type { Argv, CommandModule } from "yargs";
-import { closeSync, existsSync, openSync, rmSync, statSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
 import { initBackend } from "../../backend/select.js";
 import { exportOnnx, DEFAULT_OPSET, MIN_OPSET, MAX_OPSET } from "../../export/onnx.js";
 import { exportSafetensors } from "../../export/safetensors.js";
 import { openCheckpointForExport, type ExportCheckpoint } from "../../export/from-checkpoint.js";
 import { EdgeInfError } from "../../util/errors.js";
 import { log } from "../common.js";
+import { checkOutputPath } from "../output-path.js";
 
 interface ExportArgs {
   checkpoint: string;
@@ -40,28 +39,6 @@ export function parseLayers(raw: string | string[] | undefined): "all" | number[
     throw new EdgeInfError(`--layer ${text} is not a layer selection`, "pass all, a layer index (--layer 0) or a comma-separated list (--layer 0,3)");
   }
   return text.split(",").map((s) => Number(s.trim()));
-}
-
-/**
- * Checks --out before any work: its directory exists, is a directory and takes a new file; the path itself is not a
- * directory. Nothing is left behind (the probe file is removed at once). The write itself is atomic (temp + rename).
- */
-export function checkOutputPath(out: string, option = "--out"): void {
-  if (out.trim() === "") throw new EdgeInfError(`${option} is empty`, "give the file to write");
-  const dir = dirname(resolve(out));
-  if (!existsSync(dir)) throw new EdgeInfError(`output directory ${dirname(out)} does not exist`, `create it first (mkdir -p ${dirname(out)}) or choose another ${option}`);
-  if (!statSync(dir).isDirectory()) throw new EdgeInfError(`output directory ${dirname(out)} is not a directory`, `choose another ${option}`);
-  if (existsSync(out) && statSync(out).isDirectory()) throw new EdgeInfError(`${option} ${out} is a directory`, `give a file path such as ${out.replace(/\/+$/, "")}/memory.onnx`);
-  // access(W_OK) says yes to root on any writable mount; a real create is the only honest check.
-  const probe = resolve(dir, `.${basename(out)}.${process.pid}.probe`);
-  try {
-    closeSync(openSync(probe, "wx"));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new EdgeInfError(`cannot write to output directory ${dirname(out)} (${code})`, `choose a writable ${option} or fix the directory's permissions`);
-  } finally {
-    rmSync(probe, { force: true });
-  }
 }
 
 function withCheckpointArgs<T>(y: Argv<T>) {
@@ -147,6 +124,8 @@ const safetensorsCommand: CommandModule<object, ExportArgs> = {
   },
 };
 
+const FORMATS = ["onnx", "safetensors"];
+
 export const exportCommand: CommandModule<object, object> = {
   command: "export",
   describe: "Export a trained memory-gating module: onnx (inference-step graph) or safetensors (raw tensors)",
@@ -155,6 +134,13 @@ export const exportCommand: CommandModule<object, object> = {
       .command(onnxCommand)
       .command(safetensorsCommand)
       .demandCommand(1, "name a format: edgeinf export onnx | safetensors")
+      .middleware((argv) => {
+        // Without this, strict mode words `export pickle --checkpoint …` as "Unknown arguments: checkpoint, out, pickle".
+        const format = argv._[1];
+        if (format !== undefined && !FORMATS.includes(String(format))) {
+          throw new EdgeInfError(`unknown export format ${JSON.stringify(String(format))}`, `name a format: edgeinf export ${FORMATS.join(" | ")}`);
+        }
+      }, true)
       .example("$0 export onnx --checkpoint checkpoints/quickstart --out memory.onnx", "the ONNX graph of every layer")
       .example("$0 export safetensors --checkpoint checkpoints/quickstart --out memory.safetensors", "the raw trainable tensors"),
   handler: () => {},

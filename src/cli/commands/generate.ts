@@ -3,6 +3,8 @@ import { generate } from "../../backbone/generate.js";
 import { createSession } from "../../eval/methods.js";
 import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
 import { EdgeInfError } from "../../util/errors.js";
+import { readTextFile } from "../../util/text-file.js";
+import { checkMethodOption, checkSamplingOptions } from "../options.js";
 
 interface GenerateArgs extends CommonArgs {
   prompt?: string;
@@ -42,7 +44,16 @@ export const generateCommand: CommandModule<object, any> = {
       .option("segment-length", { type: "number" })
       .option("json", { type: "boolean", describe: "print a JSON record instead of streaming text" })
       .check((a) => {
-        if (!a.prompt && !a.promptFile) throw new EdgeInfError("give --prompt or --prompt-file");
+        if (a.prompt === undefined && a.promptFile === undefined) throw new EdgeInfError("give --prompt or --prompt-file");
+        if (a.prompt !== undefined && a.promptFile !== undefined) throw new EdgeInfError("--prompt and --prompt-file were both given", "give one of them");
+        checkSamplingOptions(a as unknown as GenerateArgs);
+        const method = String(a.method);
+        const evicting = (m: string): boolean => m !== "full" && m !== "edgeinfinite";
+        checkMethodOption("--budget", a.budget !== undefined, method, evicting, "eviction methods (streaming, h2o, snapkv, pyramidkv, tova, random)");
+        checkMethodOption("--checkpoint", a.checkpoint !== undefined, method, ["edgeinfinite"], "--method edgeinfinite");
+        checkMethodOption("--segment-length", a.segmentLength !== undefined, method, ["edgeinfinite"], "--method edgeinfinite");
+        checkMethodOption("--sink-tokens", a.sinkTokens !== undefined, method, (m) => m !== "full", "edgeinfinite and the eviction methods");
+        checkMethodOption("--window-tokens", a.windowTokens !== undefined, method, (m) => m !== "full", "edgeinfinite and the eviction methods");
         const n = a.maxNewTokens as number;
         if (!Number.isInteger(n) || n < 0) throw new EdgeInfError(`--max-new-tokens ${String(a.maxNewTokens)} must be a non-negative integer`, "e.g. --max-new-tokens 64");
         return true;
@@ -52,16 +63,17 @@ export const generateCommand: CommandModule<object, any> = {
       .example('$0 generate -m ../shared/models/edge-lm --prompt-file long.txt --method snapkv --budget 512', "SnapKV with a 512-token budget"),
   handler: async (raw) => {
     const args = raw as unknown as GenerateArgs;
-    const { readFileSync, existsSync, statSync } = await import("node:fs");
-    if (args.promptFile && !existsSync(args.promptFile)) throw new EdgeInfError(`prompt file ${args.promptFile} does not exist`, "check the path");
-    if (args.promptFile && statSync(args.promptFile).isDirectory()) throw new EdgeInfError(`prompt file ${args.promptFile} is a directory`, "pass a text file");
-    const text = args.promptFile ? readFileSync(args.promptFile, "utf8") : args.prompt!;
+    const text = args.promptFile !== undefined ? readTextFile(args.promptFile, "prompt file") : args.prompt!;
     const { backend, backbone, model } = await setup(args);
     const ids = backbone.tokenizer.encode(text, { bos: true });
+    const positions = ids.length + args.maxNewTokens;
+    if (args.method === "full" && positions > backbone.config.maxPositions) {
+      log(`warning: prompt + new tokens = ${positions} positions, past ${backbone.source.id}'s trained context of ${backbone.config.maxPositions}: full attention is untrained there (try --method edgeinfinite or an eviction method)`);
+    }
     const session = createSession(
       {
         name: args.method,
-        budget: args.budget === undefined ? undefined : /%$/.test(args.budget) ? args.budget : Number(args.budget),
+        budget: args.budget, // a string; resolveBudget reads "512", "25%" or "0.25" and words a bad one as typed
         checkpoint: args.checkpoint,
         sinkTokens: args.sinkTokens,
         windowTokens: args.windowTokens,

@@ -1,5 +1,4 @@
 import type { CommandModule } from "yargs";
-import { existsSync, readFileSync, statSync } from "node:fs";
 import { windowedNll } from "../../backbone/nll.js";
 import { loadCheckpoint } from "../../training/checkpoint.js";
 import { MemoryGatingModule } from "../../memory/module.js";
@@ -8,7 +7,10 @@ import { edgeInfiniteNll } from "../../memory/edgeinfinite.js";
 import { perplexityFromNll } from "../../eval/metrics/index.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { EdgeInfError } from "../../util/errors.js";
+import { readTextFile, readTextPrefix } from "../../util/text-file.js";
 import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
+import { checkOutputPath } from "../output-path.js";
+import { checkMethodOption } from "../options.js";
 
 interface PplArgs extends CommonArgs {
   file: string;
@@ -17,6 +19,27 @@ interface PplArgs extends CommonArgs {
   checkpoint?: string;
   json?: string;
   maxTokens?: number;
+}
+
+/** Bytes read per wanted token at first (tokens average ~4 bytes of English; the read doubles until enough). */
+const BYTES_PER_TOKEN_GUESS = 8;
+/** Tokens past --max-tokens that must be in the read prefix: the last few tokens of a cut text may differ from the file's. */
+const CUT_MARGIN_TOKENS = 16;
+
+/**
+ * The file's tokens (BOS first), the first `maxTokens` of them when given. With --max-tokens only as much of the
+ * file is read as those tokens need (a prefix cut at whitespace, grown until it holds enough), so a huge file costs
+ * nothing; without it the file is read whole, up to MAX_TEXT_BYTES.
+ */
+function readTokens(file: string, maxTokens: number | undefined, encode: (text: string) => number[]): number[] {
+  if (maxTokens === undefined) {
+    return encode(readTextFile(file, "text file", { fix: "score its start with --max-tokens N (read as a stream), or split the file" }));
+  }
+  for (let bytes = Math.max(65536, (maxTokens + CUT_MARGIN_TOKENS) * BYTES_PER_TOKEN_GUESS); ; bytes *= 2) {
+    const { text, whole } = readTextPrefix(file, "text file", bytes);
+    const ids = encode(text);
+    if (whole || ids.length >= maxTokens + CUT_MARGIN_TOKENS) return ids.slice(0, maxTokens);
+  }
 }
 
 export const pplCommand: CommandModule<object, PplArgs> = {
@@ -33,17 +56,18 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       .example("$0 ppl -m ../shared/models/edge-lm -f ../shared/corpora/gutenberg/heldout/Persuasion.txt --max-tokens 4096", "held-out perplexity, 2048-token windows")
       .example("$0 ppl -m ../shared/models/edge-lm -f book.txt --method edgeinfinite --checkpoint checkpoints/edge-lm-passkey --json nll.json", "through trained memory, per-token NLL to a file"),
   handler: async (args) => {
-    if (!existsSync(args.file)) throw new EdgeInfError(`text file ${args.file} does not exist`, "check the path");
-    if (statSync(args.file).isDirectory()) throw new EdgeInfError(`text file ${args.file} is a directory`, "pass a text file");
+    checkMethodOption("--checkpoint", args.checkpoint !== undefined, args.method, ["edgeinfinite"], "--method edgeinfinite");
+    checkMethodOption("--context", args.context !== undefined, args.method, ["full"], "--method full (edgeinfinite reads the whole text through its memory)");
+    readTextPrefix(args.file, "text file", 1); // exists, is a file, can be read: before the model loads
     if (args.context !== undefined && (!Number.isInteger(args.context) || args.context < 2)) {
       throw new EdgeInfError(`--context ${args.context} must be an integer ≥ 2 (BOS + one scored token per window)`, "e.g. --context 2048");
     }
     if (args.maxTokens !== undefined && (!Number.isInteger(args.maxTokens) || args.maxTokens < 2)) {
       throw new EdgeInfError(`--max-tokens ${args.maxTokens} must be an integer ≥ 2 (BOS + one scored token)`, "e.g. --max-tokens 4096");
     }
+    if (args.json !== undefined) checkOutputPath(args.json, "--json"); // before the work, not after it
     const { backend, backbone, model } = await setup(args);
-    let ids = backbone.tokenizer.encode(readFileSync(args.file, "utf8"), { bos: true });
-    if (args.maxTokens) ids = ids.slice(0, args.maxTokens);
+    const ids = readTokens(args.file, args.maxTokens, (text) => backbone.tokenizer.encode(text, { bos: true }));
     if (ids.length < 2) throw new EdgeInfError(`text file ${args.file} has fewer than 2 tokens`, "give a longer text");
     const t0 = performance.now();
     let nll: number[];
@@ -59,6 +83,9 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       }
     } else {
       const context = args.context ?? backbone.config.maxPositions;
+      if (context > backbone.config.maxPositions) {
+        log(`warning: --context ${context} is past ${backbone.source.id}'s trained context of ${backbone.config.maxPositions} tokens: positions beyond it were never trained, so the perplexity is not meaningful there`);
+      }
       nll = await windowedNll(model, ids, context, backbone.config.bosTokenId);
     }
     const seconds = (performance.now() - t0) / 1000;

@@ -1,6 +1,7 @@
-import { readFileSync, existsSync, statSync, readdirSync } from "node:fs";
+import { existsSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../../util/errors.js";
+import { readTextFile as readBoundedText } from "../../util/text-file.js";
 
 export interface TextDocument {
   path: string;
@@ -40,7 +41,7 @@ export function stripGutenberg(text: string): string {
 export function readTextFile(path: string, options: { stripBoilerplate?: boolean } = {}): string {
   if (!existsSync(path)) fail(`text file ${path} does not exist`, "check the path");
   if (statSync(path).isDirectory()) fail(`${path} is a directory, not a text file`, "use readTextSource for folders");
-  const raw = readFileSync(path, "utf8");
+  const raw = readBoundedText(path, "text file"); // a binary file (NUL bytes) or one past 256 MiB: one error line
   return options.stripBoilerplate === false ? normalizeNewlines(raw) : stripGutenberg(raw);
 }
 
