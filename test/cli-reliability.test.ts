@@ -66,9 +66,8 @@ acquireDirLock(${JSON.stringify(dir)}, "eval"); process.stdout.write("locked\\n"
 // Stack traces or crashes instead of one line
 
 describe("issue 14: one line instead of a stack trace", () => {
-  // Item 1. The fix belongs in src/training/checkpoint.ts resolveCheckpointDir (branch train-split): it must read
-  // latest.json with readJsonFile (src/util/json.ts). Until that merges this test fails, hence it.fails.
-  it.fails("1. latest.json holding garbage: export names the file in one line", async () => {
+  // Item 1: src/training/checkpoint.ts resolveCheckpointDir reads latest.json with readJsonFile (src/util/json.ts).
+  it("1. latest.json holding garbage: export names the file in one line", async () => {
     const ckpt = await storiesCheckpoint("garbage-latest");
     writeFileSync(join(ckpt, "latest.json"), "garbage\n");
     const r = await runCli(["export", "safetensors", "--checkpoint", ckpt, "--out", join(tmp(), "x.st")]);

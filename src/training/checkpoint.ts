@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, readdirSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
 import type { LoadedBackbone } from "../loaders/index.js";
 import { readSafetensors, writeSafetensors } from "../loaders/safetensors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { ensureDir } from "../util/paths.js";
+import { readJsonFile } from "../util/json.js";
 import { EdgeInfError } from "../util/errors.js";
 import { MemoryGatingModule } from "../memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
@@ -98,12 +100,12 @@ export async function saveCheckpoint(
   hooks: CheckpointHooks = {},
 ): Promise<string> {
   const tensors = await moduleHostTensors(module);
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const name = `step-${String(meta.step).padStart(6, "0")}`;
   const final = join(dir, name);
   const tmp = join(dir, `.${name}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  ensureDir(tmp);
   const full: CheckpointMeta = { format: "edgeinfinite-checkpoint/1", createdAt: new Date().toISOString(), edgeinfinite: module.config, ...meta };
   writeSafetensors(join(tmp, "module.safetensors"), tensors, { format: full.format, step: String(meta.step) });
   hooks.onCheckpointWrite?.("write-step-folder", meta.step);
@@ -140,7 +142,11 @@ export function resolveCheckpointDir(path: string): string {
   if (existsSync(join(path, "checkpoint.json"))) return path;
   const latest = join(path, "latest.json");
   if (!existsSync(latest)) throw new EdgeInfError(`checkpoint ${path} has no latest.json or checkpoint.json`, "pass a folder written by edgeinf train");
-  const { path: step } = JSON.parse(readFileSync(latest, "utf8")) as { path: string };
+  const parsed = readJsonFile(latest, "the checkpoint folder is damaged; pass one of its step-* folders instead");
+  const step = (parsed as { path?: unknown } | null)?.path;
+  if (typeof step !== "string" || step === "") {
+    throw new EdgeInfError(`${latest} names no step folder (no "path")`, "the checkpoint folder is damaged; pass one of its step-* folders instead");
+  }
   const dir = join(path, step);
   if (!existsSync(join(dir, "checkpoint.json"))) throw new EdgeInfError(`checkpoint ${dir} is incomplete (no checkpoint.json)`, "resume from an earlier step folder");
   return dir;

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { existsSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import { ensureDir } from "../util/paths.js";
 import { initBackend } from "../backend/select.js";
 import { WorkerPool, defaultWorkerCount } from "../parallel/pool.js";
 import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
@@ -328,7 +329,7 @@ function removeIfEmpty(dir: string): void {
 
 /** Creates the output folder (removing temp folders a crashed checkpoint write left) and writes the dataset manifest. */
 function writeRunFolder(out: string, log: (line: string) => void, resuming: boolean, manifest: ReturnType<typeof datasetManifest>): void {
-  mkdirSync(out, { recursive: true });
+  ensureDir(out);
   for (const f of removeIncompleteCheckpoints(out)) log(`removed ${join(out, f)}: an interrupted checkpoint write`);
   const manifestPath = join(out, DATASET_MANIFEST);
   if (resuming && existsSync(manifestPath)) {

@@ -2,7 +2,7 @@ import type { CommandModule } from "yargs";
 import { loadRecipe } from "../../training/recipe.js";
 import { train } from "../../training/train.js";
 import { lastCheckpoint } from "../../training/step-checks.js";
-import { BACKEND_CHOICES, log } from "../common.js";
+import { BACKEND_CHOICES, backendRequest, log, type BackendChoice } from "../common.js";
 
 interface TrainArgs {
   recipe: string;
@@ -25,9 +25,10 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .example("$0 train --recipe recipes/edge-lm-passkey.yaml --resume", "resume an interrupted run")
       .epilog("Every recipe key, its type, default and meaning: recipes/README.md. How training works: docs/training.md."),
   handler: async (args) => {
-    const sets = [...(args.set ?? [])];
-    if (args.backend) sets.push(`backend=${args.backend}`);
-    const recipe = loadRecipe(args.recipe, sets);
+    const loaded = loadRecipe(args.recipe, [...(args.set ?? [])]);
+    // Precedence: --backend, then EDGEINF_BACKEND, then the recipe's backend (docs/reliability.md).
+    const backend = backendRequest(args.backend as BackendChoice | undefined, loaded.backend as BackendChoice) ?? (process.env["EDGEINF_BACKEND"] as BackendChoice);
+    const recipe = { ...loaded, backend };
     // Ctrl-C stops at once: checkpoint writes are synchronous after their device read and atomic (temp folder,
     // rename, latest.json), so no handler runs in the middle of one and the last checkpoint is always complete.
     const onSigint = (): void => {
