@@ -32,6 +32,7 @@ export { qaF1ZhScore } from "./qa-f1-zh.js";
 export { retrievalScore } from "./retrieval.js";
 export { retrievalZhScore } from "./retrieval-zh.js";
 export { rougeScore, type RougeRecursion } from "./rouge.js";
+export { rulerPostprocess, rulerTaskScore, type RulerMetric } from "./ruler.js";
 export { rougeLSummaryLevel, type RougeLScores } from "./rouge-l.js";
 export { rougeZhScore } from "./rouge-zh.js";
 export { stringMatchAll, stringMatchPart } from "./string-match.js";
