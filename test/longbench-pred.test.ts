@@ -72,6 +72,7 @@ describe("LongBench samples as pred.py builds them (edge-lm tokenizer)", () => {
 
   it("samsum stops on EOS or the single newline token (edge-lm 'Ċ' = 202), not every newline-bearing token", () => {
     expect(samsumNewlineId(tokenizer)).toBe(202); // tokenizer.json vocab: "Ċ": 202
+    expect(tokenizer.decode([])).toBe(""); // an answer that stopped at once (the HF library throws on [])
   });
 
   it("applies the template except on samsum, truncates by text, and records the stop ids", () => {
