@@ -3,6 +3,7 @@
  * one fsynced JSONL line per finished sample in RUN_DIR/samples.jsonl, so a restart with the same run dir skips
  * what is done. At the end (or when interrupted) the result tables are rewritten from all finished rows.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, rmdirSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -16,6 +17,8 @@ import { resolveCheckpointDir } from "../training/checkpoint.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fail } from "../util/errors.js";
 import { acquireDirLock } from "../util/lock.js";
+import { readChatTemplate } from "./longbench-chat.js";
+import { noChatTemplateDatasets } from "./longbench-config.js";
 import { scorePrediction } from "./metrics/index.js";
 import { measure, warmUp } from "./measure.js";
 import { checkBudget, createSession, kvBytesFullFor, prepareMethod, type PreparedMethod } from "./methods.js";
@@ -138,6 +141,8 @@ interface RunJson {
   machine: { platform: string; arch: string; cpus: number; cpuModel: string };
   methods: { label: string; name: string; checkpointDir: string | null; edgeinfinite: unknown }[];
   invocations: { startedAt: string; finishedAt: string | null; newSamples: number; complete: boolean; methods: string[]; limit: number | null; workers?: number }[];
+  /** The backbone's chat template applied to LongBench prompts (not on noChatTemplateDatasets), or null. */
+  chatTemplate: { name: string; sha256: string; skippedDatasets: string[] } | null;
 }
 
 function readRunJson(path: string): RunJson | null {
@@ -222,7 +227,9 @@ async function runSuiteLocked(
     // Samples (prompts) of every task, and the checks that need them, before anything runs.
     const newline = newlineIds(backbone.tokenizer);
     let corpus: readonly string[] | null = null;
+    const chatTemplate = readChatTemplate(suite.backbone);
     const sources = {
+      chatTemplate,
       tokenizer: backbone.tokenizer,
       newlineIds: newline,
       corpus: () => (corpus ??= loadCorpus(suite.corpus!).texts),
@@ -253,6 +260,7 @@ async function runSuiteLocked(
       machine: { platform: process.platform, arch: process.arch, cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown" },
       methods: prepared.map((p) => ({ label: p.spec.label, name: p.spec.name, checkpointDir: p.checkpointDir, edgeinfinite: p.edgeinfinite })),
       invocations: [...(previous?.invocations ?? []), invocation],
+      chatTemplate: chatTemplate && { name: chatTemplate.name, sha256: createHash("sha256").update(chatTemplate.source).digest("hex"), skippedDatasets: [...noChatTemplateDatasets] },
     };
     writeFileAtomic(runJsonPath, JSON.stringify(runJson, null, 2) + "\n");
     if (workers > 1) {

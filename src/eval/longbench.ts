@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { fail, EdgeInfError } from "../util/errors.js";
 import { dataset2prompt } from "./longbench-config.js";
 
@@ -173,4 +174,29 @@ export function truncateMiddle(ids: readonly number[], maxLength: number): numbe
   if (ids.length <= maxLength) return ids.slice();
   const half = Math.trunc(maxLength / 2);
   return ids.slice(0, half).concat(ids.slice(ids.length - half));
+}
+
+/**
+ * LongBench pred.py truncation as it really happens: when the tokenised prompt is longer than
+ * maxLength, decode `ids[:half]` and `ids[-half:]` (special tokens skipped) and join the two texts;
+ * the caller re-tokenises that text (after the chat template, if any). Re-tokenising can give a
+ * slightly different count than maxLength where a token boundary falls at the cut. Returns null
+ * when no truncation is needed.
+ */
+export function truncateMiddleText(tokenizer: Pick<Tokenizer, "decode">, ids: readonly number[], maxLength: number): string | null {
+  if (ids.length <= maxLength) return null;
+  const kept = truncateMiddle(ids, maxLength);
+  const half = kept.length / 2;
+  return tokenizer.decode(kept.slice(0, half)) + tokenizer.decode(kept.slice(half));
+}
+
+/**
+ * pred.py's samsum stop token: `tokenizer.encode("\n", add_special_tokens=False)[-1]` — the one id
+ * a lone newline encodes to last (for Llama tokenizers "<0x0A>", not every token containing "\n").
+ * pred.py also sets `min_length = context_length + 1`: at least one new token before EOS or that id.
+ */
+export function samsumNewlineId(tokenizer: Pick<Tokenizer, "encode">): number {
+  const ids = tokenizer.encode("\n", { bos: false });
+  if (ids.length === 0) fail("the tokenizer encodes \"\\n\" to nothing", "samsum needs a newline token to stop on");
+  return ids[ids.length - 1]!;
 }

@@ -13,6 +13,7 @@ import { compile, type TopLevelSpec } from "vega-lite";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fail } from "../util/errors.js";
 import { readSamplesLog } from "./samples-log.js";
+import type { SampleRow } from "./samples-log.js";
 import { markdownTable, scorePivot, writeTables, type AggregateRow, type ResultsJson } from "./tables.js";
 
 export interface ReportResult {
@@ -189,6 +190,75 @@ export function ttftVsLengthSpec(aggregates: readonly AggregateRow[], title: str
   };
 }
 
+/** One cell of a needle-in-a-haystack sweep: mean score (100 ×) of a method at one length and needle depth. */
+export interface NeedleCell {
+  method: string;
+  task: string;
+  length: number;
+  depth: number;
+  score: number;
+  n: number;
+}
+
+/** Mean score per method × task × length × depth over the samples that have a needle depth. */
+export function needleGrid(samples: readonly SampleRow[]): NeedleCell[] {
+  const cells = new Map<string, NeedleCell & { total: number }>();
+  for (const row of samples) {
+    if (row.depth === null) continue;
+    const key = JSON.stringify([row.method, row.task, row.length, row.depth]);
+    const cell = cells.get(key) ?? { method: row.method, task: row.task, length: row.length, depth: row.depth, score: 0, n: 0, total: 0 };
+    cell.total += row.score;
+    cell.n += 1;
+    cells.set(key, cell);
+  }
+  return [...cells.values()].map(({ total, ...cell }) => ({ ...cell, score: (100 * total) / cell.n }));
+}
+
+/**
+ * The familiar needle-in-a-haystack heat map: context length across, needle depth down (0 % = start
+ * of the context), colour = score (red 0 → green 100), one panel per method (and task).
+ */
+export function needleHeatmapSpec(cells: readonly NeedleCell[], title: string): TopLevelSpec {
+  const values = cells.map((c) => ({ ...c, panel: new Set(cells.map((x) => x.task)).size > 1 ? `${c.method} · ${c.task}` : c.method, depthPct: Math.round(c.depth * 100) }));
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: `${title}: needle in a haystack (score by length and depth)`,
+    data: { values },
+    facet: { field: "panel", type: "nominal", title: null },
+    columns: 4,
+    spec: {
+      width: 160,
+      height: 160,
+      layer: [
+        {
+          mark: { type: "rect" },
+          encoding: {
+            x: { field: "length", type: "ordinal", title: "context length (tokens)" },
+            y: { field: "depthPct", type: "ordinal", title: "needle depth (%)" },
+            color: { field: "score", type: "quantitative", scale: { domain: [0, 100], scheme: "redyellowgreen" }, title: "score" },
+            tooltip: [{ field: "method" }, { field: "task" }, { field: "length" }, { field: "depthPct" }, { field: "score" }, { field: "n" }],
+          },
+        },
+        {
+          mark: { type: "text", fontSize: 9 },
+          encoding: {
+            x: { field: "length", type: "ordinal" },
+            y: { field: "depthPct", type: "ordinal" },
+            text: { field: "score", type: "quantitative", format: ".0f" },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** A heat map is drawn from this many distinct lengths and depths up (a 2 × 2 grid says little). */
+export const NEEDLE_SWEEP_MIN = 3;
+
+export function isNeedleSweep(cells: readonly NeedleCell[]): boolean {
+  return new Set(cells.map((c) => c.depth)).size >= NEEDLE_SWEEP_MIN && new Set(cells.map((c) => c.length)).size >= NEEDLE_SWEEP_MIN;
+}
+
 /** The comparison as Markdown: the score pivot (methods as columns, in `methods` order) and the full table. */
 export function comparisonText(suite: string, aggregates: readonly AggregateRow[], methods: readonly string[] = [...new Set(aggregates.map((a) => a.method))]): string {
   return [`# ${suite}`, "", "## Score (100 × mean)", "", scorePivot(aggregates, methods), "", "## All measurements", "", markdownTable(aggregates)].join("\n");
@@ -222,16 +292,18 @@ export function rebuildTables(runDir: string): string[] | null {
 
 /**
  * Prints the comparison and writes score_vs_kv and ttft_vs_length into runDir, each as .svg and (when the
- * rasteriser loads) .png.
+ * rasteriser loads) .png; needle_heatmap too when the run is a needle sweep (NEEDLE_SWEEP_MIN lengths × depths).
  */
 export async function report(runDir: string, opts: { print?: (text: string) => void } & PlotOptions = {}): Promise<ReportResult> {
   const results = readResults(runDir);
   const text = comparisonText(results.suite, results.aggregates);
   (opts.print ?? ((t: string) => process.stdout.write(t + "\n")))(text);
-  const plots = [
+  const plots: [string, TopLevelSpec][] = [
     ["score_vs_kv", scoreVsKvSpec(results.aggregates, results.suite)],
     ["ttft_vs_length", ttftVsLengthSpec(results.aggregates, results.suite)],
-  ] as const;
+  ];
+  const needles = needleGrid(results.samples);
+  if (isNeedleSweep(needles)) plots.push(["needle_heatmap", needleHeatmapSpec(needles, results.suite)]);
   const files = await writePlots(runDir, plots, opts);
   return { text, files };
 }

@@ -4,7 +4,8 @@
  */
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { generateTask } from "../datasets/synthetic/index.js";
-import { buildPrompt, readLongBenchJsonl, truncateMiddle, type LongBenchRecord } from "./longbench.js";
+import { buildPrompt, readLongBenchJsonl, samsumNewlineId, truncateMiddle, truncateMiddleText, type LongBenchRecord } from "./longbench.js";
+import { applyChatTemplate, usesChatTemplate, type ChatTemplate } from "./longbench-chat.js";
 import { dataset2maxlen } from "./longbench-config.js";
 import { metricFor } from "./metrics/index.js";
 import { fail } from "../util/errors.js";
@@ -36,6 +37,21 @@ export interface SampleSources {
   /** Records per task and length beyond which samples are dropped. */
   limit?: number;
   warn?: (message: string) => void;
+  /** The model's chat template (tokenizer_config.json), applied to LongBench prompts as pred.py does; none: raw prompts. */
+  chatTemplate?: ChatTemplate | null;
+}
+
+/**
+ * A LongBench prompt as pred.py feeds it: middle-truncated by decoding both halves and
+ * re-tokenising, wrapped in the chat template except on noChatTemplateDatasets.
+ */
+function longBenchPromptIds(src: SampleSources, dataset: string, prompt: string, full: number[], length: number): number[] {
+  const cut = truncateMiddleText(src.tokenizer, full, length);
+  const template = src.chatTemplate && usesChatTemplate(dataset) ? src.chatTemplate : null;
+  if (cut === null && template === null) return full;
+  const text = template ? applyChatTemplate(template, cut ?? prompt) : (cut as string);
+  // A template that writes the BOS token itself gets no second one (transformers encodes it without special tokens).
+  return src.tokenizer.encode(text, { bos: !(template && template.bosToken !== "" && text.startsWith(template.bosToken)) });
 }
 
 const DEFAULT_COUNT = 10;
@@ -91,9 +107,10 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
     const seen = new Set<string>();
     records.slice(0, src.limit ?? records.length).forEach((record, index) => {
       const dataset = datasetOf(task, record);
-      const full = src.tokenizer.encode(buildPrompt(dataset, record), { bos: true });
+      const prompt = buildPrompt(dataset, record);
+      const full = src.tokenizer.encode(prompt, { bos: true });
       // LongBench tasks: `length` caps the prompt; maxLength caps every prompt.
-      let ids = task.source === "longbench" ? truncateMiddle(full, length) : full;
+      let ids = task.source === "longbench" ? longBenchPromptIds(src, dataset, prompt, full, length) : full;
       if (suite.maxLength !== undefined) ids = truncateMiddle(ids, suite.maxLength);
       const sampleId = seen.has(record._id) ? `${record._id}#${index}` : record._id;
       seen.add(sampleId);
@@ -105,11 +122,14 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
         sampleId,
         depth: task.source === "synthetic" ? depthFromId(record._id) : null,
         promptIds: ids,
-        truncated: ids.length < full.length,
+        truncated: ids.length < full.length || (task.source === "longbench" && full.length > length),
         answers: record.answers,
         allClasses: record.all_classes,
         maxNewTokens: task.maxNewTokens ?? suite.generation.maxNewTokens ?? dataset2maxlen[dataset] ?? DEFAULT_MAX_NEW_TOKENS,
-        stopIds: stopIdsFor(src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
+        stopIds:
+          task.source === "longbench" && dataset === "samsum" && task.stopAtNewline === undefined
+            ? [src.tokenizer.eosId, samsumNewlineId(src.tokenizer)] // pred.py: EOS or the single "\n" token
+            : stopIdsFor(src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
       });
     });
   }

@@ -65,6 +65,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
   }
 
   decode(ids: readonly number[]): string {
+    // @huggingface/tokenizers throws on an empty list; an answer that stopped at once is "".
+    if (ids.length === 0) return "";
     return this.hf.decode([...ids], { skip_special_tokens: true });
   }
 

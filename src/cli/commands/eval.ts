@@ -3,7 +3,7 @@ import { join, relative } from "node:path";
 import { loadSuite } from "../../eval/suite.js";
 import { checkLimit, runSuite, selectMethods, type RunResult } from "../../eval/harness.js";
 import { comparisonText } from "../../eval/report.js";
-import { scorePredictionsFile } from "../../eval/score.js";
+import { scorePredictionsFile, scorePredsDir } from "../../eval/score.js";
 import type { ProgressMode } from "../../eval/progress.js";
 import type { BackendChoice } from "../common.js";
 import { BACKEND_CHOICES, log } from "../common.js";
@@ -23,8 +23,11 @@ interface EvalArgs {
 }
 
 interface ScoreArgs {
-  task: string;
-  preds: string;
+  task?: string;
+  preds?: string;
+  predsDir?: string;
+  e?: boolean;
+  rougeExact?: boolean;
   json?: boolean;
 }
 
@@ -45,14 +48,27 @@ export const evalScoreCommand: CommandModule<object, ScoreArgs> = {
   describe: "Score LongBench predictions made elsewhere (pred.py JSONL rows), as LongBench's eval.py does",
   builder: (y) =>
     y
-      .usage("$0 eval score --task T --preds preds.jsonl [--json]\n\nScore a LongBench prediction file (pred.py rows {pred, answers, all_classes, length}) with the task's metric, as LongBench's eval.py does: 100 × mean, first-line rule for trec/triviaqa/samsum/lsht, LongBench-E length buckets when every row has a length.")
-      .option("task", { alias: "t", type: "string", demandOption: true, describe: "dataset whose metric applies (narrativeqa, hotpotqa, trec, lcc, passkey, ... — see docs/metrics.md)" })
-      .option("preds", { alias: "p", type: "string", demandOption: true, describe: "predictions JSONL, one {pred, answers, all_classes, length} per line" })
+      .usage("$0 eval score --task T --preds preds.jsonl [--json]\n$0 eval score --preds-dir pred/MODEL [--e]\n\nScore a LongBench prediction file (pred.py rows {pred, answers, all_classes, length}) with the task's metric, as LongBench's eval.py does: 100 × mean, first-line rule for trec/triviaqa/samsum/lsht, LongBench-E length buckets when every row has a length.")
+      .option("task", { alias: "t", type: "string", describe: "dataset whose metric applies (narrativeqa, hotpotqa, trec, lcc, passkey, ... — see docs/metrics.md)" })
+      .option("preds", { alias: "p", type: "string", describe: "predictions JSONL, one {pred, answers, all_classes, length} per line" })
+      .option("preds-dir", { type: "string", describe: "score every DATASET.jsonl in this folder (pred/MODEL) and write result.json there, as eval.py --model MODEL" })
+      .option("e", { type: "boolean", describe: "with --preds-dir: LongBench-E length buckets (eval.py --e)" })
+      .option("rouge-exact", { type: "boolean", describe: "true ROUGE-L on very long sentences, where LongBench's scorer hits Python's recursion limit and scores 0 (docs/metrics.md)" })
       .option("json", { type: "boolean", describe: "print a JSON record {task, score, n, byLength?}" })
       .example("$0 eval score --task hotpotqa --preds pred/hotpotqa.jsonl", "score one task's predictions")
-      .example("$0 eval score --task gov_report --preds pred_e/gov_report.jsonl --json", "JSON, with LongBench-E 0-4k / 4-8k / 8k+ buckets"),
+      .example("$0 eval score --task gov_report --preds pred_e/gov_report.jsonl --json", "JSON, with LongBench-E 0-4k / 4-8k / 8k+ buckets")
+      .example("$0 eval score --preds-dir pred_e/my-model --e", "all datasets of a model into pred_e/my-model/result.json"),
   handler: (args) => {
-    const result = scorePredictionsFile(args.task, args.preds);
+    const options = { rougeRecursion: args.rougeExact ? ("exact" as const) : ("longbench" as const) };
+    if (args.predsDir !== undefined) {
+      if (args.task !== undefined || args.preds !== undefined) fail("--preds-dir scores a whole folder and takes no --task/--preds", "pass either --preds-dir DIR or --task T --preds FILE");
+      const scores = scorePredsDir(args.predsDir, args.e === true, options);
+      console.log(JSON.stringify(scores, null, 2));
+      log(`wrote ${shown(join(args.predsDir, "result.json"))}`);
+      return;
+    }
+    if (args.task === undefined || args.preds === undefined) fail("eval score needs --task and --preds (or --preds-dir)", "e.g. edgeinf eval score --task hotpotqa --preds pred/hotpotqa.jsonl");
+    const result = scorePredictionsFile(args.task, args.preds, options);
     if (args.json) {
       console.log(JSON.stringify(result, null, 2));
       return;

@@ -3,13 +3,14 @@ import { classificationScore } from "./classification.js";
 import { codeSimScore } from "./code-sim.js";
 import { countScore } from "./count.js";
 import { numpyMean } from "./numpy-mean.js";
+import { numpyRound } from "./numpy-round.js";
 import { pythonRound } from "./python-round.js";
 import { firstLine } from "./python-str.js";
 import { qaF1Score } from "./qa-f1.js";
 import { qaF1ZhScore } from "./qa-f1-zh.js";
 import { retrievalScore } from "./retrieval.js";
 import { retrievalZhScore } from "./retrieval-zh.js";
-import { rougeScore } from "./rouge.js";
+import { rougeScore, type RougeRecursion } from "./rouge.js";
 import { rougeZhScore } from "./rouge-zh.js";
 import { stringMatchAll } from "./string-match.js";
 
@@ -22,6 +23,7 @@ export { fuzzRatio } from "./fuzz-ratio.js";
 export { normalizeAnswer } from "./normalize-answer.js";
 export { normalizeZhAnswer, CN_PUNCTUATION } from "./normalize-zh-answer.js";
 export { numpyMean } from "./numpy-mean.js";
+export { numpyRound } from "./numpy-round.js";
 export { perplexityFromNll } from "./perplexity.js";
 export { pythonRound } from "./python-round.js";
 export { firstLine } from "./python-str.js";
@@ -29,7 +31,8 @@ export { qaF1Score } from "./qa-f1.js";
 export { qaF1ZhScore } from "./qa-f1-zh.js";
 export { retrievalScore } from "./retrieval.js";
 export { retrievalZhScore } from "./retrieval-zh.js";
-export { rougeScore } from "./rouge.js";
+export { rougeScore, type RougeRecursion } from "./rouge.js";
+export { rulerPostprocess, rulerTaskScore, type RulerMetric } from "./ruler.js";
 export { rougeLSummaryLevel, type RougeLScores } from "./rouge-l.js";
 export { rougeZhScore } from "./rouge-zh.js";
 export { stringMatchAll, stringMatchPart } from "./string-match.js";
@@ -106,14 +109,20 @@ export function metricFor(dataset: string): MetricName {
   return dataset2metric[dataset];
 }
 
+/** Scoring choices where the official scorer's behaviour is a quirk worth opting out of. */
+export interface ScoreOptions {
+  /** ROUGE on very long sentence pairs: "longbench" (default) scores pltrdy's RecursionError 0 as eval.py does; "exact" gives the true ROUGE-L. */
+  rougeRecursion?: RougeRecursion;
+}
+
 /** A metric scored against one ground truth at a time (LongBench takes the max over answers). */
-type AnswerMetric = (prediction: string, groundTruth: string, allClasses: readonly string[] | null) => number;
+type AnswerMetric = (prediction: string, groundTruth: string, allClasses: readonly string[] | null, options: ScoreOptions) => number;
 
 const perAnswerMetrics: Record<Exclude<MetricName, "string_match_all">, AnswerMetric> = {
   qa_f1: qaF1Score,
   qa_f1_zh: qaF1ZhScore,
-  rouge: rougeScore,
-  rouge_zh: rougeZhScore,
+  rouge: (prediction, groundTruth, _allClasses, options) => rougeScore(prediction, groundTruth, options.rougeRecursion),
+  rouge_zh: (prediction, groundTruth, _allClasses, options) => rougeZhScore(prediction, groundTruth, options.rougeRecursion),
   classification: classificationScore,
   retrieval: retrievalScore,
   retrieval_zh: retrievalZhScore,
@@ -131,13 +140,14 @@ export function scorePrediction(
   prediction: string,
   answers: readonly string[],
   allClasses: readonly string[] | null = null,
+  options: ScoreOptions = {},
 ): number {
   const metric = metricFor(dataset);
   const scored = firstLineDatasets.has(dataset) ? firstLine(prediction) : prediction;
   if (metric === "string_match_all") return stringMatchAll(scored, answers);
   const metricFn = perAnswerMetrics[metric];
   let score = 0;
-  for (const groundTruth of answers) score = Math.max(score, metricFn(scored, groundTruth, allClasses));
+  for (const groundTruth of answers) score = Math.max(score, metricFn(scored, groundTruth, allClasses, options));
   return score;
 }
 
@@ -150,11 +160,11 @@ export interface PredictionRow {
 }
 
 /** LongBench `scorer`: round(100 · Σscore / n, 2) with Python's round (ties to even). */
-export function scoreDataset(dataset: string, rows: readonly PredictionRow[]): number {
+export function scoreDataset(dataset: string, rows: readonly PredictionRow[], options: ScoreOptions = {}): number {
   metricFor(dataset);
   if (rows.length === 0) fail(`cannot score "${dataset}": no predictions`, "the predictions file has no rows");
   let totalScore = 0;
-  for (const row of rows) totalScore += scorePrediction(dataset, row.pred, row.answers, row.all_classes);
+  for (const row of rows) totalScore += scorePrediction(dataset, row.pred, row.answers, row.all_classes, options);
   return pythonRound((100 * totalScore) / rows.length, 2);
 }
 
@@ -168,21 +178,23 @@ export function lengthBucket(length: number): LengthBucket {
 }
 
 /**
- * LongBench `scorer_e`: per bucket round(100 · np.mean(scores), 2). An empty bucket is NaN, as
- * numpy's mean of an empty list is (JSON.stringify prints it as null).
+ * LongBench `scorer_e`: per bucket round(100 · np.mean(scores), 2). `100 * np.mean(...)` is a
+ * numpy float, so `round` is numpy's (rint of x·100, ties to even on the float product), not
+ * Python's correctly rounded one. An empty bucket is NaN, as numpy's mean of an empty list is
+ * (JSON.stringify prints it as null).
  */
-export function scoreDatasetByLength(dataset: string, rows: readonly PredictionRow[]): Record<LengthBucket, number> {
+export function scoreDatasetByLength(dataset: string, rows: readonly PredictionRow[], options: ScoreOptions = {}): Record<LengthBucket, number> {
   metricFor(dataset);
   const buckets: Record<LengthBucket, number[]> = { "0-4k": [], "4-8k": [], "8k+": [] };
   rows.forEach((row, index) => {
     if (typeof row.length !== "number" || !Number.isFinite(row.length)) {
       fail(`cannot bucket "${dataset}" row ${index + 1} by length: it has no numeric "length"`, "LongBench-E scoring needs a length on every row");
     }
-    buckets[lengthBucket(row.length)].push(scorePrediction(dataset, row.pred, row.answers, row.all_classes));
+    buckets[lengthBucket(row.length)].push(scorePrediction(dataset, row.pred, row.answers, row.all_classes, options));
   });
   return {
-    "0-4k": pythonRound(100 * numpyMean(buckets["0-4k"]), 2),
-    "4-8k": pythonRound(100 * numpyMean(buckets["4-8k"]), 2),
-    "8k+": pythonRound(100 * numpyMean(buckets["8k+"]), 2),
+    "0-4k": numpyRound(100 * numpyMean(buckets["0-4k"]), 2),
+    "4-8k": numpyRound(100 * numpyMean(buckets["4-8k"]), 2),
+    "8k+": numpyRound(100 * numpyMean(buckets["8k+"]), 2),
   };
 }

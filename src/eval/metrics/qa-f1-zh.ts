@@ -2,7 +2,7 @@ import { normalizeZhAnswer } from "./normalize-zh-answer.js";
 import { tokenF1 } from "./token-f1.js";
 import { segmentZh } from "./zh-segment.js";
 
-// LongBench metrics.py `qa_f1_zh_score`, ported from THUDM/LongBench (MIT); jieba → Intl.Segmenter.
+// LongBench metrics.py `qa_f1_zh_score`, ported from THUDM/LongBench (MIT); jieba via zh-segment.ts.
 
 function zhTokens(text: string): string[] {
   return segmentZh(text)

@@ -31,8 +31,12 @@ function splitIntoWords(sentences: readonly string[]): string[] {
   return sentences.flatMap((sentence) => sentence.split(" "));
 }
 
-/** pltrdy `_recon_lcs`: the words of one longest common subsequence of x and y, pltrdy's tie-breaking. */
-export function reconLcsWords(x: readonly string[], y: readonly string[]): string[] {
+/**
+ * pltrdy `_recon_lcs`: the words of one longest common subsequence of x and y, pltrdy's
+ * tie-breaking, plus `reconCalls`, how many nested calls pltrdy's recursive `_recon` makes to find
+ * them (one per step of the path, plus the final call at a table edge).
+ */
+export function reconLcs(x: readonly string[], y: readonly string[]): { words: string[]; reconCalls: number } {
   const rows = x.length + 1;
   const cols = y.length + 1;
   const table = new Uint32Array(rows * cols);
@@ -48,7 +52,9 @@ export function reconLcsWords(x: readonly string[], y: readonly string[]): strin
   const words: string[] = [];
   let i = x.length;
   let j = y.length;
+  let reconCalls = 1;
   while (i > 0 && j > 0) {
+    reconCalls++;
     if (x[i - 1] === y[j - 1]) {
       words.push(x[i - 1]!);
       i--;
@@ -59,15 +65,17 @@ export function reconLcsWords(x: readonly string[], y: readonly string[]): strin
       j--;
     }
   }
-  return words.reverse();
+  return { words: words.reverse(), reconCalls };
 }
+
 
 /**
  * ROUGE-L F/P/R of one hypothesis against one reference. Returns null where pltrdy raises
  * ("Hypothesis is empty." / "Collections must contain at least 1 sentence."): when either
- * text has no sentence, e.g. "" or "...".
+ * text has no sentence, e.g. "" or "..."; and, when `maxReconCalls` is given, where its recursive
+ * `_recon` would need more nested calls than that (Python's RecursionError).
  */
-export function rougeLSummaryLevel(hypothesis: string, reference: string): RougeLScores | null {
+export function rougeLSummaryLevel(hypothesis: string, reference: string, maxReconCalls = Infinity): RougeLScores | null {
   const evaluatedSentences = rougeSentences(hypothesis);
   const referenceSentences = rougeSentences(reference);
   if (evaluatedSentences.length === 0 || referenceSentences.length === 0) return null;
@@ -81,7 +89,9 @@ export function rougeLSummaryLevel(hypothesis: string, reference: string): Rouge
     const previousCount = union.size;
     const referenceWords = referenceSentence.split(" ");
     for (const evaluatedSentence of evaluatedSentences) {
-      for (const word of reconLcsWords(referenceWords, evaluatedSentence.split(" "))) union.add(word);
+      const { words, reconCalls } = reconLcs(referenceWords, evaluatedSentence.split(" "));
+      if (reconCalls > maxReconCalls) return null;
+      for (const word of words) union.add(word);
     }
     llcs += union.size - previousCount;
   }
