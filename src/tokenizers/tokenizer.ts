@@ -3,7 +3,12 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
-  /** Token ids of `text`; with `bos` the BOS id is prepended exactly once. */
+  /** Every id that ends generation (Llama 3 and Qwen list several); absent = [eosId]. */
+  readonly eosIds?: readonly number[];
+  /**
+   * Token ids of `text`; with `bos` a document start as the model's tokenizer makes it: the BOS id exactly once,
+   * or nothing for families whose tokenizer adds no BOS (Qwen, Phi-3, SmolLM3).
+   */
   encode(text: string, options?: { bos?: boolean }): number[];
   /** Text of `ids`; special tokens (BOS/EOS/pad) are skipped. */
   decode(ids: readonly number[]): string;
