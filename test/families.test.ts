@@ -1,16 +1,18 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
-import { loadBackbone } from "../src/loaders/index.js";
+import { loadBackbone, readHuggingFaceModel } from "../src/loaders/index.js";
+import { loadHuggingFaceTokenizer } from "../src/tokenizers/hf-tokenizer.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { CachedSession } from "../src/cache/cached-session.js";
 import { fullPolicy } from "../src/cache/full.js";
 import { generate } from "../src/backbone/generate.js";
 import { stopTokenIds } from "../src/backbone/config.js";
-import { FAMILY_CONFIGS, writeFamilyCheckpoint } from "./fixtures/family-checkpoints.js";
+import { FAMILY_CONFIGS, familyConfig, writeFamilyCheckpoint, type Json } from "./fixtures/family-checkpoints.js";
+import { EdgeInfError } from "../src/util/errors.js";
 import { familyForward64, nll64 } from "./reference/families64.js";
 
 const root = mkdtempSync(join(tmpdir(), "edgeinf-families-"));
@@ -79,5 +81,119 @@ describe("model families against an independent float64 forward (written from tr
     expect(q.tokenizer.encode("hi", { bos: true })).toEqual([104, 105]);
     expect(q.tokenizer.eosId).toBe(258);
     expect(q.tokenizer.eosIds).toEqual([258, 257]);
+  });
+});
+
+/** Fixtures made by transformers itself (scripts/make-family-fixtures.py), when present in the checkout. */
+const fixtureRoot = join(__dirname, "fixtures/families");
+interface DtypeRef {
+  nll: number[];
+  last_logits: number[];
+  long_nll: number[];
+  long_last_logits: number[];
+  greedy_full: number[];
+  greedy_generate?: number[];
+}
+interface FamilyRef {
+  family: string;
+  transformers: string;
+  text: string;
+  prompt: string;
+  text_ids_transformers: number[];
+  prompt_ids_transformers: number[];
+  ids: number[];
+  long_ids: number[];
+  dtypes: Record<string, DtypeRef>;
+}
+const fixtureNames = existsSync(fixtureRoot) ? readdirSync(fixtureRoot).filter((n) => existsSync(join(fixtureRoot, n, "reference.json"))).sort() : [];
+
+describe.skipIf(fixtureNames.length === 0)("model families against transformers itself (tiny checkpoints saved by transformers, fp32/fp16/bf16 files)", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+
+  for (const name of fixtureNames) {
+    it(`${name}: tokenizer ids, per-token NLL and last logits within 1e-4, greedy continuations equal`, async () => {
+      const ref = JSON.parse(readFileSync(join(fixtureRoot, name, "reference.json"), "utf8")) as FamilyRef;
+      const tok = await loadHuggingFaceTokenizer(join(fixtureRoot, name, "fp32"));
+      expect(tok.encode(ref.text, { bos: true })).toEqual(ref.text_ids_transformers);
+      expect(tok.encode(ref.prompt, { bos: true })).toEqual(ref.prompt_ids_transformers);
+      for (const [dtype, want] of Object.entries(ref.dtypes)) {
+        const { config, weights } = readHuggingFaceModel(join(fixtureRoot, name, dtype));
+        const model = LlamaModel.fromHost(config, weights);
+        for (const [ids, nll, last] of [
+          [ref.ids, want.nll, want.last_logits],
+          [ref.long_ids, want.long_nll, want.long_last_logits],
+        ] as const) {
+          const got = tf.tidy(() => model.logits(model.forward(ids))).arraySync() as number[][];
+          expect(maxAbsDiff(nll64(got, ids), nll), `${name} ${dtype} NLL`).toBeLessThan(1e-4);
+          expect(maxAbsDiff(got.at(-1)!, last), `${name} ${dtype} last logits`).toBeLessThan(1e-4);
+        }
+        const s = new CachedSession(model, fullPolicy());
+        const r = await generate(s, ref.prompt_ids_transformers, { maxNewTokens: want.greedy_full.length, temperature: 0, stopIds: [] });
+        s.dispose();
+        expect(r.ids, `${name} ${dtype} greedy`).toEqual(want.greedy_full);
+        model.dispose();
+      }
+    });
+  }
+});
+
+function expectOneLineError(fn: () => unknown, ...fragments: string[]): void {
+  let err: unknown = null;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(EdgeInfError);
+  const message = (err as Error).message;
+  expect(message).not.toContain("\n");
+  for (const f of fragments) expect(message).toContain(f);
+}
+
+describe("bad input for each family: one line naming the key or tensor and the file", () => {
+  const bad = (name: string, opts: Parameters<typeof writeFamilyCheckpoint>[2]) => {
+    const dir = mkdtempSync(join(root, `bad-${name}-`));
+    writeFamilyCheckpoint(dir, name, opts);
+    return dir;
+  };
+
+  for (const name of Object.keys(FAMILY_CONFIGS)) {
+    it(`${name}: a config key the loader does not implement`, () => {
+      const dir = bad(name, { config: { ...familyConfig(name), attn_temperature_tuning: true } });
+      expectOneLineError(() => readHuggingFaceModel(dir), `config key "attn_temperature_tuning"`, join(dir, "config.json"));
+    });
+  }
+
+  it("wrong shapes of Phi-3's fused qkv_proj and gate_up_proj", () => {
+    for (const tensor of ["model.layers.1.self_attn.qkv_proj.weight", "model.layers.0.mlp.gate_up_proj.weight"]) {
+      const dir = bad("phi3", { edit: (t) => t.set(tensor, { shape: [8, 32], data: new Float32Array(256) }) });
+      expectOneLineError(() => readHuggingFaceModel(dir), tensor, "[8, 32]", join(dir, "model.safetensors"), join(dir, "config.json"));
+    }
+  });
+
+  it("a missing Qwen2 bias or Qwen3 q/k norm names the tensor, the file and the architecture", () => {
+    const noBias = bad("qwen2", { edit: (t) => t.delete("model.layers.0.self_attn.k_proj.bias") });
+    expectOneLineError(() => readHuggingFaceModel(noBias), "model.layers.0.self_attn.k_proj.bias", join(noBias, "config.json"), "Qwen2ForCausalLM", "biases");
+    const noNorm = bad("qwen3", { edit: (t) => t.delete("model.layers.1.self_attn.q_norm.weight") });
+    expectOneLineError(() => readHuggingFaceModel(noNorm), "model.layers.1.self_attn.q_norm.weight", "Qwen3ForCausalLM");
+  });
+
+  it("values that would change the forward in ways not implemented", () => {
+    const cases: [string, Json, string][] = [
+      ["gemma2", { hidden_activation: "gelu" }, `"hidden_activation"`],
+      ["llama", { mlp_bias: true }, `"mlp_bias"`],
+      ["llama", { hidden_act: "relu" }, `"hidden_act"`],
+      ["qwen2", { use_mrope: true }, `"use_mrope"`],
+      ["llama3", { rope_scaling: { rope_type: "mrope", factor: 2 } }, "mrope"],
+      ["phi3", { rope_scaling: { type: "longrope", short_factor: [1, 2], long_factor: [1, 2, 3] } }, "rope_scaling.short_factor"],
+      ["gemma3", { layer_types: ["sliding_attention", "chunked_attention"] }, `"layer_types"`],
+      ["smollm3", { no_rope_layers: [1] }, `"no_rope_layers"`],
+    ];
+    for (const [name, over, fragment] of cases) {
+      const dir = bad(name, { config: { ...familyConfig(name), ...over } });
+      expectOneLineError(() => readHuggingFaceModel(dir), fragment, join(dir, "config.json"));
+    }
   });
 });
