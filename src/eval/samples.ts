@@ -100,7 +100,7 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
         answers: record.answers,
         allClasses: record.all_classes,
         maxNewTokens: task.maxNewTokens ?? suite.generation.maxNewTokens ?? dataset2maxlen[dataset] ?? DEFAULT_MAX_NEW_TOKENS,
-        stopIds: stopIdsFor(src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
+        stopIds: stopIdsFor(src.tokenizer.eosIds ?? src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
       });
     });
   }

@@ -13,3 +13,8 @@ export interface Tokenizer {
   /** Text of `ids`; special tokens (BOS/EOS/pad) are skipped. */
   decode(ids: readonly number[]): string;
 }
+
+/** Every id that ends generation: the tokenizer's EOS ids, then any the model config adds (deduplicated). */
+export function endOfTextIds(tokenizer: Tokenizer, modelEosIds: readonly number[] = []): number[] {
+  return [...new Set([...(tokenizer.eosIds ?? [tokenizer.eosId]), ...modelEosIds])];
+}

@@ -3,6 +3,8 @@ import { generate } from "../../backbone/generate.js";
 import { createSession } from "../../eval/methods.js";
 import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
 import { EdgeInfError } from "../../util/errors.js";
+import { endOfTextIds } from "../../tokenizers/tokenizer.js";
+import { stopTokenIds } from "../../backbone/config.js";
 
 interface GenerateArgs extends CommonArgs {
   prompt?: string;
@@ -76,7 +78,7 @@ export const generateCommand: CommandModule<object, any> = {
       topK: args.topK,
       topP: args.topP,
       seed: args.seed,
-      stopIds: [backbone.config.eosTokenId],
+      stopIds: endOfTextIds(backbone.tokenizer, stopTokenIds(backbone.config)),
       onToken: args.json ? undefined : (id) => process.stdout.write(backbone.tokenizer.decode([id])),
     });
     const record = {
