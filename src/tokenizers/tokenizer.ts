@@ -3,6 +3,8 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
+  /** Whether `encode(text, { bos: true })` starts with BOS (false for Qwen-style tokenizers); absent = true. */
+  readonly addsBos?: boolean;
   /** Every id that ends generation (Llama 3 and Qwen list several); absent = [eosId]. */
   readonly eosIds?: readonly number[];
   /**

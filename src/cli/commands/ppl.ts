@@ -59,7 +59,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       }
     } else {
       const context = args.context ?? backbone.config.maxPositions;
-      nll = await windowedNll(model, ids, context, backbone.config.bosTokenId);
+      nll = await windowedNll(model, ids, context, backbone.tokenizer.addsBos === false ? null : backbone.config.bosTokenId);
     }
     const seconds = (performance.now() - t0) / 1000;
     const mean = nll.reduce((a, b) => a + b, 0) / nll.length;
