@@ -9,6 +9,8 @@ import { loadHuggingFaceTokenizer } from "../src/tokenizers/hf-tokenizer.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { CachedSession } from "../src/cache/cached-session.js";
 import { fullPolicy } from "../src/cache/full.js";
+import { createPolicy } from "../src/cache/registry.js";
+import type { CachePolicy } from "../src/cache/policy.js";
 import { generate } from "../src/backbone/generate.js";
 import { stopTokenIds } from "../src/backbone/config.js";
 import { FAMILY_CONFIGS, familyConfig, writeFamilyCheckpoint, type Json } from "./fixtures/family-checkpoints.js";
@@ -241,3 +243,45 @@ describe("structural: a training step and an eval of every method on a tiny chec
     });
   }
 });
+
+describe("a layer that already has a sliding window, in each method (docs/loaders.md)", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+
+  it("full KV is the model's window; StreamingLLM and H2O that keep the newest ≥ window tokens give full KV's logits", async () => {
+    // mistral-sliding: every layer has window 4, so each query sees only the 4 newest keys. A method whose kept cache
+    // ends with those 4 tokens (in position order) therefore computes exactly what full KV computes.
+    const dir = join(root, "window-methods");
+    writeFamilyCheckpoint(dir, "mistral-sliding", { seed: 3 });
+    const backbone = await loadBackbone(dir);
+    const model = LlamaModel.fromHost(backbone.config, backbone.weights);
+    const prompt = Array.from({ length: 24 }, (_, i) => (i * 13 + 5) % 256);
+    const next = [17, 99, 200, 3, 64];
+    const run = async (policy: CachePolicy) => {
+      const s = new CachedSession(model, policy);
+      const out: number[][] = [Array.from(await readAndDispose(await s.prefill(prompt)))];
+      for (const id of next) out.push(Array.from(await readAndDispose(await s.step(id))));
+      const kept = s.cache.layers[0]!.length;
+      s.dispose();
+      return { out, kept };
+    };
+    const full = await run(fullPolicy());
+    expect(full.kept).toBe(prompt.length + next.length);
+    for (const [name, opts] of [
+      ["streaming", { budgetTokens: 8, sinkTokens: 2 }],
+      ["h2o", { budgetTokens: 8, recentTokens: 4 }],
+    ] as const) {
+      const evicting = await run(createPolicy(name, opts));
+      expect(evicting.kept, name).toBeLessThanOrEqual(8);
+      for (let i = 0; i < full.out.length; i++) expect(maxAbsDiff(evicting.out[i]!, full.out[i]!), `${name} step ${i}`).toBeLessThan(1e-4);
+    }
+    model.dispose();
+  });
+});
+
+async function readAndDispose(t: tf.Tensor1D): Promise<Float32Array> {
+  const v = (await t.data()) as Float32Array;
+  t.dispose();
+  return v;
+}
