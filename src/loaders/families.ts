@@ -283,8 +283,12 @@ function layerWindows(r: ConfigReader, b: BaseShape): (number | null)[] {
 
 /** Per-layer RoPE: Gemma 3's local layers use rope_local_base_freq unscaled; SmolLM3's no-RoPE layers none. */
 function layerRopes(r: ConfigReader, b: BaseShape, sliding: readonly boolean[]): (RopeSpec | null)[] {
-  const factor = r.value("partial_rotary_factor");
-  const partial = factor === undefined || factor === null ? 1 : r.posNumber("partial_rotary_factor");
+  // transformers 5 moves partial_rotary_factor into rope_parameters.
+  const params0 = r.raw.rope_parameters;
+  const nestedFactor = isObject(params0) ? params0.partial_rotary_factor : undefined;
+  const factor = r.value("partial_rotary_factor") ?? nestedFactor;
+  if (factor !== undefined && factor !== null && (typeof factor !== "number" || !(factor > 0))) r.bad("partial_rotary_factor", "a positive number");
+  const partial = typeof factor === "number" ? factor : 1;
   if (partial > 1) r.bad("partial_rotary_factor", "at most 1");
   const rotaryDim = Math.floor(b.headDim * partial);
   if (rotaryDim % 2 !== 0 || rotaryDim === 0) r.bad("partial_rotary_factor", `a fraction of head_dim ${b.headDim} giving an even number of dims`);
