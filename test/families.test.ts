@@ -78,6 +78,18 @@ describe("model families against an independent float64 forward (written from tr
     });
   }
 
+  for (const [name, dtype] of [["qwen3", "F16"], ["gemma2", "BF16"], ["phi3", "BF16"], ["llama3", "F16"]] as const) {
+    it(`${name} from an ${dtype} file: logits within 1e-4 of the float64 forward of the stored values`, async () => {
+      const dir = join(root, `${name}-${dtype}`);
+      const { config, tensors } = writeFamilyCheckpoint(dir, name, { dtype });
+      const b = await loadBackbone(dir);
+      const model = LlamaModel.fromHost(b.config, b.weights);
+      const got = tf.tidy(() => model.logits(model.forward(SHORT))).arraySync() as number[][];
+      expect(maxAbsDiff(got.flat(), familyForward64(config, tensors, SHORT).flat())).toBeLessThan(1e-4);
+      model.dispose();
+    });
+  }
+
   it("reads several EOS ids (config.json list, generation_config.json) and the tokenizer's BOS convention", async () => {
     const b = await loadBackbone(join(root, "llama3"));
     expect(stopTokenIds(b.config)).toEqual([257, 258]);
