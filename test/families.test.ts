@@ -12,7 +12,8 @@ import { fullPolicy } from "../src/cache/full.js";
 import { createPolicy } from "../src/cache/registry.js";
 import type { CachePolicy } from "../src/cache/policy.js";
 import { generate } from "../src/backbone/generate.js";
-import { stopTokenIds } from "../src/backbone/config.js";
+import { parameterCount, stopTokenIds } from "../src/backbone/config.js";
+import { parseHuggingFaceConfig } from "../src/loaders/huggingface.js";
 import { FAMILY_CONFIGS, familyConfig, writeFamilyCheckpoint, type Json } from "./fixtures/family-checkpoints.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
@@ -297,3 +298,57 @@ async function readAndDispose(t: tf.Tensor1D): Promise<Float32Array> {
   t.dispose();
   return v;
 }
+
+describe("published configs of the families people bring", () => {
+  const common = { attention_dropout: 0, initializer_range: 0.02, torch_dtype: "bfloat16", transformers_version: "4.45.0", use_cache: true };
+
+  it("Llama 3.2 1B, Qwen2.5 0.5B and Gemma 2 2B parse with every key accounted for, to their published parameter counts", () => {
+    const llama = parseHuggingFaceConfig({
+      ...common, architectures: ["LlamaForCausalLM"], model_type: "llama", attention_bias: false, mlp_bias: false, pretraining_tp: 1, vocab_size: 128256, hidden_size: 2048,
+      intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, tie_word_embeddings: true, max_position_embeddings: 131072,
+      rope_theta: 500000, rope_scaling: { factor: 32, high_freq_factor: 4, low_freq_factor: 1, original_max_position_embeddings: 8192, rope_type: "llama3" },
+      rms_norm_eps: 1e-5, bos_token_id: 128000, eos_token_id: [128001, 128008, 128009], hidden_act: "silu",
+    }, "llama-3.2-1b/config.json");
+    const qwen = parseHuggingFaceConfig({
+      ...common, architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24,
+      num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, rope_theta: 1000000, sliding_window: 32768, use_sliding_window: false,
+      max_window_layers: 21, tie_word_embeddings: true, rms_norm_eps: 1e-6, bos_token_id: 151643, eos_token_id: 151643, hidden_act: "silu",
+    }, "qwen2.5-0.5b/config.json");
+    const gemma = parseHuggingFaceConfig({
+      ...common, architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", attention_bias: false, attn_logit_softcapping: 50, cache_implementation: "hybrid",
+      final_logit_softcapping: 30, head_dim: 256, hidden_act: "gelu_pytorch_tanh", hidden_activation: "gelu_pytorch_tanh", vocab_size: 256000, hidden_size: 2304,
+      intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8, num_key_value_heads: 4, query_pre_attn_scalar: 256, sliding_window: 4096,
+      max_position_embeddings: 8192, rms_norm_eps: 1e-6, rope_theta: 10000, bos_token_id: 2, eos_token_id: 1, pad_token_id: 0,
+    }, "gemma-2-2b/config.json");
+    // The model cards' counts (tied embeddings counted once).
+    expect(parameterCount(llama)).toBe(1_235_814_400);
+    expect(parameterCount(qwen)).toBe(494_032_768);
+    expect(parameterCount(gemma)).toBe(2_614_341_888);
+    expect(stopTokenIds(llama)).toEqual([128001, 128008, 128009]);
+    expect(qwen.family!.layers.every((l) => l.window === null)).toBe(true);
+    expect(gemma.family!.layers.map((l) => l.window).slice(0, 4)).toEqual([4096, null, 4096, null]);
+    expect(gemma.family!.attnLogitSoftcap).toBe(50);
+  });
+
+  it("Gemma 3 1B: local layers every layer but each sixth, with their own RoPE base; Phi-3.5-mini: longrope attention factor", () => {
+    const gemma3 = parseHuggingFaceConfig({
+      ...common, architectures: ["Gemma3ForCausalLM"], model_type: "gemma3_text", attention_bias: false, attn_logit_softcapping: null, cache_implementation: "hybrid",
+      final_logit_softcapping: null, head_dim: 256, hidden_activation: "gelu_pytorch_tanh", hidden_size: 1152, intermediate_size: 6912, max_position_embeddings: 32768,
+      num_attention_heads: 4, num_hidden_layers: 26, num_key_value_heads: 1, pad_token_id: 0, query_pre_attn_scalar: 256, rms_norm_eps: 1e-6, rope_local_base_freq: 10000,
+      rope_scaling: null, rope_theta: 1000000, sliding_window: 512, sliding_window_pattern: 6, vocab_size: 262144, bos_token_id: 2, eos_token_id: [1, 106],
+    }, "gemma-3-1b/config.json");
+    const layers = gemma3.family!.layers;
+    expect(layers.flatMap((l, i) => (l.window === null ? [i] : []))).toEqual([5, 11, 17, 23]);
+    expect(layers[0]!.rope!.theta).toBe(10000);
+    expect(layers[5]!.rope!.theta).toBe(1000000);
+    const phi = parseHuggingFaceConfig({
+      ...common, architectures: ["Phi3ForCausalLM"], model_type: "phi3", auto_map: {}, attention_bias: false, embd_pdrop: 0, resid_pdrop: 0, hidden_act: "silu", hidden_size: 3072,
+      intermediate_size: 8192, max_position_embeddings: 131072, original_max_position_embeddings: 4096, num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 32,
+      rms_norm_eps: 1e-5, rope_theta: 10000, sliding_window: 262144, tie_word_embeddings: false, vocab_size: 32064, bos_token_id: 1, eos_token_id: 32000, pad_token_id: 32000,
+      rope_scaling: { type: "longrope", short_factor: Array(48).fill(1), long_factor: Array(48).fill(2) },
+    }, "phi-3.5-mini/config.json");
+    const scaling = phi.family!.layers[0]!.rope!.scaling;
+    expect(scaling?.type).toBe("longrope");
+    expect(scaling?.type === "longrope" && scaling.attentionFactor).toBeCloseTo(Math.sqrt(1 + Math.log(32) / Math.log(4096)), 12);
+  });
+});

@@ -51,7 +51,9 @@ export const FAMILIES: readonly FamilyDef[] = [
   { modelType: "mistral", architecture: "MistralForCausalLM", keys: [], defaults: {} },
   { modelType: "qwen2", architecture: "Qwen2ForCausalLM", keys: ["use_sliding_window", "max_window_layers", "use_mrope"], defaults: { use_sliding_window: false, max_window_layers: 28 } },
   { modelType: "qwen3", architecture: "Qwen3ForCausalLM", keys: ["use_sliding_window", "max_window_layers"], defaults: { head_dim: 128, use_sliding_window: false, max_window_layers: 28 } },
-  { modelType: "phi3", architecture: "Phi3ForCausalLM", keys: ["original_max_position_embeddings"], defaults: { rms_norm_eps: 1e-5 } },
+  // Phi-4-mini's config also carries its remote code's lm_head_bias, full_attn_mod and interpolate_factor: accepted
+  // only with the values under which that code computes what transformers' Phi3 computes.
+  { modelType: "phi3", architecture: "Phi3ForCausalLM", keys: ["original_max_position_embeddings", "lm_head_bias", "full_attn_mod", "interpolate_factor"], defaults: { rms_norm_eps: 1e-5 } },
   {
     modelType: "gemma2", architecture: "Gemma2ForCausalLM",
     keys: ["hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping"],
@@ -327,6 +329,11 @@ export function describeFamily(r: ConfigReader, b: BaseShape): ArchitectureSpec 
   const gemma = type === "gemma2" || type === "gemma3_text";
   r.require("mlp_bias", [false], false);
   if (type === "qwen2") r.require("use_mrope", [false], false);
+  if (type === "phi3") {
+    r.require("lm_head_bias", [false], false);
+    r.require("full_attn_mod", [1], 1);
+    r.require("interpolate_factor", [1], 1);
+  }
   if (type === "gemma3_text") r.require("use_bidirectional_attention", [false, null], false);
   const attentionBias = type === "qwen2" ? false : r.bool("attention_bias", false);
   if (gemma) {
