@@ -10,6 +10,7 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { CachedSession } from "../src/cache/cached-session.js";
 import { fullPolicy } from "../src/cache/full.js";
 import { createPolicy } from "../src/cache/registry.js";
+import { causalMask, groupedAttention } from "../src/backbone/attention.js";
 import type { CachePolicy } from "../src/cache/policy.js";
 import { generate } from "../src/backbone/generate.js";
 import { parameterCount, stopTokenIds } from "../src/backbone/config.js";
@@ -350,5 +351,32 @@ describe("published configs of the families people bring", () => {
     const scaling = phi.family!.layers[0]!.rope!.scaling;
     expect(scaling?.type).toBe("longrope");
     expect(scaling?.type === "longrope" && scaling.attentionFactor).toBeCloseTo(Math.sqrt(1 + Math.log(32) / Math.log(4096)), 12);
+  });
+});
+
+describe("sliding-window mask", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+
+  it("host and device masks agree, and a query sees exactly the keys within the window", () => {
+    for (const [b0, B, past, S, window] of [[0, 6, 0, 6, 2], [2, 3, 10, 15, 4], [0, 1, 20, 21, 5], [1, 4, 3, 8, 1]] as const) {
+      const host = causalMask(b0, B, past, S, false, window).arraySync();
+      const device = causalMask(b0, B, past, S, true, window).arraySync();
+      expect(device.map((r) => r.map((v) => v + 0))).toEqual(host); // the device mask has −0 where the host has 0
+      for (let t = 0; t < B; t++) {
+        const q = past + b0 + t;
+        for (let j = 0; j < S; j++) expect(host[t]![j] === 0, `query ${q} key ${j}`).toBe(j <= q && q - j < window);
+      }
+    }
+  });
+
+  it("key buckets (webgpu's padding) do not change windowed, soft-capped attention", () => {
+    const rand = (shape: [number, number, number], seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed) as tf.Tensor3D;
+    const [q, k, v] = [rand([4, 3, 8], 1), rand([2, 37, 8], 2), rand([2, 37, 8], 3)];
+    const a = groupedAttention(q, k, v, { window: 5, logitSoftcap: 2, bucketKeys: false }).arraySync() as number[][];
+    const b = groupedAttention(q, k, v, { window: 5, logitSoftcap: 2, bucketKeys: true }).arraySync() as number[][];
+    expect(maxAbsDiff(a.flat(), b.flat())).toBeLessThan(1e-6);
+    tf.dispose([q, k, v]);
   });
 });
