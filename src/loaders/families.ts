@@ -266,7 +266,7 @@ function slidingFlags(r: ConfigReader, numLayers: number): boolean[] {
       const first = typeof from === "number" ? from : 0;
       return Array.from({ length: numLayers }, (_, i) => i >= first);
     }
-    case "llama":
+    case "llama": // transformers' Llama has no sliding window (a sliding_window key there changes nothing)
       return all(false);
     default: // mistral, phi3: every layer slides when sliding_window is set
       return all(true);
@@ -274,12 +274,10 @@ function slidingFlags(r: ConfigReader, numLayers: number): boolean[] {
 }
 
 /** Per-layer windows as declared (null for full layers), kept even when as long as the trained context. */
-function layerWindows(r: ConfigReader, b: BaseShape): (number | null)[] {
-  const flags = slidingFlags(r, b.numLayers);
+function layerWindows(r: ConfigReader, flags: readonly boolean[]): (number | null)[] {
   const raw = r.value("sliding_window");
   if (raw === null || raw === undefined || !flags.some((f) => f)) return flags.map(() => null);
   const window = r.posInt("sliding_window");
-  if (r.family.modelType === "llama") r.bad("sliding_window", "null (Llama has no sliding window)");
   return flags.map((f) => (f ? window : null));
 }
 
@@ -345,8 +343,8 @@ export function describeFamily(r: ConfigReader, b: BaseShape): ArchitectureSpec 
   } else {
     r.require("hidden_act", ["silu"], "silu");
   }
-  const windows = layerWindows(r, b);
   const sliding = slidingFlags(r, b.numLayers);
+  const windows = layerWindows(r, sliding);
   const ropes = layerRopes(r, b, sliding);
   const layers: LayerSpec[] = windows.map((window, i) => ({ window, rope: ropes[i]! }));
   const softcap = (key: string) => (gemma ? r.optionalNumber(key) : null);
