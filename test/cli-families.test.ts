@@ -22,9 +22,10 @@ function argmax(v: readonly number[]): number {
   return best;
 }
 
-// Three families cover what the CLI path adds (no-BOS tokenizer, fused projections, per-layer RoPE and windows);
-// test/families.test.ts runs the same forward, the cached generate path and every method in-process on all of them.
-const FAMILIES = ["qwen2", "phi3", "gemma3"];
+// Two families cover what the CLI path adds (a tokenizer without BOS; per-layer RoPE, windows, Gemma's extra norms);
+// test/families.test.ts runs the same forward, the cached generate path and every method in-process on all of them
+// (each CLI run costs seconds of process start on CI).
+const FAMILIES = ["qwen2", "gemma3"];
 const TEXT = "Hello world! A tiny test.";
 
 describe("edgeinf info, generate and ppl on every family", () => {
