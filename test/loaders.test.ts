@@ -525,13 +525,14 @@ describe("Hugging Face loader", () => {
     const viaParams = parseHuggingFaceConfig({ ...tinyConfig, rope_theta: undefined, rope_parameters: { rope_type: "linear", factor: 2, rope_theta: 1234 } }, "cfg.json");
     expect(viaParams.ropeTheta).toBe(1234);
     expect(viaParams.ropeScaling).toEqual({ type: "linear", factor: 2 });
-    expectOneLineError(() => parseRopeScaling({ rope_type: "yarn", factor: 4 }, "x/config.json", 64), "x/config.json", "yarn", "not supported");
+    expectOneLineError(() => parseRopeScaling({ rope_type: "ntk-by-parts", factor: 4 }, "x/config.json", 64), "x/config.json", "ntk-by-parts", "not supported");
+    expectOneLineError(() => parseRopeScaling({ rope_type: "yarn", factor: 4, beta_medium: 3 }, "x/config.json", 64), "rope_scaling.beta_medium", "x/config.json");
     expectOneLineError(() => parseRopeScaling({ type: "linear" }, "x/config.json", 64), "factor");
   });
 
-  it("accepts Mistral without a sliding window and rejects other architectures and biases", () => {
-    expect(parseHuggingFaceConfig({ ...tinyConfig, architectures: ["MistralForCausalLM"], sliding_window: null }, "m.json").architecture).toBe("MistralForCausalLM");
-    expectOneLineError(() => parseHuggingFaceConfig({ ...tinyConfig, architectures: ["MistralForCausalLM"], sliding_window: 16 }, "m.json"), "sliding_window 16", "m.json");
+  it("reads Mistral's sliding window, rejects other architectures, and asks for the biases attention_bias declares", () => {
+    expect(parseHuggingFaceConfig({ ...tinyConfig, architectures: ["MistralForCausalLM"], sliding_window: null }, "m.json").family!.layers.map((l) => l.window)).toEqual([null, null]);
+    expect(parseHuggingFaceConfig({ ...tinyConfig, architectures: ["MistralForCausalLM"], sliding_window: 16 }, "m.json").family!.layers.map((l) => l.window)).toEqual([16, 16]);
     const gpt2 = edgeLmWithConfig((c) => (c.architectures = ["GPT2LMHeadModel"]));
     expectOneLineError(() => readHuggingFaceModel(gpt2), `unsupported architecture GPT2LMHeadModel in ${join(gpt2, "config.json")}`, "supported: LlamaForCausalLM, MistralForCausalLM");
     const bias = edgeLmWithConfig((c) => (c.attention_bias = true));

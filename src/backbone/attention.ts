@@ -9,7 +9,18 @@ import { currentBackendName, maxTensorBytes } from "../backend/webgpu-limits.js"
  * Queries are processed in blocks so one score tensor never exceeds `maxScoreBytes` (a long prompt would otherwise
  * build one T×S tensor; WebGPU silently returns garbage past a 2 GiB binding).
  */
-export interface AttentionOptions {
+/** What a layer of some families adds to plain causal attention (LlamaModel.attentionOptions gives a layer's). */
+export interface LayerAttentionOptions {
+  /**
+   * Sliding window: query at key index i sees keys i − window + 1 … i only (transformers' sliding_window). Indices
+   * are cache order, so this is the model's window for a full cache and the last `window` kept keys for an evicted one.
+   */
+  window?: number;
+  /** Attention logits (after scaling) become cap·tanh(logits/cap) before the mask (Gemma 2). */
+  logitSoftcap?: number;
+}
+
+export interface AttentionOptions extends LayerAttentionOptions {
   /**
    * Bytes allowed for one block's score tensor [Hkv, g, B, S]. Default: `maxTensorBytes()` (256 MiB on CPU
    * backends, half the device's binding limit capped at 1 GiB on webgpu, or EDGEINF_MAX_TENSOR_BYTES).
@@ -43,7 +54,7 @@ export function keyBucket(n: number, limit: number): number {
 
 /**
  * Additive causal mask [B, Sb]: query t of the block (absolute t0+t among T new queries) sees key j iff
- * j ≤ past + t0 + t; masked entries are −1e9. On a GPU backend (default: webgpu, webgl) it is built on the device
+ * j ≤ past + t0 + t (and, with a sliding `window`, j > past + t0 + t − window); masked entries are −1e9. On a GPU backend (default: webgpu, webgl) it is built on the device
  * from two ranges and a comparison, so no B×Sb host array is uploaded per block (178 MB per block at 64k tokens);
  * on CPU backends, where those ops cost more than a host loop (3.6 ms vs 0.14 ms for 128×256 on wasm), on the host.
  * Both give the same values.
@@ -54,19 +65,23 @@ export function causalMask(
   past: number,
   keyCount: number,
   onDevice = onGpuBackend(currentBackendName()),
+  window?: number,
 ): tf.Tensor2D {
   if (!onDevice) {
     const m = new Float32Array(blockLength * keyCount);
     for (let t = 0; t < blockLength; t++) {
       const last = past + blockStart + t;
       for (let j = last + 1; j < keyCount; j++) m[t * keyCount + j] = -1e9;
+      if (window !== undefined) for (let j = 0; j <= Math.min(last - window, keyCount - 1); j++) m[t * keyCount + j] = -1e9;
     }
     return tf.tensor2d(m, [blockLength, keyCount]);
   }
   return tf.tidy(() => {
     const last = tf.range(past + blockStart, past + blockStart + blockLength, 1, "int32").reshape([blockLength, 1]);
     const keys = tf.range(0, keyCount, 1, "int32").reshape([1, keyCount]);
-    return tf.mul(tf.cast(tf.greater(keys, last), "float32"), -1e9) as tf.Tensor2D;
+    const future = tf.greater(keys, last);
+    const hidden = window === undefined ? future : tf.logicalOr(future, tf.lessEqual(keys, tf.sub(last, window)));
+    return tf.mul(tf.cast(hidden, "float32"), -1e9) as tf.Tensor2D;
   });
 }
 
@@ -120,9 +135,12 @@ export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
         const qb = tf.slice(q4, [0, 0, b0, 0], [Hkv, g, B, d]).reshape([Hkv, g * B, d]);
         const kb = Sb === S ? k : tf.slice(k, [0, 0, 0], [Hkv, Sb, d]);
         const vb = Sb === S ? v : tf.slice(v, [0, 0, 0], [Hkv, Sb, d]);
-        const scores = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([Hkv, g, B, Sb]);
+        const raw = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([Hkv, g, B, Sb]);
+        const cap = options.logitSoftcap;
+        const scores = cap === undefined ? raw : tf.mul(tf.tanh(tf.div(raw, cap)), cap);
         // One query that sees every key of its block (a decode step) needs no mask: skip building one.
-        const masked = B === 1 && Sb === seen ? scores : tf.add(scores, causalMask(b0, B, past, Sb, maskOnDevice));
+        const window = options.window !== undefined && options.window < seen ? options.window : undefined;
+        const masked = B === 1 && Sb === seen && window === undefined ? scores : tf.add(scores, causalMask(b0, B, past, Sb, maskOnDevice, window));
         const probs = tf.softmax(masked) as tf.Tensor4D;
         if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [Hkv, g, B, seen]) as tf.Tensor4D), b0);
         return tf.matMul(probs.reshape([Hkv, g * B, Sb]), vb).reshape([Hkv, g, B, d]) as tf.Tensor4D;

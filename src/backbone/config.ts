@@ -1,4 +1,5 @@
 import { EdgeInfError } from "../util/errors.js";
+import type { ArchitectureSpec } from "./architecture.js";
 
 /** Architecture of a Llama-family decoder (RoPE, RMSNorm, SwiGLU, grouped-query attention). */
 export interface LlamaConfig {
@@ -20,10 +21,28 @@ export interface LlamaConfig {
   tieWordEmbeddings: boolean;
   bosTokenId: number;
   eosTokenId: number;
+  /** Every id that ends generation (Llama 3 and Qwen list several); eosTokenId is the first. Default [eosTokenId]. */
+  eosTokenIds?: readonly number[];
+  /** How this family differs from the Llama forward (architecture.ts); absent = plain Llama. */
+  family?: ArchitectureSpec;
 }
 
 export type RopeScaling =
   | { type: "linear"; factor: number }
+  /** Dynamic NTK: past originalMaxPositions the base grows with the sequence length (transformers "dynamic"). */
+  | { type: "dynamic"; factor: number; originalMaxPositions: number }
+  | {
+      type: "yarn";
+      factor: number;
+      originalMaxPositions: number;
+      betaFast: number;
+      betaSlow: number;
+      /** Multiplies cos and sin (so attention logits by its square). */
+      attentionFactor: number;
+      truncate: boolean;
+    }
+  /** Phi-3 "longrope"/"su": per-frequency divisors, the long set once the sequence passes originalMaxPositions. */
+  | { type: "longrope"; shortFactor: readonly number[]; longFactor: readonly number[]; originalMaxPositions: number; attentionFactor: number }
   | {
       type: "llama3";
       factor: number;
@@ -43,11 +62,19 @@ export function validateConfig(c: LlamaConfig, source: string): void {
   if (c.headDim % 2 !== 0) bad(`head dim ${c.headDim} must be even for RoPE`);
 }
 
-/** Parameter count of the backbone (tied head counted once). */
+/** The ids that end generation: eosTokenIds when the model lists several, else eosTokenId. */
+export function stopTokenIds(c: LlamaConfig): number[] {
+  return c.eosTokenIds && c.eosTokenIds.length > 0 ? [...c.eosTokenIds] : [c.eosTokenId];
+}
+
+/** Parameter count of the backbone (tied head counted once), with each family's biases and extra norms. */
 export function parameterCount(c: LlamaConfig): number {
   const d = c.hiddenSize;
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
-  const perLayer = d * q + 2 * d * kv + q * d + 3 * d * c.intermediateSize + 2 * d;
+  const f = c.family;
+  const biases = f ? (f.qkvBias ? q + 2 * kv : 0) + (f.outputBias ? d : 0) : 0;
+  const extraNorms = f ? (f.qkNorm ? 2 * c.headDim : 0) + (f.sandwichNorms ? 2 * d : 0) : 0;
+  const perLayer = d * q + 2 * d * kv + q * d + 3 * d * c.intermediateSize + 2 * d + biases + extraNorms;
   return c.vocabSize * d * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * perLayer + d;
 }

@@ -1,10 +1,11 @@
 import * as tf from "../tf.js";
 import type { LlamaConfig } from "./config.js";
-import type { HostTensor, HostWeights } from "./weights.js";
+import type { HostLayerWeights, HostTensor, HostWeights } from "./weights.js";
 import { rmsNorm } from "./rmsnorm.js";
 import { swiglu } from "./swiglu.js";
 import { RopeTable, positionRange } from "./rope.js";
-import { groupedAttention } from "./attention.js";
+import { groupedAttention, type LayerAttentionOptions } from "./attention.js";
+import { architectureOf, type ArchitectureSpec, type RopeSpec } from "./architecture.js";
 
 /** One decoder layer's frozen weights; linear maps stored [in, out]. */
 export interface LayerTensors {
@@ -17,7 +18,26 @@ export interface LayerTensors {
   wGate: tf.Tensor2D;
   wUp: tf.Tensor2D;
   wDown: tf.Tensor2D;
+  /** Family extras, present when architecture.ts says so (see HostLayerWeights). */
+  bq?: tf.Tensor1D;
+  bk?: tf.Tensor1D;
+  bv?: tf.Tensor1D;
+  bo?: tf.Tensor1D;
+  qNorm?: tf.Tensor1D;
+  kNorm?: tf.Tensor1D;
+  postAttnNorm?: tf.Tensor1D;
+  postFfnNorm?: tf.Tensor1D;
 }
+
+/** How one layer rotates q or k by position (a RopeTable, or NO_ROPE for layers without position embedding). */
+export interface Rotation {
+  apply(x: tf.Tensor3D, positions: Int32Array): tf.Tensor3D;
+}
+
+/** SmolLM3's no-RoPE layers: positions leave q and k unchanged (a copy, so callers may dispose it). */
+const NO_ROPE: Rotation = { apply: (x) => tf.clone(x) };
+
+const OPTIONAL_LAYER_TENSORS = ["bq", "bk", "bv", "bo", "qNorm", "kNorm", "postAttnNorm", "postFfnNorm"] as const;
 
 /** Pre-RoPE projections of one layer: q [H, T, d], k/v [Hkv, T, d]. */
 export interface Projections {
@@ -50,7 +70,11 @@ function uploadLinear(t: HostTensor): tf.Tensor2D {
  * and tf.variableGrads only ever sees the trainable module's variables.
  */
 export class LlamaModel {
+  /** How this family differs from the Llama forward (biases, extra norms, activation, scales, per-layer attention). */
+  readonly arch: ArchitectureSpec;
+  /** The RoPE of the first layer that has one (every layer's, except Gemma 3 local/global and SmolLM3 no-RoPE layers). */
   readonly rope: RopeTable;
+  private readonly ropes: (RopeTable | null)[];
 
   private constructor(
     readonly config: LlamaConfig,
@@ -59,22 +83,38 @@ export class LlamaModel {
     readonly finalNorm: tf.Tensor1D,
     readonly lmHead: tf.Tensor2D, // [d, vocab]
   ) {
-    this.rope = RopeTable.forConfig(config);
+    this.arch = architectureOf(config);
+    // Layers with the same RoPE share one table (Gemma 3 has two: local and global).
+    const tables = new Map<string, RopeTable>();
+    const table = (r: RopeSpec): RopeTable => {
+      const key = JSON.stringify(r);
+      if (!tables.has(key)) tables.set(key, new RopeTable(config.headDim, r.theta, r.scaling, r.rotaryDim));
+      return tables.get(key)!;
+    };
+    this.ropes = this.arch.layers.map((l) => (l.rope ? table(l.rope) : null));
+    this.rope = this.ropes.find((r) => r !== null) ?? RopeTable.forConfig(config);
   }
 
   static fromHost(config: LlamaConfig, host: HostWeights): LlamaModel {
     const embedding = tf.tensor2d(host.embed.data, host.embed.shape as [number, number]);
-    const layers = host.layers.map((l) => ({
-      attnNorm: upload1d(l.attnNorm),
-      wq: uploadLinear(l.wq),
-      wk: uploadLinear(l.wk),
-      wv: uploadLinear(l.wv),
-      wo: uploadLinear(l.wo),
-      ffnNorm: upload1d(l.ffnNorm),
-      wGate: uploadLinear(l.wGate),
-      wUp: uploadLinear(l.wUp),
-      wDown: uploadLinear(l.wDown),
-    }));
+    const layers = host.layers.map((l): LayerTensors => {
+      const t: LayerTensors = {
+        attnNorm: upload1d(l.attnNorm),
+        wq: uploadLinear(l.wq),
+        wk: uploadLinear(l.wk),
+        wv: uploadLinear(l.wv),
+        wo: uploadLinear(l.wo),
+        ffnNorm: upload1d(l.ffnNorm),
+        wGate: uploadLinear(l.wGate),
+        wUp: uploadLinear(l.wUp),
+        wDown: uploadLinear(l.wDown),
+      };
+      for (const k of OPTIONAL_LAYER_TENSORS) {
+        const h: HostLayerWeights[typeof k] = l[k];
+        if (h) t[k] = upload1d(h);
+      }
+      return t;
+    });
     const lmHead = uploadLinear(host.lmHead ?? host.embed);
     return new LlamaModel(config, embedding, layers, upload1d(host.finalNorm), lmHead);
   }
@@ -82,23 +122,59 @@ export class LlamaModel {
   /** All frozen tensors (for checksums and disposal). */
   frozenTensors(): tf.Tensor[] {
     const t: tf.Tensor[] = [this.embedding, this.finalNorm, this.lmHead];
-    for (const l of this.layers) t.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown);
+    for (const l of this.layers) {
+      t.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown);
+      for (const k of OPTIONAL_LAYER_TENSORS) if (l[k]) t.push(l[k]);
+    }
     return t;
   }
 
+  /** Token embeddings [T, D] (times √D for Gemma). */
   embed(ids: readonly number[]): tf.Tensor2D {
-    return tf.tidy(() => tf.gather(this.embedding, tf.tensor1d(Array.from(ids), "int32")) as tf.Tensor2D);
+    return tf.tidy(() => {
+      const x = tf.gather(this.embedding, tf.tensor1d(Array.from(ids), "int32")) as tf.Tensor2D;
+      return this.arch.embedScale === 1 ? x : (tf.mul(x, Math.fround(this.arch.embedScale)) as tf.Tensor2D);
+    });
   }
 
-  /** Pre-RoPE q/k/v of one layer for normalised input xn [T, D]. */
+  /** The rotation layer `layer` applies to q and k (model.rope for most families). */
+  ropeFor(layer: number): Rotation {
+    return this.ropes[layer] ?? NO_ROPE;
+  }
+
+  /**
+   * What groupedAttention must add for this layer: its sliding window and attention logit soft-capping (both
+   * undefined for Llama). Callers spread it into their AttentionOptions.
+   */
+  attentionOptions(layer: number): LayerAttentionOptions {
+    const l = this.arch.layers[layer]!;
+    const opts: LayerAttentionOptions = {};
+    if (l.window !== null) opts.window = l.window;
+    if (this.arch.attnLogitSoftcap !== null) opts.logitSoftcap = this.arch.attnLogitSoftcap;
+    return opts;
+  }
+
+  /**
+   * Pre-RoPE q/k/v of one layer for normalised input xn [T, D]: projections (+ biases), Qwen3/Gemma 3 per-head
+   * q/k norms, and the family's query scale folded into q (groupedAttention divides by √headDim; RoPE is linear).
+   */
   project(layer: number, xn: tf.Tensor2D): Projections {
     const c = this.config;
     const L = this.layers[layer]!;
     const T = xn.shape[0];
+    const qMul = this.arch.queryScale * Math.sqrt(c.headDim);
     return tf.tidy(() => {
-      const heads = (w: tf.Tensor2D, n: number) =>
-        tf.transpose(tf.matMul(xn, w).reshape([T, n, c.headDim]), [1, 0, 2]) as tf.Tensor3D;
-      return { q: heads(L.wq, c.numHeads), k: heads(L.wk, c.numKvHeads), v: heads(L.wv, c.numKvHeads) };
+      const heads = (w: tf.Tensor2D, b: tf.Tensor1D | undefined, n: number, norm?: tf.Tensor1D) => {
+        const y = b ? tf.add(tf.matMul(xn, w), b) : tf.matMul(xn, w);
+        const perHead = norm ? rmsNorm(y.reshape([T * n, c.headDim]) as tf.Tensor2D, norm, c.rmsNormEps) : y;
+        return tf.transpose(perHead.reshape([T, n, c.headDim]), [1, 0, 2]) as tf.Tensor3D;
+      };
+      const q = heads(L.wq, L.bq, c.numHeads, L.qNorm);
+      return {
+        q: Math.abs(qMul - 1) < 1e-12 ? q : (tf.mul(q, qMul) as tf.Tensor3D),
+        k: heads(L.wk, L.bk, c.numKvHeads, L.kNorm),
+        v: heads(L.wv, L.bv, c.numKvHeads),
+      };
     });
   }
 
@@ -142,31 +218,39 @@ export class LlamaModel {
     }
   }
 
-  /** One decoder layer on h [T, D] (pre-norm attention and SwiGLU MLP, both residual). Not tidied. */
+  /**
+   * One decoder layer on h [T, D]: pre-norm attention and gated MLP, both residual; Gemma also normalises each
+   * branch's output before its residual add. Not tidied.
+   */
   layer(i: number, h: tf.Tensor2D, attend: AttendFn): tf.Tensor2D {
-    const c = this.config;
+    const eps = this.config.rmsNormEps;
     const L = this.layers[i]!;
-    const xn = rmsNorm(h, L.attnNorm, c.rmsNormEps);
+    const xn = rmsNorm(h, L.attnNorm, eps);
     const heads = attend(i, this.project(i, xn), xn);
-    const y = tf.add(h, tf.matMul(heads, L.wo)) as tf.Tensor2D;
-    return tf.add(y, swiglu(rmsNorm(y, L.ffnNorm, c.rmsNormEps), L.wGate, L.wUp, L.wDown)) as tf.Tensor2D;
+    const attn: tf.Tensor2D = L.bo ? (tf.add(tf.matMul(heads, L.wo), L.bo) as tf.Tensor2D) : tf.matMul(heads, L.wo);
+    const y = tf.add(h, L.postAttnNorm ? rmsNorm(attn, L.postAttnNorm, eps) : attn) as tf.Tensor2D;
+    const mlp = swiglu(rmsNorm(y, L.ffnNorm, eps), L.wGate, L.wUp, L.wDown, this.arch.activation);
+    return tf.add(y, L.postFfnNorm ? rmsNorm(mlp, L.postFfnNorm, eps) : mlp) as tf.Tensor2D;
   }
 
   private normOut(h: tf.Tensor2D): tf.Tensor2D {
     return rmsNorm(h, this.finalNorm, this.config.rmsNormEps);
   }
 
-  /** Logits [T, vocab] of final hidden states. */
+  /** Logits [T, vocab] of final hidden states (Gemma 2 soft-caps them: cap·tanh(logits/cap)). */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return tf.matMul(hidden, this.lmHead);
+    const cap = this.arch.finalLogitSoftcap;
+    if (cap === null) return tf.matMul(hidden, this.lmHead);
+    return tf.tidy(() => tf.mul(tf.tanh(tf.div(tf.matMul(hidden, this.lmHead), cap)), cap) as tf.Tensor2D);
   }
 
   /** Plain causal attention over the tokens themselves at positions offset..offset+T-1 (no cache). */
   fullAttention(offset = 0, maxScoreBytes?: number): AttendFn {
-    return (_layer, p) =>
+    return (layer, p) =>
       tf.tidy(() => {
         const pos = positionRange(offset, p.q.shape[1]);
-        return groupedAttention(this.rope.apply(p.q, pos), this.rope.apply(p.k, pos), p.v, { maxScoreBytes });
+        const rope = this.ropeFor(layer);
+        return groupedAttention(rope.apply(p.q, pos), rope.apply(p.k, pos), p.v, { maxScoreBytes, ...this.attentionOptions(layer) });
       });
   }
 
@@ -177,6 +261,6 @@ export class LlamaModel {
 
   dispose(): void {
     for (const t of this.frozenTensors()) t.dispose();
-    this.rope.dispose();
+    for (const r of new Set([this.rope, ...this.ropes])) r?.dispose();
   }
 }

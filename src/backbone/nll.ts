@@ -31,13 +31,14 @@ export async function tokenNll(model: LlamaModel, hidden: tf.Tensor2D, targets: 
 
 /**
  * NLL of every token of `ids` but the first with the plain backbone, in independent windows of `context` tokens
- * (each starting with BOS): what `edgeinf ppl --method full` reports.
+ * (each starting with BOS; with `bos` null, for tokenizers without one such as Qwen's, with the token before the
+ * window's first scored one): what `edgeinf ppl --method full` reports.
  */
-export async function windowedNll(model: LlamaModel, ids: readonly number[], context: number, bos: number): Promise<number[]> {
+export async function windowedNll(model: LlamaModel, ids: readonly number[], context: number, bos: number | null): Promise<number[]> {
   if (!Number.isInteger(context) || context < 2) throw new Error(`context ${context} must be an integer ≥ 2`);
   const out: number[] = [];
   for (let s = 1; s < ids.length; s += context - 1) {
-    const win = [bos, ...ids.slice(s, s + context - 1)];
+    const win = [bos ?? ids[s - 1]!, ...ids.slice(s, s + context - 1)];
     const h = model.forward(win.slice(0, -1));
     try {
       out.push(...(await tokenNll(model, h, win.slice(1), 512, `NLL of tokens ${s}..${s + win.length - 2}`)));

@@ -6,13 +6,26 @@ import type { LlamaConfig, RopeScaling } from "./config.js";
  * (llama2.c checkpoints rotate interleaved pairs; the loader permutes their q/k rows into this convention.)
  */
 
-/** Inverse frequencies θ^(-2i/d), i < d/2, with optional linear or llama3 scaling (computed in float64). */
-export function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling | null): Float64Array {
-  const half = headDim / 2;
+/**
+ * Inverse frequencies θ^(-2i/d), i < d/2 (d: the rotary dims), with the config's scaling (computed in float64).
+ * `seqLen` (longest position + 1 of the call) matters only to the length-dependent kinds, dynamic and longrope.
+ */
+export function inverseFrequencies(dim: number, theta: number, scaling: RopeScaling | null, seqLen = 0): Float64Array {
+  const half = dim / 2;
   const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  let base = theta;
+  if (scaling?.type === "dynamic" && seqLen > scaling.originalMaxPositions) {
+    // transformers' _compute_dynamic_ntk_parameters: the base grows with the sequence past the trained length.
+    base = theta * Math.pow((scaling.factor * seqLen) / scaling.originalMaxPositions - (scaling.factor - 1), dim / (dim - 2));
+  }
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(base, (2 * i) / dim);
   if (scaling?.type === "linear") {
     for (let i = 0; i < half; i++) inv[i]! /= scaling.factor;
+  } else if (scaling?.type === "longrope") {
+    const ext = seqLen > scaling.originalMaxPositions ? scaling.longFactor : scaling.shortFactor;
+    for (let i = 0; i < half; i++) inv[i]! /= ext[i]!;
+  } else if (scaling?.type === "yarn") {
+    yarnBlend(inv, dim, theta, scaling);
   } else if (scaling?.type === "llama3") {
     // transformers' _compute_llama3_parameters: long wavelengths are divided by factor, short kept, smooth between.
     const lowWavelen = scaling.originalMaxPositions / scaling.lowFreqFactor;
@@ -31,6 +44,42 @@ export function inverseFrequencies(headDim: number, theta: number, scaling: Rope
 }
 
 /**
+ * YaRN (transformers' _compute_yarn_parameters): frequencies that turn fewer than betaSlow times over the trained
+ * length are interpolated (divided by factor), those turning more than betaFast times kept, a linear ramp between.
+ */
+function yarnBlend(inv: Float64Array, dim: number, theta: number, s: Extract<RopeScaling, { type: "yarn" }>): void {
+  const half = dim / 2;
+  const correctionDim = (rotations: number) =>
+    (dim * Math.log(s.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  let low = correctionDim(s.betaFast);
+  let high = correctionDim(s.betaSlow);
+  if (s.truncate) {
+    low = Math.floor(low);
+    high = Math.ceil(high);
+  }
+  low = Math.max(low, 0);
+  high = Math.min(high, dim - 1);
+  if (low === high) high += 0.001;
+  for (let i = 0; i < half; i++) {
+    const ramp = Math.min(1, Math.max(0, (i - low) / (high - low)));
+    const keep = 1 - ramp; // share of the original (extrapolated) frequency
+    inv[i] = (inv[i]! / s.factor) * (1 - keep) + inv[i]! * keep;
+  }
+}
+
+/** Multiplier of cos and sin (YaRN and longrope scale attention logits through it); 1 for the other kinds. */
+export function ropeAttentionFactor(scaling: RopeScaling | null): number {
+  return scaling?.type === "yarn" || scaling?.type === "longrope" ? scaling.attentionFactor : 1;
+}
+
+/** Which frequency set a call needs: length-dependent kinds change theirs with the longest position. */
+function frequencyKey(scaling: RopeScaling | null, seqLen: number): number {
+  if (scaling?.type === "dynamic") return seqLen > scaling.originalMaxPositions ? seqLen : 0;
+  if (scaling?.type === "longrope") return seqLen > scaling.originalMaxPositions ? 1 : 0;
+  return 0;
+}
+
+/**
  * cos/sin tables for positions 0..capacity-1, kept as tensors and grown on demand, so rotating keys at
  * arbitrary (evicted, per-head) positions is a gather rather than trigonometry in JS every step.
  */
@@ -38,10 +87,17 @@ export class RopeTable {
   private capacity = 0;
   private cos: tf.Tensor2D | null = null; // [capacity, headDim/2]
   private sin: tf.Tensor2D | null = null;
-  private readonly invFreq: Float64Array;
+  private invFreq: Float64Array;
+  private key = 0;
+  /** Leading dims of each head that rotate (Phi-3's partial_rotary_factor); the rest pass through unchanged. */
+  readonly rotaryDim: number;
+  private readonly attentionFactor: number;
 
-  constructor(readonly headDim: number, theta: number, scaling: RopeScaling | null) {
-    this.invFreq = inverseFrequencies(headDim, theta, scaling);
+  constructor(readonly headDim: number, private readonly theta: number, private readonly scaling: RopeScaling | null, rotaryDim = headDim) {
+    if (rotaryDim % 2 !== 0 || rotaryDim <= 0 || rotaryDim > headDim) throw new Error(`rotary dims ${rotaryDim} must be even and within head dim ${headDim}`);
+    this.rotaryDim = rotaryDim;
+    this.invFreq = inverseFrequencies(rotaryDim, theta, scaling);
+    this.attentionFactor = ropeAttentionFactor(scaling);
   }
 
   static forConfig(c: LlamaConfig): RopeTable {
@@ -49,17 +105,25 @@ export class RopeTable {
   }
 
   private ensure(maxPosition: number): void {
+    // dynamic and longrope frequencies depend on the sequence length (as transformers' full forward sees it).
+    const key = frequencyKey(this.scaling, maxPosition + 1);
+    if (key !== this.key) {
+      this.invFreq = inverseFrequencies(this.rotaryDim, this.theta, this.scaling, maxPosition + 1);
+      this.key = key;
+      this.capacity = 0;
+    }
     if (maxPosition < this.capacity) return;
     let cap = Math.max(1024, this.capacity);
     while (cap <= maxPosition) cap *= 2;
-    const half = this.headDim / 2;
+    const half = this.rotaryDim / 2;
+    const f = this.attentionFactor;
     const c = new Float32Array(cap * half);
     const s = new Float32Array(cap * half);
     for (let p = 0; p < cap; p++) {
       for (let i = 0; i < half; i++) {
         const a = p * this.invFreq[i]!;
-        c[p * half + i] = Math.cos(a);
-        s[p * half + i] = Math.sin(a);
+        c[p * half + i] = f * Math.cos(a);
+        s[p * half + i] = f * Math.sin(a);
       }
     }
     this.cos?.dispose();
@@ -70,7 +134,7 @@ export class RopeTable {
   }
 
   /**
-   * Rotate x [heads, T, headDim] where position[h*T + t] is the position of row t of head h
+   * Rotate x [heads, T, headDim] (its first rotaryDim dims) where position[h*T + t] is the position of row t of head h
    * (pass `perHead = false` and T positions when all heads share them).
    */
   apply(x: tf.Tensor3D, positions: Int32Array): tf.Tensor3D {
@@ -78,7 +142,8 @@ export class RopeTable {
     let max = 0;
     for (const p of positions) if (p > max) max = p;
     this.ensure(max);
-    const half = d / 2;
+    const r = this.rotaryDim;
+    const half = r / 2;
     return tf.tidy(() => {
       const idx = tf.tensor1d(positions, "int32");
       const perHead = positions.length === heads * T;
@@ -90,7 +155,8 @@ export class RopeTable {
       // [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin]
       const r1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
       const r2 = tf.add(tf.mul(x2, cos), tf.mul(x1, sin));
-      return tf.concat([r1, r2], 2) as tf.Tensor3D;
+      if (r === d) return tf.concat([r1, r2], 2) as tf.Tensor3D;
+      return tf.concat([r1, r2, tf.slice(x, [0, 0, r], [heads, T, d - r])], 2) as tf.Tensor3D;
     });
   }
 

@@ -1,10 +1,19 @@
 import * as tf from "../tf.js";
 
-/** SwiGLU feed-forward: down( silu(x·gate) ⊙ (x·up) ), weights stored [in, out]. */
-export function swiglu(x: tf.Tensor2D, wGate: tf.Tensor2D, wUp: tf.Tensor2D, wDown: tf.Tensor2D): tf.Tensor2D {
+/** Gate activations of gated MLPs: silu (SwiGLU: Llama, Qwen, Phi-3) and tanh-approximated gelu (GeGLU: Gemma). */
+export type GateActivation = "silu" | "gelu_tanh";
+
+/** gelu(x) ≈ ½x(1 + tanh(√(2/π)(x + 0.044715x³))) (torch's gelu(approximate="tanh"), transformers' gelu_pytorch_tanh). */
+function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+/** Gated feed-forward: down( act(x·gate) ⊙ (x·up) ), weights stored [in, out]. Default act: silu (SwiGLU). */
+export function swiglu(x: tf.Tensor2D, wGate: tf.Tensor2D, wUp: tf.Tensor2D, wDown: tf.Tensor2D, act: GateActivation = "silu"): tf.Tensor2D {
   return tf.tidy(() => {
     const g = tf.matMul(x, wGate);
-    const silu = tf.mul(g, tf.sigmoid(g));
-    return tf.matMul(tf.mul(silu, tf.matMul(x, wUp)), wDown) as tf.Tensor2D;
+    const gated = act === "silu" ? tf.mul(g, tf.sigmoid(g)) : geluTanh(g);
+    return tf.matMul(tf.mul(gated, tf.matMul(x, wUp)), wDown) as tf.Tensor2D;
   });
 }

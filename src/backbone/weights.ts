@@ -18,6 +18,16 @@ export interface HostLayerWeights {
   wGate: HostTensor; // [ffn, d]  (w1)
   wUp: HostTensor; // [ffn, d]    (w3)
   wDown: HostTensor; // [d, ffn]  (w2)
+  /** Family extras (architecture.ts says which are present). Biases [out]; q/k norms [headDim]. */
+  bq?: HostTensor;
+  bk?: HostTensor;
+  bv?: HostTensor;
+  bo?: HostTensor;
+  qNorm?: HostTensor;
+  kNorm?: HostTensor;
+  /** Gemma's norms on the attention and MLP outputs, before the residual adds. */
+  postAttnNorm?: HostTensor;
+  postFfnNorm?: HostTensor;
 }
 
 export interface HostWeights {

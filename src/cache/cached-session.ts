@@ -39,10 +39,13 @@ export class CachedSession implements InferenceSession {
       const S = L.length;
       const T = p.q.shape[1];
       const original = policy.ropeMode === "original";
-      const kRot = model.rope.apply(L.k!, original ? L.positions : cachePositions(S));
-      const qRot = model.rope.apply(p.q, original ? newPositions : positionRange(S - T, T));
+      // Per-layer RoPE and options: Gemma 3 local/global bases, SmolLM3 no-RoPE layers, sliding windows, soft-capping.
+      const rope = model.ropeFor(layer);
+      const kRot = rope.apply(L.k!, original ? L.positions : cachePositions(S));
+      const qRot = rope.apply(p.q, original ? newPositions : positionRange(S - T, T));
       const out = groupedAttention(qRot, kRot, L.v!, {
         maxScoreBytes: this.maxScoreBytes,
+        ...model.attentionOptions(layer),
         observe: policy.wantsAttention && policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
       });
       handoff({ phase, q: tf.keep(qRot), kRot: tf.keep(kRot), numLayers: model.config.numLayers });

@@ -128,8 +128,8 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
         maxNewTokens: task.maxNewTokens ?? suite.generation.maxNewTokens ?? dataset2maxlen[dataset] ?? DEFAULT_MAX_NEW_TOKENS,
         stopIds:
           task.source === "longbench" && dataset === "samsum" && task.stopAtNewline === undefined
-            ? [src.tokenizer.eosId, samsumNewlineId(src.tokenizer)] // pred.py: EOS or the single "\n" token
-            : stopIdsFor(src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
+            ? [...(src.tokenizer.eosIds ?? [src.tokenizer.eosId]), samsumNewlineId(src.tokenizer)] // pred.py: EOS or the single "\n" token
+            : stopIdsFor(src.tokenizer.eosIds ?? src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
       });
     });
   }

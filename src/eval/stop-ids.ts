@@ -16,7 +16,8 @@ export function stopsAtNewline(source: "synthetic" | "longbench", dataset: strin
   return source === "synthetic" || dataset === "samsum";
 }
 
-/** EOS, plus the newline ids when the answer is one line. */
-export function stopIdsFor(eosId: number, newline: readonly number[], atNewline: boolean): number[] {
-  return atNewline ? [eosId, ...newline] : [eosId];
+/** EOS (every EOS id of models that have several), plus the newline ids when the answer is one line. */
+export function stopIdsFor(eos: number | readonly number[], newline: readonly number[], atNewline: boolean): number[] {
+  const ends = typeof eos === "number" ? [eos] : [...eos];
+  return atNewline ? [...ends, ...newline] : ends;
 }

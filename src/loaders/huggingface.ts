@@ -1,17 +1,20 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fail } from "../util/errors.js";
-import { validateConfig, type LlamaConfig, type RopeScaling } from "../backbone/config.js";
+import { validateConfig, type LlamaConfig } from "../backbone/config.js";
+import { architectureOf } from "../backbone/architecture.js";
 import type { HostLayerWeights, HostTensor, HostWeights } from "../backbone/weights.js";
 import { readSafetensors, readSafetensorsHeader } from "./safetensors.js";
 import { checkConfigAgainstTensorNames } from "./config-check.js";
+import { ConfigReader, describeFamily, familyOf, layerTensorNames, refuseUnknownKeys } from "./families.js";
 
 /**
- * Hugging Face Llama-family checkpoint: config.json + model.safetensors (or a sharded
- * model.safetensors.index.json). Linear weights keep torch's [out, in] layout.
+ * Hugging Face checkpoint of a supported family (families.ts): config.json + model.safetensors (or a sharded
+ * model.safetensors.index.json). Linear weights keep torch's [out, in] layout; fused projections are split and
+ * Gemma's (1 + w) norm weights get their 1 added here, so the forward sees one layout.
  */
 
-export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "MistralForCausalLM"] as const;
+export { SUPPORTED_ARCHITECTURES, parseRopeScaling } from "./families.js";
 
 type JsonObject = Record<string, unknown>;
 
@@ -33,110 +36,100 @@ function firstInt(v: unknown): number | undefined {
   return undefined;
 }
 
-/** Parses rope_scaling (transformers ≤4) or rope_parameters (transformers 5) into RopeScaling. */
-export function parseRopeScaling(raw: unknown, source: string, maxPositions: number): RopeScaling | null {
-  if (raw === null || raw === undefined) return null;
-  if (typeof raw !== "object" || Array.isArray(raw)) fail(`${source}: rope_scaling must be an object or null`, "fix config.json");
-  const r = raw as JsonObject;
-  const type = (r.rope_type ?? r.type ?? "default") as unknown;
-  const num = (key: string, fallback?: number): number => {
-    const v = r[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) fail(`${source}: rope scaling "${String(type)}" needs a positive number ${key}, got ${JSON.stringify(r[key])}`, "fix config.json");
-    return v;
-  };
-  switch (type) {
-    case "default":
-      return null;
-    case "linear":
-      return { type: "linear", factor: num("factor") };
-    case "llama3":
-      return {
-        type: "llama3",
-        factor: num("factor"),
-        lowFreqFactor: num("low_freq_factor"),
-        highFreqFactor: num("high_freq_factor"),
-        originalMaxPositions: num("original_max_position_embeddings", maxPositions),
-      };
-    default:
-      return fail(`${source}: rope scaling type "${String(type)}" is not supported`, "supported: default, linear, llama3");
-  }
-}
-
-/** Validates a Hugging Face config.json object and maps it to LlamaConfig. */
+/** Validates a Hugging Face config.json object and maps it to LlamaConfig (with its family description). */
 export function parseHuggingFaceConfig(raw: JsonObject, source: string): LlamaConfig {
-  const archs = raw.architectures;
-  const byModelType = new Map([["llama", "LlamaForCausalLM"], ["mistral", "MistralForCausalLM"]]);
-  const arch =
-    Array.isArray(archs) && typeof archs[0] === "string"
-      ? (archs[0] as string)
-      : (byModelType.get(String(raw.model_type)) ?? `model_type ${String(raw.model_type ?? "unknown")}`);
-  if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(arch)) {
-    fail(`unsupported architecture ${arch} in ${source}`, `supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`);
-  }
-  const int = (key: string, fallback?: number): number => {
-    const v = raw[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) fail(`${source}: ${key} must be a positive integer, got ${JSON.stringify(raw[key])}`, "fix config.json");
-    return v;
-  };
-  if (raw.attention_bias === true) fail(`unsupported attention_bias: true in ${source}`, "only bias-free Llama attention is supported");
-  if (raw.mlp_bias === true) fail(`unsupported mlp_bias: true in ${source}`, "only bias-free Llama MLPs are supported");
-  const act = raw.hidden_act ?? "silu";
-  if (act !== "silu") fail(`unsupported hidden_act ${JSON.stringify(act)} in ${source}`, "only SwiGLU (silu) MLPs are supported");
-  const hiddenSize = int("hidden_size");
-  const numHeads = int("num_attention_heads");
-  const maxPositions = int("max_position_embeddings");
-  const sliding = raw.sliding_window;
-  if (typeof sliding === "number" && sliding < maxPositions && raw.use_sliding_window !== false) {
-    fail(`unsupported sliding_window ${sliding} in ${source}`, "only full-attention models are supported (sliding_window null)");
-  }
+  const family = familyOf(raw, source);
+  refuseUnknownKeys(raw, family, source);
+  const r = new ConfigReader(raw, family, source);
+  const hiddenSize = r.posInt("hidden_size");
+  const numHeads = r.posInt("num_attention_heads");
+  const maxPositions = r.posInt("max_position_embeddings");
   const params = raw.rope_parameters;
   const paramsObj = params !== null && typeof params === "object" && !Array.isArray(params) ? (params as JsonObject) : null;
-  const theta = paramsObj?.rope_theta ?? raw.rope_theta ?? 10000;
+  const nested = paramsObj !== null && ("full_attention" in paramsObj || "sliding_attention" in paramsObj);
+  const globalParams = nested ? (paramsObj.full_attention as JsonObject | undefined) ?? null : paramsObj;
+  const theta = globalParams?.rope_theta ?? r.value("rope_theta") ?? 10000;
   if (typeof theta !== "number" || !(theta > 0)) fail(`${source}: rope_theta must be a positive number, got ${JSON.stringify(theta)}`, "fix config.json");
   // rope_scaling (older transformers) wins when set; rope_parameters carries the same fields in transformers 5.
-  const scalingRaw = raw.rope_scaling ?? paramsObj;
-  const eps = raw.rms_norm_eps ?? 1e-6;
-  if (typeof eps !== "number" || !(eps > 0)) fail(`${source}: rms_norm_eps must be a positive number`, "fix config.json");
+  const ropeScalingRaw = raw.rope_scaling ?? globalParams;
+  const eps = r.posNumber("rms_norm_eps", 1e-6);
+  const headDim = r.value("head_dim") === null || r.value("head_dim") === undefined ? Math.floor(hiddenSize / numHeads) : r.posInt("head_dim");
+  const numLayers = r.posInt("num_hidden_layers");
+  const spec = describeFamily(r, { numLayers, headDim, hiddenSize, maxPositions, ropeTheta: theta, ropeScalingRaw });
+  const firstRope = spec.layers.find((l) => l.rope !== null)?.rope ?? null;
+  const eosIds = intList(raw.eos_token_id);
   const config: LlamaConfig = {
-    architecture: arch,
-    vocabSize: int("vocab_size"),
+    architecture: family.architecture,
+    vocabSize: r.posInt("vocab_size"),
     hiddenSize,
-    intermediateSize: int("intermediate_size"),
-    numLayers: int("num_hidden_layers"),
+    intermediateSize: r.posInt("intermediate_size"),
+    numLayers,
     numHeads,
-    numKvHeads: int("num_key_value_heads", numHeads),
-    headDim: raw.head_dim === null || raw.head_dim === undefined ? Math.floor(hiddenSize / numHeads) : int("head_dim"),
+    numKvHeads: r.posInt("num_key_value_heads", numHeads),
+    headDim,
     maxPositions,
-    ropeTheta: theta,
-    ropeScaling: parseRopeScaling(scalingRaw, source, maxPositions),
+    ropeTheta: firstRope?.theta ?? theta,
+    ropeScaling: firstRope?.scaling ?? null,
     rmsNormEps: eps,
-    // transformers' LlamaConfig defaults tie_word_embeddings to false.
-    tieWordEmbeddings: raw.tie_word_embeddings === true,
+    // transformers' LlamaConfig defaults tie_word_embeddings to false (Gemma and SmolLM3 to true).
+    tieWordEmbeddings: r.value("tie_word_embeddings") === true,
     bosTokenId: firstInt(raw.bos_token_id) ?? 1,
-    eosTokenId: firstInt(raw.eos_token_id) ?? 2,
+    eosTokenId: eosIds[0] ?? 2,
+    eosTokenIds: eosIds.length > 0 ? eosIds : [2],
+    family: spec,
   };
   validateConfig(config, source);
   return config;
 }
 
-/** Tensor name → expected shape, from the config. */
+function intList(v: unknown): number[] {
+  if (typeof v === "number" && Number.isInteger(v)) return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === "number" && Number.isInteger(x));
+  return [];
+}
+
+/** Tensor name → expected shape, from the config and its family (biases, q/k norms, Gemma's extra norms, fused projections). */
 export function expectedTensorShapes(c: LlamaConfig): Map<string, number[]> {
   const d = c.hiddenSize;
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
+  const ffn = c.intermediateSize;
+  const arch = architectureOf(c);
+  const family = familyOf({ architectures: [c.architecture] }, c.architecture);
   const m = new Map<string, number[]>();
   m.set("model.embed_tokens.weight", [c.vocabSize, d]);
   for (let i = 0; i < c.numLayers; i++) {
     const p = `model.layers.${i}`;
-    m.set(`${p}.self_attn.q_proj.weight`, [q, d]);
-    m.set(`${p}.self_attn.k_proj.weight`, [kv, d]);
-    m.set(`${p}.self_attn.v_proj.weight`, [kv, d]);
+    const names = layerTensorNames(family, p);
+    if ("fused" in names.qkv) m.set(names.qkv.fused, [q + 2 * kv, d]);
+    else {
+      m.set(names.qkv.q, [q, d]);
+      m.set(names.qkv.k, [kv, d]);
+      m.set(names.qkv.v, [kv, d]);
+    }
     m.set(`${p}.self_attn.o_proj.weight`, [d, q]);
-    m.set(`${p}.mlp.gate_proj.weight`, [c.intermediateSize, d]);
-    m.set(`${p}.mlp.up_proj.weight`, [c.intermediateSize, d]);
-    m.set(`${p}.mlp.down_proj.weight`, [d, c.intermediateSize]);
+    if (arch.qkvBias) {
+      m.set(`${p}.self_attn.q_proj.bias`, [q]);
+      m.set(`${p}.self_attn.k_proj.bias`, [kv]);
+      m.set(`${p}.self_attn.v_proj.bias`, [kv]);
+    }
+    if (arch.outputBias) m.set(`${p}.self_attn.o_proj.bias`, [d]);
+    if (arch.qkNorm) {
+      m.set(`${p}.self_attn.q_norm.weight`, [c.headDim]);
+      m.set(`${p}.self_attn.k_norm.weight`, [c.headDim]);
+    }
+    if ("fused" in names.gateUp) m.set(names.gateUp.fused, [2 * ffn, d]);
+    else {
+      m.set(names.gateUp.gate, [ffn, d]);
+      m.set(names.gateUp.up, [ffn, d]);
+    }
+    m.set(`${p}.mlp.down_proj.weight`, [d, ffn]);
     m.set(`${p}.input_layernorm.weight`, [d]);
     m.set(`${p}.post_attention_layernorm.weight`, [d]);
+    if (arch.sandwichNorms) {
+      m.set(`${p}.pre_feedforward_layernorm.weight`, [d]);
+      m.set(`${p}.post_feedforward_layernorm.weight`, [d]);
+    }
   }
   m.set("model.norm.weight", [d]);
   if (!c.tieWordEmbeddings) m.set("lm_head.weight", [c.vocabSize, d]);
@@ -180,7 +173,7 @@ export function readHuggingFaceModel(dir: string): { config: LlamaConfig; weight
   const missing = [...expected.keys()].filter((n) => !where.has(n));
   if (missing.length > 0) {
     const shown = missing.slice(0, 3).join(", ") + (missing.length > 3 ? ` and ${missing.length - 3} more` : "");
-    fail(`missing tensors in ${dir}: ${shown}`, "the checkpoint is incomplete or not a Llama model");
+    fail(`missing tensors in ${dir}: ${shown} (${join(dir, "config.json")} declares ${config.architecture}${biasNote(config)})`, "the checkpoint is incomplete or does not match its config.json");
   }
   const byFile = new Map<string, Set<string>>();
   for (const name of expected.keys()) {
@@ -204,29 +197,75 @@ export function readHuggingFaceModel(dir: string): { config: LlamaConfig; weight
   for (const [file, names] of byFile) {
     for (const [name, t] of readSafetensors(file, names)) tensors.set(name, { shape: t.shape, data: t.data });
   }
+  return { config, weights: assembleWeights(config, tensors) };
+}
+
+function biasNote(c: LlamaConfig): string {
+  const arch = architectureOf(c);
+  if (arch.qkvBias) return c.architecture === "Qwen2ForCausalLM" ? ", which has q/k/v biases" : " with attention_bias: true";
+  return "";
+}
+
+/** Rows [start, start+n) of a [rows, cols] host tensor (splitting fused projections). */
+function rowSlice(t: HostTensor, start: number, n: number): HostTensor {
+  const cols = t.shape[1]!;
+  return { shape: [n, cols], data: t.data.slice(start * cols, (start + n) * cols) };
+}
+
+/** Gemma stores norm weights as offsets from 1 (x·(1 + w)); adding the 1 once keeps one RMSNorm in the forward. */
+function withNormOffset(t: HostTensor, offset: number): HostTensor {
+  if (offset === 0) return t;
+  return { shape: t.shape, data: t.data.map((v) => v + offset) };
+}
+
+/** Host weights in the forward's layout from the checkpoint's tensors (all present and shape-checked). */
+function assembleWeights(config: LlamaConfig, tensors: Map<string, HostTensor>): HostWeights {
   const get = (name: string): HostTensor => tensors.get(name)!;
+  const arch = architectureOf(config);
+  const norm = (name: string) => withNormOffset(get(name), arch.normWeightOffset);
+  const family = familyOf({ architectures: [config.architecture] }, config.architecture);
+  const q = config.numHeads * config.headDim;
+  const kv = config.numKvHeads * config.headDim;
   const layers: HostLayerWeights[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     const p = `model.layers.${i}`;
-    layers.push({
-      attnNorm: get(`${p}.input_layernorm.weight`),
-      wq: get(`${p}.self_attn.q_proj.weight`),
-      wk: get(`${p}.self_attn.k_proj.weight`),
-      wv: get(`${p}.self_attn.v_proj.weight`),
+    const names = layerTensorNames(family, p);
+    const qkv = "fused" in names.qkv ? get(names.qkv.fused) : null;
+    const gateUp = "fused" in names.gateUp ? get(names.gateUp.fused) : null;
+    const layer: HostLayerWeights = {
+      attnNorm: norm(`${p}.input_layernorm.weight`),
+      wq: qkv ? rowSlice(qkv, 0, q) : get(`${p}.self_attn.q_proj.weight`),
+      wk: qkv ? rowSlice(qkv, q, kv) : get(`${p}.self_attn.k_proj.weight`),
+      wv: qkv ? rowSlice(qkv, q + kv, kv) : get(`${p}.self_attn.v_proj.weight`),
       wo: get(`${p}.self_attn.o_proj.weight`),
-      ffnNorm: get(`${p}.post_attention_layernorm.weight`),
-      wGate: get(`${p}.mlp.gate_proj.weight`),
-      wUp: get(`${p}.mlp.up_proj.weight`),
+      // Gemma's post_attention_layernorm normalises the attention output; its MLP input norm is pre_feedforward.
+      ffnNorm: norm(arch.sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`),
+      wGate: gateUp ? rowSlice(gateUp, 0, config.intermediateSize) : get(`${p}.mlp.gate_proj.weight`),
+      wUp: gateUp ? rowSlice(gateUp, config.intermediateSize, config.intermediateSize) : get(`${p}.mlp.up_proj.weight`),
       wDown: get(`${p}.mlp.down_proj.weight`),
-    });
+    };
+    if (arch.qkvBias) {
+      layer.bq = get(`${p}.self_attn.q_proj.bias`);
+      layer.bk = get(`${p}.self_attn.k_proj.bias`);
+      layer.bv = get(`${p}.self_attn.v_proj.bias`);
+    }
+    if (arch.outputBias) layer.bo = get(`${p}.self_attn.o_proj.bias`);
+    if (arch.qkNorm) {
+      layer.qNorm = norm(`${p}.self_attn.q_norm.weight`);
+      layer.kNorm = norm(`${p}.self_attn.k_norm.weight`);
+    }
+    if (arch.sandwichNorms) {
+      layer.postAttnNorm = norm(`${p}.post_attention_layernorm.weight`);
+      layer.postFfnNorm = norm(`${p}.post_feedforward_layernorm.weight`);
+    }
+    layers.push(layer);
   }
-  const weights: HostWeights = {
+  return {
     embed: get("model.embed_tokens.weight"),
     layers,
-    finalNorm: get("model.norm.weight"),
+    finalNorm: norm("model.norm.weight"),
     lmHead: config.tieWordEmbeddings ? null : get("lm_head.weight"),
   };
-  return { config, weights };
 }
 
 /** The safetensors files holding this model's weights, sorted by name (what the checkpoint hash covers). */

@@ -58,9 +58,11 @@ export function edgeInfiniteLayer(
   const localK = cat([st.sinkK, st.exactK, st.windowK, p.k])!;
   const localV = cat([st.sinkV, st.exactV, st.windowV, p.v])!;
   const S = localK.shape[1];
-  const kRot = model.rope.apply(localK, positionRange(0, S));
-  const qRot = model.rope.apply(p.q, positionRange(S - T, T));
-  const local = () => groupedAttention(qRot, kRot, localV, { maxScoreBytes: options.maxScoreBytes }); // [T, H·d]
+  // The layer's own RoPE and attention options (families with per-layer bases, windows or soft-capping).
+  const rope = model.ropeFor(layer);
+  const kRot = rope.apply(localK, positionRange(0, S));
+  const qRot = rope.apply(p.q, positionRange(S - T, T));
+  const local = () => groupedAttention(qRot, kRot, localV, { ...model.attentionOptions(layer), maxScoreBytes: options.maxScoreBytes }); // [T, H·d]
   const aLocal = options.constantLocal ? offTape(local, [qRot, kRot, localV]) : local();
   const lse = cfg.readMode !== "shared" ? null : options.constantLocal ? offTape(() => localLogSumExp(qRot, kRot), [qRot, kRot]) : localLogSumExp(qRot, kRot);
 

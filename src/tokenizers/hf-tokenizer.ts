@@ -7,7 +7,10 @@ import type { Tokenizer } from "./tokenizer.js";
 /**
  * Hugging Face `tokenizer.json` + `tokenizer_config.json` through the npm package @huggingface/tokenizers.
  * Text is always encoded without the post-processor's special tokens and BOS is prepended here, so BOS
- * appears exactly once with `bos: true` and never with `bos: false`, whatever the post-processor does.
+ * appears exactly once with `bos: true` and never with `bos: false`, whatever the post-processor does —
+ * for tokenizers that start documents with BOS (add_bos_token, or a post-processor that adds it). Qwen-style
+ * tokenizers add none, and `bos: true` adds nothing, as transformers does.
+ * EOS: the tokenizer's eos_token first, then every eos_token_id of generation_config.json and config.json.
  */
 
 type JsonObject = Record<string, unknown>;
@@ -36,10 +39,14 @@ function tokenContent(value: unknown): string | undefined {
   return undefined;
 }
 
+function ids(value: unknown): number[] {
+  if (typeof value === "number" && Number.isInteger(value)) return [value];
+  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === "number" && Number.isInteger(v));
+  return [];
+}
+
 function firstId(value: unknown): number | undefined {
-  if (typeof value === "number" && Number.isInteger(value)) return value;
-  if (Array.isArray(value) && typeof value[0] === "number") return value[0];
-  return undefined;
+  return ids(value)[0];
 }
 
 function specialId(hf: HfTokenizer, tokConfig: JsonObject, modelConfig: JsonObject | null, key: "bos" | "eos"): number | undefined {
@@ -57,11 +64,14 @@ export class HuggingFaceTokenizer implements Tokenizer {
     readonly vocabSize: number,
     readonly bosId: number,
     readonly eosId: number,
+    /** Whether a document starts with BOS (false for Qwen-style tokenizers). */
+    readonly addsBos = true,
+    readonly eosIds: readonly number[] = [eosId],
   ) {}
 
   encode(text: string, options?: { bos?: boolean }): number[] {
     const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
-    return options?.bos ? [this.bosId, ...ids] : ids;
+    return options?.bos && this.addsBos ? [this.bosId, ...ids] : ids;
   }
 
   decode(ids: readonly number[]): string {
@@ -85,17 +95,33 @@ export async function loadHuggingFaceTokenizer(dir: string): Promise<Tokenizer> 
   const tokConfig = existsSync(configPath) ? readJson(configPath, "tokenizer config") : {};
   const modelConfigPath = join(dir, "config.json");
   const modelConfig = existsSync(modelConfigPath) ? readJson(modelConfigPath, "model config") : null;
+  const generationPath = join(dir, "generation_config.json");
+  const generation = existsSync(generationPath) ? readJson(generationPath, "generation config") : null;
   let hf: HfTokenizer;
   try {
     hf = new HfTokenizer(tokenizerJson, tokConfig);
   } catch (e) {
     fail(`cannot build a tokenizer from ${tokenizerPath}: ${(e as Error).message.split("\n")[0]}`, "check that tokenizer.json is a Hugging Face fast-tokenizer file");
   }
-  const bosId = specialId(hf, tokConfig, modelConfig, "bos");
-  const eosId = specialId(hf, tokConfig, modelConfig, "eos");
-  if (bosId === undefined) fail(`no BOS token found for ${dir} (bos_token in tokenizer_config.json or bos_token_id in config.json)`, "add bos_token to tokenizer_config.json");
+  const eosId = specialId(hf, tokConfig, modelConfig, "eos") ?? firstId(generation?.eos_token_id);
   if (eosId === undefined) fail(`no EOS token found for ${dir} (eos_token in tokenizer_config.json or eos_token_id in config.json)`, "add eos_token to tokenizer_config.json");
+  const bosToken = specialId(hf, tokConfig, modelConfig, "bos") ?? firstId(generation?.bos_token_id);
+  const addsBos = startsWithBos(hf, tokConfig, bosToken);
+  if (bosToken === undefined && addsBos) fail(`no BOS token found for ${dir} (bos_token in tokenizer_config.json or bos_token_id in config.json)`, "add bos_token to tokenizer_config.json");
+  // A tokenizer without BOS (Qwen) still needs an id to separate packed documents: its EOS.
+  const bosId = bosToken ?? eosId;
+  const eosIds = [...new Set([eosId, ...ids(generation?.eos_token_id), ...ids(modelConfig?.eos_token_id)])];
   let maxId = -1;
   for (const id of hf.get_vocab(true).values()) maxId = Math.max(maxId, id);
-  return new HuggingFaceTokenizer(hf, maxId + 1, bosId, eosId);
+  return new HuggingFaceTokenizer(hf, maxId + 1, bosId, eosId, addsBos, eosIds);
+}
+
+/**
+ * Whether transformers' tokenizer starts a document with BOS: add_bos_token when tokenizer_config.json says,
+ * else whether tokenizer.json's post-processor puts BOS first (Llama 3), else no (Qwen, Phi-3, SmolLM3).
+ */
+function startsWithBos(hf: HfTokenizer, tokConfig: JsonObject, bosId: number | undefined): boolean {
+  if (typeof tokConfig.add_bos_token === "boolean") return tokConfig.add_bos_token;
+  if (bosId === undefined) return false;
+  return hf.encode("a", { add_special_tokens: true }).ids[0] === bosId;
 }

@@ -5,6 +5,8 @@ import { withBackend, withModel, setup, log, type CommonArgs } from "../common.j
 import { EdgeInfError } from "../../util/errors.js";
 import { readTextFile } from "../../util/text-file.js";
 import { checkMethodOption, checkSamplingOptions } from "../options.js";
+import { endOfTextIds } from "../../tokenizers/tokenizer.js";
+import { stopTokenIds } from "../../backbone/config.js";
 
 interface GenerateArgs extends CommonArgs {
   prompt?: string;
@@ -88,7 +90,7 @@ export const generateCommand: CommandModule<object, any> = {
       topK: args.topK,
       topP: args.topP,
       seed: args.seed,
-      stopIds: [backbone.config.eosTokenId],
+      stopIds: endOfTextIds(backbone.tokenizer, stopTokenIds(backbone.config)),
       onToken: args.json ? undefined : (id) => process.stdout.write(backbone.tokenizer.decode([id])),
     });
     const record = {

@@ -1,5 +1,6 @@
 import type { CommandModule } from "yargs";
-import { parameterCount } from "../../backbone/config.js";
+import { parameterCount, stopTokenIds } from "../../backbone/config.js";
+import { architectureOf, slidingLayers } from "../../backbone/architecture.js";
 import { withBackend, withModel, setup, type CommonArgs } from "../common.js";
 
 export const infoCommand: CommandModule<object, CommonArgs & { json?: boolean }> = {
@@ -13,12 +14,17 @@ export const infoCommand: CommandModule<object, CommonArgs & { json?: boolean }>
   handler: async (args) => {
     const { backend, backbone, model } = await setup(args);
     const c = backbone.config;
+    const arch = architectureOf(c);
     const info = {
       model: backbone.source.id,
       path: backbone.source.path,
       format: backbone.source.format,
       sha256: backbone.source.sha256,
       architecture: c.architecture,
+      family: arch.name,
+      slidingWindowLayers: slidingLayers(arch),
+      noRopeLayers: arch.layers.flatMap((l, i) => (l.rope === null ? [i] : [])),
+      eosTokenIds: stopTokenIds(c),
       parameters: parameterCount(c),
       layers: c.numLayers,
       hiddenSize: c.hiddenSize,

@@ -86,7 +86,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       if (context > backbone.config.maxPositions) {
         log(`warning: --context ${context} is past ${backbone.source.id}'s trained context of ${backbone.config.maxPositions} tokens: positions beyond it were never trained, so the perplexity is not meaningful there`);
       }
-      nll = await windowedNll(model, ids, context, backbone.config.bosTokenId);
+      nll = await windowedNll(model, ids, context, backbone.tokenizer.addsBos === false ? null : backbone.config.bosTokenId);
     }
     const seconds = (performance.now() - t0) / 1000;
     const mean = nll.reduce((a, b) => a + b, 0) / nll.length;

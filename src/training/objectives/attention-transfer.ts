@@ -58,8 +58,9 @@ function teacherPass(model: LlamaModel, ids: readonly number[]): TeacherLayer[] 
   const layers: TeacherLayer[] = [];
   tf.tidy(() => {
     const pos = positionRange(0, ids.length);
-    model.runLayers(model.embed(ids), (_layer, p) => {
-      const out = groupedAttention(model.rope.apply(p.q, pos), model.rope.apply(p.k, pos), p.v);
+    model.runLayers(model.embed(ids), (layer, p) => {
+      const rope = model.ropeFor(layer);
+      const out = groupedAttention(rope.apply(p.q, pos), rope.apply(p.k, pos), p.v, model.attentionOptions(layer));
       layers.push({ p: { q: tf.keep(p.q.clone()), k: tf.keep(p.k.clone()), v: tf.keep(p.v.clone()) }, out: tf.keep(out.clone()) });
       return out;
     });
