@@ -62,9 +62,9 @@ interface Capture {
 function spy(inner: CachePolicy, log: Capture[]): CachePolicy {
   return {
     name: inner.name,
-    ropeMode: inner.ropeMode,
-    wantsAttention: inner.wantsAttention,
     observe: inner.observe ? (l, p, ph) => inner.observe!(l, p, ph) : undefined,
+    keyPositions: inner.keyPositions ? (l, n, p) => inner.keyPositions!(l, n, p) : undefined,
+    rotatedPositions: inner.rotatedPositions ? (l, c) => inner.rotatedPositions!(l, c) : undefined,
     async compress(layer, cache, ctx) {
       const before = cache.layers[layer]!.positions.slice();
       const lengthBefore = cache.length(layer);
@@ -221,7 +221,8 @@ describe("streaming", () => {
     const sink = 4;
     const window = 20;
     const s = new CachedSession(model, streamingPolicy({ sinkTokens: sink, windowTokens: window }));
-    expect(s.policy.ropeMode).toBe("cache");
+    // In-cache positions: new tokens are rotated at their index in the cache.
+    expect(Array.from(s.policy.keyPositions!(0, 24, Int32Array.from([500, 501])))).toEqual([24, 25]);
     await prefillAndDrop(s, prompt);
     const expectKept = (n: number) => {
       const want = [...Array.from({ length: sink }, (_, i) => i), ...Array.from({ length: window }, (_, i) => n - window + i)];

@@ -4,8 +4,6 @@ import type { CachePolicy } from "./policy.js";
 export function fullPolicy(): CachePolicy {
   return {
     name: "full",
-    ropeMode: "original",
-    wantsAttention: false,
     compress: () => {},
     budgetFor: () => Infinity,
   };

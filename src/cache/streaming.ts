@@ -2,6 +2,7 @@ import type { CachePolicy } from "./policy.js";
 import { keepTokens, sameForAllHeads } from "./keep-tokens.js";
 import { indexRange } from "./top-k.js";
 import { countOr, requireCount } from "./options.js";
+import { withKeyRerotation } from "./key-rerotation.js";
 import { fail } from "../util/errors.js";
 
 export interface StreamingOptions {
@@ -22,24 +23,22 @@ export function streamingKeptIndices(length: number, sinkTokens: number, windowT
 
 /**
  * StreamingLLM (Xiao et al., arXiv 2309.17453; kvpress streaming_llm_press.py + KeyRerotationPress): attention
- * sinks plus a sliding window. Positions are re-assigned inside the cache (ropeMode "cache"), so RoPE never sees a
- * position beyond sinkTokens + windowTokens. Evicts after prefill and after every decode step.
+ * sinks plus a sliding window, evicted after prefill and after every decode step. Kept tokens move to their index
+ * in the cache (withKeyRerotation), so RoPE never sees a position beyond sinkTokens + windowTokens.
  */
 export function streamingPolicy(options: StreamingOptions): CachePolicy {
   const sinkTokens = requireCount("streaming", "sinkTokens", options.sinkTokens, 0);
   const windowTokens = requireCount("streaming", "windowTokens", options.windowTokens, 1);
   const budget = sinkTokens + windowTokens;
-  return {
+  return withKeyRerotation({
     name: "streaming",
-    ropeMode: "cache",
-    wantsAttention: false,
     compress(layer, cache) {
       const length = cache.length(layer);
       if (length <= budget) return;
       keepTokens(cache, layer, sameForAllHeads(streamingKeptIndices(length, sinkTokens, windowTokens), cache.numKvHeads), budget);
     },
     budgetFor: () => budget,
-  };
+  });
 }
 
 /**
