@@ -19,6 +19,7 @@ import { randomPolicy } from "../src/cache/random.js";
 import { createPolicy, resolveBudget, METHOD_NAMES } from "../src/cache/registry.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
+import { topN } from "./reference/scorers64.js";
 
 const stories = resolve(__dirname, "../../shared/models/stories260K/stories260K.bin");
 const STORY =
@@ -95,14 +96,7 @@ function softmax64(q: number[], keys: number[][]): number[] {
 }
 
 /** Indices of the n largest (ties → smaller index), as a sorted list. */
-function largest(scores: number[], n: number): number[] {
-  return scores
-    .map((s, i) => [s, i] as const)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, n)
-    .map(([, i]) => i)
-    .sort((a, b) => a - b);
-}
+const largest = topN;
 
 /**
  * The kept set equals the reference top-n, except possibly for tokens whose reference score is within `tol` of

@@ -4,6 +4,8 @@ import type { CachePolicy } from "./policy.js";
 import { scorerPolicy, type TokenScorer, type TokenScores } from "./scorer.js";
 import { countOr, requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface H2OOptions {
   /** Tokens per layer after eviction: heavy hitters + recent tokens. */
@@ -24,6 +26,12 @@ interface LayerScores {
  * group's query heads. Scores follow the tokens they belong to through every eviction.
  */
 export class H2OScorer implements TokenScorer {
+  constructor(readonly recentTokens: number) {}
+
+  protectRecent(): number {
+    return this.recentTokens;
+  }
+
   private layers: LayerScores[] = [];
   /** Per layer: attention received [Hkv, keys] per observed block, not yet added to the scores. */
   private observed: tf.Tensor2D[][] = [];
@@ -108,7 +116,16 @@ export function h2oPolicy(options: H2OOptions): H2OPolicy {
   const budgetTokens = requireCount("h2o", "budgetTokens", options.budgetTokens, 1);
   const recentTokens = countOr("h2o", "recentTokens", options.recentTokens, Math.floor(budgetTokens / 2), 0);
   if (recentTokens > budgetTokens) fail(`method h2o: recentTokens ${recentTokens} > budget ${budgetTokens}`, "use recentTokens ≤ the budget");
-  const scorer = new H2OScorer();
-  const policy = scorerPolicy(scorer, { name: "h2o", budgetFor: () => budgetTokens, protectRecent: () => recentTokens, scoreAlways: true });
+  const scorer = new H2OScorer(recentTokens);
+  const policy = scorerPolicy(scorer, { name: "h2o", budgetFor: () => budgetTokens, scoreAlways: true });
   return { ...policy, observe: (l, p, ph) => scorer.observe(l, p, ph), accumulatedScores: (l) => scorer.accumulatedScores(l) };
 }
+
+export const h2oMethod = evictionMethod({
+  name: "h2o",
+  summary: "H2O: recent tokens + heavy hitters by accumulated attention, evicted at every step",
+  paper: "Zhang et al., H2O: Heavy-Hitter Oracle, arXiv 2306.14048",
+  budget: "required",
+  options: { recentTokens: z.number().int().nonnegative().optional() },
+  makePolicy: (o) => h2oPolicy(o as H2OOptions),
+});

@@ -1,9 +1,11 @@
 import { prefillOnly, type CachePolicy } from "./policy.js";
 import { scorerPolicy } from "./scorer.js";
-import { snapkvScorer, snapkvSettings, snapkvWindow, type SnapKVOptions } from "./snapkv.js";
+import { snapkvScorer, snapkvSettings, type SnapKVOptions } from "./snapkv.js";
 import { withLayerBudgets } from "./layer-budgets.js";
 import { requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface PyramidKVOptions extends SnapKVOptions {
   /** Pyramid steepness: the top layer keeps about budget/beta tokens (default 20). */
@@ -50,6 +52,19 @@ export function pyramidkvPolicy(options: PyramidKVOptions): CachePolicy {
   return withLayerBudgets(
     (promptTokens) => (layer, numLayers) => pyramidBudget(layer, numLayers, promptTokens, budget, settings.observationWindow, beta),
     (budgetFor) =>
-      prefillOnly(scorerPolicy(snapkvScorer(settings), { name: "pyramidkv", budgetFor, protectRecent: (b, ctx) => snapkvWindow(settings, b, ctx) })),
+      prefillOnly(scorerPolicy(snapkvScorer(settings), { name: "pyramidkv", budgetFor })),
   );
 }
+
+export const pyramidkvMethod = evictionMethod({
+  name: "pyramidkv",
+  summary: "PyramidKV: SnapKV's scores with budgets falling linearly from the lowest layer to the top",
+  paper: "Cai et al., PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information Funneling, arXiv 2406.02069",
+  budget: "required",
+  options: {
+    observationWindow: z.number().int().positive().optional(),
+    kernelSize: z.number().int().positive().optional(),
+    beta: z.number().optional(),
+  },
+  makePolicy: (o) => pyramidkvPolicy(o as PyramidKVOptions),
+});

@@ -2,6 +2,8 @@ import { prefillOnly, type CachePolicy } from "./policy.js";
 import { scorerPolicy, type TokenScorer } from "./scorer.js";
 import { requireCount, countOr } from "./options.js";
 import { Rng } from "../util/rng.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface RandomOptions {
   /** Tokens per layer after prefill. */
@@ -36,3 +38,12 @@ export function randomPolicy(options: RandomOptions): CachePolicy {
   const seed = countOr("random", "seed", options.seed, 0, 0);
   return prefillOnly(scorerPolicy(randomScorer(seed), { name: "random", budgetFor: () => budget }));
 }
+
+export const randomMethod = evictionMethod({
+  name: "random",
+  summary: "Random eviction after prefill (the control)",
+  paper: "kvpress random_press.py (a baseline, no paper)",
+  budget: "required",
+  options: { seed: z.number().int().nonnegative().optional() },
+  makePolicy: (o) => randomPolicy(o as RandomOptions),
+});

@@ -22,6 +22,8 @@ export interface TokenScorer {
    * may use them, as SnapKV's observation window does).
    */
   score(layer: number, cache: KVCache, ctx: CompressContext, protect: number): TokenScores | Promise<TokenScores>;
+  /** The newest tokens always kept (default none); may depend on the step (SnapKV's window ≤ its queries). */
+  protectRecent?(budget: number, ctx: CompressContext): number;
   /** Attention probabilities, when the scorer accumulates them (see CachePolicy.observe). */
   observe?: CachePolicy["observe"];
   /** Told which tokens stayed (KVCache.keep's layout), for scorers whose state follows the tokens (H2O). */
@@ -33,8 +35,6 @@ export interface ScorerPolicyOptions {
   name: string;
   /** Tokens a layer keeps. */
   budgetFor(layer: number, numLayers: number): number;
-  /** The newest tokens always kept (default none); may depend on the step (SnapKV's window ≤ its queries). */
-  protectRecent?(budget: number, ctx: CompressContext): number;
   /** Score even when the layer fits its budget (scorers that accumulate per step, as H2O). */
   scoreAlways?: boolean;
 }
@@ -66,7 +66,7 @@ export function scorerPolicy(scorer: TokenScorer, options: ScorerPolicyOptions):
       const length = cache.length(layer);
       const budget = options.budgetFor(layer, ctx.numLayers);
       if (length <= budget && !options.scoreAlways) return;
-      const protect = Math.min(options.protectRecent?.(budget, ctx) ?? 0, budget);
+      const protect = Math.min(scorer.protectRecent?.(budget, ctx) ?? 0, budget);
       const scores = await scorer.score(layer, cache, ctx, protect);
       if (length <= budget) return;
       const keep = keptByScore(scores, cache.numKvHeads, length, budget, protect);
@@ -78,4 +78,11 @@ export function scorerPolicy(scorer: TokenScorer, options: ScorerPolicyOptions):
   if (scorer.observe) policy.observe = scorer.observe.bind(scorer);
   if (scorer.dispose) policy.dispose = scorer.dispose.bind(scorer);
   return policy;
+}
+
+/** A layer's cached keys or values [Hkv, S, d] on the host (an async read: scorers of keys/values call it). */
+export async function layerData(cache: KVCache, layer: number, which: "k" | "v"): Promise<Float32Array> {
+  const t = cache.layers[layer]![which];
+  if (!t) return new Float32Array(0);
+  return (await t.data()) as Float32Array;
 }

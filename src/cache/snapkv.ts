@@ -4,6 +4,8 @@ import { prefillOnly, type CachePolicy, type CompressContext } from "./policy.js
 import { scorerPolicy, type TokenScorer } from "./scorer.js";
 import { countOr, requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface SnapKVOptions {
   /** Tokens per layer after prefill, the observation window included. */
@@ -84,6 +86,7 @@ export function snapkvWindow(settings: SnapKVSettings, budget: number, ctx: Comp
  */
 export function snapkvScorer(settings: SnapKVSettings): TokenScorer {
   return {
+    protectRecent: (budget, ctx) => snapkvWindow(settings, budget, ctx),
     async score(layer, cache, ctx, window) {
       const length = cache.length(layer);
       if (ctx.kRot.shape[1] !== length) throw new Error(`snapkv: kRot has ${ctx.kRot.shape[1]} keys, cache ${length}`);
@@ -105,6 +108,15 @@ export function snapkvPolicy(options: SnapKVOptions): CachePolicy {
   const budget = requireCount("snapkv", "budgetTokens", options.budgetTokens, 1);
   const settings = snapkvSettings("snapkv", options);
   return prefillOnly(
-    scorerPolicy(snapkvScorer(settings), { name: "snapkv", budgetFor: () => budget, protectRecent: (b, ctx) => snapkvWindow(settings, b, ctx) }),
+    scorerPolicy(snapkvScorer(settings), { name: "snapkv", budgetFor: () => budget }),
   );
 }
+
+export const snapkvMethod = evictionMethod({
+  name: "snapkv",
+  summary: "SnapKV: the prompt's last queries vote (max-pooled) for the tokens to keep, once after prefill",
+  paper: "Li et al., SnapKV: LLM Knows What You are Looking for Before Generation, arXiv 2404.14469 (kvpress snapkv_press.py)",
+  budget: "required",
+  options: { observationWindow: z.number().int().positive().optional(), kernelSize: z.number().int().positive().optional() },
+  makePolicy: (o) => snapkvPolicy(o as SnapKVOptions),
+});

@@ -4,6 +4,8 @@ import { indexRange } from "./top-k.js";
 import { countOr, requireCount } from "./options.js";
 import { withKeyRerotation } from "./key-rerotation.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface StreamingOptions {
   /** Attention sinks: the first tokens, kept forever. */
@@ -66,3 +68,12 @@ export function streamingOptionsFrom(options: { budgetTokens?: number; sinkToken
   }
   return { sinkTokens, windowTokens: budget - sinkTokens };
 }
+
+export const streamingMethod = evictionMethod({
+  name: "streaming",
+  summary: "StreamingLLM: attention sinks + a sliding window, kept tokens re-positioned inside the cache",
+  paper: "Xiao et al., Efficient Streaming Language Models with Attention Sinks, arXiv 2309.17453",
+  budget: "optional",
+  options: { sinkTokens: z.number().int().nonnegative().optional(), windowTokens: z.number().int().positive().optional() },
+  makePolicy: (o) => streamingPolicy(streamingOptionsFrom(o)),
+});

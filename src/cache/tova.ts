@@ -2,6 +2,7 @@ import * as tf from "../tf.js";
 import type { CachePolicy } from "./policy.js";
 import { scorerPolicy, type TokenScorer } from "./scorer.js";
 import { requireCount } from "./options.js";
+import { evictionMethod } from "./method.js";
 
 export interface TOVAOptions {
   /** Tokens per layer (all KV heads keep the same tokens). */
@@ -39,3 +40,12 @@ export function tovaPolicy(options: TOVAOptions): CachePolicy {
   const scorer: TokenScorer = { score: async (_layer, _cache, ctx) => ({ scores: await tovaScores(ctx.q, ctx.kRot), shared: true }) };
   return scorerPolicy(scorer, { name: "tova", budgetFor: () => budget });
 }
+
+export const tovaMethod = evictionMethod({
+  name: "tova",
+  summary: "TOVA: keeps the tokens the current query attends to most (head-averaged), evicted at every step",
+  paper: "Oren et al., Transformers are Multi-State RNNs, arXiv 2401.06104",
+  budget: "required",
+  options: {},
+  makePolicy: (o) => tovaPolicy(o as TOVAOptions),
+});
