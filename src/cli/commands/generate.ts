@@ -37,7 +37,7 @@ export const generateCommand: CommandModule<object, any> = {
       .option("top-p", { type: "number" })
       .option("seed", { type: "number", default: 0 })
       .option("method", { type: "string", default: "full", describe: `${methodNames().join(" | ")} (see docs/methods.md)` })
-      .option("method-option", { type: "string", array: true, describe: "any other option of the method, KEY=VALUE (e.g. recentTokens=64); repeatable" })
+      .option("method-option", { type: "string", array: true, describe: "any other option of the method, KEY=VALUE (e.g. recentTokens=64, kvQuantization.bits=4); repeatable" })
       .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (folder written by edgeinf train)" })
       .option("budget", { type: "string", describe: "KV budget of an eviction method: tokens (512) or a ratio (25%)" })
       .option("sink-tokens", { type: "number" })
@@ -109,14 +109,21 @@ export const generateCommand: CommandModule<object, any> = {
   },
 };
 
-/** --method-option KEY=VALUE flags as options (numbers where the value is one); the method's schema checks them. */
-function methodOptionFlags(flags: readonly string[] | undefined): Record<string, string | number> {
-  const out: Record<string, string | number> = {};
+/**
+ * --method-option KEY=VALUE flags as options (numbers where the value is one; a dotted key such as
+ * kvQuantization.bits=4 sets a nested option); the method's schema checks them.
+ */
+function methodOptionFlags(flags: readonly string[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   for (const flag of flags ?? []) {
     const eq = flag.indexOf("=");
     if (eq < 1) throw new EdgeInfError(`--method-option ${flag} is not KEY=VALUE`, "e.g. --method-option recentTokens=64");
-    const value = flag.slice(eq + 1);
-    out[flag.slice(0, eq)] = value.trim() !== "" && Number.isFinite(Number(value)) ? Number(value) : value;
+    const text = flag.slice(eq + 1);
+    const value = text.trim() !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
+    const path = flag.slice(0, eq).split(".");
+    let at = out;
+    for (const key of path.slice(0, -1)) at = (at[key] ??= {}) as Record<string, unknown>;
+    at[path.at(-1)!] = value;
   }
   return out;
 }
