@@ -17,7 +17,10 @@ import { withKvQuantization } from "../src/cache/kv-quantization.js";
 import { METHODS, createPolicy } from "../src/cache/registry.js";
 import { parseSuite } from "../src/eval/suite.js";
 import { Rng } from "../src/util/rng.js";
-import { chunkkv64, keydiff64, knorm64, lagkv64, quantize64, type Mat } from "./reference/scorers64.js";
+import { chunkkv64, expectedAttention64, keydiff64, knorm64, lagkv64, quantize64, type Mat } from "./reference/scorers64.js";
+import { expectedAttentionScorer } from "../src/cache/expected-attention.js";
+import { scorerPolicy } from "../src/cache/scorer.js";
+import { RopeTable } from "../src/backbone/rope.js";
 
 const Hkv = 2;
 const d = 8;
@@ -74,6 +77,27 @@ describe("scoring methods keep what the float64 references keep", () => {
     const norms = keys.map((k) => k.map((x) => -Math.sqrt(x.reduce((s, v) => s + v * v, 0))));
     const want = chunkkv64(norms, 20, 6);
     expect(await keptBy(chunkkvPolicy({ budgetTokens: 20, chunkLength: 6, scorer: "knorm" }))).toEqual([want, want]);
+  });
+});
+
+describe("expected attention", () => {
+  it("keeps what a float64 Gaussian model of future queries (mean rotation over the next positions) keeps", async () => {
+    const g = 2;
+    const H = Hkv * g;
+    const rng = new Rng(9);
+    const qPre = Array.from({ length: H }, () => Array.from({ length: S }, () => Array.from({ length: d }, () => Math.fround(rng.normal() + 0.5))));
+    const rope = new RopeTable(d, 10000, null);
+    const q = tf.tidy(() => rope.apply(tf.tensor3d(qPre.flat(2), [H, S, d]), Int32Array.from({ length: S }, (_, i) => i)));
+    const cache = filledCache();
+    const ctx = { phase: "prefill", q, kRot: cache.layers[0]!.k!, numLayers: 1, rope } as unknown as CompressContext;
+    const policy = scorerPolicy(expectedAttentionScorer(4, 64), { name: "expected-attention", budgetFor: () => 20 });
+    await policy.compress(0, cache, ctx);
+    const L = cache.layers[0]!;
+    const kept = Array.from({ length: Hkv }, (_, h) => Array.from(L.positions.subarray(h * 20, (h + 1) * 20)));
+    expect(kept).toEqual(expectedAttention64(qPre, keys, values, 20, 4, 64, 10000));
+    q.dispose();
+    cache.dispose();
+    rope.dispose();
   });
 });
 

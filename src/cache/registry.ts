@@ -16,6 +16,7 @@ import { knormMethod } from "./knorm.js";
 import { keydiffMethod } from "./keydiff.js";
 import { lagkvMethod } from "./lagkv.js";
 import { chunkkvMethod } from "./chunkkv.js";
+import { expectedAttentionMethod } from "./expected-attention.js";
 import { edgeinfiniteMethod } from "../eval/edgeinfinite-method.js";
 import { fail } from "../util/errors.js";
 
@@ -34,6 +35,7 @@ export const METHODS: readonly MethodDescriptor[] = [
   keydiffMethod,
   lagkvMethod,
   chunkkvMethod,
+  expectedAttentionMethod,
 ];
 
 /** Every method's name, in registry order. */

@@ -102,3 +102,53 @@ export function quantize64(xs: number[], bits: number): number[] {
   if (scale === 0) return xs.slice();
   return xs.map((x) => Math.round((x - lo) / scale) * scale + lo);
 }
+
+/** RoPE rotation matrix at position p (rotate_half pairing i ↔ i + d/2, inverse frequencies θ^(−2i/d)). */
+function ropeMatrix(p: number, d: number, theta: number): Mat {
+  const R = Array.from({ length: d }, () => new Array<number>(d).fill(0));
+  const h = d / 2;
+  for (let i = 0; i < h; i++) {
+    const a = p * Math.pow(theta, (-2 * i) / d);
+    R[i]![i] = Math.cos(a);
+    R[i]![i + h] = -Math.sin(a);
+    R[i + h]![i + h] = Math.cos(a);
+    R[i + h]![i] = Math.sin(a);
+  }
+  return R;
+}
+
+const mul = (A: Mat, B: Mat): Mat => A.map((row) => B[0]!.map((_, j) => row.reduce((s, x, l) => s + x * B[l]![j]!, 0)));
+const tr = (A: Mat): Mat => A[0]!.map((_, j) => A.map((row) => row[j]!));
+
+/**
+ * Expected Attention (arXiv 2510.00636): qPre [H][T][d] pre-RoPE queries of the prompt, keys (rotated) and values
+ * [Hkv][S][d]. Gaussian future queries: mean/covariance over queries t ≥ sinks, moved by the mean rotation over
+ * positions T … T + future − 1; score = softmax_i(μ̄·k_i/√d + k_iᵀΣ̄k_i/(2d)) over non-sink keys, averaged over the
+ * group, times ‖v_i‖; sinks always kept. Returns kept indices per KV head.
+ */
+export function expectedAttention64(qPre: Mat[], keys: Mat[], values: Mat[], budget: number, sinks: number, future: number, theta: number): number[][] {
+  const H = qPre.length;
+  const Hkv = keys.length;
+  const g = H / Hkv;
+  const T = qPre[0]!.length;
+  const d = qPre[0]![0]!.length;
+  const S = keys[0]!.length;
+  let Rbar: Mat = Array.from({ length: d }, () => new Array<number>(d).fill(0));
+  for (let p = T; p < T + future; p++) Rbar = Rbar.map((row, i) => row.map((x, j) => x + ropeMatrix(p, d, theta)[i]![j]! / future));
+  const scores = Array.from({ length: Hkv }, () => new Array<number>(S).fill(0));
+  for (let h = 0; h < H; h++) {
+    const qs = qPre[h]!.slice(sinks);
+    const mu = Array.from({ length: d }, (_, i) => qs.reduce((s, q) => s + q[i]!, 0) / qs.length);
+    const cov = Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => qs.reduce((s, q) => s + (q[i]! - mu[i]!) * (q[j]! - mu[j]!), 0) / qs.length));
+    const muR = Rbar.map((row) => dot(row, mu));
+    const covR = mul(mul(Rbar, cov), tr(Rbar));
+    const kv = Math.floor(h / g);
+    const logits = keys[kv]!.slice(sinks).map((k) => dot(muR, k) / Math.sqrt(d) + dot(k, covR.map((row) => dot(row, k))) / d / 2);
+    softmax(logits).forEach((p, i) => (scores[kv]![sinks + i]! += p / g));
+  }
+  return scores.map((row, kv) => {
+    const scaled = row.map((s, i) => (i < sinks ? 0 : s * norm(values[kv]![i]!)));
+    const top = Math.max(...scaled);
+    return topN(scaled.map((s, i) => (i < sinks ? top + 1 : s)), budget);
+  });
+}
