@@ -108,7 +108,9 @@ describe("KIVI-style quantisation wrapper", () => {
     const policy = withKvQuantization(fullPolicy(), { bits, groupSize: group, residualTokens: 8 });
     const cache = filledCache();
     const ctx = { phase: "prefill", numLayers: 1 } as unknown as CompressContext;
+    const tensors = tf.memory().numTensors;
     await policy.compress(0, cache, ctx);
+    expect(tf.memory().numTensors).toBe(tensors); // the quantised k/v replace the old ones
     const k = (await cache.layers[0]!.k!.array()) as Mat[];
     const v = (await cache.layers[0]!.v!.array()) as Mat[];
     const quantizedTokens = Math.floor((S - 8) / group) * group; // 40 → 5 groups
