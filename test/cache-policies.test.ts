@@ -19,6 +19,7 @@ import { randomPolicy } from "../src/cache/random.js";
 import { createPolicy, resolveBudget, METHOD_NAMES } from "../src/cache/registry.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
+import { topN } from "./reference/scorers64.js";
 
 const stories = resolve(__dirname, "../../shared/models/stories260K/stories260K.bin");
 const STORY =
@@ -62,9 +63,9 @@ interface Capture {
 function spy(inner: CachePolicy, log: Capture[]): CachePolicy {
   return {
     name: inner.name,
-    ropeMode: inner.ropeMode,
-    wantsAttention: inner.wantsAttention,
     observe: inner.observe ? (l, p, ph) => inner.observe!(l, p, ph) : undefined,
+    keyPositions: inner.keyPositions ? (l, n, p) => inner.keyPositions!(l, n, p) : undefined,
+    rotatedPositions: inner.rotatedPositions ? (l, c) => inner.rotatedPositions!(l, c) : undefined,
     async compress(layer, cache, ctx) {
       const before = cache.layers[layer]!.positions.slice();
       const lengthBefore = cache.length(layer);
@@ -95,14 +96,7 @@ function softmax64(q: number[], keys: number[][]): number[] {
 }
 
 /** Indices of the n largest (ties → smaller index), as a sorted list. */
-function largest(scores: number[], n: number): number[] {
-  return scores
-    .map((s, i) => [s, i] as const)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, n)
-    .map(([, i]) => i)
-    .sort((a, b) => a - b);
-}
+const largest = topN;
 
 /**
  * The kept set equals the reference top-n, except possibly for tokens whose reference score is within `tol` of
@@ -221,7 +215,8 @@ describe("streaming", () => {
     const sink = 4;
     const window = 20;
     const s = new CachedSession(model, streamingPolicy({ sinkTokens: sink, windowTokens: window }));
-    expect(s.policy.ropeMode).toBe("cache");
+    // In-cache positions: new tokens are rotated at their index in the cache.
+    expect(Array.from(s.policy.keyPositions!(0, 24, Int32Array.from([500, 501])))).toEqual([24, 25]);
     await prefillAndDrop(s, prompt);
     const expectKept = (n: number) => {
       const want = [...Array.from({ length: sink }, (_, i) => i), ...Array.from({ length: window }, (_, i) => n - window + i)];

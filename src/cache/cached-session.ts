@@ -5,15 +5,14 @@ import { groupedAttention } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { InferenceSession } from "../backbone/session.js";
 import type { CachePolicy, CompressContext } from "./policy.js";
-
-/** Positions 0..n-1 for every cached token (StreamingLLM's in-cache positions). */
-function cachePositions(n: number): Int32Array {
-  return positionRange(0, n);
-}
+import { rotateBack } from "./key-rerotation.js";
 
 /**
  * Prefill and decode through a KV cache that a CachePolicy may evict from after each layer's attention.
  * With the `full` policy this is exactly the backbone (same positions, same keys).
+ *
+ * Keys enter the cache already rotated (RoPE at their original positions, or where the policy's keyPositions puts
+ * them), so a decode step rotates only its own token, never the whole cache.
  *
  * Each layer runs in its own tf.tidy; the policy's `compress` then runs (and may await reads of attention scores)
  * before the next layer, so a layer's cache is evicted before the next one grows (as before, the peak KV is one
@@ -22,6 +21,8 @@ function cachePositions(n: number): Int32Array {
 export class CachedSession implements InferenceSession {
   readonly cache: KVCache;
   readonly method: string;
+  /** Largest KV bytes held at any moment, as the policy stores them (checked whenever tokens enter). */
+  private peakBytes = 0;
 
   /** maxScoreBytes: attention block limit; default `maxTensorBytes()` (see groupedAttention). */
   constructor(readonly model: LlamaModel, readonly policy: CachePolicy, readonly maxScoreBytes?: number) {
@@ -34,21 +35,19 @@ export class CachedSession implements InferenceSession {
   private attendFn(phase: "prefill" | "decode", newPositions: Int32Array, handoff: (ctx: CompressContext) => void): AttendFn {
     const { model, cache, policy } = this;
     return (layer, p) => {
-      cache.append(layer, p.k, p.v, newPositions);
+      const at = policy.keyPositions?.(layer, cache.length(layer), newPositions) ?? newPositions;
+      cache.append(layer, model.ropeFor(layer).apply(p.k, at), p.v, newPositions);
+      this.peakBytes = Math.max(this.peakBytes, this.kvBytes());
       const L = cache.layers[layer]!;
-      const S = L.length;
-      const T = p.q.shape[1];
-      const original = policy.ropeMode === "original";
-      // Per-layer RoPE and options: Gemma 3 local/global bases, SmolLM3 no-RoPE layers, sliding windows, soft-capping.
-      const rope = model.ropeFor(layer);
-      const kRot = rope.apply(L.k!, original ? L.positions : cachePositions(S));
-      const qRot = rope.apply(p.q, original ? newPositions : positionRange(S - T, T));
-      const out = groupedAttention(qRot, kRot, L.v!, {
+      const qRot = model.ropeFor(layer).apply(p.q, at);
+      // Per-layer options: sliding windows, soft-capping (Gemma 2/3, Mistral, Qwen with windows).
+      const out = groupedAttention(qRot, L.k!, L.v!, {
         maxScoreBytes: this.maxScoreBytes,
         ...model.attentionOptions(layer),
-        observe: policy.wantsAttention && policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
+        observe: policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
       });
-      handoff({ phase, q: tf.keep(qRot), kRot: tf.keep(kRot), numLayers: model.config.numLayers });
+      // kRot shares the cached keys' data (clone copies nothing) and outlives an eviction during compress.
+      handoff({ phase, q: tf.keep(qRot), kRot: tf.keep(L.k!.clone()), numLayers: model.config.numLayers, rope: model.ropeFor(layer) });
       return out;
     };
   }
@@ -89,12 +88,34 @@ export class CachedSession implements InferenceSession {
     return this.run([id], "decode");
   }
 
+  /**
+   * A copy of the cache with keys rotated back to before RoPE (what EdgeInfinite's memory stores when a short
+   * session switches to memory). Equal to the keys that entered within float32 rounding; the caller disposes it.
+   */
+  preRopeCache(): KVCache {
+    const c = this.cache;
+    const copy = new KVCache(c.numLayers, c.numKvHeads, c.headDim);
+    copy.tokensSeen = c.tokensSeen;
+    c.layers.forEach((L, i) => {
+      if (!L.k || !L.v) return;
+      const at = this.rotatedAt(i);
+      const raw = tf.tidy(() => rotateBack(this.model.ropeFor(i), L.k!, at));
+      copy.layers[i] = { k: tf.keep(raw), v: tf.keep(L.v.clone()), positions: L.positions.slice(), length: L.length };
+    });
+    return copy;
+  }
+
+  /** Positions the cached keys of `layer` are rotated at, head-major (original ones unless the policy moved them). */
+  private rotatedAt(layer: number): Int32Array {
+    return this.policy.rotatedPositions?.(layer, this.cache) ?? this.cache.layers[layer]!.positions;
+  }
+
   kvBytes(): number {
-    return this.cache.kvBytes();
+    return this.policy.kvBytes ? this.policy.kvBytes(this.cache) : this.cache.kvBytes();
   }
 
   peakKvBytes(): number {
-    return this.cache.peakKvBytes;
+    return this.peakBytes;
   }
 
   tokensSeen(): number {

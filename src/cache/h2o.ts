@@ -1,10 +1,11 @@
 import * as tf from "../tf.js";
 import type { KVCache } from "../backbone/kv-cache.js";
-import type { CachePolicy, CompressContext } from "./policy.js";
-import { keepTokens } from "./keep-tokens.js";
-import { indexRange, topIndices } from "./top-k.js";
+import type { CachePolicy } from "./policy.js";
+import { scorerPolicy, type TokenScorer, type TokenScores } from "./scorer.js";
 import { countOr, requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface H2OOptions {
   /** Tokens per layer after eviction: heavy hitters + recent tokens. */
@@ -20,28 +21,20 @@ interface LayerScores {
 }
 
 /**
- * H2O, Heavy-Hitter Oracle (Zhang et al., arXiv 2306.14048): each cached token's score is the sum of the softmax
- * probability it received from every query so far (prefill and decode), per KV head summed over the group's query
- * heads; keeps the recentTokens newest plus the highest-scoring others. Original positions (ropeMode "original").
- * Evicts after prefill and after every decode step once over budget; scores follow the tokens they belong to.
+ * H2O's score, Heavy-Hitter Oracle (Zhang et al., arXiv 2306.14048): each cached token's score is the sum of the
+ * softmax probability it received from every query so far (prefill and decode), per KV head summed over the
+ * group's query heads. Scores follow the tokens they belong to through every eviction.
  */
-export class H2OPolicy implements CachePolicy {
-  readonly name = "h2o";
-  readonly ropeMode = "original" as const;
-  readonly wantsAttention = true;
-  readonly budgetTokens: number;
-  readonly recentTokens: number;
+export class H2OScorer implements TokenScorer {
+  constructor(readonly recentTokens: number) {}
+
+  protectRecent(): number {
+    return this.recentTokens;
+  }
+
   private layers: LayerScores[] = [];
   /** Per layer: attention received [Hkv, keys] per observed block, not yet added to the scores. */
   private observed: tf.Tensor2D[][] = [];
-
-  constructor(options: H2OOptions) {
-    this.budgetTokens = requireCount("h2o", "budgetTokens", options.budgetTokens, 1);
-    this.recentTokens = countOr("h2o", "recentTokens", options.recentTokens, Math.floor(this.budgetTokens / 2), 0);
-    if (this.recentTokens > this.budgetTokens) {
-      fail(`method h2o: recentTokens ${this.recentTokens} > budget ${this.budgetTokens}`, "use recentTokens ≤ the budget");
-    }
-  }
 
   /**
    * A copy of the accumulated scores of `layer`, [Hkv · length] head-major, aligned with the cache (attention
@@ -66,7 +59,7 @@ export class H2OPolicy implements CachePolicy {
 
   observe(layer: number, probs: tf.Tensor4D, _phase: "prefill" | "decode"): void {
     // Column sums over the group's query heads and the block's queries: what each key received [Hkv, keys].
-    // Kept on the device; compress reads them (asynchronously) before it evicts.
+    // Kept on the device; score() reads them (asynchronously) before the base evicts.
     const received = tf.keep(tf.sum(probs, [1, 2]) as tf.Tensor2D);
     (this.observed[layer] ??= []).push(received);
   }
@@ -90,33 +83,20 @@ export class H2OPolicy implements CachePolicy {
     }
   }
 
-  async compress(layer: number, cache: KVCache, _ctx: CompressContext): Promise<void> {
+  async score(layer: number, cache: KVCache): Promise<TokenScores> {
     const length = cache.length(layer);
-    const Hkv = cache.numKvHeads;
-    await this.foldObserved(layer, Hkv);
-    const L = this.layerScores(layer, Hkv, length);
+    await this.foldObserved(layer, cache.numKvHeads);
+    const L = this.layerScores(layer, cache.numKvHeads, length);
     if (L.length !== length) throw new Error(`h2o: layer ${layer} has ${L.length} scores for ${length} cached tokens`);
-    const budget = this.budgetTokens;
-    if (length <= budget) return;
-    const recent = this.recentTokens;
-    const older = length - recent;
-    const keep = new Int32Array(Hkv * budget);
-    const kept = new Float64Array(Hkv * budget);
-    for (let h = 0; h < Hkv; h++) {
-      // Heavy hitters among the older tokens, then the recent ones: ascending, as the cache stores them.
-      const chosen = [...topIndices(L.scores, h * length, older, budget - recent), ...indexRange(older, recent)];
-      for (let j = 0; j < budget; j++) {
-        keep[h * budget + j] = chosen[j]!;
-        kept[h * budget + j] = L.scores[h * length + chosen[j]!]!;
-      }
-    }
-    keepTokens(cache, layer, keep, budget);
-    L.scores = kept;
-    L.length = budget;
+    return { scores: L.scores };
   }
 
-  budgetFor(): number {
-    return this.budgetTokens;
+  kept(layer: number, keep: Int32Array, n: number): void {
+    const L = this.layers[layer]!;
+    const kept = new Float64Array(keep.length);
+    for (let j = 0; j < keep.length; j++) kept[j] = L.scores[Math.floor(j / n) * L.length + keep[j]!]!;
+    L.scores = kept;
+    L.length = n;
   }
 
   dispose(): void {
@@ -126,6 +106,26 @@ export class H2OPolicy implements CachePolicy {
   }
 }
 
+export type H2OPolicy = CachePolicy & Pick<H2OScorer, "observe" | "accumulatedScores">;
+
+/**
+ * H2O: keeps the recentTokens newest plus the highest-scoring others, per KV head. Original positions.
+ * Evicts after prefill and after every decode step once over budget.
+ */
 export function h2oPolicy(options: H2OOptions): H2OPolicy {
-  return new H2OPolicy(options);
+  const budgetTokens = requireCount("h2o", "budgetTokens", options.budgetTokens, 1);
+  const recentTokens = countOr("h2o", "recentTokens", options.recentTokens, Math.floor(budgetTokens / 2), 0);
+  if (recentTokens > budgetTokens) fail(`method h2o: recentTokens ${recentTokens} > budget ${budgetTokens}`, "use recentTokens ≤ the budget");
+  const scorer = new H2OScorer(recentTokens);
+  const policy = scorerPolicy(scorer, { name: "h2o", budgetFor: () => budgetTokens, scoreAlways: true });
+  return { ...policy, observe: (l, p, ph) => scorer.observe(l, p, ph), accumulatedScores: (l) => scorer.accumulatedScores(l) };
 }
+
+export const h2oMethod = evictionMethod({
+  name: "h2o",
+  summary: "H2O: recent tokens + heavy hitters by accumulated attention, evicted at every step",
+  paper: "Zhang et al., H2O: Heavy-Hitter Oracle, arXiv 2306.14048",
+  budget: "required",
+  options: { recentTokens: z.number().int().nonnegative().optional() },
+  makePolicy: (o) => h2oPolicy(o as H2OOptions),
+});

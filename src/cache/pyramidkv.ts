@@ -1,7 +1,11 @@
-import type { CachePolicy } from "./policy.js";
-import { snapkvCompress, snapkvSettings, type SnapKVOptions } from "./snapkv.js";
+import { prefillOnly, type CachePolicy } from "./policy.js";
+import { scorerPolicy } from "./scorer.js";
+import { snapkvScorer, snapkvSettings, type SnapKVOptions } from "./snapkv.js";
+import { withLayerBudgets } from "./layer-budgets.js";
 import { requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface PyramidKVOptions extends SnapKVOptions {
   /** Pyramid steepness: the top layer keeps about budget/beta tokens (default 20). */
@@ -36,7 +40,7 @@ export function pyramidBudget(layer: number, numLayers: number, promptTokens: nu
 }
 
 /**
- * PyramidKV (Cai et al., arXiv 2406.02069; kvpress pyramidkv_press.py): SnapKV selection with more tokens in lower
+ * PyramidKV (Cai et al., arXiv 2406.02069; kvpress pyramidkv_press.py): SnapKV's scorer with more tokens in lower
  * layers and fewer in upper ones, same average. Original positions; evicts only after prefill. Layer budgets
  * depend on the prompt length, so budgetFor reports the uncapped pyramid until a prefill has been seen.
  */
@@ -45,19 +49,22 @@ export function pyramidkvPolicy(options: PyramidKVOptions): CachePolicy {
   const settings = snapkvSettings("pyramidkv", options);
   const beta = options.beta ?? DEFAULT_BETA;
   if (typeof beta !== "number" || !(beta >= 1)) fail(`method pyramidkv: beta must be a number ≥ 1, got ${JSON.stringify(beta)}`, "use e.g. beta 20");
-  let promptTokens = Infinity;
-  const layerBudget = (layer: number, numLayers: number) =>
-    pyramidBudget(layer, numLayers, promptTokens, budget, settings.observationWindow, beta);
-  return {
-    name: "pyramidkv",
-    ropeMode: "original",
-    wantsAttention: false,
-    async compress(layer, cache, ctx) {
-      if (ctx.phase !== "prefill") return;
-      // Every layer sees the whole prompt at prefill; layer 0 records its length before anything is evicted.
-      if (layer === 0) promptTokens = cache.length(0);
-      await snapkvCompress(layer, cache, ctx, layerBudget(layer, ctx.numLayers), settings);
-    },
-    budgetFor: layerBudget,
-  };
+  return withLayerBudgets(
+    (promptTokens) => (layer, numLayers) => pyramidBudget(layer, numLayers, promptTokens, budget, settings.observationWindow, beta),
+    (budgetFor) =>
+      prefillOnly(scorerPolicy(snapkvScorer(settings), { name: "pyramidkv", budgetFor })),
+  );
 }
+
+export const pyramidkvMethod = evictionMethod({
+  name: "pyramidkv",
+  summary: "PyramidKV: SnapKV's scores with budgets falling linearly from the lowest layer to the top",
+  paper: "Cai et al., PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information Funneling, arXiv 2406.02069",
+  budget: "required",
+  options: {
+    observationWindow: z.number().int().positive().optional(),
+    kernelSize: z.number().int().positive().optional(),
+    beta: z.number().optional(),
+  },
+  makePolicy: (o) => pyramidkvPolicy(o as PyramidKVOptions),
+});

@@ -1,7 +1,9 @@
-import type { CachePolicy } from "./policy.js";
-import { keepTokens } from "./keep-tokens.js";
+import { prefillOnly, type CachePolicy } from "./policy.js";
+import { scorerPolicy, type TokenScorer } from "./scorer.js";
 import { requireCount, countOr } from "./options.js";
 import { Rng } from "../util/rng.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface RandomOptions {
   /** Tokens per layer after prefill. */
@@ -11,28 +13,37 @@ export interface RandomOptions {
 }
 
 /**
- * Random eviction, the control (kvpress random_press.py): after prefill each KV head keeps budgetTokens tokens
- * drawn uniformly without replacement, independently per head and layer. Original positions; like the other
- * kvpress presses it evicts only after prefill, so decode adds one token per step.
+ * Random scores, the control (kvpress random_press.py): per KV head a uniform random order of the cached tokens
+ * (one shuffle each), scored by rank, so the top-k is the first k of the shuffle: budgetTokens tokens drawn
+ * uniformly without replacement, independently per head and layer.
  */
-export function randomPolicy(options: RandomOptions): CachePolicy {
-  const budget = requireCount("random", "budgetTokens", options.budgetTokens, 1);
-  const rng = new Rng(countOr("random", "seed", options.seed, 0, 0));
+export function randomScorer(seed: number): TokenScorer {
+  const rng = new Rng(seed);
   return {
-    name: "random",
-    ropeMode: "original",
-    wantsAttention: false,
-    compress(layer, cache, ctx) {
+    score(layer, cache) {
       const length = cache.length(layer);
-      if (ctx.phase !== "prefill" || length <= budget) return;
-      const Hkv = cache.numKvHeads;
-      const keep = new Int32Array(Hkv * budget);
-      for (let h = 0; h < Hkv; h++) {
+      const scores = new Float64Array(cache.numKvHeads * length);
+      for (let h = 0; h < cache.numKvHeads; h++) {
         const order = rng.shuffle(Array.from({ length }, (_, i) => i));
-        keep.set(order.slice(0, budget), h * budget);
+        order.forEach((token, rank) => (scores[h * length + token] = length - rank));
       }
-      keepTokens(cache, layer, keep, budget);
+      return { scores };
     },
-    budgetFor: () => budget,
   };
 }
+
+/** Random eviction after prefill (like the other kvpress presses, decode adds one token per step). Original positions. */
+export function randomPolicy(options: RandomOptions): CachePolicy {
+  const budget = requireCount("random", "budgetTokens", options.budgetTokens, 1);
+  const seed = countOr("random", "seed", options.seed, 0, 0);
+  return prefillOnly(scorerPolicy(randomScorer(seed), { name: "random", budgetFor: () => budget }));
+}
+
+export const randomMethod = evictionMethod({
+  name: "random",
+  summary: "Random eviction after prefill (the control)",
+  paper: "kvpress random_press.py (a baseline, no paper)",
+  budget: "required",
+  options: { seed: z.number().int().nonnegative().optional() },
+  makePolicy: (o) => randomPolicy(o as RandomOptions),
+});

@@ -1,11 +1,11 @@
 import * as tf from "../tf.js";
-import type { KVCache } from "../backbone/kv-cache.js";
 import { causalMask } from "../backbone/attention.js";
-import type { CachePolicy, CompressContext } from "./policy.js";
-import { keepTokens } from "./keep-tokens.js";
-import { indexRange, topIndices } from "./top-k.js";
+import { prefillOnly, type CachePolicy, type CompressContext } from "./policy.js";
+import { scorerPolicy, type TokenScorer } from "./scorer.js";
 import { countOr, requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface SnapKVOptions {
   /** Tokens per layer after prefill, the observation window included. */
@@ -62,16 +62,6 @@ export async function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: nu
   return scores;
 }
 
-/** Per KV head: the top (budget − w) earlier tokens by score plus the w window tokens, KVCache.keep layout. */
-export function snapkvKeptIndices(scores: Float64Array, numKvHeads: number, length: number, window: number, budget: number): Int32Array {
-  const earlier = length - window;
-  const keep = new Int32Array(numKvHeads * budget);
-  for (let h = 0; h < numKvHeads; h++) {
-    keep.set([...topIndices(scores, h * earlier, earlier, budget - window), ...indexRange(earlier, window)], h * budget);
-  }
-  return keep;
-}
-
 /** Parsed SnapKV settings shared with PyramidKV. */
 export interface SnapKVSettings {
   observationWindow: number;
@@ -85,34 +75,48 @@ export function snapkvSettings(method: string, options: { observationWindow?: nu
   return { observationWindow, kernelSize };
 }
 
+/** SnapKV's observation window at this step: the last min(observationWindow, budget, T) queries. */
+export function snapkvWindow(settings: SnapKVSettings, budget: number, ctx: CompressContext): number {
+  return Math.min(settings.observationWindow, budget, ctx.q.shape[1]);
+}
+
 /**
- * Prefill-time SnapKV eviction of one layer down to `budget` tokens. The window is the last
- * min(observationWindow, budget, T) prompt queries of this call; nothing happens when the layer already fits.
+ * SnapKV's scorer: the window's vote for the earlier tokens (the window itself is what the base protects; its
+ * own scores are 0 and never compared).
  */
-export async function snapkvCompress(layer: number, cache: KVCache, ctx: CompressContext, budget: number, settings: SnapKVSettings): Promise<void> {
-  const length = cache.length(layer);
-  if (length <= budget) return;
-  if (ctx.kRot.shape[1] !== length) throw new Error(`snapkv: kRot has ${ctx.kRot.shape[1]} keys, cache ${length}`);
-  const window = Math.min(settings.observationWindow, budget, ctx.q.shape[1]);
-  const scores = await snapkvScores(ctx.q, ctx.kRot, window, settings.kernelSize);
-  keepTokens(cache, layer, snapkvKeptIndices(scores, cache.numKvHeads, length, window, budget), budget);
+export function snapkvScorer(settings: SnapKVSettings): TokenScorer {
+  return {
+    protectRecent: (budget, ctx) => snapkvWindow(settings, budget, ctx),
+    async score(layer, cache, ctx, window) {
+      const length = cache.length(layer);
+      if (ctx.kRot.shape[1] !== length) throw new Error(`snapkv: kRot has ${ctx.kRot.shape[1]} keys, cache ${length}`);
+      const earlier = length - window;
+      const votes = await snapkvScores(ctx.q, ctx.kRot, window, settings.kernelSize);
+      const scores = new Float64Array(cache.numKvHeads * length);
+      for (let h = 0; h < cache.numKvHeads; h++) scores.set(votes.subarray(h * earlier, (h + 1) * earlier), h * length);
+      return { scores };
+    },
+  };
 }
 
 /**
  * SnapKV (Li et al., arXiv 2404.14469; kvpress snapkv_press.py): after prefill, the last prompt queries vote for
- * the earlier tokens; keep the top per KV head plus the window. Original positions; no eviction during decode,
- * so a layer holds budgetTokens after prefill plus one token per decoded step.
+ * the earlier tokens; keep the top per KV head plus the window. Original positions; no eviction during decode
+ * (prefillOnly), so a layer holds budgetTokens after prefill plus one token per decoded step.
  */
 export function snapkvPolicy(options: SnapKVOptions): CachePolicy {
   const budget = requireCount("snapkv", "budgetTokens", options.budgetTokens, 1);
   const settings = snapkvSettings("snapkv", options);
-  return {
-    name: "snapkv",
-    ropeMode: "original",
-    wantsAttention: false,
-    async compress(layer, cache, ctx) {
-      if (ctx.phase === "prefill") await snapkvCompress(layer, cache, ctx, budget, settings);
-    },
-    budgetFor: () => budget,
-  };
+  return prefillOnly(
+    scorerPolicy(snapkvScorer(settings), { name: "snapkv", budgetFor: () => budget }),
+  );
 }
+
+export const snapkvMethod = evictionMethod({
+  name: "snapkv",
+  summary: "SnapKV: the prompt's last queries vote (max-pooled) for the tokens to keep, once after prefill",
+  paper: "Li et al., SnapKV: LLM Knows What You are Looking for Before Generation, arXiv 2404.14469 (kvpress snapkv_press.py)",
+  budget: "required",
+  options: { observationWindow: z.number().int().positive().optional(), kernelSize: z.number().int().positive().optional() },
+  makePolicy: (o) => snapkvPolicy(o as SnapKVOptions),
+});

@@ -2,7 +2,10 @@ import type { CachePolicy } from "./policy.js";
 import { keepTokens, sameForAllHeads } from "./keep-tokens.js";
 import { indexRange } from "./top-k.js";
 import { countOr, requireCount } from "./options.js";
+import { withKeyRerotation } from "./key-rerotation.js";
 import { fail } from "../util/errors.js";
+import { z } from "zod";
+import { evictionMethod } from "./method.js";
 
 export interface StreamingOptions {
   /** Attention sinks: the first tokens, kept forever. */
@@ -22,24 +25,22 @@ export function streamingKeptIndices(length: number, sinkTokens: number, windowT
 
 /**
  * StreamingLLM (Xiao et al., arXiv 2309.17453; kvpress streaming_llm_press.py + KeyRerotationPress): attention
- * sinks plus a sliding window. Positions are re-assigned inside the cache (ropeMode "cache"), so RoPE never sees a
- * position beyond sinkTokens + windowTokens. Evicts after prefill and after every decode step.
+ * sinks plus a sliding window, evicted after prefill and after every decode step. Kept tokens move to their index
+ * in the cache (withKeyRerotation), so RoPE never sees a position beyond sinkTokens + windowTokens.
  */
 export function streamingPolicy(options: StreamingOptions): CachePolicy {
   const sinkTokens = requireCount("streaming", "sinkTokens", options.sinkTokens, 0);
   const windowTokens = requireCount("streaming", "windowTokens", options.windowTokens, 1);
   const budget = sinkTokens + windowTokens;
-  return {
+  return withKeyRerotation({
     name: "streaming",
-    ropeMode: "cache",
-    wantsAttention: false,
     compress(layer, cache) {
       const length = cache.length(layer);
       if (length <= budget) return;
       keepTokens(cache, layer, sameForAllHeads(streamingKeptIndices(length, sinkTokens, windowTokens), cache.numKvHeads), budget);
     },
     budgetFor: () => budget,
-  };
+  });
 }
 
 /**
@@ -67,3 +68,12 @@ export function streamingOptionsFrom(options: { budgetTokens?: number; sinkToken
   }
   return { sinkTokens, windowTokens: budget - sinkTokens };
 }
+
+export const streamingMethod = evictionMethod({
+  name: "streaming",
+  summary: "StreamingLLM: attention sinks + a sliding window, kept tokens re-positioned inside the cache",
+  paper: "Xiao et al., Efficient Streaming Language Models with Attention Sinks, arXiv 2309.17453",
+  budget: "optional",
+  options: { sinkTokens: z.number().int().nonnegative().optional(), windowTokens: z.number().int().positive().optional() },
+  makePolicy: (o) => streamingPolicy(streamingOptionsFrom(o)),
+});

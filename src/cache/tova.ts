@@ -1,8 +1,8 @@
 import * as tf from "../tf.js";
 import type { CachePolicy } from "./policy.js";
-import { keepTokens, sameForAllHeads } from "./keep-tokens.js";
-import { topIndices } from "./top-k.js";
+import { scorerPolicy, type TokenScorer } from "./scorer.js";
 import { requireCount } from "./options.js";
+import { evictionMethod } from "./method.js";
 
 export interface TOVAOptions {
   /** Tokens per layer (all KV heads keep the same tokens). */
@@ -31,22 +31,21 @@ export async function tovaScores(q: tf.Tensor3D, kRot: tf.Tensor3D): Promise<Flo
 
 /**
  * TOVA, Token Omission Via Attention (Oren et al., arXiv 2401.06104; kvpress tova_press.py): keeps the tokens the
- * current query attends to most (averaged over heads). At prefill keeps the top budget by the last prompt
- * query; in decode, once over budget, drops the single lowest-scored token each step (the new token competes
- * too, as in TOVA; kvpress instead always keeps the last token). Original positions.
+ * current query attends to most (averaged over heads, the same tokens in every head). At prefill keeps the top
+ * budget by the last prompt query; in decode, once over budget, drops the single lowest-scored token each step (the
+ * new token competes too, as in TOVA; kvpress instead always keeps the last token). Original positions.
  */
 export function tovaPolicy(options: TOVAOptions): CachePolicy {
   const budget = requireCount("tova", "budgetTokens", options.budgetTokens, 1);
-  return {
-    name: "tova",
-    ropeMode: "original",
-    wantsAttention: false,
-    async compress(layer, cache, ctx) {
-      const length = cache.length(layer);
-      if (length <= budget) return;
-      const kept = topIndices(await tovaScores(ctx.q, ctx.kRot), 0, length, budget);
-      keepTokens(cache, layer, sameForAllHeads(kept, cache.numKvHeads), budget);
-    },
-    budgetFor: () => budget,
-  };
+  const scorer: TokenScorer = { score: async (_layer, _cache, ctx) => ({ scores: await tovaScores(ctx.q, ctx.kRot), shared: true }) };
+  return scorerPolicy(scorer, { name: "tova", budgetFor: () => budget });
 }
+
+export const tovaMethod = evictionMethod({
+  name: "tova",
+  summary: "TOVA: keeps the tokens the current query attends to most (head-averaged), evicted at every step",
+  paper: "Oren et al., Transformers are Multi-State RNNs, arXiv 2401.06104",
+  budget: "required",
+  options: {},
+  makePolicy: (o) => tovaPolicy(o as TOVAOptions),
+});

@@ -11,16 +11,13 @@ import { z } from "zod";
 import { EdgeInfError, fail } from "../util/errors.js";
 import { describeSchemaIssue, firstIssue, keyPath, valueAt } from "../util/schema-errors.js";
 export { keyPath }; // moved to src/util/schema-errors.ts (shared with training recipes); still exported here
-import { METHOD_NAMES } from "../cache/registry.js";
+import { METHODS, methodByName, methodNames } from "../cache/registry.js";
+import type { MethodOptions } from "../cache/method.js";
 import { TASK_NAMES, taskName } from "../datasets/synthetic/index.js";
 import { dataset2prompt } from "./longbench-config.js";
 import { isKnownDataset, knownDatasets } from "./metrics/index.js";
 
 const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
-
-/** A KV budget: a token count, or a share of the prompt such as "25%". */
-const budgetSchema = z.union([positiveInt, z.string().regex(/^\d+(\.\d+)?%$/, 'a budget is a token count or a percentage such as "25%"')]);
 
 const taskSchema = z.strictObject({
   /** Shown in tables; for LongBench tasks also the dataset (prompt template and metric) unless `dataset` says otherwise. */
@@ -48,28 +45,21 @@ const taskSchema = z.strictObject({
   maxNewTokens: positiveInt.optional(),
 });
 
-const methodSchema = z.strictObject({
-  name: z.string().min(1),
-  /** Column name in tables (default: name; "edgeinfinite-untrained" for edgeinfinite without a checkpoint). */
-  label: z.string().min(1).optional(),
-  budget: budgetSchema.optional(),
-  sinkTokens: nonNegativeInt.optional(),
-  windowTokens: positiveInt.optional(),
-  segmentLength: positiveInt.optional(),
-  routingThreshold: nonNegativeInt.optional(),
-  checkpoint: z.string().min(1).optional(),
-  /** EdgeInfinite: tokens per layer and KV head kept exactly (LoLA-style cache); overrides the checkpoint's. */
-  exactTokens: nonNegativeInt.optional(),
-  /** EdgeInfinite, untrained module only: read mode, feature map, gate kind and initial gate logit. */
-  readMode: z.enum(["blend", "shared"]).optional(),
-  featureMap: z.enum(["elu", "hedgehog"]).optional(),
-  gateKind: z.enum(["scalar", "learned"]).optional(),
-  gateInitLogit: z.number().optional(),
-  /** When the checkpoint folder does not exist: "error" (the default) or run the untrained module. */
-  checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
-  /** Extra settings passed to the eviction policy as they are (e.g. an observation window). */
-  options: z.record(z.string(), z.number()).optional(),
-});
+/**
+ * A method entry: a discriminated union on `name` with one alternative per registered method — name, label, then
+ * that method's own options (src/cache/registry.ts), so each method's keys mean one thing.
+ */
+const methodSchema = z.discriminatedUnion(
+  "name",
+  METHODS.map((m) =>
+    z.strictObject({
+      name: z.literal(m.name),
+      /** Column name in tables (default: name; "edgeinfinite-untrained" for edgeinfinite without a checkpoint). */
+      label: z.string().min(1).optional(),
+      ...m.optionsSchema.shape,
+    }),
+  ) as unknown as [z.ZodObject, ...z.ZodObject[]],
+);
 
 const generationSchema = z.strictObject({
   maxNewTokens: positiveInt.optional(),
@@ -97,7 +87,13 @@ const suiteSchema = z.strictObject({
 });
 
 export type TaskSpec = z.infer<typeof taskSchema>;
-export type MethodSpecInput = z.infer<typeof methodSchema>;
+/** A method entry as written: its name, an optional label and the method's options (see its optionsSchema). */
+export interface MethodSpecInput extends MethodOptions {
+  name: string;
+  label?: string;
+  /** EdgeInfinite's checkpoint folder (resolved against the suite's base directory). */
+  checkpoint?: string;
+}
 export type GenerationSpec = z.infer<typeof generationSchema>;
 
 /** A method as the harness uses it: label decided, paths resolved. */
@@ -111,9 +107,9 @@ export interface Suite extends Omit<z.infer<typeof suiteSchema>, "methods"> {
   file: string;
 }
 
-/** Methods the harness knows: the eviction registry's, plus full KV and EdgeInfinite. */
+/** Methods the harness knows: the registry's. */
 export function knownMethods(): string[] {
-  return [...new Set(["full", ...METHOD_NAMES, "edgeinfinite"])];
+  return methodNames();
 }
 
 /** One line naming the suite, the key path, the bad key or value and what is allowed there (src/util/schema-errors.ts). */
@@ -149,32 +145,37 @@ function checkTask(where: string, task: TaskSpec, i: number): void {
   }
 }
 
-function checkMethod(where: string, method: MethodSpecInput, i: number, known: readonly string[]): void {
-  const at = `${where}: methods[${i}]`;
-  if (!known.includes(method.name)) fail(`${at}: unknown method "${method.name}"`, `known methods: ${known.join(", ")}`);
-  if (method.budget !== undefined && typeof method.budget === "string") {
-    const share = Number(method.budget.slice(0, -1));
-    if (!(share > 0 && share <= 100)) fail(`${at}: budget ${method.budget} must be in (0%, 100%]`, 'use e.g. "25%"');
-  }
-  if (method.name === "full" && method.budget !== undefined) fail(`${at}: full keeps every token and takes no budget`, "remove budget, or use an eviction method");
-  if (method.name === "edgeinfinite") {
-    if (method.budget !== undefined) fail(`${at}: edgeinfinite takes no budget`, "set sinkTokens, windowTokens and segmentLength instead");
-    if (method.options !== undefined) fail(`${at}: edgeinfinite takes no options`, "set sinkTokens, windowTokens, segmentLength, routingThreshold");
-  } else {
-    if (method.checkpointIfMissing !== undefined) fail(`${at}: only edgeinfinite takes checkpointIfMissing`, `remove it from method ${method.name}`);
-    if (method.checkpoint !== undefined) fail(`${at}: only edgeinfinite takes a checkpoint`, `remove "checkpoint" from method ${method.name}`);
-    if (method.segmentLength !== undefined) fail(`${at}: only edgeinfinite takes segmentLength`, `remove "segmentLength" from method ${method.name}`);
-    for (const key of ["exactTokens", "readMode", "featureMap", "gateKind", "gateInitLogit"] as const) {
-      if (method[key] !== undefined) fail(`${at}: only edgeinfinite takes ${key}`, `remove "${key}" from method ${method.name}`);
+/**
+ * Before the schema: an unknown method name, or a key its method refuses for a reason worth saying (full's budget),
+ * is one line naming the entry and what is allowed (the union's own message would not say which names exist).
+ */
+function precheckMethods(where: string, value: unknown): void {
+  const methods = (value as { methods?: unknown } | null)?.methods;
+  if (!Array.isArray(methods)) return;
+  const known = knownMethods();
+  methods.forEach((m: unknown, i) => {
+    if (m === null || typeof m !== "object") return;
+    const entry = m as Record<string, unknown>;
+    if (typeof entry["name"] !== "string") return;
+    const at = `${where}: methods[${i}]`;
+    if (!known.includes(entry["name"])) fail(`${at}: unknown method "${entry["name"]}"`, `known methods: ${known.join(", ")}`);
+    for (const [key, why] of Object.entries(methodByName(entry["name"]).refusedKeys ?? {})) {
+      if (entry[key] !== undefined) fail(`${at}: ${why}`, `remove ${key}`);
     }
+  });
+}
+
+function checkMethod(where: string, method: MethodSpecInput, i: number): void {
+  if (typeof method["budget"] === "string") {
+    const share = Number(method["budget"].slice(0, -1));
+    if (!(share > 0 && share <= 100)) fail(`${where}: methods[${i}]: budget ${method["budget"]} must be in (0%, 100%]`, 'use e.g. "25%"');
   }
 }
 
 /** The label a method gets when the suite does not name one (edgeinfinite without a checkpoint is marked untrained). */
 function defaultLabel(method: MethodSpecInput, checkpoint: string | undefined): string {
-  const untrained = checkpoint === undefined || (!existsSync(checkpoint) && method.checkpointIfMissing === "untrained");
-  if (method.name === "edgeinfinite" && untrained) return "edgeinfinite-untrained";
-  return method.name;
+  const { name: _name, label: _label, ...options } = method;
+  return methodByName(method.name).defaultLabel?.({ ...options, ...(checkpoint !== undefined ? { checkpoint } : {}) }) ?? method.name;
 }
 
 /**
@@ -182,6 +183,7 @@ function defaultLabel(method: MethodSpecInput, checkpoint: string | undefined): 
  * (the directory edgeinf runs from, so suites in eval/ name ../shared/... as the repo root sees it).
  */
 export function parseSuite(value: unknown, where = "<inline>", baseDir = process.cwd()): Suite {
+  precheckMethods(where, value);
   const parsed = suiteSchema.safeParse(value);
   if (!parsed.success) throw schemaError(where, value, parsed.error.issues);
   const s = parsed.data;
@@ -192,9 +194,9 @@ export function parseSuite(value: unknown, where = "<inline>", baseDir = process
   if (s.tasks.some((t) => t.source === "synthetic") && s.corpus === undefined) {
     fail(`${where}: synthetic tasks need "corpus"`, "add corpus: ../shared/corpora/gutenberg/heldout (a .txt file or folder)");
   }
-  const known = knownMethods();
-  s.methods.forEach((m, i) => checkMethod(where, m, i, known));
-  const methods: MethodSpec[] = s.methods.map((m) => {
+  const entries = s.methods as MethodSpecInput[];
+  entries.forEach((m, i) => checkMethod(where, m, i));
+  const methods: MethodSpec[] = entries.map((m) => {
     const checkpoint = m.checkpoint !== undefined ? resolvePath(m.checkpoint, baseDir) : undefined;
     return { ...m, label: m.label ?? defaultLabel(m, checkpoint), ...(checkpoint !== undefined ? { checkpoint } : {}) };
   });

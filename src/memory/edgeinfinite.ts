@@ -193,7 +193,13 @@ export class EdgeInfiniteSession implements InferenceSession {
         this.peak = Math.max(this.peak, this.short.peakKvBytes());
         return out;
       }
-      this.state = stateFromCache(this.model, this.module, this.short.cache);
+      // The cache holds keys after RoPE; memory takes them before (rotated back, float32 rounding).
+      const preRope = this.short.preRopeCache();
+      try {
+        this.state = stateFromCache(this.model, this.module, preRope);
+      } finally {
+        preRope.dispose();
+      }
       this.short.dispose();
       this.short = null;
     }

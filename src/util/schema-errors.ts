@@ -17,11 +17,32 @@ function unwrap(node: z.ZodType): z.ZodType {
   }
 }
 
-/** The schema node at `path` (through arrays, optionals and defaults), to list its keys in an error. */
-export function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | null {
+/** The alternative of a discriminated union that `value` selects (by its discriminator key), if any. */
+function selectedOption(node: z.ZodDiscriminatedUnion, value: unknown): z.ZodType | null {
+  const key = (node.def as unknown as { discriminator: string }).discriminator;
+  const tag = value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
+  for (const option of node.options as z.ZodType[]) {
+    const literal = option instanceof z.ZodObject ? allowedValues((option.shape as Record<string, z.ZodType>)[key]!) : null;
+    if (literal?.includes(String(tag))) return option;
+  }
+  return null;
+}
+
+/**
+ * The schema node at `path` (through arrays, optionals, defaults and — given the input — the alternative of a
+ * discriminated union the input selects), to list its keys in an error.
+ */
+export function schemaAt(schema: z.ZodType, path: readonly PropertyKey[], input?: unknown): z.ZodType | null {
   let node: z.ZodType = schema;
+  let depth = 0;
   for (const step of [...path, null]) {
     node = unwrap(node);
+    if (node instanceof z.ZodDiscriminatedUnion) {
+      const option = selectedOption(node, valueAt(input, path.slice(0, depth)));
+      if (!option) return step === null ? node : null;
+      node = unwrap(option);
+    }
+    depth++;
     if (step === null) return node;
     if (node instanceof z.ZodObject && typeof step === "string") {
       const next = (node.shape as Record<string, z.ZodType>)[step];
@@ -181,7 +202,7 @@ function typeMismatch(issues: readonly Issue[]): boolean {
 export function describeSchemaIssue(schema: z.ZodType, input: unknown, issue: Issue, prefix: readonly PropertyKey[] = []): string {
   const fullPath = [...prefix, ...issue.path];
   const where = keyPath(fullPath);
-  const node = schemaAt(schema, issue.path);
+  const node = schemaAt(schema, issue.path, input);
   const value = valueAt(input, issue.path);
   if (issue.code === "unrecognized_keys") {
     const allowed = node instanceof z.ZodObject ? Object.keys(node.shape) : [];

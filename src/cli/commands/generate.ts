@@ -1,6 +1,7 @@
 import type { CommandModule } from "yargs";
 import { generate } from "../../backbone/generate.js";
 import { createSession } from "../../eval/methods.js";
+import { methodNames } from "../../cache/registry.js";
 import { withBackend, withModel, setup, log, type CommonArgs } from "../common.js";
 import { EdgeInfError } from "../../util/errors.js";
 import { readTextFile } from "../../util/text-file.js";
@@ -22,6 +23,7 @@ interface GenerateArgs extends CommonArgs {
   sinkTokens?: number;
   windowTokens?: number;
   segmentLength?: number;
+  methodOption?: string[];
   json?: boolean;
 }
 
@@ -38,7 +40,8 @@ export const generateCommand: CommandModule<object, any> = {
       .option("top-k", { type: "number" })
       .option("top-p", { type: "number" })
       .option("seed", { type: "number", default: 0 })
-      .option("method", { type: "string", default: "full", describe: "full | edgeinfinite | streaming | h2o | snapkv | pyramidkv | tova | random" })
+      .option("method", { type: "string", default: "full", describe: `${methodNames().join(" | ")} (see docs/methods.md)` })
+      .option("method-option", { type: "string", array: true, describe: "any other option of the method, KEY=VALUE (e.g. recentTokens=64, kvQuantization.bits=4); repeatable" })
       .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (folder written by edgeinf train)" })
       .option("budget", { type: "string", describe: "KV budget of an eviction method: tokens (512) or a ratio (25%)" })
       .option("sink-tokens", { type: "number" })
@@ -80,6 +83,7 @@ export const generateCommand: CommandModule<object, any> = {
         sinkTokens: args.sinkTokens,
         windowTokens: args.windowTokens,
         segmentLength: args.segmentLength,
+        ...methodOptionFlags(args.methodOption),
       },
       { model, backbone, promptTokens: ids.length },
     );
@@ -118,3 +122,22 @@ export const generateCommand: CommandModule<object, any> = {
     }
   },
 };
+
+/**
+ * --method-option KEY=VALUE flags as options (numbers where the value is one; a dotted key such as
+ * kvQuantization.bits=4 sets a nested option); the method's schema checks them.
+ */
+function methodOptionFlags(flags: readonly string[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const flag of flags ?? []) {
+    const eq = flag.indexOf("=");
+    if (eq < 1) throw new EdgeInfError(`--method-option ${flag} is not KEY=VALUE`, "e.g. --method-option recentTokens=64");
+    const text = flag.slice(eq + 1);
+    const value = text.trim() !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
+    const path = flag.slice(0, eq).split(".");
+    let at = out;
+    for (const key of path.slice(0, -1)) at = (at[key] ??= {}) as Record<string, unknown>;
+    at[path.at(-1)!] = value;
+  }
+  return out;
+}

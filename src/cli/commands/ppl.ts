@@ -1,9 +1,6 @@
 import type { CommandModule } from "yargs";
-import { windowedNll } from "../../backbone/nll.js";
-import { loadCheckpoint } from "../../training/checkpoint.js";
-import { MemoryGatingModule } from "../../memory/module.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../../memory/config.js";
-import { edgeInfiniteNll } from "../../memory/edgeinfinite.js";
+import { prepareMethod } from "../../eval/methods.js";
+import { METHODS } from "../../cache/registry.js";
 import { perplexityFromNll } from "../../eval/metrics/index.js";
 import { writeFileAtomic } from "../../util/atomic.js";
 import { EdgeInfError } from "../../util/errors.js";
@@ -12,10 +9,13 @@ import { withBackend, withModel, setup, log, type CommonArgs } from "../common.j
 import { checkOutputPath } from "../output-path.js";
 import { checkMethodOption } from "../options.js";
 
+/** Registry methods that can score a whole text. */
+const NLL_METHODS = METHODS.filter((m) => m.nll).map((m) => m.name);
+
 interface PplArgs extends CommonArgs {
   file: string;
   context?: number;
-  method: "full" | "edgeinfinite";
+  method: string;
   checkpoint?: string;
   json?: string;
   maxTokens?: number;
@@ -49,8 +49,8 @@ export const pplCommand: CommandModule<object, PplArgs> = {
     withModel(withBackend(y))
       .option("file", { alias: "f", type: "string", demandOption: true, describe: "text file" })
       .option("context", { type: "number", describe: "full: window size in tokens (default: the backbone's trained context)" })
-      .option("method", { choices: ["full", "edgeinfinite"] as const, default: "full" as const })
-      .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (untrained if omitted)" })
+      .option("method", { choices: NLL_METHODS, default: "full", describe: "methods that score whole texts (the registry's with an nll)" })
+      .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (untrained if omitted: the same defaults as eval and generate)" })
       .option("max-tokens", { type: "number", describe: "score only the first N tokens" })
       .option("json", { type: "string", describe: "write every token's NLL to this JSON file" })
       .example("$0 ppl -m ../shared/models/edge-lm -f ../shared/corpora/gutenberg/heldout/Persuasion.txt --max-tokens 4096", "held-out perplexity, 2048-token windows")
@@ -71,22 +71,17 @@ export const pplCommand: CommandModule<object, PplArgs> = {
     if (ids.length < 2) throw new EdgeInfError(`text file ${args.file} has fewer than 2 tokens`, "give a longer text");
     const t0 = performance.now();
     let nll: number[];
-    if (args.method === "edgeinfinite") {
-      const module = args.checkpoint
-        ? loadCheckpoint(args.checkpoint, backbone).module
-        : new MemoryGatingModule(backbone.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: Math.floor(backbone.config.maxPositions / 2), segmentLength: Math.floor(backbone.config.maxPositions / 4) }));
-      validateEdgeInfiniteConfig(module.config, backbone.config);
-      try {
-        nll = await edgeInfiniteNll(model, module, ids);
-      } finally {
-        module.dispose();
-      }
-    } else {
+    if (args.method === "full") {
       const context = args.context ?? backbone.config.maxPositions;
       if (context > backbone.config.maxPositions) {
         log(`warning: --context ${context} is past ${backbone.source.id}'s trained context of ${backbone.config.maxPositions} tokens: positions beyond it were never trained, so the perplexity is not meaningful there`);
       }
-      nll = await windowedNll(model, ids, context, backbone.tokenizer.addsBos === false ? null : backbone.config.bosTokenId);
+    }
+    const prepared = prepareMethod({ name: args.method, ...(args.checkpoint !== undefined ? { checkpoint: args.checkpoint } : {}) }, backbone);
+    try {
+      nll = await prepared.descriptor.nll!(prepared.instance, model, backbone, ids, args.context);
+    } finally {
+      prepared.dispose();
     }
     const seconds = (performance.now() - t0) / 1000;
     const mean = nll.reduce((a, b) => a + b, 0) / nll.length;

@@ -1,0 +1,135 @@
+/**
+ * EdgeInfinite (Chen et al., arXiv 2503.22196) as a method of the registry: the frozen backbone with the
+ * memory-gating module of a checkpoint (or an untrained one), sink + window of plain KV, older tokens in memory.
+ * One place decides the module every command uses: `eval`, `generate` and `ppl` all come here.
+ */
+import { existsSync } from "node:fs";
+import { z } from "zod";
+import type { LoadedBackbone } from "../loaders/index.js";
+import type { MethodDescriptor, MethodOptions, MethodInstance } from "../cache/method.js";
+import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+import { EdgeInfiniteSession, edgeInfiniteNll } from "../memory/edgeinfinite.js";
+import { MemoryGatingModule } from "../memory/module.js";
+import { loadCheckpoint } from "../training/checkpoint.js";
+import { fail } from "../util/errors.js";
+
+const optionsSchema = z.strictObject({
+  sinkTokens: z.number().int().nonnegative().optional(),
+  windowTokens: z.number().int().positive().optional(),
+  segmentLength: z.number().int().positive().optional(),
+  routingThreshold: z.number().int().nonnegative().optional(),
+  /** A folder written by `edgeinf train`; absent: the untrained module (gate at its initial value). */
+  checkpoint: z.string().min(1).optional(),
+  /** When the checkpoint folder does not exist: "error" (the default) or run the untrained module. */
+  checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
+  /** Tokens per layer and KV head kept exactly (LoLA-style cache); overrides the checkpoint's. */
+  exactTokens: z.number().int().nonnegative().optional(),
+  /** Untrained module only (a checkpoint fixes them): read mode, feature map, gate kind, initial gate logit. */
+  readMode: z.enum(["blend", "shared"]).optional(),
+  featureMap: z.enum(["elu", "hedgehog"]).optional(),
+  gateKind: z.enum(["scalar", "learned"]).optional(),
+  gateInitLogit: z.number().optional(),
+});
+
+type EdgeInfiniteOptions = z.infer<typeof optionsSchema>;
+
+/** The settings the options override (only those given); the rest come from the checkpoint or the defaults. */
+function overridesOf(o: EdgeInfiniteOptions): Partial<EdgeInfiniteConfig> {
+  const out: Partial<EdgeInfiniteConfig> = {};
+  if (o.sinkTokens !== undefined) out.sinkTokens = o.sinkTokens;
+  if (o.windowTokens !== undefined) out.windowTokens = o.windowTokens;
+  if (o.segmentLength !== undefined) out.segmentLength = o.segmentLength;
+  if (o.routingThreshold !== undefined) out.routingThreshold = o.routingThreshold;
+  if (o.exactTokens !== undefined) out.exactTokens = o.exactTokens;
+  return out;
+}
+
+/** Settings that shape an untrained module only (a checkpoint's trained parameters assume its own). */
+function untrainedOverridesOf(o: EdgeInfiniteOptions): Partial<EdgeInfiniteConfig> {
+  const out: Partial<EdgeInfiniteConfig> = {};
+  if (o.readMode !== undefined) out.readMode = o.readMode;
+  if (o.featureMap !== undefined) out.featureMap = o.featureMap;
+  if (o.gateKind !== undefined) out.gateKind = o.gateKind;
+  if (o.gateInitLogit !== undefined) out.gateInitLogit = o.gateInitLogit;
+  return out;
+}
+
+function sameConfig(a: EdgeInfiniteConfig, b: EdgeInfiniteConfig): boolean {
+  return (
+    a.sinkTokens === b.sinkTokens &&
+    a.windowTokens === b.windowTokens &&
+    a.segmentLength === b.segmentLength &&
+    a.routingThreshold === b.routingThreshold &&
+    a.exactTokens === b.exactTokens
+  );
+}
+
+function prefixErrors(where: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof Error) fail(`${where}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * The module to run: the checkpoint's, with the options' sinkTokens/windowTokens/segmentLength/routingThreshold
+ * overriding its settings (the trained maps do not depend on them), or — without a checkpoint, or a missing one
+ * with checkpointIfMissing: untrained — an untrained module with the default settings (DEFAULT_EDGEINFINITE)
+ * overridden the same way.
+ */
+function loadModule(o: EdgeInfiniteOptions, backbone: LoadedBackbone, where: string): { module: MemoryGatingModule; checkpointDir: string | null } {
+  const overrides = overridesOf(o);
+  const untrainedOnly = untrainedOverridesOf(o);
+  if (o.checkpoint !== undefined && existsSync(o.checkpoint)) {
+    const fixed = Object.keys(untrainedOnly);
+    if (fixed.length > 0) fail(`${where}: ${fixed.join(", ")} shape an untrained module; checkpoint ${o.checkpoint} fixes them`, `remove ${fixed.join(", ")}`);
+    const loaded = loadCheckpoint(o.checkpoint, backbone);
+    const base = loaded.module.config;
+    // A new sink or window moves the default routing threshold (sink + window) with it.
+    const { routingThreshold: baseRouting, ...baseRest } = base;
+    const windowChanged = overrides.sinkTokens !== undefined || overrides.windowTokens !== undefined;
+    const keepRouting = overrides.routingThreshold === undefined && !windowChanged;
+    const cfg = makeEdgeInfiniteConfig({ ...baseRest, ...overrides, ...(keepRouting ? { routingThreshold: baseRouting } : {}) });
+    prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
+    if (sameConfig(cfg, base)) return { module: loaded.module, checkpointDir: loaded.dir };
+    const module = new MemoryGatingModule(backbone.config, cfg);
+    try {
+      module.loadFrom(loaded.module);
+    } finally {
+      loaded.module.dispose();
+    }
+    return { module, checkpointDir: loaded.dir };
+  }
+  if (o.checkpoint !== undefined && o.checkpointIfMissing !== "untrained") {
+    fail(`${where}: checkpoint ${o.checkpoint} does not exist`, "train one (edgeinf train), fix the path, or set checkpointIfMissing: untrained");
+  }
+  const cfg = makeEdgeInfiniteConfig({ ...overrides, ...untrainedOnly });
+  prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
+  return { module: new MemoryGatingModule(backbone.config, cfg), checkpointDir: null };
+}
+
+export const edgeinfiniteMethod: MethodDescriptor = {
+  name: "edgeinfinite",
+  summary: "EdgeInfinite: sink + window of plain KV, older tokens compressed into a gated memory (trained module or untrained)",
+  paper: "Chen et al., EdgeInfinite: A Memory-Efficient Infinite-Context Transformer for Edge Devices, arXiv 2503.22196",
+  optionsSchema,
+  refusedKeys: { budget: "edgeinfinite takes no budget (set sinkTokens, windowTokens and segmentLength instead)" },
+  defaultLabel(options: MethodOptions) {
+    const o = options as EdgeInfiniteOptions;
+    const untrained = o.checkpoint === undefined || (!existsSync(o.checkpoint) && o.checkpointIfMissing === "untrained");
+    return untrained ? "edgeinfinite-untrained" : "edgeinfinite";
+  },
+  instantiate(options, backbone, where): MethodInstance {
+    const { module, checkpointDir } = loadModule(options as EdgeInfiniteOptions, backbone, where);
+    return {
+      module,
+      checkpointDir,
+      edgeinfinite: module.config,
+      createSession: (ctx) => new EdgeInfiniteSession(ctx.model, module, { maxScoreBytes: ctx.maxScoreBytes }),
+      dispose: () => module.dispose(),
+    };
+  },
+  nll: (instance, model, _backbone, ids) => edgeInfiniteNll(model, instance.module!, ids),
+};
