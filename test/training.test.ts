@@ -98,7 +98,7 @@ describe("recipes", () => {
     const base = tinyRecipe(dir);
     const cases: [string[], RegExp[]][] = [
       // unknown keys: the allowed keys of that section
-      [["training.stepz=3"], [/unknown key "training\.stepz" \(did you mean "steps"\?\)/, /allowed keys in training: steps, tbpttSegments, batchSize, gradAccumulation, optimizer, schedule, gradClip, evalInterval, checkpointInterval, keepCheckpoints/]],
+      [["training.stepz=3"], [/unknown key "training\.stepz" \(did you mean "steps"\?\)/, /allowed keys in training: steps, tbpttSegments, batchSize, gradAccumulation, workers, optimizer, schedule, gradClip, evalInterval, checkpointInterval, keepCheckpoints/]],
       [["edgeinfinite.sinkTokenz=4"], [/unknown key "edgeinfinite\.sinkTokenz"/, /allowed keys in edgeinfinite: sinkTokens, windowTokens, segmentLength, memoryRule, gateKind, memoryKeys, trainProjections, gateInitLogit/]],
       [["outputs=/tmp/x"], [/unknown key "outputs"/, /unknown key "outputs" \(did you mean "output"\?\) — allowed keys at the top level: name, seed, backend, backbone, data, edgeinfinite, training, output —/]],
       [["data.mixture.0.colum=body"], [/unknown key "data\.mixture\[0\]\.colum" \(did you mean "column"\?\)/, /allowed keys in data\.mixture\[0\]: source, path, task, column, columns, weight/]],
@@ -677,7 +677,7 @@ describe("training runs", () => {
 
   it("a run that fails on a later micro-batch (gradient accumulation) frees the gradients it had summed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ei-micro-"));
-    const recipe = loadRecipe(tinyRecipe(dir), ["training.gradAccumulation=3", "training.steps=2"]);
+    const recipe = loadRecipe(tinyRecipe(dir), ["training.gradAccumulation=3", "training.steps=2", "training.workers=1"]); // in-process: the hook wraps this process's objective
     const before = tf.memory().numTensors;
     tbpttHook.calls = 0;
     tbpttHook.failOnCall = 2; // step 1's second micro-batch: the first one's gradients are in the sum

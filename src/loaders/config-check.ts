@@ -2,9 +2,6 @@ import { join } from "node:path";
 import { fail } from "../util/errors.js";
 import type { LlamaConfig } from "../backbone/config.js";
 
-/** Tensors per decoder layer in a Llama checkpoint (q, k, v, o, gate, up, down, two norms). */
-const TENSORS_PER_LAYER = 9;
-
 /**
  * Checks config.json's layer count against the tensor names the weight files hold, before anything is built from the
  * config: a `num_hidden_layers: 10000000` would otherwise make a map of 90 million expected tensors (seconds, gigabytes,
@@ -18,7 +15,8 @@ export function checkConfigAgainstTensorNames(config: LlamaConfig, tensorNames: 
     const m = /^model\.layers\.(\d+)\./.exec(name);
     if (m) layers = Math.max(layers, Number(m[1]) + 1);
   }
-  if (config.numLayers > layers || config.numLayers * TENSORS_PER_LAYER > count) {
+  // Layer indices in the tensor names (families fuse projections differently, so only the indices are compared).
+  if (config.numLayers > layers || config.numLayers > count) {
     fail(
       `${join(dir, "config.json")} says num_hidden_layers ${config.numLayers}, but the weights hold ${layers} layer(s) (${count} tensors)`,
       "the config does not belong to these weights; restore the model's own config.json",

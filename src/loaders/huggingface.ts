@@ -55,6 +55,8 @@ export function parseHuggingFaceConfig(raw: JsonObject, source: string): LlamaCo
   const eps = r.posNumber("rms_norm_eps", 1e-6);
   const headDim = r.value("head_dim") === null || r.value("head_dim") === undefined ? Math.floor(hiddenSize / numHeads) : r.posInt("head_dim");
   const numLayers = r.posInt("num_hidden_layers");
+  // Per-layer settings are sized by this count before any weight is read: bound it (no released decoder has 1024).
+  if (numLayers > MAX_LAYERS) r.bad("num_hidden_layers", `at most ${MAX_LAYERS} (this config claims ${numLayers})`);
   const spec = describeFamily(r, { numLayers, headDim, hiddenSize, maxPositions, ropeTheta: theta, ropeScalingRaw });
   const firstRope = spec.layers.find((l) => l.rope !== null)?.rope ?? null;
   const eosIds = intList(raw.eos_token_id);
@@ -89,6 +91,9 @@ function intList(v: unknown): number[] {
 }
 
 /** Tensor name → expected shape, from the config and its family (biases, q/k norms, Gemma's extra norms, fused projections). */
+/** More decoder layers than any released model has: a config claiming more is refused before anything is sized by it. */
+const MAX_LAYERS = 1024;
+
 export function expectedTensorShapes(c: LlamaConfig): Map<string, number[]> {
   const d = c.hiddenSize;
   const q = c.numHeads * c.headDim;

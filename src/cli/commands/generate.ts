@@ -1,4 +1,5 @@
 import type { CommandModule } from "yargs";
+import { fail } from "../../util/errors.js";
 import { generate } from "../../backbone/generate.js";
 import { createSession } from "../../eval/methods.js";
 import { methodNames } from "../../cache/registry.js";
@@ -28,6 +29,14 @@ interface GenerateArgs extends CommonArgs {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- yargs infers a wider builder type
+/** --budget as the registry takes it: a token count ("512") or a share ("25%"); anything else is one line. */
+function budgetFlag(budget: string | undefined, method: string): number | string | undefined {
+  if (budget === undefined) return undefined;
+  if (/^\d+$/.test(budget)) return Number(budget);
+  if (/^\d+(\.\d+)?%$/.test(budget)) return budget;
+  return fail(`budget ${JSON.stringify(budget)} for method ${method} is neither a token count nor a share`, 'write e.g. --budget 512 or --budget 25%');
+}
+
 export const generateCommand: CommandModule<object, any> = {
   command: "generate",
   describe: "Generate text (greedy or sampled) with full KV, an eviction method or EdgeInfinite; prints tokens/s",
@@ -78,7 +87,7 @@ export const generateCommand: CommandModule<object, any> = {
     const session = createSession(
       {
         name: args.method,
-        budget: args.budget, // a string; resolveBudget reads "512", "25%" or "0.25" and words a bad one as typed
+        budget: budgetFlag(args.budget, args.method),
         checkpoint: args.checkpoint,
         sinkTokens: args.sinkTokens,
         windowTokens: args.windowTokens,
