@@ -56,7 +56,12 @@ export function parseHuggingFaceConfig(raw: JsonObject, source: string): LlamaCo
   const headDim = r.value("head_dim") === null || r.value("head_dim") === undefined ? Math.floor(hiddenSize / numHeads) : r.posInt("head_dim");
   const numLayers = r.posInt("num_hidden_layers");
   // Per-layer settings are sized by this count before any weight is read: bound it (no released decoder has 1024).
-  if (numLayers > MAX_LAYERS) r.bad("num_hidden_layers", `at most ${MAX_LAYERS} (this config claims ${numLayers})`);
+  if (numLayers > MAX_LAYERS) {
+    fail(
+      `${source}: config.json says num_hidden_layers ${numLayers}, more than any released decoder has (at most ${MAX_LAYERS})`,
+      "the config does not belong to these weights; restore the model's own config.json",
+    );
+  }
   const spec = describeFamily(r, { numLayers, headDim, hiddenSize, maxPositions, ropeTheta: theta, ropeScalingRaw });
   const firstRope = spec.layers.find((l) => l.rope !== null)?.rope ?? null;
   const eosIds = intList(raw.eos_token_id);
