@@ -317,7 +317,11 @@ async function runSuiteLocked(
 
     const order = { tasks: suite.tasks.map((t) => t.name), methods: suite.methods.map((m) => m.label) };
     const allRows = [...rows.values()];
-    const { aggregates, files } = writeTables(runDir, allRows, { suite: suite.name, order });
+    const { aggregates, files } = writeTables(runDir, allRows, {
+      suite: suite.name,
+      order,
+      ...(suite.windowSplitTokens !== undefined ? { windowSplitTokens: suite.windowSplitTokens } : {}),
+    });
     invocation.finishedAt = new Date().toISOString();
     invocation.newSamples = newSamples;
     invocation.complete = complete;

@@ -14,6 +14,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { fail } from "../util/errors.js";
 import { readSamplesLog } from "./samples-log.js";
 import type { SampleRow } from "./samples-log.js";
+import { windowSplit, windowSplitMarkdown } from "./window-split.js";
 import { markdownTable, scorePivot, writeTables, type AggregateRow, type ResultsJson } from "./tables.js";
 
 export interface ReportResult {
@@ -270,7 +271,7 @@ export function comparisonText(suite: string, aggregates: readonly AggregateRow[
  * after a run was killed before it wrote them). Only reads samples.jsonl (never repairs it: a run may still be
  * appending). Returns the files written, or null when the run dir has no samples.jsonl and run.json.
  */
-export function rebuildTables(runDir: string): string[] | null {
+export function rebuildTables(runDir: string, opts: { windowSplitTokens?: number } = {}): string[] | null {
   const logPath = join(runDir, "samples.jsonl");
   const runJsonPath = join(runDir, "run.json");
   if (!existsSync(logPath) || !existsSync(runJsonPath)) return null;
@@ -287,7 +288,11 @@ export function rebuildTables(runDir: string): string[] | null {
   const tasks = suite.tasks.map((t) => String(t.name));
   const methods = suite.methods.map((m) => String(m.label));
   const rows = readSamplesLog(logPath, { repair: false }).filter((r) => tasks.includes(r.task) && methods.includes(r.method));
-  return writeTables(runDir, rows, { suite: suite.name, order: { tasks, methods } }).files;
+  const split = (suite as { windowSplitTokens?: unknown }).windowSplitTokens;
+  const fromSuite = typeof split === "number" && Number.isInteger(split) && split > 0 ? split : undefined;
+  const tokens = opts.windowSplitTokens ?? fromSuite;
+  const windowSplitTokens = tokens !== undefined ? { windowSplitTokens: tokens } : {};
+  return writeTables(runDir, rows, { suite: suite.name, order: { tasks, methods }, ...windowSplitTokens }).files;
 }
 
 /**
@@ -296,7 +301,10 @@ export function rebuildTables(runDir: string): string[] | null {
  */
 export async function report(runDir: string, opts: { print?: (text: string) => void } & PlotOptions = {}): Promise<ReportResult> {
   const results = readResults(runDir);
-  const text = comparisonText(results.suite, results.aggregates);
+  const methods = [...new Set(results.aggregates.map((a) => a.method))];
+  const w = results.windowSplitTokens;
+  const split = w === undefined ? "" : `\n\n## Needle inside / outside the last ${w} tokens (synthetic tasks)\n\n${windowSplitMarkdown(windowSplit(results.samples, w), methods, w)}`;
+  const text = comparisonText(results.suite, results.aggregates, methods) + split;
   (opts.print ?? ((t: string) => process.stdout.write(t + "\n")))(text);
   const plots: [string, TopLevelSpec][] = [
     ["score_vs_kv", scoreVsKvSpec(results.aggregates, results.suite)],

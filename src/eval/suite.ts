@@ -84,6 +84,8 @@ const suiteSchema = z.strictObject({
   maxLength: z.number().int().min(2).optional(),
   /** Caps attention score memory per block (bytes). */
   maxScoreBytes: positiveInt.optional(),
+  /** results.md also splits synthetic scores by needle inside/outside the last this-many prompt tokens (window-split.ts). */
+  windowSplitTokens: positiveInt.optional(),
 });
 
 export type TaskSpec = z.infer<typeof taskSchema>;

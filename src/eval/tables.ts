@@ -3,6 +3,7 @@
  * written as results.csv / results.json / results.md (aggregates; the JSON also holds the samples) and
  * samples.csv, each atomically.
  */
+import { windowSplit, windowSplitMarkdown } from "./window-split.js";
 import { join } from "node:path";
 import * as aq from "arquero";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -41,6 +42,8 @@ export interface ResultsJson {
   generatedAt: string;
   aggregates: AggregateRow[];
   samples: SampleRow[];
+  /** Set when results.md splits needles inside/outside the last this-many tokens (suite key or report --window-split). */
+  windowSplitTokens?: number;
 }
 
 const SAMPLE_COLUMNS = [
@@ -144,7 +147,11 @@ export function scorePivot(aggregates: readonly AggregateRow[], methods: readonl
 }
 
 /** Writes results.csv, results.json, results.md and samples.csv into runDir (each atomically). */
-export function writeTables(runDir: string, rows: readonly SampleRow[], opts: { suite: string; order?: TableOrder }): { aggregates: AggregateRow[]; files: string[] } {
+export function writeTables(
+  runDir: string,
+  rows: readonly SampleRow[],
+  opts: { suite: string; order?: TableOrder; windowSplitTokens?: number },
+): { aggregates: AggregateRow[]; files: string[] } {
   const order = opts.order ?? {};
   const aggregates = aggregate(rows, order);
   const files = {
@@ -158,10 +165,20 @@ export function writeTables(runDir: string, rows: readonly SampleRow[], opts: { 
       ? aq.from(aggregates)
       : aq.table(Object.fromEntries(["task", "length", "method", "n", "score"].map((c) => [c, []])));
   writeFileAtomic(files.csv, aggregateTable.toCSV() + "\n");
-  const json: ResultsJson = { suite: opts.suite, generatedAt: new Date().toISOString(), aggregates, samples: sortRows(rows, order) };
+  const json: ResultsJson = {
+    suite: opts.suite,
+    generatedAt: new Date().toISOString(),
+    aggregates,
+    samples: sortRows(rows, order),
+    ...(opts.windowSplitTokens !== undefined ? { windowSplitTokens: opts.windowSplitTokens } : {}),
+  };
   writeFileAtomic(files.json, JSON.stringify(json, null, 2) + "\n");
   const methods = order.methods ?? [...new Set(aggregates.map((a) => a.method))];
-  const md = [`# ${opts.suite}`, "", "## Score (100 × mean)", "", scorePivot(aggregates, methods), "", "## All measurements", "", markdownTable(aggregates)].join("\n");
+  const split =
+    opts.windowSplitTokens === undefined
+      ? []
+      : ["", `## Needle inside / outside the last ${opts.windowSplitTokens} tokens (synthetic tasks)`, "", windowSplitMarkdown(windowSplit(rows, opts.windowSplitTokens), methods, opts.windowSplitTokens)];
+  const md = [`# ${opts.suite}`, "", "## Score (100 × mean)", "", scorePivot(aggregates, methods), ...split, "", "## All measurements", "", markdownTable(aggregates)].join("\n");
   writeFileAtomic(files.md, md + "\n");
   writeFileAtomic(files.samples, samplesTable(rows, order).toCSV() + "\n");
   return { aggregates, files: Object.values(files) };
