@@ -1,7 +1,11 @@
 import { createRequire } from "node:module";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "../src/tf.js";
-import { backendName, initBackend, requestFromEnv, wasmMatMulModeFromEnv, type BackendInfo } from "../src/backend/select.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureFreshBuild, runCli } from "./fixtures/cli.js";
+import { backendName, hasVulkanLoader, initBackend, requestFromEnv, wasmMatMulModeFromEnv, type BackendInfo } from "../src/backend/select.js";
 import { isWasmMatMulInstalled } from "../src/backend/wasm-matmul.js";
 import { measureMatmulGflops, productFlops } from "../src/backend/matmul-gflops.js";
 import { EdgeInfError } from "../src/util/errors.js";
@@ -159,5 +163,21 @@ describe("matmul throughput", () => {
     expect(gflops).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
     await expect(measureMatmulGflops(64, 0)).rejects.toThrow(EdgeInfError);
+  });
+});
+
+describe("webgpu probe without a Vulkan loader", () => {
+  beforeAll(() => ensureFreshBuild());
+  it("finds libvulkan.so.1 through LD_LIBRARY_PATH", () => {
+    const dir = mkdtempSync(join(tmpdir(), "edgeinf-vk-"));
+    writeFileSync(join(dir, "libvulkan.so.1"), "");
+    expect(hasVulkanLoader({ LD_LIBRARY_PATH: `/nonexistent:${dir}` })).toBe(true);
+  });
+
+  it.skipIf(process.platform !== "linux" || hasVulkanLoader())("auto skips Dawn quietly and says why in the backend line", async () => {
+    const r = await runCli(["generate", "-m", "../shared/models/stories260K/stories260K.bin", "-p", "Once", "-n", "1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain("Couldn't load Vulkan");
+    expect(r.stderr).toMatch(/webgpu: no Vulkan loader \(libvulkan\.so\.1\)/);
   });
 });

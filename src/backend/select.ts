@@ -5,6 +5,7 @@
  * The native and WebGPU packages are optional dependencies, so each is loaded with a
  * dynamic import and every skip is recorded with its reason.
  */
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "../tf.js";
@@ -193,6 +194,16 @@ function tfjsNodeCandidate(pkg: "@tensorflow/tfjs-node" | "@tensorflow/tfjs-node
   };
 }
 
+/** Whether libvulkan.so.1 is in LD_LIBRARY_PATH or a standard library folder (Dawn's Vulkan backend needs it on Linux). */
+export function hasVulkanLoader(env: NodeJS.ProcessEnv = process.env): boolean {
+  const dirs = [
+    ...(env.LD_LIBRARY_PATH ?? "").split(":").filter((d) => d !== ""),
+    "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+    "/usr/lib64", "/lib64", "/usr/lib", "/lib", "/usr/local/lib",
+  ];
+  return dirs.some((d) => existsSync(path.join(d, "libvulkan.so.1")));
+}
+
 /** WebGPU through Dawn (npm package `webgpu`); only when Dawn finds a real adapter. */
 function webgpuCandidate(): Candidate {
   return {
@@ -202,6 +213,8 @@ function webgpuCandidate(): Candidate {
       // Switching back to webgpu reuses the started backend: a second Dawn instance would replace navigator.gpu and
       // let the first one (which owns the backend's device) be collected — a segfault or hang at the next read.
       if (tf.findBackend("webgpu") !== null) return setBackend("webgpu");
+      // Dawn prints a Vulkan warning with a native stack to stderr when the loader is missing: look for it quietly first.
+      if (process.platform === "linux" && !hasVulkanLoader()) return { ok: false, why: "no Vulkan loader (libvulkan.so.1)" };
       const dawn = await importOptional("webgpu");
       if (!dawn.ok) return { ok: false, why: dawn.notInstalled ? "webgpu package not installed" : dawn.why };
       const { create, globals } = dawn.module as { create: (flags: string[]) => GpuLike; globals: Record<string, unknown> };
