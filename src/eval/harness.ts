@@ -374,7 +374,12 @@ async function runPending(suite: Suite, pending: { sample: EvalSample; method: P
 
 /** Grows the model's RoPE tables to `tokens` positions (first use of a position would otherwise grow them). */
 export function growRope(model: LlamaModel, tokens: number): void {
-  if (tokens > 0) tf.tidy(() => model.rope.apply(tf.zeros([1, 1, model.config.headDim]) as tf.Tensor3D, Int32Array.of(tokens)));
+  // The block body returns nothing, so tidy disposes the rotated probe too (a returned tensor would outlive it).
+  if (tokens > 0) {
+    tf.tidy(() => {
+      model.rope.apply(tf.zeros([1, 1, model.config.headDim]) as tf.Tensor3D, Int32Array.of(tokens));
+    });
+  }
 }
 
 /** The untimed warm-up of a method: budgets resolve against the real prompt; only its first tokens are fed (too few to evict anything). */
