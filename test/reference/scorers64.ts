@@ -152,3 +152,34 @@ export function expectedAttention64(qPre: Mat[], keys: Mat[], values: Mat[], bud
     return topN(scaled.map((s, i) => (i < sinks ? top + 1 : s)), budget);
   });
 }
+
+/**
+ * SnapKV (arXiv 2404.14469) per KV head: q [H][T][d] rotated queries, k [Hkv][S][d] rotated keys (the last T are the
+ * queries' own). Each of the last `window` queries: softmax(q·k/√d) over the keys it sees (all earlier ones and the
+ * window up to itself); the first S − window columns averaged over the window, max-pooled over `kernel` neighbours
+ * (same padding) per query head, then averaged over the KV head's group. Returns scores[kv][i], i < S − window.
+ */
+export function snapkv64(q: Mat[], k: Mat[], window: number, kernel: number): number[][] {
+  const H = q.length;
+  const Hkv = k.length;
+  const g = H / Hkv;
+  const T = q[0]!.length;
+  const S = k[0]!.length;
+  const E = S - window;
+  const out: number[][] = [];
+  for (let kv = 0; kv < Hkv; kv++) {
+    const score = new Array<number>(E).fill(0);
+    for (let j = 0; j < g; j++) {
+      const mean = new Array<number>(E).fill(0);
+      for (let t = 0; t < window; t++) {
+        const query = q[kv * g + j]![T - window + t]!;
+        const p = softmax(k[kv]!.slice(0, E + t + 1).map((key) => dot(query, key) / Math.sqrt(query.length)));
+        for (let i = 0; i < E; i++) mean[i]! += p[i]! / window;
+      }
+      const r = (kernel - 1) / 2;
+      for (let i = 0; i < E; i++) score[i]! += Math.max(...mean.slice(Math.max(0, i - r), Math.min(E, i + r + 1))) / g;
+    }
+    out.push(score);
+  }
+  return out;
+}
