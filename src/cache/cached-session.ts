@@ -1,7 +1,7 @@
 import * as tf from "../tf.js";
 import type { LlamaModel, AttendFn } from "../backbone/model.js";
 import { KVCache } from "../backbone/kv-cache.js";
-import { groupedAttention } from "../backbone/attention.js";
+import { groupedAttention, keyBiasOf } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { InferenceSession } from "../backbone/session.js";
 import type { CachePolicy, CompressContext } from "./policy.js";
@@ -45,6 +45,7 @@ export class CachedSession implements InferenceSession {
         maxScoreBytes: this.maxScoreBytes,
         ...model.attentionOptions(layer),
         observe: policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
+        ...(L.masked ? { keyBias: keyBiasOf(L.masked, cache.numKvHeads, L.length) } : {}),
       });
       // kRot shares the cached keys' data (clone copies nothing) and outlives an eviction during compress.
       handoff({ phase, q: tf.keep(qRot), kRot: tf.keep(L.k!.clone()), numLayers: model.config.numLayers, rope: model.ropeFor(layer) });
@@ -100,7 +101,7 @@ export class CachedSession implements InferenceSession {
       if (!L.k || !L.v) return;
       const at = this.rotatedAt(i);
       const raw = tf.tidy(() => rotateBack(this.model.ropeFor(i), L.k!, at));
-      copy.layers[i] = { k: tf.keep(raw), v: tf.keep(L.v.clone()), positions: L.positions.slice(), length: L.length };
+      copy.layers[i] = { k: tf.keep(raw), v: tf.keep(L.v.clone()), positions: L.positions.slice(), length: L.length, ...(L.masked ? { masked: L.masked.slice() } : {}) };
     });
     return copy;
   }

@@ -11,7 +11,7 @@ import type { LoadedBackbone } from "../loaders/index.js";
 import type { EdgeInfiniteConfig } from "../memory/config.js";
 import type { MemoryGatingModule } from "../memory/module.js";
 import { prefillOnly, type CachePolicy } from "./policy.js";
-import { scorerPolicy, type TokenScorer } from "./scorer.js";
+import { scorerPolicy, type Selection, type TokenScorer } from "./scorer.js";
 import { requireCount } from "./options.js";
 import { CachedSession } from "./cached-session.js";
 import { resolveBudget } from "./budget.js";
@@ -187,6 +187,8 @@ export interface ScoringMethodDefinition<S extends z.ZodRawShape> {
   options: S;
   /** The scorer, given the options (budgetTokens included). */
   scorer(options: z.infer<z.ZodObject<S>> & { budgetTokens: number }): TokenScorer;
+  /** The selection from the scores (default: per-head top-k), given the options. */
+  select?(options: z.infer<z.ZodObject<S>>): Selection;
 }
 
 /**
@@ -200,7 +202,8 @@ export function prefillScoringMethod<S extends z.ZodRawShape>(def: ScoringMethod
     makePolicy(o) {
       const budget = requireCount(def.name, "budgetTokens", o.budgetTokens, 1);
       const scorer = def.scorer({ ...o, budgetTokens: budget });
-      return prefillOnly(scorerPolicy(scorer, { name: def.name, budgetFor: () => budget }));
+      const select = def.select?.(o);
+      return prefillOnly(scorerPolicy(scorer, { name: def.name, budgetFor: () => budget, ...(select ? { select } : {}) }));
     },
   });
 }

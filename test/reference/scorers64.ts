@@ -183,3 +183,24 @@ export function snapkv64(q: Mat[], k: Mat[], window: number, kernel: number): nu
   }
   return out;
 }
+
+/**
+ * AdaKV (arXiv 2407.11550) as kvpress's AdaKVPress computes it, over scores[h][i] of the S − protect older tokens of
+ * each KV head: the `protect` newest tokens score +∞ (kvpress pads the window with the maximum); per head the top
+ * ⌊alpha · budget⌋ tokens are raised to +∞ (the safeguard); then the top numKvHeads · budget scores of the whole
+ * layer, flattened head-major (ties: the earlier flat index), stay. Returns the kept indices per head, ascending.
+ */
+export function adakv64(scores: number[][], budget: number, protect: number, alpha: number): number[][] {
+  const S = scores[0]!.length + protect;
+  const raised = scores.map((row) => [...row, ...new Array<number>(protect).fill(Infinity)]);
+  const safe = Math.floor(alpha * budget);
+  for (const row of raised) {
+    const order = row.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    for (const [, i] of order.slice(0, safe)) row[i] = Infinity;
+  }
+  const flat = raised.flatMap((row, h) => row.map((s, i) => [s, h * S + i] as const));
+  flat.sort((a, b) => (b[0] === a[0] ? a[1] - b[1] : b[0] - a[0]));
+  const kept = raised.map(() => [] as number[]);
+  for (const [, x] of flat.slice(0, raised.length * budget)) kept[Math.floor(x / S)]!.push(x % S);
+  return kept.map((k) => k.sort((a, b) => a - b));
+}
