@@ -24,8 +24,11 @@ export class CachedSession implements InferenceSession {
   /** Largest KV bytes held at any moment, as the policy stores them (checked whenever tokens enter). */
   private peakBytes = 0;
 
-  /** maxScoreBytes: attention block limit; default `maxTensorBytes()` (see groupedAttention). */
-  constructor(readonly model: LlamaModel, readonly policy: CachePolicy, readonly maxScoreBytes?: number) {
+  /**
+   * maxScoreBytes: attention block limit; default `maxTensorBytes()` (see groupedAttention). questionStart: index
+   * of the prompt's first question token, when known (see CachePolicy.contextOnly; other policies ignore it).
+   */
+  constructor(readonly model: LlamaModel, readonly policy: CachePolicy, readonly maxScoreBytes?: number, readonly questionStart?: number) {
     const c = model.config;
     this.cache = new KVCache(c.numLayers, c.numKvHeads, c.headDim);
     this.method = policy.name;
@@ -80,9 +83,13 @@ export class CachedSession implements InferenceSession {
     }
   }
 
-  prefill(ids: readonly number[]): Promise<tf.Tensor1D> {
-    if (ids.length === 0) return Promise.reject(new Error("prefill needs at least one token"));
-    return this.run(ids, "prefill");
+  async prefill(ids: readonly number[]): Promise<tf.Tensor1D> {
+    if (ids.length === 0) throw new Error("prefill needs at least one token");
+    const q = this.policy.contextOnly ? this.questionStart : undefined;
+    if (q === undefined || q <= 0 || q >= ids.length) return this.run(ids, "prefill");
+    // The context alone, compressed; then the question as decoding feeds tokens (CachePolicy.contextOnly).
+    (await this.run(ids.slice(0, q), "prefill")).dispose();
+    return this.run(ids.slice(q), "decode");
   }
 
   step(id: number): Promise<tf.Tensor1D> {

@@ -53,6 +53,7 @@ export function chunked(inner: TokenScorer, chunkLength: number): TokenScorer {
     ...(inner.protectRecent ? { protectRecent: inner.protectRecent } : {}),
     ...(inner.observe ? { observe: inner.observe } : {}),
     ...(inner.dispose ? { dispose: inner.dispose } : {}),
+    ...(inner.contextOnly ? { contextOnly: true } : {}),
   };
 }
 

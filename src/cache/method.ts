@@ -27,6 +27,11 @@ export interface SessionContext {
   /** Prompt length in tokens (percentage budgets are resolved against it). */
   promptTokens: number;
   maxScoreBytes?: number;
+  /**
+   * Index of the prompt's first question token, when the prompt has a marked question (eval samples: the record's
+   * input as the template places it). Methods that compress the context without the question use it.
+   */
+  questionStart?: number;
 }
 
 /** What a method loaded before any sample (EdgeInfinite's module), recorded in run.json. */
@@ -151,7 +156,7 @@ export function evictionMethod<S extends z.ZodRawShape>(def: EvictionMethodDefin
         edgeinfinite: null,
         createSession: (ctx) => {
           checkCacheFits(policy(options, ctx.promptTokens, where), ctx.model.config, ctx.promptTokens, where, options);
-          return new CachedSession(ctx.model, policy(options, ctx.promptTokens, where), ctx.maxScoreBytes);
+          return new CachedSession(ctx.model, policy(options, ctx.promptTokens, where), ctx.maxScoreBytes, ctx.questionStart);
         },
         dispose: () => {},
       };

@@ -29,6 +29,8 @@ export interface TokenScorer {
   /** Told which tokens stayed (KVCache.keep's layout), for scorers whose state follows the tokens (H2O). */
   kept?(layer: number, keep: Int32Array, n: number): void;
   dispose?(): void;
+  /** Scores the context before the question is seen (see CachePolicy.contextOnly). */
+  contextOnly?: boolean;
 }
 
 /**
@@ -80,6 +82,7 @@ export function keptByScore(s: TokenScores, numKvHeads: number, length: number, 
 export function scorerPolicy(scorer: TokenScorer, options: ScorerPolicyOptions): CachePolicy {
   const policy: CachePolicy = {
     name: options.name,
+    ...(scorer.contextOnly ? { contextOnly: true } : {}),
     async compress(layer, cache, ctx) {
       const length = cache.length(layer);
       const budget = options.budgetFor(layer, ctx.numLayers);

@@ -58,10 +58,18 @@ export async function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: nu
   return scores;
 }
 
+/**
+ * Which queries vote: "question", the last prompt tokens, question included (SnapKV's paper, the default);
+ * "context", the last tokens before the question, which the method then never sees (kvpress compresses the
+ * context alone; see CachePolicy.contextOnly).
+ */
+export type SnapKVObservation = "question" | "context";
+
 /** Parsed SnapKV settings shared with PyramidKV. */
 export interface SnapKVSettings {
   observationWindow: number;
   kernelSize: number;
+  observation: SnapKVObservation;
 }
 
 /** SnapKV's own options as a method entry gives them (SnapKV, PyramidKV, and wrappers over SnapKV's scorer). */
@@ -70,19 +78,26 @@ export interface SnapKVSettingsOptions {
   observationWindow?: number;
   /** Odd width of the 1-D max pooling over key positions (default 5). */
   kernelSize?: number;
+  /** Which queries vote (default "question"; see SnapKVObservation). */
+  observation?: SnapKVObservation;
 }
 
 /** The schema of SnapKVSettingsOptions, for the methods that take them. */
 export const snapkvOptionShape = {
   observationWindow: z.number().int().positive().optional(),
   kernelSize: z.number().int().positive().optional(),
+  observation: z.enum(["question", "context"]).optional(),
 };
 
 export function snapkvSettings(method: string, options: SnapKVSettingsOptions): SnapKVSettings {
   const observationWindow = countOr(method, "observationWindow", options.observationWindow, DEFAULT_OBSERVATION_WINDOW, 1);
   const kernelSize = countOr(method, "kernelSize", options.kernelSize, DEFAULT_KERNEL_SIZE, 1);
   if (kernelSize % 2 === 0) fail(`method ${method}: kernelSize ${kernelSize} must be odd (same padding)`, `use ${kernelSize + 1}`);
-  return { observationWindow, kernelSize };
+  const observation = options.observation ?? "question";
+  if (observation !== "question" && observation !== "context") {
+    fail(`method ${method}: observation must be "question" or "context", got ${JSON.stringify(observation)}`, 'use observation "context" to compress without the question');
+  }
+  return { observationWindow, kernelSize, observation };
 }
 
 /** SnapKV's observation window at this step: the last min(observationWindow, budget, T) queries. */
@@ -96,6 +111,7 @@ export function snapkvWindow(settings: SnapKVSettings, budget: number, ctx: Comp
  */
 export function snapkvScorer(settings: SnapKVSettings): TokenScorer {
   return {
+    ...(settings.observation === "context" ? { contextOnly: true } : {}),
     protectRecent: (budget, ctx) => snapkvWindow(settings, budget, ctx),
     async score(layer, cache, ctx, window) {
       const length = cache.length(layer);
