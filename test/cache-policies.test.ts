@@ -19,7 +19,7 @@ import { randomPolicy } from "../src/cache/random.js";
 import { createPolicy, resolveBudget, METHOD_NAMES } from "../src/cache/registry.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { Rng } from "../src/util/rng.js";
-import { topN } from "./reference/scorers64.js";
+import { snapkv64, topN } from "./reference/scorers64.js";
 
 const stories = resolve(__dirname, "../../shared/models/stories260K/stories260K.bin");
 const STORY =
@@ -235,34 +235,7 @@ describe("streaming", () => {
 });
 
 describe("snapkv", () => {
-  /** SnapKV in float64: window softmax over all keys, mean over window, max-pool per query head, group mean. */
-  function snapkvReference(q: number[][][], k: number[][][], window: number, kernel: number): number[][] {
-    const H = q.length;
-    const Hkv = k.length;
-    const g = H / Hkv;
-    const T = q[0]!.length;
-    const S = k[0]!.length;
-    const E = S - window;
-    const out: number[][] = [];
-    for (let kv = 0; kv < Hkv; kv++) {
-      const score = new Array<number>(E).fill(0);
-      for (let j = 0; j < g; j++) {
-        const mean = new Array<number>(E).fill(0);
-        for (let t = 0; t < window; t++) {
-          const visible = k[kv]!.slice(0, E + t + 1);
-          const p = softmax64(q[kv * g + j]![T - window + t]!, visible);
-          for (let i = 0; i < E; i++) mean[i]! += p[i]! / window;
-        }
-        const r = (kernel - 1) / 2;
-        for (let i = 0; i < E; i++) {
-          const around = mean.slice(Math.max(0, i - r), Math.min(E, i + r + 1));
-          score[i]! += Math.max(...around) / g;
-        }
-      }
-      out.push(score);
-    }
-    return out;
-  }
+  const snapkvReference = snapkv64;
 
   it("keeps the float64 reference's top tokens per KV head plus the observation window; no eviction in decode", async () => {
     const B = 40;

@@ -13,19 +13,12 @@ import { samplesForTask } from "../src/eval/samples.js";
 import { parseSuite } from "../src/eval/suite.js";
 import { loadHuggingFaceTokenizer } from "../src/tokenizers/hf-tokenizer.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
+import { charTokenizer } from "./fixtures/char-tokenizer.js";
 
 const EDGE_LM = join(import.meta.dirname, "..", "..", "shared", "models", "edge-lm");
 const work = mkdtempSync(join(tmpdir(), "edgeinf-pred-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** One id per character, id 0 = BOS (skipped by decode): an independent stand-in for decode/encode. */
-const charTokenizer: Tokenizer = {
-  vocabSize: 0x110000,
-  bosId: 0,
-  eosId: 1,
-  encode: (text, options) => [...(options?.bos ? [0] : []), ...Array.from(text, (ch) => ch.codePointAt(0)!)],
-  decode: (ids) => String.fromCodePoint(...ids.filter((id) => id > 1)),
-};
 
 const CHATML =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}" +

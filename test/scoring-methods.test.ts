@@ -150,7 +150,7 @@ describe("registry", () => {
       expect(m.summary.length).toBeGreaterThan(10);
     }
     expect(() => parseSuite({ ...base, methods: [{ name: "snapkv", budget: 16, recentTokens: 4 }] })).toThrow(
-      /unknown key "methods\[0\]\.recentTokens" — allowed keys in methods\[0\]: name, label, budget, observationWindow, kernelSize, kvQuantization/,
+      /unknown key "methods\[0\]\.recentTokens" — allowed keys in methods\[0\]: name, label, budget, observationWindow, kernelSize, observation, kvQuantization/,
     );
     expect(() => parseSuite({ ...base, methods: [{ name: "h2o", budget: 16, kvQuantization: { bits: 3 } }] })).toThrow(/kvQuantization\.bits/);
     expect(createPolicy("knorm", { budgetTokens: 8 }).name).toBe("knorm");

@@ -35,6 +35,16 @@ export interface AttentionOptions extends LayerAttentionOptions {
   bucketKeys?: boolean;
   /** Sees each block's softmax probabilities [Hkv, g, B, Sb] (keys 0..Sb-1); must not keep them. */
   observe?: (probs: tf.Tensor4D, blockStart: number) => void;
+  /**
+   * Additive bias [Hkv, S] on every query's logits for each key: −1e9 where a KV head's cache slot holds a token
+   * that head evicted (KVCache's masked slots), 0 elsewhere. Absent: every key is live.
+   */
+  keyBias?: tf.Tensor2D;
+}
+
+/** The keyBias of head-major masked-slot flags [Hkv · S] (see AttentionOptions.keyBias). */
+export function keyBiasOf(masked: Uint8Array, numKvHeads: number, keyCount: number): tf.Tensor2D {
+  return tf.tensor2d(Float32Array.from(masked, (m) => (m ? -1e9 : 0)), [numKvHeads, keyCount]);
 }
 
 /** Largest query block whose scores fit in `maxScoreBytes`. */
@@ -140,7 +150,9 @@ export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
         const scores = cap === undefined ? raw : tf.mul(tf.tanh(tf.div(raw, cap)), cap);
         // One query that sees every key of its block (a decode step) needs no mask: skip building one.
         const window = options.window !== undefined && options.window < seen ? options.window : undefined;
-        const masked = B === 1 && Sb === seen && window === undefined ? scores : tf.add(scores, causalMask(b0, B, past, Sb, maskOnDevice, window));
+        const causal = B === 1 && Sb === seen && window === undefined ? scores : tf.add(scores, causalMask(b0, B, past, Sb, maskOnDevice, window));
+        const bias = options.keyBias && (Sb === S ? options.keyBias : tf.slice(options.keyBias, [0, 0], [Hkv, Sb]));
+        const masked = bias ? tf.add(causal, bias.reshape([Hkv, 1, 1, Sb])) : causal;
         const probs = tf.softmax(masked) as tf.Tensor4D;
         if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [Hkv, g, B, seen]) as tf.Tensor4D), b0);
         return tf.matMul(probs.reshape([Hkv, g * B, Sb]), vb).reshape([Hkv, g, B, d]) as tf.Tensor4D;

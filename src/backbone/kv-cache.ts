@@ -12,6 +12,11 @@ export interface LayerKV {
   /** positions[h * length + i]: original position of cached token i of KV head h. */
   positions: Int32Array;
   length: number;
+  /**
+   * masked[h * length + i] = 1: slot i of KV head h holds a token that head evicted (padding up to the widest
+   * head); attention skips it and kvBytes does not count it. Absent: every slot holds a kept token.
+   */
+  masked?: Uint8Array;
 }
 
 export class KVCache {
@@ -46,6 +51,7 @@ export class KVCache {
     L.k = tf.keep(nk);
     L.v = tf.keep(nv);
     L.positions = newPos;
+    if (L.masked) L.masked = widened(L.masked, Hkv, L.length, T);
     L.length += T;
     if (layer === 0) this.tokensSeen += T;
     this.peakKvBytes = Math.max(this.peakKvBytes, this.kvBytes());
@@ -53,22 +59,26 @@ export class KVCache {
 
   /**
    * Keep, in each KV head h, the cached tokens keep[h * n + j] (indices into the current cache, any order;
-   * sorted here so the cache stays in token order). All heads keep the same count n.
+   * sorted here so the cache stays in token order). All heads hold the same count n of slots; `masked` (aligned
+   * with `keep`) marks the slots that only pad a head keeping fewer tokens. A masked slot stays masked.
    */
-  keep(layer: number, keep: Int32Array, n: number): void {
+  keep(layer: number, keep: Int32Array, n: number, masked?: Uint8Array): void {
     const L = this.layers[layer]!;
     if (!L.k || !L.v) return;
     const Hkv = this.numKvHeads;
     if (keep.length !== Hkv * n) throw new Error(`KVCache.keep: expected ${Hkv * n} indices, got ${keep.length}`);
+    if (masked && masked.length !== keep.length) throw new Error(`KVCache.keep: ${masked.length} mask flags for ${keep.length} indices`);
     const flat = new Int32Array(Hkv * n);
     const newPos = new Int32Array(Hkv * n);
+    const newMask = new Uint8Array(Hkv * n);
     for (let h = 0; h < Hkv; h++) {
-      const idx = Array.from(keep.subarray(h * n, (h + 1) * n)).sort((a, b) => a - b);
+      const order = Array.from({ length: n }, (_, j) => h * n + j).sort((a, b) => keep[a]! - keep[b]!);
       for (let j = 0; j < n; j++) {
-        const i = idx[j]!;
+        const i = keep[order[j]!]!;
         if (i < 0 || i >= L.length) throw new Error(`KVCache.keep: index ${i} out of range ${L.length}`);
         flat[h * n + j] = h * L.length + i;
         newPos[h * n + j] = L.positions[h * L.length + i]!;
+        newMask[h * n + j] = (masked?.[order[j]!] ?? 0) | (L.masked?.[h * L.length + i] ?? 0);
       }
     }
     const d = this.headDim;
@@ -86,17 +96,27 @@ export class KVCache {
     L.v = tf.keep(nv);
     L.positions = newPos;
     L.length = n;
+    if (newMask.includes(1)) L.masked = newMask;
+    else delete L.masked;
   }
 
-  /** Bytes of keys and values held now (fp32). */
+  /** Kept tokens of `layer` summed over its KV heads (slots that are not masked). */
+  keptTokens(layer: number): number {
+    const L = this.layers[layer]!;
+    let masked = 0;
+    if (L.masked) for (const m of L.masked) masked += m;
+    return L.length * this.numKvHeads - masked;
+  }
+
+  /** Bytes of keys and values held now (fp32), kept tokens only. */
   kvBytes(): number {
     let n = 0;
-    for (const L of this.layers) n += L.length;
-    return n * 2 * this.numKvHeads * this.headDim * 4;
+    for (let layer = 0; layer < this.numLayers; layer++) n += this.keptTokens(layer);
+    return n * 2 * this.headDim * 4;
   }
 
   layerKvBytes(layer: number): number {
-    return this.layers[layer]!.length * 2 * this.numKvHeads * this.headDim * 4;
+    return this.keptTokens(layer) * 2 * this.headDim * 4;
   }
 
   dispose(): void {
@@ -106,6 +126,14 @@ export class KVCache {
       L.k = L.v = null;
       L.positions = new Int32Array(0);
       L.length = 0;
+      delete L.masked;
     }
   }
+}
+
+/** Head-major flags [Hkv, length] with `extra` zeros appended to each head's row. */
+function widened(flags: Uint8Array, numKvHeads: number, length: number, extra: number): Uint8Array {
+  const out = new Uint8Array(numKvHeads * (length + extra));
+  for (let h = 0; h < numKvHeads; h++) out.set(flags.subarray(h * length, (h + 1) * length), h * (length + extra));
+  return out;
 }

@@ -1,7 +1,7 @@
 import * as tf from "../tf.js";
 import type { LlamaModel, AttendFn } from "../backbone/model.js";
 import { KVCache } from "../backbone/kv-cache.js";
-import { groupedAttention } from "../backbone/attention.js";
+import { groupedAttention, keyBiasOf } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { InferenceSession } from "../backbone/session.js";
 import type { CachePolicy, CompressContext } from "./policy.js";
@@ -24,8 +24,11 @@ export class CachedSession implements InferenceSession {
   /** Largest KV bytes held at any moment, as the policy stores them (checked whenever tokens enter). */
   private peakBytes = 0;
 
-  /** maxScoreBytes: attention block limit; default `maxTensorBytes()` (see groupedAttention). */
-  constructor(readonly model: LlamaModel, readonly policy: CachePolicy, readonly maxScoreBytes?: number) {
+  /**
+   * maxScoreBytes: attention block limit; default `maxTensorBytes()` (see groupedAttention). questionStart: index
+   * of the prompt's first question token, when known (see CachePolicy.contextOnly; other policies ignore it).
+   */
+  constructor(readonly model: LlamaModel, readonly policy: CachePolicy, readonly maxScoreBytes?: number, readonly questionStart?: number) {
     const c = model.config;
     this.cache = new KVCache(c.numLayers, c.numKvHeads, c.headDim);
     this.method = policy.name;
@@ -45,6 +48,7 @@ export class CachedSession implements InferenceSession {
         maxScoreBytes: this.maxScoreBytes,
         ...model.attentionOptions(layer),
         observe: policy.observe ? (probs) => policy.observe!(layer, probs, phase) : undefined,
+        ...(L.masked ? { keyBias: keyBiasOf(L.masked, cache.numKvHeads, L.length) } : {}),
       });
       // kRot shares the cached keys' data (clone copies nothing) and outlives an eviction during compress.
       handoff({ phase, q: tf.keep(qRot), kRot: tf.keep(L.k!.clone()), numLayers: model.config.numLayers, rope: model.ropeFor(layer) });
@@ -79,9 +83,13 @@ export class CachedSession implements InferenceSession {
     }
   }
 
-  prefill(ids: readonly number[]): Promise<tf.Tensor1D> {
-    if (ids.length === 0) return Promise.reject(new Error("prefill needs at least one token"));
-    return this.run(ids, "prefill");
+  async prefill(ids: readonly number[]): Promise<tf.Tensor1D> {
+    if (ids.length === 0) throw new Error("prefill needs at least one token");
+    const q = this.policy.contextOnly ? this.questionStart : undefined;
+    if (q === undefined || q <= 0 || q >= ids.length) return this.run(ids, "prefill");
+    // The context alone, compressed; then the question as decoding feeds tokens (CachePolicy.contextOnly).
+    (await this.run(ids.slice(0, q), "prefill")).dispose();
+    return this.run(ids.slice(q), "decode");
   }
 
   step(id: number): Promise<tf.Tensor1D> {
@@ -100,7 +108,7 @@ export class CachedSession implements InferenceSession {
       if (!L.k || !L.v) return;
       const at = this.rotatedAt(i);
       const raw = tf.tidy(() => rotateBack(this.model.ropeFor(i), L.k!, at));
-      copy.layers[i] = { k: tf.keep(raw), v: tf.keep(L.v.clone()), positions: L.positions.slice(), length: L.length };
+      copy.layers[i] = { k: tf.keep(raw), v: tf.keep(L.v.clone()), positions: L.positions.slice(), length: L.length, ...(L.masked ? { masked: L.masked.slice() } : {}) };
     });
     return copy;
   }

@@ -3,9 +3,7 @@ import type { CachePolicy } from "./policy.js";
 import type { TokenScorer, TokenScores } from "./scorer.js";
 import { countOr } from "./options.js";
 import { prefillScoringMethod } from "./method.js";
-import { knormScorer } from "./knorm.js";
-import { keydiffScorer } from "./keydiff.js";
-import { snapkvScorer, snapkvSettings } from "./snapkv.js";
+import { promptScorer, promptScorerOptionShape, type PromptScorerOptions } from "./prompt-scorers.js";
 
 /**
  * ChunkKV's selection order over S tokens, one row shared by all heads (Liu et al., "ChunkKV: Semantic-Preserving
@@ -55,24 +53,14 @@ export function chunked(inner: TokenScorer, chunkLength: number): TokenScorer {
     ...(inner.protectRecent ? { protectRecent: inner.protectRecent } : {}),
     ...(inner.observe ? { observe: inner.observe } : {}),
     ...(inner.dispose ? { dispose: inner.dispose } : {}),
+    ...(inner.contextOnly ? { contextOnly: true } : {}),
   };
 }
 
-/** The scorers ChunkKV can wrap (those that score the whole prompt once). */
-const CHUNKABLE = {
-  snapkv: (o: ChunkKVOptions) => snapkvScorer(snapkvSettings("chunkkv", o)),
-  knorm: () => knormScorer(),
-  keydiff: () => keydiffScorer(),
-} as const;
-
-export interface ChunkKVOptions {
+export interface ChunkKVOptions extends PromptScorerOptions {
   budgetTokens: number;
-  /** The scorer whose scores rank the chunks (default snapkv, as the paper). */
-  scorer?: keyof typeof CHUNKABLE;
   /** Tokens per chunk (default 10, the paper's; kvpress defaults to 20). */
   chunkLength?: number;
-  observationWindow?: number;
-  kernelSize?: number;
 }
 
 /** ChunkKV after prefill over the chosen scorer. Original positions. */
@@ -80,13 +68,8 @@ export const chunkkvMethod = prefillScoringMethod({
   name: "chunkkv",
   summary: "ChunkKV: keeps whole chunks of tokens ranked by a scorer's mean (snapkv, knorm or keydiff), after prefill",
   paper: "Liu et al., ChunkKV: Semantic-Preserving KV Cache Compression, arXiv 2502.00299",
-  options: {
-    scorer: z.enum(["snapkv", "knorm", "keydiff"]).optional(),
-    chunkLength: z.number().int().positive().optional(),
-    observationWindow: z.number().int().positive().optional(),
-    kernelSize: z.number().int().positive().optional(),
-  },
-  scorer: (o) => chunked(CHUNKABLE[o.scorer ?? "snapkv"](o), countOr("chunkkv", "chunkLength", o.chunkLength, 10, 1)),
+  options: { ...promptScorerOptionShape, chunkLength: z.number().int().positive().optional() },
+  scorer: (o) => chunked(promptScorer("chunkkv", o), countOr("chunkkv", "chunkLength", o.chunkLength, 10, 1)),
 });
 
 export const chunkkvPolicy = (options: ChunkKVOptions): CachePolicy => chunkkvMethod.makePolicy!({ ...options });

@@ -41,7 +41,8 @@ export function fakeQuantize(x: Float32Array, idx: (j: number) => number, n: num
  * window, they are quantised — keys per channel over the group's tokens, values per token over its channels — to
  * `bits`, with an fp16 scale and zero point per group. The cache keeps the dequantised numbers in float32 (so
  * attention is unchanged), but kvBytes counts what a quantised store holds: bits per element plus the group
- * parameters for quantised tokens, float32 for the residual ones. Eviction runs first; tokens are quantised once.
+ * parameters for quantised tokens, float32 for the residual ones (kept tokens only: a head's masked slots, see
+ * KVCache, are not counted). Eviction runs first; tokens are quantised once.
  */
 export function withKvQuantization(inner: CachePolicy, options: KvQuantizationOptions): CachePolicy {
   const { bits } = options;
@@ -49,20 +50,26 @@ export function withKvQuantization(inner: CachePolicy, options: KvQuantizationOp
   const residual = options.residualTokens ?? group;
   /** Per layer and KV head: original positions of the tokens already quantised. */
   const quantized: Set<number>[][] = [];
-  const countIn = (cache: KVCache, layer: number, h: number): number => {
+  /** Kept (not masked) tokens of KV head h, and how many of them are quantised. */
+  const countIn = (cache: KVCache, layer: number, h: number): { kept: number; q: number } => {
     const L = cache.layers[layer]!;
     const done = quantized[layer]?.[h];
-    let n = 0;
-    if (done) for (let i = 0; i < L.length; i++) if (done.has(L.positions[h * L.length + i]!)) n++;
-    return n;
+    let kept = 0;
+    let q = 0;
+    for (let i = 0; i < L.length; i++) {
+      if (L.masked?.[h * L.length + i]) continue;
+      kept++;
+      if (done?.has(L.positions[h * L.length + i]!)) q++;
+    }
+    return { kept, q };
   };
   const bytesOf = (cache: KVCache): number => {
     const d = cache.headDim;
     let bytes = 0;
     for (let layer = 0; layer < cache.numLayers; layer++) {
       for (let h = 0; h < cache.numKvHeads; h++) {
-        const q = countIn(cache, layer, h);
-        const rest = cache.length(layer) - q;
+        const { kept, q } = countIn(cache, layer, h);
+        const rest = kept - q;
         const keyBytes = (q * d * bits) / 8 + Math.ceil(q / group) * d * 2 * PARAM_BYTES;
         const valueBytes = (q * d * bits) / 8 + q * 2 * PARAM_BYTES;
         bytes += keyBytes + valueBytes + rest * d * 2 * 4;

@@ -11,7 +11,7 @@ import type { LoadedBackbone } from "../loaders/index.js";
 import type { EdgeInfiniteConfig } from "../memory/config.js";
 import type { MemoryGatingModule } from "../memory/module.js";
 import { prefillOnly, type CachePolicy } from "./policy.js";
-import { scorerPolicy, type TokenScorer } from "./scorer.js";
+import { scorerPolicy, type Selection, type TokenScorer } from "./scorer.js";
 import { requireCount } from "./options.js";
 import { CachedSession } from "./cached-session.js";
 import { resolveBudget } from "./budget.js";
@@ -27,6 +27,11 @@ export interface SessionContext {
   /** Prompt length in tokens (percentage budgets are resolved against it). */
   promptTokens: number;
   maxScoreBytes?: number;
+  /**
+   * Index of the prompt's first question token, when the prompt has a marked question (eval samples: the record's
+   * input as the template places it). Methods that compress the context without the question use it.
+   */
+  questionStart?: number;
 }
 
 /** What a method loaded before any sample (EdgeInfinite's module), recorded in run.json. */
@@ -151,7 +156,7 @@ export function evictionMethod<S extends z.ZodRawShape>(def: EvictionMethodDefin
         edgeinfinite: null,
         createSession: (ctx) => {
           checkCacheFits(policy(options, ctx.promptTokens, where), ctx.model.config, ctx.promptTokens, where, options);
-          return new CachedSession(ctx.model, policy(options, ctx.promptTokens, where), ctx.maxScoreBytes);
+          return new CachedSession(ctx.model, policy(options, ctx.promptTokens, where), ctx.maxScoreBytes, ctx.questionStart);
         },
         dispose: () => {},
       };
@@ -187,6 +192,8 @@ export interface ScoringMethodDefinition<S extends z.ZodRawShape> {
   options: S;
   /** The scorer, given the options (budgetTokens included). */
   scorer(options: z.infer<z.ZodObject<S>> & { budgetTokens: number }): TokenScorer;
+  /** The selection from the scores (default: per-head top-k), given the options. */
+  select?(options: z.infer<z.ZodObject<S>>): Selection;
 }
 
 /**
@@ -200,7 +207,8 @@ export function prefillScoringMethod<S extends z.ZodRawShape>(def: ScoringMethod
     makePolicy(o) {
       const budget = requireCount(def.name, "budgetTokens", o.budgetTokens, 1);
       const scorer = def.scorer({ ...o, budgetTokens: budget });
-      return prefillOnly(scorerPolicy(scorer, { name: def.name, budgetFor: () => budget }));
+      const select = def.select?.(o);
+      return prefillOnly(scorerPolicy(scorer, { name: def.name, budgetFor: () => budget, ...(select ? { select } : {}) }));
     },
   });
 }

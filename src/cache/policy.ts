@@ -38,6 +38,13 @@ export interface CachePolicy {
   kvBytes?(cache: KVCache): number;
   /** Releases any tensors the policy kept (scores, observed attention not yet read). */
   dispose?(): void;
+  /**
+   * Compresses the prompt's context without its question (kvpress's pipeline; SnapKV with observation "context"):
+   * when the session knows where the question starts (SessionContext.questionStart), it prefills the context,
+   * lets the policy compress it, then feeds the question as decoding feeds tokens (phase "decode"), so the question
+   * attends to the compressed cache and never votes. Without a known question the whole prompt is the context.
+   */
+  readonly contextOnly?: boolean;
 }
 
 export interface CompressContext {
@@ -64,7 +71,7 @@ export function wrapPolicy(inner: CachePolicy, changes: Partial<CachePolicy>): C
   if (inner.rotatedPositions) pass.rotatedPositions = (layer, cache) => inner.rotatedPositions!(layer, cache);
   if (inner.kvBytes) pass.kvBytes = (cache) => inner.kvBytes!(cache);
   if (inner.dispose) pass.dispose = () => inner.dispose!();
-  return { ...pass, ...changes };
+  return { ...pass, ...(inner.contextOnly ? { contextOnly: true } : {}), ...changes };
 }
 
 /** kvpress's default: evict only after prefill; decode steps append without evicting. */

@@ -1,6 +1,6 @@
 import { prefillOnly, type CachePolicy } from "./policy.js";
 import { scorerPolicy } from "./scorer.js";
-import { snapkvScorer, snapkvSettings, type SnapKVOptions } from "./snapkv.js";
+import { snapkvOptionShape, snapkvScorer, snapkvSettings, type SnapKVOptions } from "./snapkv.js";
 import { withLayerBudgets } from "./layer-budgets.js";
 import { requireCount } from "./options.js";
 import { fail } from "../util/errors.js";
@@ -61,10 +61,6 @@ export const pyramidkvMethod = evictionMethod({
   summary: "PyramidKV: SnapKV's scores with budgets falling linearly from the lowest layer to the top",
   paper: "Cai et al., PyramidKV: Dynamic KV Cache Compression based on Pyramidal Information Funneling, arXiv 2406.02069",
   budget: "required",
-  options: {
-    observationWindow: z.number().int().positive().optional(),
-    kernelSize: z.number().int().positive().optional(),
-    beta: z.number().optional(),
-  },
+  options: { ...snapkvOptionShape, beta: z.number().optional() },
   makePolicy: (o) => pyramidkvPolicy(o as PyramidKVOptions),
 });

@@ -17,6 +17,7 @@ import { keydiffMethod } from "./keydiff.js";
 import { lagkvMethod } from "./lagkv.js";
 import { chunkkvMethod } from "./chunkkv.js";
 import { expectedAttentionMethod } from "./expected-attention.js";
+import { adakvMethod } from "./adakv.js";
 import { edgeinfiniteMethod } from "../eval/edgeinfinite-method.js";
 import { fail } from "../util/errors.js";
 
@@ -36,6 +37,7 @@ export const METHODS: readonly MethodDescriptor[] = [
   lagkvMethod,
   chunkkvMethod,
   expectedAttentionMethod,
+  adakvMethod,
 ];
 
 /** Every method's name, in registry order. */

@@ -29,7 +29,25 @@ export interface TokenScorer {
   /** Told which tokens stayed (KVCache.keep's layout), for scorers whose state follows the tokens (H2O). */
   kept?(layer: number, keep: Int32Array, n: number): void;
   dispose?(): void;
+  /** Scores the context before the question is seen (see CachePolicy.contextOnly). */
+  contextOnly?: boolean;
 }
+
+/**
+ * What a layer keeps, in KVCache.keep's layout: n slots per KV head (keep[h * n + j], cache indices), `masked`
+ * marking the slots that only pad a head keeping fewer than n tokens.
+ */
+export interface KeptSlots {
+  keep: Int32Array;
+  n: number;
+  masked?: Uint8Array;
+}
+
+/**
+ * How a layer's kept tokens follow from its scores: `budget` tokens per KV head on average, the `protect` newest
+ * ones always kept.
+ */
+export type Selection = (s: TokenScores, numKvHeads: number, length: number, budget: number, protect: number) => KeptSlots;
 
 export interface ScorerPolicyOptions {
   name: string;
@@ -37,6 +55,8 @@ export interface ScorerPolicyOptions {
   budgetFor(layer: number, numLayers: number): number;
   /** Score even when the layer fits its budget (scorers that accumulate per step, as H2O). */
   scoreAlways?: boolean;
+  /** The selection (default: the per-head top-k of keptByScore; AdaKV's spreads the budget over the heads). */
+  select?: Selection;
 }
 
 /**
@@ -56,12 +76,13 @@ export function keptByScore(s: TokenScores, numKvHeads: number, length: number, 
 
 /**
  * The scorer base (kvpress ScorerPress): after a layer attended, when it holds more than its budget, keeps per
- * KV head the best-scored tokens plus the protected recent ones. Evicts at prefill and at every decode step once
- * over budget; wrap it in prefillOnly for kvpress's prefill-only behaviour.
+ * KV head the best-scored tokens plus the protected recent ones (or what options.select picks). Evicts at prefill
+ * and at every decode step once over budget; wrap it in prefillOnly for kvpress's prefill-only behaviour.
  */
 export function scorerPolicy(scorer: TokenScorer, options: ScorerPolicyOptions): CachePolicy {
   const policy: CachePolicy = {
     name: options.name,
+    ...(scorer.contextOnly ? { contextOnly: true } : {}),
     async compress(layer, cache, ctx) {
       const length = cache.length(layer);
       const budget = options.budgetFor(layer, ctx.numLayers);
@@ -69,9 +90,11 @@ export function scorerPolicy(scorer: TokenScorer, options: ScorerPolicyOptions):
       const protect = Math.min(scorer.protectRecent?.(budget, ctx) ?? 0, budget);
       const scores = await scorer.score(layer, cache, ctx, protect);
       if (length <= budget) return;
-      const keep = keptByScore(scores, cache.numKvHeads, length, budget, protect);
-      keepTokens(cache, layer, keep, budget);
-      scorer.kept?.(layer, keep, budget);
+      const slots = options.select
+        ? options.select(scores, cache.numKvHeads, length, budget, protect)
+        : { keep: keptByScore(scores, cache.numKvHeads, length, budget, protect), n: budget };
+      keepTokens(cache, layer, slots.keep, slots.n, slots.masked);
+      scorer.kept?.(layer, slots.keep, slots.n);
     },
     budgetFor: options.budgetFor,
   };

@@ -7,13 +7,9 @@ import { fail } from "../util/errors.js";
 import { z } from "zod";
 import { evictionMethod } from "./method.js";
 
-export interface SnapKVOptions {
+export interface SnapKVOptions extends SnapKVSettingsOptions {
   /** Tokens per layer after prefill, the observation window included. */
   budgetTokens: number;
-  /** The last prompt queries whose attention votes (default 32); shrinks to the budget when the budget is smaller. */
-  observationWindow?: number;
-  /** Odd width of the 1-D max pooling over key positions (default 5). */
-  kernelSize?: number;
 }
 
 export const DEFAULT_OBSERVATION_WINDOW = 32;
@@ -62,17 +58,46 @@ export async function snapkvScores(q: tf.Tensor3D, kRot: tf.Tensor3D, window: nu
   return scores;
 }
 
+/**
+ * Which queries vote: "question", the last prompt tokens, question included (SnapKV's paper, the default);
+ * "context", the last tokens before the question, which the method then never sees (kvpress compresses the
+ * context alone; see CachePolicy.contextOnly).
+ */
+export type SnapKVObservation = "question" | "context";
+
 /** Parsed SnapKV settings shared with PyramidKV. */
 export interface SnapKVSettings {
   observationWindow: number;
   kernelSize: number;
+  observation: SnapKVObservation;
 }
 
-export function snapkvSettings(method: string, options: { observationWindow?: number; kernelSize?: number }): SnapKVSettings {
+/** SnapKV's own options as a method entry gives them (SnapKV, PyramidKV, and wrappers over SnapKV's scorer). */
+export interface SnapKVSettingsOptions {
+  /** The last prompt queries whose attention votes (default 32); shrinks to the budget when the budget is smaller. */
+  observationWindow?: number;
+  /** Odd width of the 1-D max pooling over key positions (default 5). */
+  kernelSize?: number;
+  /** Which queries vote (default "question"; see SnapKVObservation). */
+  observation?: SnapKVObservation;
+}
+
+/** The schema of SnapKVSettingsOptions, for the methods that take them. */
+export const snapkvOptionShape = {
+  observationWindow: z.number().int().positive().optional(),
+  kernelSize: z.number().int().positive().optional(),
+  observation: z.enum(["question", "context"]).optional(),
+};
+
+export function snapkvSettings(method: string, options: SnapKVSettingsOptions): SnapKVSettings {
   const observationWindow = countOr(method, "observationWindow", options.observationWindow, DEFAULT_OBSERVATION_WINDOW, 1);
   const kernelSize = countOr(method, "kernelSize", options.kernelSize, DEFAULT_KERNEL_SIZE, 1);
   if (kernelSize % 2 === 0) fail(`method ${method}: kernelSize ${kernelSize} must be odd (same padding)`, `use ${kernelSize + 1}`);
-  return { observationWindow, kernelSize };
+  const observation = options.observation ?? "question";
+  if (observation !== "question" && observation !== "context") {
+    fail(`method ${method}: observation must be "question" or "context", got ${JSON.stringify(observation)}`, 'use observation "context" to compress without the question');
+  }
+  return { observationWindow, kernelSize, observation };
 }
 
 /** SnapKV's observation window at this step: the last min(observationWindow, budget, T) queries. */
@@ -86,6 +111,7 @@ export function snapkvWindow(settings: SnapKVSettings, budget: number, ctx: Comp
  */
 export function snapkvScorer(settings: SnapKVSettings): TokenScorer {
   return {
+    ...(settings.observation === "context" ? { contextOnly: true } : {}),
     protectRecent: (budget, ctx) => snapkvWindow(settings, budget, ctx),
     async score(layer, cache, ctx, window) {
       const length = cache.length(layer);
@@ -117,6 +143,6 @@ export const snapkvMethod = evictionMethod({
   summary: "SnapKV: the prompt's last queries vote (max-pooled) for the tokens to keep, once after prefill",
   paper: "Li et al., SnapKV: LLM Knows What You are Looking for Before Generation, arXiv 2404.14469 (kvpress snapkv_press.py)",
   budget: "required",
-  options: { observationWindow: z.number().int().positive().optional(), kernelSize: z.number().int().positive().optional() },
+  options: snapkvOptionShape,
   makePolicy: (o) => snapkvPolicy(o as SnapKVOptions),
 });

@@ -400,7 +400,14 @@ export interface RunContext {
 export async function runSample(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<SampleRow> {
   const promptTokens = sample.promptIds.length;
   const m = await measure(
-    () => createSession(method, { model: ctx.model, backbone: ctx.backbone, promptTokens, ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}) }),
+    () =>
+      createSession(method, {
+        model: ctx.model,
+        backbone: ctx.backbone,
+        promptTokens,
+        ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}),
+        ...(sample.questionStart !== null ? { questionStart: sample.questionStart } : {}),
+      }),
     sample.promptIds,
     { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, seed: suite.seed, repeats: suite.repeats },
   );

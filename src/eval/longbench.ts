@@ -163,6 +163,19 @@ export function buildPrompt(dataset: string, record: Pick<LongBenchRecord, "cont
 }
 
 /**
+ * The record's question as the prompt ends with it: its `input` where the dataset's template places it, and all the
+ * template writes after that (e.g. "Who?\nAnswer:"); null when the template has no {input} (summaries, code
+ * completion: nothing question-specific). buildPrompt's text is the context part followed by this suffix.
+ */
+export function questionSuffix(dataset: string, record: Pick<LongBenchRecord, "context" | "input">): string | null {
+  const prompt = buildPrompt(dataset, record); // refuses a dataset without a template
+  const template = dataset2prompt[dataset]!;
+  const at = template.indexOf("{input}");
+  if (at < 0) return null;
+  return prompt.slice(formatPythonTemplate(template.slice(0, at), { context: record.context, input: record.input }).length);
+}
+
+/**
  * LongBench pred.py middle truncation: when longer than maxLength, keep
  * `ids[:half] + ids[-half:]` with half = int(maxLength / 2) — so an odd maxLength keeps
  * maxLength − 1 tokens. maxLength < 2 is refused (Python's `ids[-0:]` would keep everything).

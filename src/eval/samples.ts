@@ -4,7 +4,8 @@
  */
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { generateTask } from "../datasets/synthetic/index.js";
-import { buildPrompt, readLongBenchJsonl, samsumNewlineId, truncateMiddle, truncateMiddleText, type LongBenchRecord } from "./longbench.js";
+import { buildPrompt, questionSuffix, readLongBenchJsonl, samsumNewlineId, truncateMiddle, truncateMiddleText, type LongBenchRecord } from "./longbench.js";
+import { commonPrefixLength } from "../datasets/synthetic/compose.js";
 import { applyChatTemplate, usesChatTemplate, type ChatTemplate } from "./longbench-chat.js";
 import { dataset2maxlen } from "./longbench-config.js";
 import { metricFor } from "./metrics/index.js";
@@ -26,6 +27,12 @@ export interface EvalSample {
   allClasses: string[] | null;
   maxNewTokens: number;
   stopIds: number[];
+  /**
+   * Index in promptIds of the question's first token (the record's input as the template places it, then the rest
+   * of the template), or null when the prompt has none or it was lost to truncation. Methods that compress the
+   * context without the question (SnapKV with observation "context") prefill up to here first.
+   */
+  questionStart: number | null;
 }
 
 export interface SampleSources {
@@ -41,17 +48,44 @@ export interface SampleSources {
   chatTemplate?: ChatTemplate | null;
 }
 
+/** Prompt ids and where the question starts in them (see EvalSample.questionStart). */
+interface PromptIds {
+  ids: number[];
+  questionStart: number | null;
+}
+
+/**
+ * The first token of `ids` (the encoding of `text`, BOS as `bos`) that belongs to the last occurrence of `question`
+ * in `text`: the tokens that encoding text's part before it yields and `ids` shares. Null when the question is
+ * unknown, not in the text (lost to truncation) or empty.
+ */
+function questionStartIn(src: SampleSources, text: string, question: string | null, ids: readonly number[], bos: boolean): number | null {
+  const at = question === null || question === "" ? -1 : text.lastIndexOf(question);
+  if (at < 0) return null;
+  const start = commonPrefixLength(src.tokenizer.encode(text.slice(0, at), { bos }), ids);
+  return start > 0 && start < ids.length ? start : null;
+}
+
 /**
  * A LongBench prompt as pred.py feeds it: middle-truncated by decoding both halves and
  * re-tokenising, wrapped in the chat template except on noChatTemplateDatasets.
  */
-function longBenchPromptIds(src: SampleSources, dataset: string, prompt: string, full: number[], length: number): number[] {
+function longBenchPromptIds(src: SampleSources, dataset: string, prompt: string, full: number[], length: number, question: string | null): PromptIds {
   const cut = truncateMiddleText(src.tokenizer, full, length);
   const template = src.chatTemplate && usesChatTemplate(dataset) ? src.chatTemplate : null;
-  if (cut === null && template === null) return full;
+  if (cut === null && template === null) return { ids: full, questionStart: questionStartIn(src, prompt, question, full, true) };
   const text = template ? applyChatTemplate(template, cut ?? prompt) : (cut as string);
   // A template that writes the BOS token itself gets no second one (transformers encodes it without special tokens).
-  return src.tokenizer.encode(text, { bos: !(template && template.bosToken !== "" && text.startsWith(template.bosToken)) });
+  const bos = !(template && template.bosToken !== "" && text.startsWith(template.bosToken));
+  const ids = src.tokenizer.encode(text, { bos });
+  return { ids, questionStart: questionStartIn(src, text, question, ids, bos) };
+}
+
+/** Where index i of `length` ids lands after truncateMiddle(ids, maxLength); a dropped one, where the kept tail starts. */
+function indexAfterTruncation(i: number, length: number, maxLength: number): number {
+  if (length <= maxLength) return i;
+  const half = Math.trunc(maxLength / 2);
+  return i < half ? i : Math.max(half, i - (length - 2 * half));
 }
 
 const DEFAULT_COUNT = 10;
@@ -109,9 +143,14 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
       const dataset = datasetOf(task, record);
       const prompt = buildPrompt(dataset, record);
       const full = src.tokenizer.encode(prompt, { bos: true });
+      const question = questionSuffix(dataset, record);
       // LongBench tasks: `length` caps the prompt; maxLength caps every prompt.
-      let ids = task.source === "longbench" ? longBenchPromptIds(src, dataset, prompt, full, length) : full;
-      if (suite.maxLength !== undefined) ids = truncateMiddle(ids, suite.maxLength);
+      let { ids, questionStart } =
+        task.source === "longbench" ? longBenchPromptIds(src, dataset, prompt, full, length, question) : { ids: full, questionStart: questionStartIn(src, prompt, question, full, true) };
+      if (suite.maxLength !== undefined) {
+        if (questionStart !== null) questionStart = indexAfterTruncation(questionStart, ids.length, suite.maxLength);
+        ids = truncateMiddle(ids, suite.maxLength);
+      }
       const sampleId = seen.has(record._id) ? `${record._id}#${index}` : record._id;
       seen.add(sampleId);
       out.push({
@@ -130,6 +169,7 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
           task.source === "longbench" && dataset === "samsum" && task.stopAtNewline === undefined
             ? [...(src.tokenizer.eosIds ?? [src.tokenizer.eosId]), samsumNewlineId(src.tokenizer)] // pred.py: EOS or the single "\n" token
             : stopIdsFor(src.tokenizer.eosIds ?? src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
+        questionStart,
       });
     });
   }

@@ -152,3 +152,55 @@ export function expectedAttention64(qPre: Mat[], keys: Mat[], values: Mat[], bud
     return topN(scaled.map((s, i) => (i < sinks ? top + 1 : s)), budget);
   });
 }
+
+/**
+ * SnapKV (arXiv 2404.14469) per KV head: q [H][T][d] rotated queries, k [Hkv][S][d] rotated keys (the last T are the
+ * queries' own). Each of the last `window` queries: softmax(q·k/√d) over the keys it sees (all earlier ones and the
+ * window up to itself); the first S − window columns averaged over the window, max-pooled over `kernel` neighbours
+ * (same padding) per query head, then averaged over the KV head's group. Returns scores[kv][i], i < S − window.
+ */
+export function snapkv64(q: Mat[], k: Mat[], window: number, kernel: number): number[][] {
+  const H = q.length;
+  const Hkv = k.length;
+  const g = H / Hkv;
+  const T = q[0]!.length;
+  const S = k[0]!.length;
+  const E = S - window;
+  const out: number[][] = [];
+  for (let kv = 0; kv < Hkv; kv++) {
+    const score = new Array<number>(E).fill(0);
+    for (let j = 0; j < g; j++) {
+      const mean = new Array<number>(E).fill(0);
+      for (let t = 0; t < window; t++) {
+        const query = q[kv * g + j]![T - window + t]!;
+        const p = softmax(k[kv]!.slice(0, E + t + 1).map((key) => dot(query, key) / Math.sqrt(query.length)));
+        for (let i = 0; i < E; i++) mean[i]! += p[i]! / window;
+      }
+      const r = (kernel - 1) / 2;
+      for (let i = 0; i < E; i++) score[i]! += Math.max(...mean.slice(Math.max(0, i - r), Math.min(E, i + r + 1))) / g;
+    }
+    out.push(score);
+  }
+  return out;
+}
+
+/**
+ * AdaKV (arXiv 2407.11550) as kvpress's AdaKVPress computes it, over scores[h][i] of the S − protect older tokens of
+ * each KV head: the `protect` newest tokens score +∞ (kvpress pads the window with the maximum); per head the top
+ * ⌊alpha · budget⌋ tokens are raised to +∞ (the safeguard); then the top numKvHeads · budget scores of the whole
+ * layer, flattened head-major (ties: the earlier flat index), stay. Returns the kept indices per head, ascending.
+ */
+export function adakv64(scores: number[][], budget: number, protect: number, alpha: number): number[][] {
+  const S = scores[0]!.length + protect;
+  const raised = scores.map((row) => [...row, ...new Array<number>(protect).fill(Infinity)]);
+  const safe = Math.floor(alpha * budget);
+  for (const row of raised) {
+    const order = row.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    for (const [, i] of order.slice(0, safe)) row[i] = Infinity;
+  }
+  const flat = raised.flatMap((row, h) => row.map((s, i) => [s, h * S + i] as const));
+  flat.sort((a, b) => (b[0] === a[0] ? a[1] - b[1] : b[0] - a[0]));
+  const kept = raised.map(() => [] as number[]);
+  for (const [, x] of flat.slice(0, raised.length * budget)) kept[Math.floor(x / S)]!.push(x % S);
+  return kept.map((k) => k.sort((a, b) => a - b));
+}

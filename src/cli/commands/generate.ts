@@ -136,7 +136,7 @@ export const generateCommand: CommandModule<object, any> = {
  * --method-option KEY=VALUE flags as options (numbers where the value is one; a dotted key such as
  * kvQuantization.bits=4 sets a nested option); the method's schema checks them.
  */
-function methodOptionFlags(flags: readonly string[] | undefined): Record<string, unknown> {
+export function methodOptionFlags(flags: readonly string[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const flag of flags ?? []) {
     const eq = flag.indexOf("=");

@@ -24,7 +24,8 @@ interface Fit {
 
 const MAX_FIT_ROUNDS = 40;
 
-function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+/** How many leading ids a and b share. */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
