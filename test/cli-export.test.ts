@@ -1,14 +1,14 @@
 /**
  * `edgeinf export onnx|safetensors` end to end: the BUILT CLI (node dist/src/cli/main.js, rebuilt first when older
  * than src/) runs as a child process on checkpoints written by saveCheckpoint; its output files are
- * run in onnxruntime-node / read back and compared with the module; bad input must fail with one line and no file.
+ * run in onnxruntime (onnxruntime-web: its CPU kernels compiled to WebAssembly) / read back and compared with the module; bad input must fail with one line and no file.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
-import * as ort from "onnxruntime-node";
+import * as ort from "onnxruntime-web";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnSync } from "node:child_process";
-import * as ort from "onnxruntime-node";
+import * as ort from "onnxruntime-web";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import type { LlamaConfig } from "../src/backbone/config.js";
