@@ -211,6 +211,10 @@ describe("bad input for each family: one line naming the key or tensor and the f
       ["phi3", { rope_scaling: { type: "longrope", short_factor: [1, 2], long_factor: [1, 2, 3] } }, "rope_scaling.short_factor"],
       ["gemma3", { layer_types: ["sliding_attention", "chunked_attention"] }, `"layer_types"`],
       ["smollm3", { no_rope_layers: [1] }, `"no_rope_layers"`],
+      // keys transformers 5 saves: accepted at their causal / agreeing values (the fixtures above), refused otherwise
+      ["gemma2", { use_bidirectional_attention: true }, `"use_bidirectional_attention"`],
+      ["gemma3", { use_bidirectional_attention: true }, `"use_bidirectional_attention"`],
+      ["gemma3", { layer_types: undefined, sliding_window_pattern: 2, _sliding_window_pattern: 3 }, `"_sliding_window_pattern"`],
     ];
     for (const [name, over, fragment] of cases) {
       const dir = bad(name, { config: { ...familyConfig(name), ...over } });

@@ -56,12 +56,12 @@ export const FAMILIES: readonly FamilyDef[] = [
   { modelType: "phi3", architecture: "Phi3ForCausalLM", keys: ["original_max_position_embeddings", "lm_head_bias", "full_attn_mod", "interpolate_factor"], defaults: { rms_norm_eps: 1e-5 } },
   {
     modelType: "gemma2", architecture: "Gemma2ForCausalLM",
-    keys: ["hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping"],
+    keys: ["hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "use_bidirectional_attention"],
     defaults: { ...GEMMA_DEFAULTS, attn_logit_softcapping: 50, final_logit_softcapping: 30 },
   },
   {
     modelType: "gemma3_text", architecture: "Gemma3ForCausalLM",
-    keys: ["hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "rope_local_base_freq", "sliding_window_pattern", "use_bidirectional_attention"],
+    keys: ["hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "rope_local_base_freq", "sliding_window_pattern", "_sliding_window_pattern", "use_bidirectional_attention"],
     defaults: { ...GEMMA_DEFAULTS, rope_theta: 1_000_000, rope_local_base_freq: 10_000, sliding_window_pattern: 6 },
   },
   { modelType: "smollm3", architecture: "SmolLM3ForCausalLM", keys: ["use_sliding_window", "max_window_layers", "no_rope_layers", "no_rope_layer_interval"], defaults: { tie_word_embeddings: true, no_rope_layer_interval: 4, use_sliding_window: false } },
@@ -255,7 +255,12 @@ function slidingFlags(r: ConfigReader, numLayers: number): boolean[] {
     case "gemma2":
       return Array.from({ length: numLayers }, (_, i) => i % 2 === 0);
     case "gemma3_text": {
-      const pattern = r.posInt("sliding_window_pattern");
+      // transformers ≥ 5 also saves the pattern as "_sliding_window_pattern"; either names it, and they must agree
+      const saved = r.raw._sliding_window_pattern;
+      if (saved !== undefined && r.raw.sliding_window_pattern !== undefined && saved !== r.raw.sliding_window_pattern) {
+        r.bad("_sliding_window_pattern", `the same value as sliding_window_pattern (${String(r.raw.sliding_window_pattern)})`);
+      }
+      const pattern = r.raw.sliding_window_pattern === undefined && saved !== undefined ? r.posInt("_sliding_window_pattern") : r.posInt("sliding_window_pattern");
       return Array.from({ length: numLayers }, (_, i) => (i + 1) % pattern !== 0);
     }
     case "qwen2":
@@ -332,7 +337,8 @@ export function describeFamily(r: ConfigReader, b: BaseShape): ArchitectureSpec 
     r.require("full_attn_mod", [1], 1);
     r.require("interpolate_factor", [1], 1);
   }
-  if (type === "gemma3_text") r.require("use_bidirectional_attention", [false, null], false);
+  // transformers ≥ 5 saves use_bidirectional_attention (false/null: causal, as implemented) on both Gemma families
+  if (gemma) r.require("use_bidirectional_attention", [false, null], false);
   const attentionBias = type === "qwen2" ? false : r.bool("attention_bias", false);
   if (gemma) {
     r.require("attention_bias", [false], false);
