@@ -478,8 +478,9 @@ describe("registry", () => {
     expect(err(() => createPolicy("streaming", { budgetTokens: 10, sinkTokens: 4, windowTokens: 8 }))).toMatch(/≠ budget 10/);
     expect(err(() => createPolicy("pyramidkv", { budgetTokens: 10, beta: 0.5 }))).toMatch(/beta must be a number ≥ 1/);
     expect(err(() => resolveBudget(300, 200, "h2o"))).toBe(
-      "budget 300 tokens ≥ prompt length 200 for method h2o: nothing would be evicted — use a smaller budget or `full`",
+      "budget 300 tokens ≥ prompt length 200 for method h2o: nothing would be evicted — use a smaller budget or `full` (streaming, h2o and tova, which evict while decoding, take any budget)",
     );
+    expect(resolveBudget(300, 200, "h2o", true)).toBe(300); // evicts while decoding: a long generation reaches it
     expect(err(() => resolveBudget("100%", 200))).toMatch(/budget 200 tokens ≥ prompt length 200/);
     expect(err(() => resolveBudget("abc", 200))).toMatch(/neither a token count nor a share/);
     expect(err(() => resolveBudget(0, 200))).toMatch(/neither a token count nor a share/);

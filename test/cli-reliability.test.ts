@@ -310,6 +310,19 @@ describe("issue 14: messages", () => {
     expectOneLineError(r, 'budget "abc" for method streaming');
   });
 
+  it("a budget ≥ the prompt: accepted by a method that evicts while decoding (its cache still stops at the budget), refused by a prefill-only one", async () => {
+    const h2o = await runCli(["generate", "-m", STORIES, "-p", "Once upon a time", "--method", "h2o", "--budget", "32", "-n", "60", "--json", "--backend", "cpu"]);
+    expect(h2o.code, h2o.stderr).toBe(0);
+    const g = JSON.parse(h2o.stdout) as { promptTokens: number; newTokens: number; kvBytesAfterPrefill: number; peakKvBytes: number };
+    expect(g.promptTokens).toBeLessThan(32);
+    expect(g.newTokens).toBe(60);
+    const bytesPerToken = g.kvBytesAfterPrefill / g.promptTokens;
+    expect(g.peakKvBytes).toBeGreaterThan(30 * bytesPerToken); // the cache grew to the budget …
+    expect(g.peakKvBytes).toBeLessThanOrEqual(33 * bytesPerToken); // … and no further (one token in flight)
+    const snap = await runCli(["generate", "-m", STORIES, "-p", "Once upon a time", "--method", "snapkv", "--budget", "32", "-n", "4", "--backend", "cpu"]);
+    expectOneLineError(snap, "≥ prompt length", "method snapkv: nothing would be evicted");
+  });
+
   it("hints name no option that does not exist (--data, --offline)", () => {
     const longbench = readFileSync(join(ROOT, "src/eval/longbench.ts"), "utf8");
     const hub = readFileSync(join(ROOT, "src/loaders/hub.ts"), "utf8");

@@ -3,17 +3,19 @@ import { fail } from "../util/errors.js";
 /**
  * A method's KV budget in tokens for a prompt of `promptTokens`: a token count (integer ≥ 1, as a number or a
  * numeric string) or a share of the prompt ("25%", or a number in (0, 1)) → round(share · promptTokens).
- * A budget that would keep the whole prompt is refused: the method would evict nothing and equal `full`.
+ * A budget that would keep the whole prompt is refused: the method would evict nothing and equal `full` — unless
+ * the method evicts while decoding (`evictsWhileDecoding`), where a short prompt with a long generation still
+ * reaches the budget.
  */
-export function resolveBudget(budget: number | string, promptTokens: number, method = "this method"): number {
+export function resolveBudget(budget: number | string, promptTokens: number, method = "this method", evictsWhileDecoding = false): number {
   const tokens = budgetTokens(budget, promptTokens, method);
   if (tokens < 1) {
     fail(`budget ${budget} of a ${promptTokens}-token prompt is 0 tokens for method ${method}`, "use a larger budget");
   }
-  if (tokens >= promptTokens) {
+  if (tokens >= promptTokens && !evictsWhileDecoding) {
     fail(
       `budget ${tokens} tokens ≥ prompt length ${promptTokens} for method ${method}: nothing would be evicted`,
-      "use a smaller budget or `full`",
+      "use a smaller budget or `full` (streaming, h2o and tova, which evict while decoding, take any budget)",
     );
   }
   return tokens;

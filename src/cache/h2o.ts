@@ -122,6 +122,7 @@ export function h2oPolicy(options: H2OOptions): H2OPolicy {
 }
 
 export const h2oMethod = evictionMethod({
+  evictsWhileDecoding: true,
   name: "h2o",
   summary: "H2O: recent tokens + heavy hitters by accumulated attention, evicted at every step",
   paper: "Zhang et al., H2O: Heavy-Hitter Oracle, arXiv 2306.14048",

@@ -119,6 +119,11 @@ export interface EvictionMethodDefinition<S extends z.ZodRawShape> {
   paper: string;
   /** The method's own options (besides budget). */
   options: S;
+  /**
+   * Whether the method also evicts during decoding (StreamingLLM, H2O, TOVA): then a budget ≥ the prompt is allowed,
+   * since a long generation still fills it; prefill-only methods refuse it (they would equal full).
+   */
+  evictsWhileDecoding?: boolean;
   /** Whether a budget is required (every method but StreamingLLM, which may take sinkTokens + windowTokens). */
   budget: "required" | "optional";
   /** The policy, given the options and the budget in tokens (undefined only when budget is optional). */
@@ -137,7 +142,7 @@ export function evictionMethod<S extends z.ZodRawShape>(def: EvictionMethodDefin
   });
   const policy = (options: MethodOptions, promptTokens: number, where: string): CachePolicy => {
     const { budget, kvQuantization, ...rest } = options;
-    const budgetTokens = budget === undefined ? undefined : resolveBudget(budget as number | string, promptTokens, where.replace(/^method /, ""));
+    const budgetTokens = budget === undefined ? undefined : resolveBudget(budget as number | string, promptTokens, where.replace(/^method /, ""), def.evictsWhileDecoding ?? false);
     const evicting = def.makePolicy({ ...(rest as z.infer<z.ZodObject<S>>), ...(budgetTokens !== undefined ? { budgetTokens } : {}) });
     return kvQuantization ? withKvQuantization(evicting, kvQuantization as KvQuantizationOptions) : evicting;
   };

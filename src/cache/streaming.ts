@@ -70,6 +70,7 @@ export function streamingOptionsFrom(options: { budgetTokens?: number; sinkToken
 }
 
 export const streamingMethod = evictionMethod({
+  evictsWhileDecoding: true,
   name: "streaming",
   summary: "StreamingLLM: attention sinks + a sliding window, kept tokens re-positioned inside the cache",
   paper: "Xiao et al., Efficient Streaming Language Models with Attention Sinks, arXiv 2309.17453",

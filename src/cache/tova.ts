@@ -42,6 +42,7 @@ export function tovaPolicy(options: TOVAOptions): CachePolicy {
 }
 
 export const tovaMethod = evictionMethod({
+  evictsWhileDecoding: true,
   name: "tova",
   summary: "TOVA: keeps the tokens the current query attends to most (head-averaged), evicted at every step",
   paper: "Oren et al., Transformers are Multi-State RNNs, arXiv 2401.06104",
