@@ -39,7 +39,13 @@ export async function windowedNll(model: LlamaModel, ids: readonly number[], con
   const out: number[] = [];
   for (let s = 1; s < ids.length; s += context - 1) {
     const win = [bos ?? ids[s - 1]!, ...ids.slice(s, s + context - 1)];
-    const h = model.forward(win.slice(0, -1));
+    // The whole window goes through the forward, its last token too (its row is not scored): with a length-dependent
+    // RoPE (dynamic NTK, longrope) the frequencies depend on the call's length, and transformers' NLL is the forward
+    // of all the ids (test/cli-families.test.ts, llama-dynamic).
+    const h = tf.tidy(() => {
+      const all = model.forward(win);
+      return tf.slice(all, [0, 0], [win.length - 1, all.shape[1]]);
+    });
     try {
       out.push(...(await tokenNll(model, h, win.slice(1), 512, `NLL of tokens ${s}..${s + win.length - 2}`)));
     } finally {

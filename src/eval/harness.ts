@@ -372,12 +372,17 @@ async function runPending(suite: Suite, pending: { sample: EvalSample; method: P
   }
 }
 
-/** Grows the model's RoPE tables to `tokens` positions (first use of a position would otherwise grow them). */
+/**
+ * Grows the model's RoPE tables to `tokens` positions (first use of a position would otherwise grow them): every
+ * layer's, since Gemma 3's local layers have a table of their own.
+ */
 export function growRope(model: LlamaModel, tokens: number): void {
-  // The block body returns nothing, so tidy disposes the rotated probe too (a returned tensor would outlive it).
+  // The block body returns nothing, so tidy disposes the rotated probes too (a returned tensor would outlive it).
   if (tokens > 0) {
     tf.tidy(() => {
-      model.rope.apply(tf.zeros([1, 1, model.config.headDim]) as tf.Tensor3D, Int32Array.of(tokens));
+      const probe = tf.zeros([1, 1, model.config.headDim]) as tf.Tensor3D;
+      const tables = new Set([model.rope, ...Array.from({ length: model.config.numLayers }, (_, l) => model.ropeFor(l))]);
+      for (const rope of tables) rope.apply(probe, Int32Array.of(tokens));
     });
   }
 }
