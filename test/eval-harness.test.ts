@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
-import { loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";
+import { identifyBackbone, loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { loadCorpus } from "../src/datasets/manifest.js";
 import { generateTask } from "../src/datasets/synthetic/index.js";
@@ -14,7 +14,7 @@ import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { loadSuite, parseSuite, type Suite } from "../src/eval/suite.js";
 import { runSuite, type RunResult } from "../src/eval/harness.js";
-import { prepareMethod } from "../src/eval/methods.js";
+import { checkBudget, prepareMethod } from "../src/eval/methods.js";
 import { report } from "../src/eval/report.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import { median } from "../src/eval/measure.js";
@@ -601,6 +601,17 @@ describe("bad input gives one-line errors", () => {
     expect(edge.tasks.map((t) => t.name)).toEqual(["passkey", "kv_retrieval", "needle"]);
     expect(edge.lengths).toEqual([1024, 2048, 4096, 8192, 16384]);
     expect(edge.methods.find((m) => m.name === "edgeinfinite")).toMatchObject({ sinkTokens: 64, windowTokens: 1024, segmentLength: 256 });
+  });
+
+  it("every shipped suite passes the budget checks at each of its lengths (a prompt fills its length up to the question)", async () => {
+    // eval/edge-lm-niah.yaml had snapkv's 512-token budget at length 512: refused at run time, after loading everything
+    for (const file of readdirSync(resolve(repo, "eval")).filter((f) => f.endsWith(".yaml"))) {
+      const suite = loadSuite(resolve(repo, "eval", file), { baseDir: repo });
+      const { config } = await identifyBackbone(suite.backbone);
+      for (const length of suite.lengths) {
+        for (const method of suite.methods) expect(() => checkBudget(method, length - 32, config), `${file} ${method.label} @${length}`).not.toThrow();
+      }
+    }
   });
 });
 
