@@ -1,6 +1,6 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "./model.js";
-import { assertFinite } from "../backend/webgpu-limits.js";
+import { assertFinite } from "../util/finite.js";
 
 /**
  * Per-token negative log-likelihood −log p(targets[t] | ·) from hidden states [T, D], computed in row chunks so the
