@@ -13,7 +13,7 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { AdamW } from "../src/training/adamw.js";
-import { assertFiniteAsync } from "../src/backend/webgpu-limits.js";
+import { assertFiniteAsync } from "../src/util/finite.js";
 import { defaultWorkerCount, checkWorkerCount, WorkerPool } from "../src/parallel/pool.js";
 import { parallelGradients, stepGradients, type StepGradients } from "../src/parallel/gradients.js";
 import type { WireSequence } from "../src/parallel/protocol.js";

@@ -28,7 +28,8 @@ export { createSession, prepareMethod, type MethodInput, type PreparedMethod, ty
 export { endOfTextIds } from "./tokenizers/tokenizer.js";
 
 /** KV-cache methods: the one registry of full KV, the eviction methods and EdgeInfinite (docs/methods.md). */
-export { METHODS, methodNames, methodByName, createPolicy, resolveBudget, type PolicyOptions } from "./cache/registry.js";
+export { METHODS, methodNames, methodByName, createPolicy, type PolicyOptions } from "./cache/registry.js";
+export { resolveBudget } from "./cache/budget.js";
 export type { MethodDescriptor, MethodInstance, MethodOptions } from "./cache/method.js";
 export type { CachePolicy } from "./cache/policy.js";
 export { CachedSession } from "./cache/cached-session.js";
@@ -39,7 +40,9 @@ export { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, DEFAULT_EDGEINFINIT
 export { EdgeInfiniteSession, edgeInfiniteNll } from "./memory/edgeinfinite.js";
 
 /** Training: recipes (YAML + --set style overrides, validated) and segment-wise TBPTT on a frozen backbone (docs/training.md). */
-export { train, type TrainOptions, type TrainResult } from "./training/train.js";
+export { train } from "./training/train.js";
+export { type TrainOptions } from "./training/run.js";
+export { type TrainResult } from "./training/train-log.js";
 export { loadRecipe, validateRecipe, applyOverrides, recipeSchema, RECIPE_DEFAULTS, type Recipe, type Override } from "./training/recipe.js";
 export { loadCheckpoint, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "./training/checkpoint.js";
 

@@ -30,7 +30,10 @@ vi.mock("../src/training/tbptt.js", async (importOriginal) => {
 });
 import { loadRecipe, recipeSchema, RECIPE_DEFAULTS } from "../src/training/recipe.js";
 import { z } from "zod";
-import { train, prepareRun, trainStep, edgeInfiniteConfigFromRecipe, DATASET_MANIFEST, type TrainResult, type TrainRun } from "../src/training/train.js";
+import { train } from "../src/training/train.js";
+import { prepareRun, edgeInfiniteConfigFromRecipe, DATASET_MANIFEST, type TrainRun } from "../src/training/run.js";
+import { trainStep } from "../src/training/step.js";
+import type { TrainResult } from "../src/training/train-log.js";
 import type { Objective } from "../src/training/objectives/index.js";
 import { buildSampler, datasetManifest, loadRecipeData } from "../src/training/data.js";
 import { resolveCheckpointDir, readCheckpointMeta, loadCheckpoint, saveCheckpoint, loadModuleTensors, removeIncompleteCheckpoints } from "../src/training/checkpoint.js";

@@ -9,23 +9,11 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { groupedAttention } from "../src/backbone/attention.js";
 import { CachedSession } from "../src/cache/cached-session.js";
 import { fullPolicy } from "../src/cache/full.js";
-import {
-  maxTensorBytes,
-  setMaxTensorBytes,
-  defaultMaxTensorBytes,
-  parseByteSize,
-  assertFinite,
-  assertFiniteAsync,
-  MAX_TENSOR_BYTES_ENV,
-  WEBGPU_POOL_MAX_BYTES_ENV,
-  storageBindingLimit,
-  watchWebGpuErrors,
-  webGpuErrorCount,
-  limitWebGpuBufferPool,
-  webGpuErrorHint,
-  addNLimited,
-  MAX_ADDN_INPUTS,
-} from "../src/backend/webgpu-limits.js";
+import { maxTensorBytes, setMaxTensorBytes, defaultMaxTensorBytes, parseByteSize, MAX_TENSOR_BYTES_ENV, storageBindingLimit } from "../src/backend/tensor-limits.js";
+import { watchWebGpuErrors, webGpuErrorCount, webGpuErrorHint } from "../src/backend/webgpu-errors.js";
+import { limitWebGpuBufferPool, WEBGPU_POOL_MAX_BYTES_ENV } from "../src/backend/webgpu-pool.js";
+import { addNLimited, MAX_ADDN_INPUTS } from "../src/backend/add-n.js";
+import { assertFinite, assertFiniteAsync } from "../src/util/finite.js";
 import { clipByGlobalNorm } from "../src/training/adamw.js";
 import { EdgeInfError } from "../src/util/errors.js";
 import { tinyConfig, randomWeights, forward64 } from "./reference/llama64.js";
@@ -242,7 +230,7 @@ describe("assertFinite", () => {
 });
 
 describe("webgpu device hooks (a stand-in backend registered as 'webgpu': no GPU needed)", () => {
-  /** Just what webgpu-limits reads of tfjs-backend-webgpu: device.limits, device events, bufferManager.releaseBuffer. */
+  /** Just what src/backend (tensor-limits, webgpu-errors, webgpu-pool) reads of tfjs-backend-webgpu: device.limits, device events, bufferManager.releaseBuffer. */
   class StandInWebGpu extends tf.KernelBackend {
     listeners: ((e: { error: { message: string } }) => void)[] = [];
     released: { size: number; reuse: boolean }[] = [];

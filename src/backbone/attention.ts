@@ -1,5 +1,6 @@
 import * as tf from "../tf.js";
-import { currentBackendName, maxTensorBytes } from "../backend/webgpu-limits.js";
+import { currentBackendName } from "../backend/current-backend.js";
+import { maxTensorBytes } from "../backend/tensor-limits.js";
 
 /**
  * Scaled dot-product attention with grouped-query heads and query blocks.

@@ -1,7 +1,7 @@
 import type * as tf from "../tf.js";
 import type { InferenceSession } from "./session.js";
 import { sampleToken, type SamplingOptions } from "./sampling.js";
-import { assertFinite } from "../backend/webgpu-limits.js";
+import { assertFinite } from "../util/finite.js";
 import { Rng } from "../util/rng.js";
 
 export interface GenerateOptions extends SamplingOptions {

@@ -110,11 +110,12 @@ export class KVCache {
 
   /** Bytes of keys and values held now (fp32), kept tokens only. */
   kvBytes(): number {
-    let n = 0;
-    for (let layer = 0; layer < this.numLayers; layer++) n += this.keptTokens(layer);
-    return n * 2 * this.headDim * 4;
+    let bytes = 0;
+    for (let layer = 0; layer < this.numLayers; layer++) bytes += this.layerKvBytes(layer);
+    return bytes;
   }
 
+  /** Bytes of keys and values of `layer` held now (fp32), kept tokens only. */
   layerKvBytes(layer: number): number {
     return this.keptTokens(layer) * 2 * this.headDim * 4;
   }

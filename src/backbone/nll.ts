@@ -1,6 +1,6 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "./model.js";
-import { assertFinite } from "../backend/webgpu-limits.js";
+import { assertFinite } from "../util/finite.js";
 
 /**
  * Per-token negative log-likelihood −log p(targets[t] | ·) from hidden states [T, D], computed in row chunks so the
@@ -53,16 +53,4 @@ export async function windowedNll(model: LlamaModel, ids: readonly number[], con
     }
   }
   return out;
-}
-
-/** Mean NLL as a differentiable scalar (for training), optionally weighted by a per-token mask. */
-export function meanNll(model: LlamaModel, hidden: tf.Tensor2D, targets: readonly number[], mask?: readonly number[]): tf.Scalar {
-  return tf.tidy(() => {
-    const logp = tf.logSoftmax(model.logits(hidden));
-    const onehot = tf.oneHot(tf.tensor1d(Array.from(targets), "int32"), logp.shape[1]);
-    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), 1));
-    if (!mask) return tf.mean(nll) as tf.Scalar;
-    const m = tf.tensor1d(Array.from(mask));
-    return tf.div(tf.sum(tf.mul(nll, m)), tf.maximum(tf.sum(m), 1)) as tf.Scalar;
-  });
 }

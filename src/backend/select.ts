@@ -11,7 +11,8 @@ import path from "node:path";
 import * as tf from "../tf.js";
 import { EdgeInfError, fail } from "../util/errors.js";
 import { installWasmMatMul, uninstallWasmMatMul } from "./wasm-matmul.js";
-import { watchWebGpuErrors, limitWebGpuBufferPool } from "./webgpu-limits.js";
+import { watchWebGpuErrors } from "./webgpu-errors.js";
+import { limitWebGpuBufferPool } from "./webgpu-pool.js";
 
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
 

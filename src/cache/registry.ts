@@ -21,8 +21,6 @@ import { adakvMethod } from "./adakv.js";
 import { edgeinfiniteMethod } from "../eval/edgeinfinite-method.js";
 import { fail } from "../util/errors.js";
 
-export { resolveBudget } from "./budget.js";
-
 export const METHODS: readonly MethodDescriptor[] = [
   fullMethod,
   streamingMethod,

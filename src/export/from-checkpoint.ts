@@ -11,8 +11,6 @@ import { EdgeInfError } from "../util/errors.js";
  * Only the backbone's config and hash are read, never its weights into tensors: the export needs the head layout.
  */
 
-export { identifyBackbone, type BackboneIdentity } from "../loaders/index.js";
-
 export interface ExportCheckpoint {
   module: MemoryGatingModule;
   meta: CheckpointMeta;

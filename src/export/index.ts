@@ -3,4 +3,5 @@ export { exportOnnx, DEFAULT_OPSET, MIN_OPSET, MAX_OPSET, irVersionFor, type Exp
 export { exportSafetensors, type ExportSafetensorsResult } from "./safetensors.js";
 export { moduleStepTfjs, type ModuleStepInputs, type ModuleStepOutputs } from "./reference-step.js";
 export { layerIoNames, DYNAMIC_AXES } from "./memory-step-graph.js";
-export { openCheckpointForExport, identifyBackbone, recordedBackbone, type ExportCheckpoint, type BackboneIdentity } from "./from-checkpoint.js";
+export { openCheckpointForExport, recordedBackbone, type ExportCheckpoint } from "./from-checkpoint.js";
+export { identifyBackbone, type BackboneIdentity } from "../loaders/index.js";

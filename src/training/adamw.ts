@@ -1,5 +1,5 @@
 import * as tf from "../tf.js";
-import { addNLimited } from "../backend/webgpu-limits.js";
+import { addNLimited } from "../backend/add-n.js";
 
 export interface AdamWSettings {
   beta1: number;

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as tf from "../tf.js";
-import { assertFiniteAsync } from "../backend/webgpu-limits.js";
+import { assertFiniteAsync } from "../util/finite.js";
 import { EdgeInfError } from "../util/errors.js";
 import { readCheckpointMeta, resolveCheckpointDir } from "./checkpoint.js";
 

@@ -6,10 +6,6 @@ import { checkFinite, stoppedAtStep } from "./step-checks.js";
 import type { TrainResult } from "./train-log.js";
 import type { Recipe } from "./recipe.js";
 
-export { DATASET_MANIFEST, backboneChecksum, edgeInfiniteConfigFromRecipe, prepareRun, type TrainOptions, type TrainHooks, type TrainRun } from "./run.js";
-export { trainStep, type StepResult } from "./step.js";
-export { TrainLog, type TrainLogRow, type TrainResult } from "./train-log.js";
-
 /** Runs a recipe: segment-wise TBPTT of the memory-gating module on a frozen backbone (docs/training.md). */
 export async function train(recipe: Recipe, options: TrainOptions = {}): Promise<TrainResult> {
   const prepared = await prepareRun(recipe, options);
