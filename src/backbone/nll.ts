@@ -3,6 +3,18 @@ import type { LlamaModel } from "./model.js";
 import { assertFinite } from "../util/finite.js";
 
 /**
+ * −log softmax(logits)[t, targets[t]] for every row t of `logits` [T, vocab]: the one token-NLL computation, shared
+ * by evaluation (tokenNll) and training (tbptt's loss). Differentiable.
+ */
+export function nllFromLogits(logits: tf.Tensor2D, targets: readonly number[]): tf.Tensor1D {
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(logits);
+    const onehot = tf.oneHot(tf.tensor1d(Array.from(targets), "int32"), logits.shape[1]);
+    return tf.neg(tf.sum(tf.mul(logp, onehot), 1)) as tf.Tensor1D;
+  });
+}
+
+/**
  * Per-token negative log-likelihood −log p(targets[t] | ·) from hidden states [T, D], computed in row chunks so the
  * [T, vocab] logits never exist at once for long inputs. Reads asynchronously (works on webgpu) and fails loudly
  * when a value is not finite or the webgpu device reported errors (`what` names the input in that message).
@@ -14,9 +26,7 @@ export async function tokenNll(model: LlamaModel, hidden: tf.Tensor2D, targets: 
     const n = Math.min(chunkRows, T - r0);
     const values = tf.tidy(() => {
       const logits = model.logits(tf.slice(hidden, [r0, 0], [n, hidden.shape[1]]));
-      const logp = tf.logSoftmax(logits);
-      const onehot = tf.oneHot(tf.tensor1d(targets.slice(r0, r0 + n) as number[], "int32"), logits.shape[1]);
-      return tf.neg(tf.sum(tf.mul(logp, onehot), 1));
+      return nllFromLogits(logits, targets.slice(r0, r0 + n));
     });
     try {
       out.set((await values.data()) as Float32Array, r0);

@@ -1,5 +1,6 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
+import { nllFromLogits } from "../backbone/nll.js";
 import type { MemoryGatingModule } from "../memory/module.js";
 import { edgeInfiniteNll, forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
 import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
@@ -41,11 +42,8 @@ async function readSum(scalars: tf.Scalar[]): Promise<number> {
 
 /** Σ −log p(target) over rows, weighted by mask (differentiable). */
 function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[], mask: number[]): tf.Scalar {
-  return tf.tidy(() => {
-    const logp = tf.logSoftmax(model.logits(hidden));
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(targets, "int32"), logp.shape[1])), 1);
-    return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(mask)))) as tf.Scalar;
-  });
+  // −Σ m·log p equals Σ m·(−log p) exactly: negation is exact in floating point.
+  return tf.tidy(() => tf.sum(tf.mul(nllFromLogits(model.logits(hidden), targets), tf.tensor1d(mask))) as tf.Scalar);
 }
 
 /**
