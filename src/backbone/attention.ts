@@ -122,46 +122,61 @@ export function keyBucketsDefault(backend?: string): boolean {
 /**
  * q [H, T, d] (rotated), k/v [Hkv, S, d] (k rotated) where the last T keys are the queries' own tokens (causal among
  * themselves) and the first S−T are earlier tokens every query may see. Returns [T, H·d].
+ * One sequence of groupedAttentionBatch: the same kernels on the same shapes, so the values are those of a batch of 1.
  */
 export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, options: AttentionOptions = {}): tf.Tensor2D {
-  const [H, T, d] = q.shape;
-  const [Hkv, S] = k.shape;
+  return tf.tidy(() => groupedAttentionBatch(q.expandDims(0), k.expandDims(0), v.expandDims(0), options));
+}
+
+/**
+ * groupedAttention of B independent sequences at once: q [B, H, T, d], k/v [B, Hkv, S, d] (all rows of equal length,
+ * no padding). Returns [B·T, H·d], row b·T + t (so the row-wise ops after attention treat the batch as one long
+ * input). The sequences never mix: sequence b's KV heads are slice b·Hkv … of one [B·Hkv, ·, d] batched product.
+ * `keyBias`, when given, is [B·Hkv, S] and `observe` sees probabilities [B·Hkv, g, rows, Sb] (sequence-major).
+ */
+export function groupedAttentionBatch(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: AttentionOptions = {}): tf.Tensor2D {
+  const [batch, H, T, d] = q.shape;
+  const [, Hkv, S] = k.shape;
   const g = H / Hkv;
+  const BH = batch * Hkv; // one KV head of one sequence per slice of the batched products
   const past = S - T;
   if (past < 0) throw new Error(`attention: ${T} queries but only ${S} keys`);
   // Settings read once per call (not per block): this runs once per layer per decoded token.
   const backend = currentBackendName();
-  const block = Math.min(T, queryBlockSize(H, S, options.maxScoreBytes ?? maxTensorBytes(backend)));
+  // A block's scores hold every sequence's heads: the byte budget covers all B of them.
+  const block = Math.min(T, queryBlockSize(batch * H, S, options.maxScoreBytes ?? maxTensorBytes(backend)));
   const bucket = options.bucketKeys ?? keyBucketsDefault(backend);
   const maskOnDevice = onGpuBackend(backend);
   const scale = 1 / Math.sqrt(d);
   return tf.tidy(() => {
-    const q4 = q.reshape([Hkv, g, T, d]);
+    const q4 = q.reshape([BH, g, T, d]);
+    const k3 = k.reshape([BH, S, d]);
+    const v3 = v.reshape([BH, S, d]);
     const outs: tf.Tensor4D[] = [];
     for (let b0 = 0; b0 < T; b0 += block) {
       const B = Math.min(block, T - b0);
       const seen = past + b0 + B; // keys beyond the block's last query are masked anyway: skip them
       const Sb = bucket ? keyBucket(seen, S) : seen;
       const out = tf.tidy(() => {
-        const qb = tf.slice(q4, [0, 0, b0, 0], [Hkv, g, B, d]).reshape([Hkv, g * B, d]);
-        const kb = Sb === S ? k : tf.slice(k, [0, 0, 0], [Hkv, Sb, d]);
-        const vb = Sb === S ? v : tf.slice(v, [0, 0, 0], [Hkv, Sb, d]);
-        const raw = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([Hkv, g, B, Sb]);
+        const qb = tf.slice(q4, [0, 0, b0, 0], [BH, g, B, d]).reshape([BH, g * B, d]);
+        const kb = Sb === S ? k3 : tf.slice(k3, [0, 0, 0], [BH, Sb, d]);
+        const vb = Sb === S ? v3 : tf.slice(v3, [0, 0, 0], [BH, Sb, d]);
+        const raw = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([BH, g, B, Sb]);
         const cap = options.logitSoftcap;
         const scores = cap === undefined ? raw : tf.mul(tf.tanh(tf.div(raw, cap)), cap);
         // One query that sees every key of its block (a decode step) needs no mask: skip building one.
         const window = options.window !== undefined && options.window < seen ? options.window : undefined;
         const causal = B === 1 && Sb === seen && window === undefined ? scores : tf.add(scores, causalMask(b0, B, past, Sb, maskOnDevice, window));
-        const bias = options.keyBias && (Sb === S ? options.keyBias : tf.slice(options.keyBias, [0, 0], [Hkv, Sb]));
-        const masked = bias ? tf.add(causal, bias.reshape([Hkv, 1, 1, Sb])) : causal;
+        const bias = options.keyBias && (Sb === S ? options.keyBias : tf.slice(options.keyBias, [0, 0], [BH, Sb]));
+        const masked = bias ? tf.add(causal, bias.reshape([BH, 1, 1, Sb])) : causal;
         const probs = tf.softmax(masked) as tf.Tensor4D;
-        if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [Hkv, g, B, seen]) as tf.Tensor4D), b0);
-        return tf.matMul(probs.reshape([Hkv, g * B, Sb]), vb).reshape([Hkv, g, B, d]) as tf.Tensor4D;
+        if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [BH, g, B, seen]) as tf.Tensor4D), b0);
+        return tf.matMul(probs.reshape([BH, g * B, Sb]), vb).reshape([BH, g, B, d]) as tf.Tensor4D;
       });
       outs.push(out);
     }
     const all = outs.length === 1 ? outs[0]! : tf.concat(outs, 2);
-    // [Hkv, g, T, d] = [H, T, d] -> [T, H·d]
-    return tf.transpose(all.reshape([H, T, d]), [1, 0, 2]).reshape([T, H * d]) as tf.Tensor2D;
+    // [B·Hkv, g, T, d] = [B, H, T, d] -> [B, T, H, d] -> [B·T, H·d]
+    return tf.transpose(all.reshape([batch, H, T, d]), [0, 2, 1, 3]).reshape([batch * T, H * d]) as tf.Tensor2D;
   });
 }

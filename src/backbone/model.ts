@@ -4,7 +4,7 @@ import type { HostLayerWeights, HostTensor, HostWeights } from "./weights.js";
 import { rmsNorm } from "./rmsnorm.js";
 import { swiglu } from "./swiglu.js";
 import { RopeTable, positionRange } from "./rope.js";
-import { groupedAttention, type LayerAttentionOptions } from "./attention.js";
+import { groupedAttentionBatch, type LayerAttentionOptions } from "./attention.js";
 import { architectureOf, type ArchitectureSpec, type RopeSpec } from "./architecture.js";
 
 /** One decoder layer's frozen weights; linear maps stored [in, out]. */
@@ -244,13 +244,21 @@ export class LlamaModel {
     return tf.tidy(() => tf.mul(tf.tanh(tf.div(tf.matMul(hidden, this.lmHead), cap)), cap) as tf.Tensor2D);
   }
 
-  /** Plain causal attention over the tokens themselves at positions offset..offset+T-1 (no cache). */
-  fullAttention(offset = 0, maxScoreBytes?: number): AttendFn {
+  /**
+   * Plain causal attention over the tokens themselves at positions offset..offset+T-1 (no cache). With `batch` B > 1
+   * the projections hold B equal-length sequences as rows b·T + t (runLayers of batchRows' input); each attends to
+   * its own rows only.
+   */
+  fullAttention(offset = 0, maxScoreBytes?: number, batch = 1): AttendFn {
     return (layer, p) =>
       tf.tidy(() => {
-        const pos = positionRange(offset, p.q.shape[1]);
+        const T = p.q.shape[1] / batch;
+        // Every sequence has the same positions; RoPE is row-wise, so it rotates all B·T rows in one call.
+        const pos = tilePositions(positionRange(offset, T), batch);
         const rope = this.ropeFor(layer);
-        return groupedAttention(rope.apply(p.q, pos), rope.apply(p.k, pos), p.v, { maxScoreBytes, ...this.attentionOptions(layer) });
+        const split = (x: tf.Tensor3D) => sequenceMajor(x, batch);
+        const opts = { maxScoreBytes, ...this.attentionOptions(layer) };
+        return groupedAttentionBatch(split(rope.apply(p.q, pos)), split(rope.apply(p.k, pos)), split(p.v), opts);
       });
   }
 
@@ -259,8 +267,47 @@ export class LlamaModel {
     return tf.tidy(() => this.runLayers(this.embed(ids), this.fullAttention(0, maxScoreBytes)));
   }
 
+  /**
+   * Final-normed hidden states [B, T, D] of B equal-length sequences in one forward (plain causal attention). Every
+   * op but attention is row-wise, so the decoder runs on the B·T rows as one [B·T, D] input; attention keeps the
+   * sequences apart. Row b equals forward(rows[b]) (exactly for B = 1: the same kernels on the same shapes).
+   */
+  forwardBatch(rows: readonly (readonly number[])[], maxScoreBytes?: number): tf.Tensor3D {
+    const T = equalRowLength(rows);
+    return tf.tidy(() => {
+      const h = this.runLayers(this.embed(rows.flat()), this.fullAttention(0, maxScoreBytes, rows.length));
+      return h.reshape([rows.length, T, h.shape[1]]);
+    });
+  }
+
   dispose(): void {
     for (const t of this.frozenTensors()) t.dispose();
     for (const r of new Set([this.rope, ...this.ropes])) r?.dispose();
   }
+}
+
+/** The common length of equal-length rows (at least one row of at least one token); throws otherwise. */
+export function equalRowLength(rows: readonly (readonly number[])[]): number {
+  const T = rows[0]?.length ?? 0;
+  if (T === 0) throw new Error("batch: no rows, or an empty first row");
+  const bad = rows.findIndex((r) => r.length !== T);
+  if (bad >= 0) throw new Error(`batch: row ${bad} has ${rows[bad]!.length} tokens, row 0 has ${T} (rows must have equal lengths)`);
+  return T;
+}
+
+/** `positions` repeated `times` times (one copy per sequence of a batch); the array itself for one. */
+function tilePositions(positions: Int32Array, times: number): Int32Array {
+  if (times === 1) return positions;
+  const out = new Int32Array(positions.length * times);
+  for (let b = 0; b < times; b++) out.set(positions, b * positions.length);
+  return out;
+}
+
+/** Heads of B sequences stored as rows b·T + t, [n, B·T, d], as attention wants them: [B, n, T, d]. */
+function sequenceMajor(x: tf.Tensor3D, batch: number): tf.Tensor4D {
+  const [n, rows, d] = x.shape;
+  const T = rows / batch;
+  // One sequence: a view, no copy.
+  if (batch === 1) return x.reshape([1, n, T, d]);
+  return tf.transpose(x.reshape([n, batch, T, d]), [1, 0, 2, 3]) as tf.Tensor4D;
 }
