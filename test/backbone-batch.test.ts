@@ -11,6 +11,7 @@ import { initBackend } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel, equalRowLength } from "../src/backbone/model.js";
 import { groupedAttention, groupedAttentionBatch } from "../src/backbone/attention.js";
+import { equalLengthBatches, nllWindows, windowedNll, windowedNllBatch } from "../src/backbone/nll.js";
 import { tinyConfig, randomWeights } from "./reference/llama64.js";
 import { writeFamilyCheckpoint } from "./fixtures/family-checkpoints.js";
 
@@ -126,5 +127,39 @@ describe("batched backbone forward", () => {
   it("rows of different lengths are refused, naming the row", () => {
     expect(() => equalRowLength([[1, 2], [3]])).toThrow(/row 1 has 1 tokens, row 0 has 2/);
     expect(() => equalRowLength([])).toThrow(/no rows/);
+  });
+
+  describe("windowed NLL of several texts (edgeinf ppl --method full --batch-size)", () => {
+    beforeAll(async () => {
+      await initBackend("wasm");
+    });
+
+    it("windows and batches: equal lengths only, at most the batch size, input order kept", () => {
+      expect(nllWindows([1, 10, 11, 12, 13, 14], 3, 1)).toEqual([
+        { ids: [1, 10, 11], first: 1 },
+        { ids: [1, 12, 13], first: 3 },
+        { ids: [1, 14], first: 5 },
+      ]);
+      expect(nllWindows([1, 10, 11, 12], 3, null).map((w) => w.ids)).toEqual([[1, 10, 11], [11, 12]]);
+      const items = [[1, 2], [3], [4, 5], [6, 7], [8]].map((ids) => ({ ids }));
+      expect(equalLengthBatches(items, 2).map((b) => b.map((w) => w.ids[0]))).toEqual([[1, 4], [6], [3, 8]]);
+    });
+
+    it("stories260K: each text's NLL at batch sizes 1–4 equals windowedNll of it alone, exactly; no tensor left", async () => {
+      const b = await loadBackbone(stories);
+      const model = LlamaModel.fromHost(b.config, b.weights);
+      const texts = [150, 97, 64, 30].map((n, t) => [b.config.bosTokenId, ...Array.from({ length: n - 1 }, (_, i) => 3 + ((i * 13 + t * 101) % 500))]);
+      const alone: number[][] = [];
+      for (const ids of texts) alone.push(await windowedNll(model, ids, 40, b.config.bosTokenId));
+      const before = tf.memory().numTensors;
+      for (const batchSize of [1, 2, 3, 4]) {
+        expect(await windowedNllBatch(model, texts, 40, b.config.bosTokenId, batchSize)).toEqual(alone);
+      }
+      // Tokenizers without BOS start a window with the token before it.
+      expect(await windowedNllBatch(model, texts, 40, null, 3)).toEqual(await Promise.all(texts.map((ids) => windowedNll(model, ids, 40, null))));
+      expect(tf.memory().numTensors).toBe(before);
+      await expect(windowedNllBatch(model, texts, 40, 1, 0)).rejects.toThrow(/batch size 0/);
+      model.dispose();
+    });
   });
 });

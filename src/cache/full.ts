@@ -2,7 +2,8 @@ import type { CachePolicy } from "./policy.js";
 import { z } from "zod";
 import type { MethodDescriptor } from "./method.js";
 import { CachedSession } from "./cached-session.js";
-import { windowedNll } from "../backbone/nll.js";
+import { windowedNll, windowedNllBatch } from "../backbone/nll.js";
+import type { LoadedBackbone } from "../loaders/index.js";
 
 /** Full KV: keeps every token (the reference every other method is compared with). */
 export function fullPolicy(): CachePolicy {
@@ -29,5 +30,12 @@ export const fullMethod: MethodDescriptor = {
   }),
   policy: () => fullPolicy(),
   makePolicy: () => fullPolicy(),
-  nll: (_instance, model, backbone, ids, contextTokens) => windowedNll(model, ids, contextTokens ?? backbone.config.maxPositions, backbone.tokenizer.addsBos === false ? null : backbone.config.bosTokenId),
+  nll: (_instance, model, backbone, ids, contextTokens) => windowedNll(model, ids, contextTokens ?? backbone.config.maxPositions, windowStart(backbone)),
+  nllBatch: (_instance, model, backbone, texts, contextTokens, batchSize) =>
+    windowedNllBatch(model, texts, contextTokens ?? backbone.config.maxPositions, windowStart(backbone), batchSize),
 };
+
+/** The token each NLL window starts with: BOS, or null (the token before the window) for tokenizers without one. */
+function windowStart(backbone: LoadedBackbone): number | null {
+  return backbone.tokenizer.addsBos === false ? null : backbone.config.bosTokenId;
+}

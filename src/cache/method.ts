@@ -70,6 +70,18 @@ export interface MethodDescriptor {
    * full (windows of contextTokens, default the trained context) and EdgeInfinite (segment by segment).
    */
   nll?(instance: MethodInstance, model: LlamaModel, backbone: LoadedBackbone, ids: readonly number[], contextTokens?: number): Promise<number[]>;
+  /**
+   * nll of several texts with up to `batchSize` sequences per forward (`edgeinf ppl --batch-size`); each text's
+   * result equals nll of it alone. Methods without it score several texts one by one, one sequence per forward.
+   */
+  nllBatch?(
+    instance: MethodInstance,
+    model: LlamaModel,
+    backbone: LoadedBackbone,
+    texts: readonly (readonly number[])[],
+    contextTokens: number | undefined,
+    batchSize: number,
+  ): Promise<number[][]>;
   /** Eviction methods: the cache policy for a prompt of promptTokens tokens (budget resolved against it). */
   policy?(options: MethodOptions, promptTokens: number, where: string): CachePolicy;
   /** Eviction methods: the policy with the budget given in tokens (budgetTokens) and options as the policy names them. */

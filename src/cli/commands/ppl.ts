@@ -13,7 +13,9 @@ import { checkMethodOption } from "../options.js";
 const NLL_METHODS = METHODS.filter((m) => m.nll).map((m) => m.name);
 
 interface PplArgs extends CommonArgs {
-  file: string;
+  /** One file, or several (`-f a.txt b.txt`): the handler is also called directly with one string. */
+  file: string | string[];
+  batchSize?: number;
   context?: number;
   method: string;
   checkpoint?: string;
@@ -47,30 +49,38 @@ export const pplCommand: CommandModule<object, PplArgs> = {
   describe: "Per-token negative log-likelihood and perplexity of a text file (full backbone or EdgeInfinite)",
   builder: (y) =>
     withModel(withBackend(y))
-      .option("file", { alias: "f", type: "string", demandOption: true, describe: "text file" })
+      .option("file", { alias: "f", type: "string", array: true, demandOption: true, describe: "text file(s): several are scored together (see --batch-size)" })
+      .option("batch-size", { type: "number", describe: "full: windows per forward, across all files (default 1; each file's NLL is the same for any value)" })
       .option("context", { type: "number", describe: "full: window size in tokens (default: the backbone's trained context)" })
       .option("method", { choices: NLL_METHODS, default: "full", describe: "methods that score whole texts (the registry's with an nll)" })
       .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (untrained if omitted: the same defaults as eval and generate)" })
       .option("max-tokens", { type: "number", describe: "score only the first N tokens" })
       .option("json", { type: "string", describe: "write every token's NLL to this JSON file" })
       .example("$0 ppl -m ../shared/models/edge-lm -f ../shared/corpora/gutenberg/heldout/Persuasion.txt --max-tokens 4096", "held-out perplexity, 2048-token windows")
+      .example("$0 ppl -m ../shared/models/edge-lm -f a.txt b.txt c.txt --batch-size 4", "three files, four 2048-token windows per forward")
       .example("$0 ppl -m ../shared/models/edge-lm -f book.txt --method edgeinfinite --checkpoint checkpoints/edge-lm-passkey --json nll.json", "through trained memory, per-token NLL to a file"),
   handler: async (args) => {
+    const files = [args.file].flat();
     checkMethodOption("--checkpoint", args.checkpoint !== undefined, args.method, ["edgeinfinite"], "--method edgeinfinite");
     checkMethodOption("--context", args.context !== undefined, args.method, ["full"], "--method full (edgeinfinite reads the whole text through its memory)");
-    readTextPrefix(args.file, "text file", 1); // exists, is a file, can be read: before the model loads
+    checkMethodOption("--batch-size", args.batchSize !== undefined, args.method, (m) => METHODS.some((d) => d.name === m && d.nllBatch), "methods that batch whole texts (full)");
+    for (const file of files) readTextPrefix(file, "text file", 1); // exists, is a file, can be read: before the model loads
     if (args.context !== undefined && (!Number.isInteger(args.context) || args.context < 2)) {
       throw new EdgeInfError(`--context ${args.context} must be an integer ≥ 2 (BOS + one scored token per window)`, "e.g. --context 2048");
     }
     if (args.maxTokens !== undefined && (!Number.isInteger(args.maxTokens) || args.maxTokens < 2)) {
       throw new EdgeInfError(`--max-tokens ${args.maxTokens} must be an integer ≥ 2 (BOS + one scored token)`, "e.g. --max-tokens 4096");
     }
+    const batchSize = args.batchSize ?? 1;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new EdgeInfError(`--batch-size ${args.batchSize} must be an integer ≥ 1`, "e.g. --batch-size 4");
     if (args.json !== undefined) checkOutputPath(args.json, "--json"); // before the work, not after it
     const { backend, backbone, model } = await setup(args);
-    const ids = readTokens(args.file, args.maxTokens, (text) => backbone.tokenizer.encode(text, { bos: true }));
-    if (ids.length < 2) throw new EdgeInfError(`text file ${args.file} has fewer than 2 tokens`, "give a longer text");
+    const texts = files.map((file) => {
+      const ids = readTokens(file, args.maxTokens, (text) => backbone.tokenizer.encode(text, { bos: true }));
+      if (ids.length < 2) throw new EdgeInfError(`text file ${file} has fewer than 2 tokens`, "give a longer text");
+      return ids;
+    });
     const t0 = performance.now();
-    let nll: number[];
     if (args.method === "full") {
       const context = args.context ?? backbone.config.maxPositions;
       if (context > backbone.config.maxPositions) {
@@ -78,26 +88,33 @@ export const pplCommand: CommandModule<object, PplArgs> = {
       }
     }
     const prepared = prepareMethod({ name: args.method, ...(args.checkpoint !== undefined ? { checkpoint: args.checkpoint } : {}) }, backbone);
+    let nlls: number[][];
     try {
-      nll = await prepared.descriptor.nll!(prepared.instance, model, backbone, ids, args.context);
+      const d = prepared.descriptor;
+      if (d.nllBatch) nlls = await d.nllBatch(prepared.instance, model, backbone, texts, args.context, batchSize);
+      else {
+        nlls = [];
+        for (const ids of texts) nlls.push(await d.nll!(prepared.instance, model, backbone, ids, args.context));
+      }
     } finally {
       prepared.dispose();
     }
     const seconds = (performance.now() - t0) / 1000;
-    const mean = nll.reduce((a, b) => a + b, 0) / nll.length;
-    const result = {
-      file: args.file,
-      model: backbone.source.id,
-      method: args.method,
-      backend: backend.name,
-      tokens: nll.length,
-      meanNll: mean,
-      perplexity: perplexityFromNll(nll),
-      tokensPerSecond: nll.length / seconds,
-    };
-    if (args.json) writeFileAtomic(args.json, JSON.stringify({ ...result, ids: ids.slice(1), nll }, null, 0));
+    const all = nlls.flat();
+    const scores = (nll: readonly number[]) => ({ tokens: nll.length, meanNll: nll.reduce((a, b) => a + b, 0) / nll.length, perplexity: perplexityFromNll(nll) });
+    const common = { model: backbone.source.id, method: args.method, backend: backend.name };
+    const perFile = files.map((file, i) => ({ file, ...scores(nlls[i]!) }));
+    const totals = { ...scores(all), tokensPerSecond: all.length / seconds };
+    // One file: the object `ppl` has always printed. Several: the totals over all tokens and each file's scores.
+    const result = files.length === 1 ? { file: files[0]!, ...common, ...totals } : { ...common, batchSize, ...totals, files: perFile };
+    if (args.json) {
+      const tokens = (i: number) => ({ ids: texts[i]!.slice(1), nll: nlls[i]! });
+      const perToken = files.length === 1 ? { ...result, ...tokens(0) } : { ...result, files: perFile.map((f, i) => ({ ...f, ...tokens(i) })) };
+      writeFileAtomic(args.json, JSON.stringify(perToken, null, 0));
+    }
     console.log(JSON.stringify(result, null, 2));
-    log(`perplexity ${result.perplexity.toFixed(3)} over ${nll.length} tokens (${result.tokensPerSecond.toFixed(0)} tok/s, ${backend.name})`);
+    const where = files.length === 1 ? "" : ` in ${files.length} files`;
+    log(`perplexity ${result.perplexity.toFixed(3)} over ${all.length} tokens${where} (${result.tokensPerSecond.toFixed(0)} tok/s, ${backend.name}, batch size ${batchSize})`);
     model.dispose();
   },
 };
