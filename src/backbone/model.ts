@@ -304,7 +304,7 @@ function tilePositions(positions: Int32Array, times: number): Int32Array {
 }
 
 /** Heads of B sequences stored as rows b·T + t, [n, B·T, d], as attention wants them: [B, n, T, d]. */
-function sequenceMajor(x: tf.Tensor3D, batch: number): tf.Tensor4D {
+export function sequenceMajor(x: tf.Tensor3D, batch: number): tf.Tensor4D {
   const [n, rows, d] = x.shape;
   const T = rows / batch;
   // One sequence: a view, no copy.

@@ -1,8 +1,8 @@
 import * as tf from "../tf.js";
-import type { LlamaModel, Projections } from "../backbone/model.js";
+import { sequenceMajor, type LlamaModel, type Projections } from "../backbone/model.js";
 import { groupedAttention } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
-import type { MemoryGatingModule } from "./module.js";
+import type { LayerMemoryParams, MemoryGatingModule } from "./module.js";
 import type { LayerState } from "./state.js";
 import { localLogSumExp } from "./local-attention.js";
 import { readAndGate, writeEvicted } from "./memory-step.js";
@@ -41,6 +41,11 @@ const slice3 = (x: tf.Tensor3D, start: number, n: number): tf.Tensor3D => tf.sli
  *  4. the segment joins the window (the first tokens ever seen fill the sink); tokens pushed out of the
  *     window go to the exact cache or memory (memory-step.ts, writeEvicted).
  * Returns the heads' output [T, H·d] and the layer's next state (tensors not kept: the caller keeps them).
+ *
+ * `batch` B > 1: the projections hold B equal-length sequences as rows b·T + t (LlamaModel.runLayers of B·T rows),
+ * `st` holds B sequences' state (state.ts, initialState with a batch), and the output is [B·T, H·d]. The B
+ * sequences are folded into the head axis (B·H query heads, B·Hkv KV heads, sequence-major), where every step
+ * below is already per head: query head b·H + h reads KV head ⌊(b·H + h)/g⌋ = b·Hkv + ⌊h/g⌋, its own sequence's.
  */
 export function edgeInfiniteLayer(
   model: LlamaModel,
@@ -49,10 +54,12 @@ export function edgeInfiniteLayer(
   p: Projections,
   st: LayerState,
   options: SegmentOptions = {},
+  batch = 1,
 ): { out: tf.Tensor2D; next: LayerState } {
   const cfg = module.config;
-  const params = module.layers[layer]!;
-  const [H, T, d] = p.q.shape;
+  const params = batch === 1 ? module.layers[layer]! : tileHeads(module.layers[layer]!, batch);
+  if (batch > 1) p = { q: foldBatch(p.q, batch), k: foldBatch(p.k, batch), v: foldBatch(p.v, batch) };
+  const [H, T, d] = p.q.shape; // H: B·H query heads when batched
 
   // 1. local attention over sink + exact cache + window + segment at positions 0..S-1
   const localK = cat([st.sinkK, st.exactK, st.windowK, p.k])!;
@@ -69,7 +76,7 @@ export function edgeInfiniteLayer(
   // 2–3. memory read and gate
   const localHeads = tf.transpose(aLocal.reshape([T, H, d]), [1, 0, 2]) as tf.Tensor3D;
   const mixed = readAndGate(params, cfg, st.memory, { pre: p.q, rot: qRot }, localHeads, lse, options.forceGate);
-  const out = tf.transpose(mixed, [1, 0, 2]).reshape([T, H * d]) as tf.Tensor2D;
+  const out = batch === 1 ? (tf.transpose(mixed, [1, 0, 2]).reshape([T, H * d]) as tf.Tensor2D) : unfoldBatch(mixed, batch);
 
   // 4. state update: sink first, then window; overflow of the window goes to the exact cache or memory
   const toSink = Math.min(cfg.sinkTokens - st.sinkLength, T);
@@ -117,6 +124,36 @@ export function edgeInfiniteLayer(
       sinkLength: st.sinkLength + toSink,
       exactLength: exact ? exact.k.shape[1] : 0,
       windowLength,
+    },
+  };
+}
+
+/** Heads of B sequences stored as rows b·T + t, [n, B·T, d], folded into the head axis: [B·n, T, d] (head b·n + i). */
+function foldBatch(x: tf.Tensor3D, batch: number): tf.Tensor3D {
+  const [n, rows, d] = x.shape;
+  return sequenceMajor(x, batch).reshape([batch * n, rows / batch, d]);
+}
+
+/** Folded heads' outputs [B·H, T, d] back to rows: [B·T, H·d] (row b·T + t). */
+function unfoldBatch(x: tf.Tensor3D, batch: number): tf.Tensor2D {
+  const [BH, T, d] = x.shape;
+  const H = BH / batch;
+  return tf.transpose(x.reshape([batch, H, T, d]), [0, 2, 1, 3]).reshape([batch * T, H * d]) as tf.Tensor2D;
+}
+
+/**
+ * One layer's parameters repeated for B sequences folded into the head axis (head b·H + h gets head h's). tf.tile
+ * is differentiable: the gradient of each parameter sums over the B sequences.
+ */
+function tileHeads(params: LayerMemoryParams, batch: number): LayerMemoryParams {
+  const maps = (m: tf.Tensor3D) => tf.tile(m, [batch, 1, 1]) as tf.Tensor3D;
+  return {
+    queryMap: maps(params.queryMap),
+    keyMap: maps(params.keyMap),
+    valueMap: maps(params.valueMap),
+    gate: {
+      bias: tf.tile(params.gate.bias, [batch]) as tf.Tensor1D,
+      weight: params.gate.weight ? (tf.tile(params.gate.weight, [batch, 1]) as tf.Tensor2D) : null,
     },
   };
 }

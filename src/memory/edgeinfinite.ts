@@ -1,5 +1,5 @@
 import * as tf from "../tf.js";
-import type { LlamaModel } from "../backbone/model.js";
+import { equalRowLength, type LlamaModel } from "../backbone/model.js";
 import type { InferenceSession } from "../backbone/session.js";
 import { CachedSession } from "../cache/cached-session.js";
 import { fullPolicy } from "../cache/full.js";
@@ -14,6 +14,7 @@ import {
   totalStateBytes,
   segmentPeakBytes,
   accounting,
+  stateBatch,
   type EdgeInfiniteState,
   type LayerState,
   type LayerAccounting,
@@ -24,6 +25,7 @@ import { tokenNll } from "../backbone/nll.js";
 /**
  * Runs one segment (all layers) through EdgeInfinite attention. Returns the final-normed hidden states [T, D] and
  * the next state. Nothing is kept: call inside tf.tidy / tf.variableGrads and keep what must outlive it.
+ * forwardSegmentBatch of one sequence.
  */
 export function forwardSegment(
   model: LlamaModel,
@@ -32,9 +34,28 @@ export function forwardSegment(
   ids: readonly number[],
   options: SegmentOptions = {},
 ): { hidden: tf.Tensor2D; state: EdgeInfiniteState } {
+  return forwardSegmentBatch(model, module, state, [ids], options);
+}
+
+/**
+ * One segment of B equal-length sequences stepped together: `state` holds all B (initialState(c, φ, B)), `rows`
+ * their next segment each. Returns the final-normed hidden states [B·T, D] (row b·T + t) and the next state. Every
+ * op outside attention is row-wise, so the decoder runs on the B·T rows at once (LlamaModel.forwardBatch's way);
+ * edgeInfiniteLayer keeps the sequences apart. Nothing is kept, as in forwardSegment.
+ */
+export function forwardSegmentBatch(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  state: EdgeInfiniteState,
+  rows: readonly (readonly number[])[],
+  options: SegmentOptions = {},
+): { hidden: tf.Tensor2D; state: EdgeInfiniteState } {
+  const T = equalRowLength(rows);
+  const batch = stateBatch(state, model.config);
+  if (batch !== rows.length) throw new Error(`segment: ${rows.length} rows for a state of ${batch} sequences`);
   const next: LayerState[] = [];
-  const hidden = model.runLayers(model.embed(ids), (layer, p) => {
-    const r = edgeInfiniteLayer(model, module, layer, p, state.layers[layer]!, options);
+  const hidden = model.runLayers(model.embed(rows.flat()), (layer, p) => {
+    const r = edgeInfiniteLayer(model, module, layer, p, state.layers[layer]!, options, batch);
     next.push(r.next);
     return r.out;
   }, false);
@@ -42,11 +63,11 @@ export function forwardSegment(
   // window and are not held by the exact cache went into memory).
   const before = state.layers[0]!;
   const after = next[0]!;
-  const entered = ids.length - (after.sinkLength - before.sinkLength);
+  const entered = T - (after.sinkLength - before.sinkLength);
   const compressed = before.windowLength + before.exactLength + entered - after.windowLength - after.exactLength;
   return {
     hidden,
-    state: { layers: next, tokensSeen: state.tokensSeen + ids.length, tokensCompressed: state.tokensCompressed + compressed },
+    state: { layers: next, tokensSeen: state.tokensSeen + T, tokensCompressed: state.tokensCompressed + compressed },
   };
 }
 

@@ -27,8 +27,12 @@ export interface EdgeInfiniteState {
   tokensCompressed: number;
 }
 
-/** Empty state; `phi` sets the memory's width (the feature map's dimension). */
-export function initialState(c: LlamaConfig, phi: FeatureMap = "elu"): EdgeInfiniteState {
+/**
+ * Empty state; `phi` sets the memory's width (the feature map's dimension). With `batch` B, the state of B
+ * sequences stepped together (edgeinfinite-attention.ts): every tensor's head axis holds B·Hkv heads, sequence-major
+ * (memory M [B·Hkv, dφ, dv] is [B, Hkv, dφ, dv]); the lengths are per sequence (all rows have equal lengths).
+ */
+export function initialState(c: LlamaConfig, phi: FeatureMap = "elu", batch = 1): EdgeInfiniteState {
   return {
     layers: Array.from({ length: c.numLayers }, () => ({
       sinkK: null,
@@ -37,7 +41,7 @@ export function initialState(c: LlamaConfig, phi: FeatureMap = "elu"): EdgeInfin
       exactV: null,
       windowK: null,
       windowV: null,
-      memory: emptyMemory(c.numKvHeads, featureDim(phi, c.headDim), c.headDim),
+      memory: emptyMemory(batch * c.numKvHeads, featureDim(phi, c.headDim), c.headDim),
       sinkLength: 0,
       exactLength: 0,
       windowLength: 0,
@@ -80,8 +84,14 @@ export interface LayerAccounting {
   tokensSeen: number;
 }
 
+/** Sequences a state holds (initialState's batch): its memory has B·Hkv heads. */
+export function stateBatch(s: EdgeInfiniteState, c: LlamaConfig): number {
+  return (s.layers[0]?.memory.M.shape[0] ?? c.numKvHeads) / c.numKvHeads;
+}
+
+/** Per-layer accounting of all the state's sequences (kvTokens: per sequence). */
 export function accounting(s: EdgeInfiniteState, c: LlamaConfig): LayerAccounting[] {
-  const perToken = 2 * c.numKvHeads * c.headDim * 4;
+  const perToken = stateBatch(s, c) * 2 * c.numKvHeads * c.headDim * 4;
   return s.layers.map((L, layer) => ({
     layer,
     kvTokens: L.sinkLength + L.exactLength + L.windowLength,
@@ -103,7 +113,7 @@ export function totalStateBytes(s: EdgeInfiniteState, c: LlamaConfig): number {
  * methods: one layer's uncompressed span in flight). Intermediate activations and score blocks are not KV.
  */
 export function segmentPeakBytes(prev: EdgeInfiniteState, next: EdgeInfiniteState, T: number, c: LlamaConfig): number {
-  const perToken = 2 * c.numKvHeads * c.headDim * 4;
+  const perToken = stateBatch(prev, c) * 2 * c.numKvHeads * c.headDim * 4;
   const a = accounting(prev, c);
   const b = accounting(next, c);
   let peak = 0;

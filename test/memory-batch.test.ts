@@ -1,0 +1,100 @@
+/**
+ * The EdgeInfinite segment step with a batch dimension (forwardSegmentBatch, per-sequence state [B·Hkv, …]):
+ * B = 1 is forwardSegment, B sequences stepped together equal B separate runs segment after segment, and no
+ * tensor is left behind. (forwardSegment's per-token NLL was also checked byte-identical to the commit before the
+ * batch dimension, for every variant below, on wasm and cpu.)
+ */
+import { describe, it, expect, beforeAll } from "vitest";
+import { resolve } from "node:path";
+import * as tf from "../src/tf.js";
+import { initBackend } from "../src/backend/select.js";
+import { loadBackbone } from "../src/loaders/index.js";
+import { LlamaModel } from "../src/backbone/model.js";
+import { MemoryGatingModule } from "../src/memory/module.js";
+import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
+import { forwardSegment, forwardSegmentBatch, segmentsOf } from "../src/memory/edgeinfinite.js";
+import { disposeReplaced, disposeState, initialState, keepState, totalStateBytes, type EdgeInfiniteState } from "../src/memory/state.js";
+import { randomizeModule } from "./fixtures/module-params.js";
+
+const stories = resolve(__dirname, "../../shared/models/stories260K/stories260K.bin");
+
+/** Logits [rows·T·vocab] of every segment, the state carried from one to the next (B = rows.length). */
+function runSegments(model: LlamaModel, module: MemoryGatingModule, rows: number[][], batched: boolean): Float32Array[] {
+  const c = model.config;
+  let state: EdgeInfiniteState = initialState(c, module.config.featureMap, batched ? rows.length : 1);
+  const out: Float32Array[] = [];
+  const segs = rows.map((r) => segmentsOf(r, module.config.segmentLength));
+  for (let i = 0; i < segs[0]!.length; i++) {
+    const prev = state;
+    const r = tf.tidy(() => {
+      const f = batched ? forwardSegmentBatch(model, module, prev, segs.map((s) => s[i]!)) : forwardSegment(model, module, prev, segs[0]![i]!);
+      keepState(f.state);
+      return { logits: tf.keep(model.logits(f.hidden)), state: f.state };
+    });
+    disposeReplaced(prev, r.state);
+    state = r.state;
+    out.push(r.logits.dataSync() as Float32Array);
+    r.logits.dispose();
+  }
+  disposeState(state);
+  return out;
+}
+
+const VARIANTS: Partial<EdgeInfiniteConfig>[] = [
+  {},
+  { memoryRule: "delta", gateKind: "learned" },
+  { exactTokens: 8 },
+  { memoryKeys: "post-rope" },
+  { readMode: "shared", gateKind: "learned" },
+  { featureMap: "hedgehog" },
+];
+
+describe("batched EdgeInfinite segment step", () => {
+  for (const backend of ["wasm", "cpu"] as const) {
+    describe(backend, () => {
+      beforeAll(async () => {
+        await initBackend(backend);
+      });
+
+      for (const v of VARIANTS) {
+        it(`${JSON.stringify(v)}: B = 1 is forwardSegment; 3 sequences together equal 3 runs over 7 segments; no tensor left`, async () => {
+          const b = await loadBackbone(stories);
+          const model = LlamaModel.fromHost(b.config, b.weights);
+          const module = new MemoryGatingModule(b.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 32, segmentLength: 16, ...v }));
+          randomizeModule(module, 5);
+          // 100 tokens: 6 full segments and a short one; the window overflows into memory from the third.
+          const rows = [0, 1, 2].map((r) => [1, ...Array.from({ length: 99 }, (_, i) => 3 + ((i * 13 + r * 71 + r * i) % 500))]);
+          runSegments(model, module, [rows[0]!], false); // builds the RoPE tables the model keeps
+          const before = tf.memory().numTensors;
+          const alone = rows.map((r) => runSegments(model, module, [r], false));
+          expect(runSegments(model, module, [rows[0]!], true).map((x) => Array.from(x))).toEqual(alone[0]!.map((x) => Array.from(x)));
+          const together = runSegments(model, module, rows, true);
+          for (let s = 0; s < together.length; s++) {
+            const size = alone[0]![s]!.length;
+            for (let r = 0; r < rows.length; r++) {
+              expect(Array.from(together[s]!.subarray(r * size, (r + 1) * size)), `segment ${s}, row ${r}`).toEqual(Array.from(alone[r]![s]!));
+            }
+          }
+          expect(tf.memory().numTensors).toBe(before);
+          module.dispose();
+          model.dispose();
+        });
+      }
+    });
+  }
+
+  it("a state of B sequences takes B rows, and counts the bytes of all B", async () => {
+    await initBackend("cpu");
+    const b = await loadBackbone(stories);
+    const model = LlamaModel.fromHost(b.config, b.weights);
+    const module = new MemoryGatingModule(b.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 32, segmentLength: 16 }));
+    const one = initialState(b.config, "elu", 1);
+    const three = initialState(b.config, "elu", 3);
+    expect(totalStateBytes(three, b.config)).toBe(3 * totalStateBytes(one, b.config));
+    expect(() => tf.tidy(() => void forwardSegmentBatch(model, module, three, [[1, 2, 3]]))).toThrow(/1 rows for a state of 3 sequences/);
+    disposeState(one);
+    disposeState(three);
+    module.dispose();
+    model.dispose();
+  });
+});
