@@ -12,7 +12,9 @@ import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
-import { forwardSegment, forwardSegmentBatch, segmentsOf } from "../src/memory/edgeinfinite.js";
+import { edgeInfiniteNll, edgeInfiniteNllBatch, forwardSegment, forwardSegmentBatch, segmentsOf } from "../src/memory/edgeinfinite.js";
+import { sequenceLoss, sequenceLossBatch } from "../src/training/tbptt.js";
+import { heldoutLoss } from "../src/training/run.js";
 import { disposeReplaced, disposeState, initialState, keepState, totalStateBytes, type EdgeInfiniteState } from "../src/memory/state.js";
 import { randomizeModule } from "./fixtures/module-params.js";
 
@@ -94,6 +96,38 @@ describe("batched EdgeInfinite segment step", () => {
     expect(() => tf.tidy(() => void forwardSegmentBatch(model, module, three, [[1, 2, 3]]))).toThrow(/1 rows for a state of 3 sequences/);
     disposeState(one);
     disposeState(three);
+    module.dispose();
+    model.dispose();
+  });
+
+  it("held-out loss: NLL of B texts, per-row loss masks and heldoutLoss at batch sizes 1–4 equal the unbatched values exactly", async () => {
+    await initBackend("wasm");
+    const b = await loadBackbone(stories);
+    const model = LlamaModel.fromHost(b.config, b.weights);
+    const module = new MemoryGatingModule(b.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 32, segmentLength: 16, gateKind: "learned" }));
+    randomizeModule(module, 9);
+    const ids = (r: number, n: number) => [1, ...Array.from({ length: n - 1 }, (_, i) => 3 + ((i * 29 + r * 53) % 500))];
+    // Four of 80 tokens (one masked to its last 20) and one of 64: two length groups.
+    const seqs = [
+      { ids: ids(0, 80), source: "t" },
+      { ids: ids(1, 80), lossMask: Array.from({ length: 80 }, (_, i) => (i >= 60 ? 1 : 0)), source: "t" },
+      { ids: ids(2, 64), source: "t" },
+      { ids: ids(3, 80), source: "t" },
+      { ids: ids(4, 80), source: "t" },
+    ];
+    const equalLength = [seqs[0]!, seqs[1]!, seqs[3]!];
+    await edgeInfiniteNll(model, module, seqs[2]!.ids); // builds the RoPE tables the model keeps
+    const before = tf.memory().numTensors;
+    const alone: number[][] = [];
+    for (const s of equalLength) alone.push(await edgeInfiniteNll(model, module, s.ids));
+    expect(await edgeInfiniteNllBatch(model, module, equalLength.map((s) => s.ids))).toEqual(alone);
+    const losses: number[] = [];
+    for (const s of equalLength) losses.push(await sequenceLoss(model, module, s.ids, s.lossMask));
+    expect(await sequenceLossBatch(model, module, equalLength)).toEqual(losses);
+    expect(losses[1]).not.toBe(alone[1]!.reduce((a, x) => a + x, 0) / alone[1]!.length); // the mask counted
+    const one = await heldoutLoss(model, module, seqs, 1);
+    for (const batch of [2, 3, 4]) expect(await heldoutLoss(model, module, seqs, batch)).toBe(one);
+    expect(tf.memory().numTensors).toBe(before);
     module.dispose();
     model.dispose();
   });

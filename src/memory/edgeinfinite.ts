@@ -74,25 +74,44 @@ export function forwardSegmentBatch(
 /**
  * NLL of every token of `ids` but the first through EdgeInfinite, segment by segment over the whole text (what
  * `edgeinf ppl --method edgeinfinite` reports). Reads asynchronously; fails loudly on a non-finite value.
+ * edgeInfiniteNllBatch of one text.
  */
 export async function edgeInfiniteNll(model: LlamaModel, module: MemoryGatingModule, ids: readonly number[], options: SegmentOptions = {}): Promise<number[]> {
-  const inputs = ids.slice(0, -1);
+  return (await edgeInfiniteNllBatch(model, module, [ids], options))[0]!;
+}
+
+/**
+ * edgeInfiniteNll of B equal-length texts stepped together (forwardSegmentBatch, one state of B sequences): each
+ * text's NLL, equal to edgeInfiniteNll of it alone (exactly on cpu and wasm, test/memory-batch.test.ts).
+ */
+export async function edgeInfiniteNllBatch(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  texts: readonly (readonly number[])[],
+  options: SegmentOptions = {},
+): Promise<number[][]> {
+  equalRowLength(texts); // one segment loop serves all rows
   const L = module.config.segmentLength;
-  const out: number[] = [];
-  let state = initialState(model.config, module.config.featureMap);
+  const segments = texts.map((ids) => segmentsOf(ids.slice(0, -1), L));
+  const out = texts.map((): number[] => []);
+  let state = initialState(model.config, module.config.featureMap, texts.length);
   try {
-    for (const [i, seg] of segmentsOf(inputs, L).entries()) {
+    for (let i = 0; i < segments[0]!.length; i++) {
+      const rows = segments.map((s) => s[i]!);
       const prev = state;
       const r = tf.scoped(() => {
-        const f = forwardSegment(model, module, prev, seg, options);
+        const f = forwardSegmentBatch(model, module, prev, rows, options);
         keepState(f.state);
         return { hidden: tf.keep(f.hidden), state: f.state };
       });
       disposeReplaced(prev, r.state);
       state = r.state;
       const off = i * L;
+      const T = rows[0]!.length;
+      const targets = texts.flatMap((ids) => ids.slice(off + 1, off + 1 + T));
       try {
-        out.push(...(await tokenNll(model, r.hidden, ids.slice(off + 1, off + 1 + seg.length), 512, `EdgeInfinite NLL of segment ${i}`)));
+        const nll = await tokenNll(model, r.hidden, targets, 512, `EdgeInfinite NLL of segment ${i}`);
+        for (let b = 0; b < texts.length; b++) out[b]!.push(...nll.subarray(b * T, (b + 1) * T));
       } finally {
         r.hidden.dispose();
       }

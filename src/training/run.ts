@@ -15,7 +15,8 @@ import { acquireDirLock } from "../util/lock.js";
 import { changedSources, readManifest, writeManifestFile } from "../datasets/manifest.js";
 import type { Recipe } from "./recipe.js";
 import { AdamW, type AdamWGroup } from "./adamw.js";
-import { sequenceLoss, yieldToEventLoop } from "./tbptt.js";
+import { sequenceLossBatch, yieldToEventLoop } from "./tbptt.js";
+import { equalLengthBatches } from "../backbone/nll.js";
 import {
   loadCheckpoint,
   readOptimizerState,
@@ -122,13 +123,21 @@ export async function backboneChecksum(model: LlamaModel): Promise<string> {
   return h.digest("hex");
 }
 
-/** Mean held-out loss of `module` over the run's fixed held-out sequences. */
-export async function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[]): Promise<number> {
-  let sum = 0;
-  for (const s of seqs) {
+/**
+ * Mean held-out loss of `module` over the run's fixed held-out sequences, up to `batchSize` equal-length sequences
+ * per forward (training.batchSize). Each sequence's loss is the same whatever the batch size (sequenceLossBatch),
+ * and they are summed in sequence order, so the result does not depend on it.
+ */
+export async function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[], batchSize = 1): Promise<number> {
+  const losses = new Array<number>(seqs.length);
+  const indexed = seqs.map((s, i) => ({ ...s, i }));
+  for (const group of equalLengthBatches(indexed, batchSize)) {
     await yieldToEventLoop();
-    sum += await sequenceLoss(model, module, s.ids, s.lossMask);
+    const l = await sequenceLossBatch(model, module, group);
+    group.forEach((s, j) => (losses[s.i] = l[j]!));
   }
+  let sum = 0;
+  for (const l of losses) sum += l;
   return sum / Math.max(1, seqs.length);
 }
 
@@ -244,7 +253,7 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     if (Number.isNaN(baseline)) {
       const untrained = new MemoryGatingModule(backbone.config, cfg);
       try {
-        baseline = await heldoutLoss(model, untrained, heldout);
+        baseline = await heldoutLoss(model, untrained, heldout, recipe.training.batchSize);
       } finally {
         untrained.dispose();
       }

@@ -2,7 +2,7 @@ import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
 import { nllFromLogits } from "../backbone/nll.js";
 import type { MemoryGatingModule } from "../memory/module.js";
-import { edgeInfiniteNll, forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
+import { edgeInfiniteNllBatch, forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
 import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 
@@ -137,7 +137,25 @@ export async function sequenceLoss(
   lossMask?: readonly number[],
   options: SegmentOptions = {},
 ): Promise<number> {
-  const nll = await edgeInfiniteNll(model, module, ids, options);
+  return (await sequenceLossBatch(model, module, [lossMask ? { ids, lossMask } : { ids }], options))[0]!;
+}
+
+/**
+ * sequenceLoss of B equal-length sequences stepped together (edgeInfiniteNllBatch), each with its own loss mask:
+ * each one's loss equals sequenceLoss of it alone.
+ */
+export async function sequenceLossBatch(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  seqs: readonly { ids: readonly number[]; lossMask?: readonly number[] }[],
+  options: SegmentOptions = {},
+): Promise<number[]> {
+  const nlls = await edgeInfiniteNllBatch(model, module, seqs.map((s) => s.ids), options);
+  return nlls.map((nll, b) => maskedMean(nll, seqs[b]!.lossMask));
+}
+
+/** Σ mask·nll / Σ mask (mask[t] weighs nll[t], the NLL of token t + 1: the mask's first entry is the BOS's). */
+function maskedMean(nll: readonly number[], lossMask: readonly number[] | undefined): number {
   const mask = lossMask ? lossMask.slice(1).map(Number) : nll.map(() => 1);
   let sum = 0;
   let tokens = 0;

@@ -48,7 +48,7 @@ export async function train(recipe: Recipe, options: TrainOptions = {}): Promise
 }
 
 async function measureHeldout(run: TrainRun): Promise<number> {
-  const loss = await heldoutLoss(run.model, run.module, run.heldout);
+  const loss = await heldoutLoss(run.model, run.module, run.heldout, run.recipe.training.batchSize);
   await checkFinite(loss, "mean NLL", "lower training.optimizer.lr");
   return loss;
 }
