@@ -13,7 +13,7 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
 import { edgeInfiniteNll, edgeInfiniteNllBatch, forwardSegment, forwardSegmentBatch, segmentsOf } from "../src/memory/edgeinfinite.js";
-import { sequenceLoss, sequenceLossBatch } from "../src/training/tbptt.js";
+import { sequenceGradients, sequenceGradientsBatch, sequenceLoss, sequenceLossBatch } from "../src/training/tbptt.js";
 import { heldoutLoss } from "../src/training/run.js";
 import { disposeReplaced, disposeState, initialState, keepState, totalStateBytes, type EdgeInfiniteState } from "../src/memory/state.js";
 import { randomizeModule } from "./fixtures/module-params.js";
@@ -131,4 +131,37 @@ describe("batched EdgeInfinite segment step", () => {
     module.dispose();
     model.dispose();
   });
+
+  for (const k of [1, 2]) {
+    it(`TBPTT k = ${k}: B = 3 sequences in one forward/backward give the sum of the three sequences' gradients and losses, per-row masks`, async () => {
+      await initBackend("wasm");
+      const b = await loadBackbone(stories);
+      const model = LlamaModel.fromHost(b.config, b.weights);
+      const module = new MemoryGatingModule(b.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 16, segmentLength: 8, gateKind: "learned", memoryRule: "delta" }));
+      randomizeModule(module, 11);
+      const ids = (r: number) => [1, ...Array.from({ length: 48 }, (_, i) => 3 + ((i * 37 + r * 91) % 500))];
+      const seqs = [{ ids: ids(0) }, { ids: ids(1), lossMask: ids(1).map((_, i) => (i % 4 === 0 ? 1 : 0)) }, { ids: ids(2) }];
+      await sequenceLoss(model, module, seqs[0]!.ids); // builds the RoPE tables the model keeps
+      const before = tf.memory().numTensors;
+      const alone: Awaited<ReturnType<typeof sequenceGradients>>[] = [];
+      for (const q of seqs) alone.push(await sequenceGradients(model, module, q.ids, k, q.lossMask));
+      const together = await sequenceGradientsBatch(model, module, seqs, k);
+      expect(together.tokens).toEqual(alone.map((a) => a.tokens));
+      expect(together.lossSum).toBeCloseTo(alone.reduce((a, x) => a + x.loss, 0), 5);
+      for (const [name, g] of together.grads) {
+        const got = g.dataSync();
+        const want = new Float64Array(got.length);
+        for (const a of alone) a.grads.get(name)!.dataSync().forEach((x, i) => (want[i]! += x));
+        const scale = Math.max(1e-3, ...Array.from(want, Math.abs));
+        let err = 0;
+        for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i]! - want[i]!));
+        expect(err / scale, name).toBeLessThan(1e-5);
+      }
+      tf.dispose([...together.grads.values(), ...alone.flatMap((a) => [...a.grads.values()])]);
+      expect(tf.memory().numTensors).toBe(before);
+      await expect(sequenceGradientsBatch(model, module, [{ ids: ids(0) }, { ids: ids(1).slice(0, 40) }], k)).rejects.toThrow(/equal lengths/);
+      module.dispose();
+      model.dispose();
+    });
+  }
 });

@@ -488,6 +488,38 @@ describe("objectives and optimizer groups", () => {
     }
     expect(tf.memory().numTensors).toBeLessThanOrEqual(tensorsBefore);
   }, 60_000);
+
+  it("training.batchSize 3 (one forward/backward of 3 sequences) steps like batchSize 1 × gradAccumulation 3; the held-out loss is the same", async () => {
+    const runs: TrainRun[] = [];
+    try {
+      for (const sets of [["training.batchSize=1", "training.gradAccumulation=3"], ["training.batchSize=3", "training.gradAccumulation=1"]]) {
+        const dir = mkdtempSync(join(tmpdir(), "ei-batch-"));
+        const prepared = await prepareRun(loadRecipe(tinyRecipe(dir), [...sets, "training.steps=1"]), quiet);
+        expect("finished" in prepared).toBe(false);
+        runs.push(prepared as TrainRun);
+      }
+      const [looped, batched] = runs as [TrainRun, TrainRun];
+      expect(batched.baselineHeldoutLoss).toBe(looped.baselineHeldoutLoss);
+      const calls: number[] = [];
+      const real = batched.objective.batchGradients!;
+      batched.objective = { ...batched.objective, batchGradients: (inputs) => (calls.push(inputs.sequences.length), real(inputs)) };
+      const a = await trainStep(looped, 0);
+      const b = await trainStep(batched, 0);
+      expect(calls).toEqual([3]);
+      expect(b.tokens).toBe(a.tokens);
+      expect(b.loss).toBeCloseTo(a.loss, 5);
+      expect(b.gradNorm).toBeCloseTo(a.gradNorm, 4);
+      for (const [name, v] of looped.module.trainableVariables()) {
+        const want = v.dataSync();
+        const got = batched.module.trainableVariables().get(name)!.dataSync();
+        let d = 0;
+        for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i]! - want[i]!));
+        expect(d, name).toBeLessThan(1e-5);
+      }
+    } finally {
+      for (const r of runs) r.dispose();
+    }
+  }, 120_000);
 });
 
 describe("segment-wise TBPTT", () => {

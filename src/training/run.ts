@@ -261,8 +261,11 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     }
 
     // Data-parallel micro-batches (src/parallel): the sum is taken in micro-batch order, so results do not depend on
-    // the worker count. Only the cpu and wasm backends compute on one thread; others keep one process.
-    const workers = recipe.training.workers ?? (["wasm", "cpu"].includes(backendInfo.name) ? Math.min(defaultWorkerCount(), sequencesPerStep(recipe)) : 1);
+    // the worker count. Only the cpu and wasm backends compute on one thread; others keep one process. With
+    // training.batchSize > 1 the default is one process, where batchSize sequences share a forward (step.ts); workers
+    // set explicitly still take the step's sequences one by one.
+    const parallelByDefault = ["wasm", "cpu"].includes(backendInfo.name) && recipe.training.batchSize === 1;
+    const workers = recipe.training.workers ?? (parallelByDefault ? Math.min(defaultWorkerCount(), sequencesPerStep(recipe)) : 1);
     const pool = workers > 1 ? new WorkerPool({ workers, backend: backendInfo.name, backbone: recipe.backbone }) : null;
     if (pool) {
       cleanup.push(() => void pool.close());

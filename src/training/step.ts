@@ -4,6 +4,8 @@ import { learningRate } from "./schedule.js";
 import { sequencesPerStep } from "./data.js";
 import { checkFinite } from "./step-checks.js";
 import type { TrainRun } from "./run.js";
+import type { TrainingSequence } from "./data.js";
+import { equalLengthBatches } from "../backbone/nll.js";
 import { parallelGradients } from "../parallel/gradients.js";
 
 /** What one optimizer step did. */
@@ -45,24 +47,31 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
       for (const [k, g] of r.grads) grads.set(k, g);
       return await applyStep(run, grads, r.loss, lr, r.tokens);
     }
-    for (let i = 0; i < micro; i++) {
-      const sequence = run.sample(step, i);
-      const r = await run.objective.gradients({
-        model: run.model,
-        module: run.module,
-        sequence,
-        tbpttSegments: run.tbpttSegments,
-        options: t.objectiveOptions,
-      });
-      lossSum += r.loss;
-      tokens += sequence.ids.length - 1;
-      for (const [k, g] of r.grads) {
+    const add = (more: Map<string, tf.Tensor>) => {
+      for (const [k, g] of more) {
         const acc = grads.get(k);
         grads.set(k, acc ? tf.tidy(() => tf.add(acc, g)) : g);
         if (acc) {
           acc.dispose();
           g.dispose();
         }
+      }
+    };
+    // training.batchSize sequences per forward/backward (equal lengths), gradAccumulation such batches in turn.
+    for (const batch of stepBatches(run, step, micro)) {
+      const common = { model: run.model, module: run.module, tbpttSegments: run.tbpttSegments, options: t.objectiveOptions };
+      if (batch.length === 1 || !run.objective.batchGradients) {
+        for (const sequence of batch) {
+          const r = await run.objective.gradients({ ...common, sequence });
+          lossSum += r.loss;
+          tokens += sequence.ids.length - 1;
+          add(r.grads);
+        }
+      } else {
+        const r = await run.objective.batchGradients({ ...common, sequences: batch });
+        lossSum += r.lossSum;
+        for (const sequence of batch) tokens += sequence.ids.length - 1;
+        add(r.grads);
       }
     }
     for (const [k, g] of grads) {
@@ -82,4 +91,18 @@ async function applyStep(run: TrainRun, grads: Map<string, tf.Tensor>, loss: num
   await checkFinite(gradNorm, "gradient norm", BAD_STEP_HINT);
   run.optimizer.apply(run.module.trainableVariables(), grads, lr);
   return { loss, gradNorm, lr, tokens };
+}
+
+/**
+ * The step's `micro` sequences in sampling order, cut into batches of training.batchSize; a batch whose sequences
+ * differ in length is split further into equal-length ones (the batched forward takes no padding).
+ */
+function stepBatches(run: TrainRun, step: number, micro: number): TrainingSequence[][] {
+  const size = run.recipe.training.batchSize;
+  const out: TrainingSequence[][] = [];
+  for (let i0 = 0; i0 < micro; i0 += size) {
+    const batch = Array.from({ length: Math.min(size, micro - i0) }, (_, j) => run.sample(step, i0 + j));
+    out.push(...equalLengthBatches(batch, size));
+  }
+  return out;
 }

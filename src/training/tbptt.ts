@@ -1,8 +1,8 @@
 import * as tf from "../tf.js";
-import type { LlamaModel } from "../backbone/model.js";
+import { equalRowLength, type LlamaModel } from "../backbone/model.js";
 import { nllFromLogits } from "../backbone/nll.js";
 import type { MemoryGatingModule } from "../memory/module.js";
-import { edgeInfiniteNllBatch, forwardSegment, segmentsOf } from "../memory/edgeinfinite.js";
+import { edgeInfiniteNllBatch, forwardSegmentBatch, segmentsOf } from "../memory/edgeinfinite.js";
 import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 
@@ -40,10 +40,33 @@ async function readSum(scalars: tf.Scalar[]): Promise<number> {
   }
 }
 
-/** Σ −log p(target) over rows, weighted by mask (differentiable). */
-function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[], mask: number[]): tf.Scalar {
+/**
+ * Σ −log p(target) · mask over each sequence's rows of hidden [B·T, D] (row b·T + t; targets and mask likewise
+ * concatenated): B scalars (differentiable). One sequence: one sum over all rows.
+ */
+function nllSums(model: LlamaModel, hidden: tf.Tensor2D, batch: number, targets: number[], mask: number[]): tf.Scalar[] {
   // −Σ m·log p equals Σ m·(−log p) exactly: negation is exact in floating point.
-  return tf.tidy(() => tf.sum(tf.mul(nllFromLogits(model.logits(hidden), targets), tf.tensor1d(mask))) as tf.Scalar);
+  return tf.tidy(() => {
+    const weighted = tf.mul(nllFromLogits(model.logits(hidden), targets), tf.tensor1d(mask));
+    if (batch === 1) return [tf.sum(weighted) as tf.Scalar];
+    return tf.unstack(tf.sum(weighted.reshape([batch, -1]), 1)) as tf.Scalar[];
+  });
+}
+
+/** A sequence of a batch: ids and, optionally, its loss mask (1 = the target counts; entry 0 is the first input's). */
+export interface GradientSequence {
+  ids: readonly number[];
+  lossMask?: readonly number[];
+}
+
+/** What sequenceGradientsBatch returns: Σ over the batch of each sequence's mean loss, and of its gradients. */
+export interface BatchGradients {
+  /** Σ_b (mean NLL of sequence b over its counted targets). */
+  lossSum: number;
+  /** Counted target tokens of each sequence. */
+  tokens: number[];
+  /** Σ_b d(mean loss of b)/d(variable), truncated as sequenceGradients describes; caller disposes. */
+  grads: Map<string, tf.Tensor>;
 }
 
 /**
@@ -54,6 +77,7 @@ function nllSum(model: LlamaModel, hidden: tf.Tensor2D, targets: number[], mask:
  * boundary the state enters the next block as a constant (stop-gradient). So each segment's loss back-propagates
  * through at most k segments of memory, and the tape (peak memory) holds at most k segments whatever N is.
  * k = 1 is what public Infini-attention reimplementations do; k ≥ number of segments is full BPTT.
+ * sequenceGradientsBatch of one sequence.
  */
 export async function sequenceGradients(
   model: LlamaModel,
@@ -63,35 +87,56 @@ export async function sequenceGradients(
   lossMask?: readonly number[],
   options: SegmentOptions = {},
 ): Promise<SequenceGradients> {
-  const inputs = ids.slice(0, -1);
-  const targets = ids.slice(1);
-  const mask = lossMask ? lossMask.slice(1).map(Number) : targets.map(() => 1);
-  const tokens = mask.reduce((a, b) => a + b, 0);
+  const r = await sequenceGradientsBatch(model, module, [lossMask ? { ids, lossMask } : { ids }], tbpttSegments, options);
+  return { loss: r.lossSum, tokens: r.tokens[0]!, grads: r.grads };
+}
+
+/**
+ * sequenceGradients of B equal-length sequences in one forward/backward per block (forwardSegmentBatch, one state
+ * of B sequences), each with its own loss mask: the loss differentiated is Σ_b (mean loss of b), so the gradients
+ * are the sum of the B sequences' own (to float32 rounding: the sum is taken inside the backward pass).
+ */
+export async function sequenceGradientsBatch(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  seqs: readonly GradientSequence[],
+  tbpttSegments: number,
+  options: SegmentOptions = {},
+): Promise<BatchGradients> {
+  equalRowLength(seqs.map((q) => q.ids)); // one block loop serves all rows
+  const batch = seqs.length;
+  const targets = seqs.map((q) => q.ids.slice(1));
+  const masks = seqs.map((q, b) => (q.lossMask ? q.lossMask.slice(1).map(Number) : targets[b]!.map(() => 1)));
+  const tokens = masks.map((m) => m.reduce((a, x) => a + x, 0));
   const L = module.config.segmentLength;
-  const segments = segmentsOf(inputs, L);
+  const segments = seqs.map((q) => segmentsOf(q.ids.slice(0, -1), L));
   const variables = [...module.trainableVariables().values()];
   const names = [...module.trainableVariables().keys()];
   const grads = new Map<string, tf.Tensor>();
-  let state: EdgeInfiniteState = initialState(model.config, module.config.featureMap);
-  // Block losses stay on the device until the end: one read per sequence, not one per block.
+  let state: EdgeInfiniteState = initialState(model.config, module.config.featureMap, batch);
+  // Block losses stay on the device until the end: one read per batch, not one per block.
   const losses: tf.Scalar[] = [];
   try {
-    for (let b0 = 0; b0 < segments.length; b0 += tbpttSegments) {
+    for (let b0 = 0; b0 < segments[0]!.length; b0 += tbpttSegments) {
       await yieldToEventLoop();
       const prev = state;
       let next = prev;
       const { value, grads: g } = tf.variableGrads(() => {
         let st = prev;
-        let sum: tf.Scalar = tf.scalar(0);
-        for (let s = b0; s < Math.min(b0 + tbpttSegments, segments.length); s++) {
-          const seg = segments[s]!;
-          const r = forwardSegment(model, module, st, seg, options);
+        let sums: tf.Scalar[] = seqs.map(() => tf.scalar(0));
+        for (let s = b0; s < Math.min(b0 + tbpttSegments, segments[0]!.length); s++) {
+          const rows = segments.map((q) => q[s]!);
+          const r = forwardSegmentBatch(model, module, st, rows, options);
           const off = s * L;
-          sum = tf.add(sum, nllSum(model, r.hidden, targets.slice(off, off + seg.length), mask.slice(off, off + seg.length)));
+          const T = rows[0]!.length;
+          const part = (xs: number[][]) => xs.flatMap((x) => x.slice(off, off + T));
+          const seg = nllSums(model, r.hidden, batch, part(targets), part(masks));
+          sums = sums.map((sum, b) => tf.add(sum, seg[b]!));
           st = r.state;
         }
         next = keepState(st);
-        return tf.div(sum, Math.max(tokens, 1)) as tf.Scalar;
+        const perSequence = sums.map((sum, b) => tf.div(sum, Math.max(tokens[b]!, 1)) as tf.Scalar);
+        return batch === 1 ? perSequence[0]! : (tf.addN(perSequence) as tf.Scalar);
       }, variables);
       losses.push(value);
       for (const name of names) {
@@ -113,9 +158,9 @@ export async function sequenceGradients(
   } finally {
     disposeState(state);
   }
-  let lossTotal: number;
+  let lossSum: number;
   try {
-    lossTotal = await readSum(losses);
+    lossSum = await readSum(losses);
   } catch (e) {
     tf.dispose([...grads.values()]);
     throw e;
@@ -123,7 +168,7 @@ export async function sequenceGradients(
   // With k = 1 the segment that writes memory never reads it back on the same tape, so the key/value maps get no
   // gradient at all: report zeros rather than leaving them out.
   for (let i = 0; i < names.length; i++) if (!grads.has(names[i]!)) grads.set(names[i]!, tf.zerosLike(variables[i]!));
-  return { loss: lossTotal, tokens, grads };
+  return { lossSum, tokens, grads };
 }
 
 /**

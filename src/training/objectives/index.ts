@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { LlamaModel } from "../../backbone/model.js";
 import type { MemoryGatingModule } from "../../memory/module.js";
 import type { TrainingSequence } from "../data.js";
-import type { SequenceGradients } from "../tbptt.js";
+import type { BatchGradients, SequenceGradients } from "../tbptt.js";
 import { nextToken } from "./next-token.js";
 import { attentionTransfer } from "./attention-transfer.js";
 
@@ -32,6 +32,11 @@ export interface Objective<Options = unknown> {
   optionsSchema: z.ZodType<Options>;
   /** Loss (a mean over the sequence's counted targets) and gradients, one per trainable variable; caller disposes. */
   gradients(inputs: ObjectiveInputs<Options>): Promise<SequenceGradients>;
+  /**
+   * The same for several equal-length sequences in one forward/backward (`training.batchSize`): Σ of their losses
+   * and of their gradients. Objectives without it get their sequences one by one.
+   */
+  batchGradients?(inputs: Omit<ObjectiveInputs<Options>, "sequence"> & { sequences: readonly TrainingSequence[] }): Promise<BatchGradients>;
 }
 
 /** Every objective by its recipe name (`training.objective`). */

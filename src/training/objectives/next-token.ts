@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { sequenceGradients } from "../tbptt.js";
+import { sequenceGradients, sequenceGradientsBatch } from "../tbptt.js";
 import type { Objective } from "./index.js";
 
 /** No options: `training.objectiveOptions` must be empty. */
@@ -13,4 +13,5 @@ export const nextToken: Objective<z.infer<typeof nextTokenOptionsSchema>> = {
   summary: "mean NLL of the next tokens (loss-masked), segment-wise TBPTT",
   optionsSchema: nextTokenOptionsSchema,
   gradients: ({ model, module, sequence, tbpttSegments }) => sequenceGradients(model, module, sequence.ids, tbpttSegments, sequence.lossMask),
+  batchGradients: ({ model, module, sequences, tbpttSegments }) => sequenceGradientsBatch(model, module, sequences, tbpttSegments),
 };
