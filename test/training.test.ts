@@ -671,6 +671,17 @@ describe("training runs", () => {
     expect(readManifest(join(ref.out, DATASET_MANIFEST)).records).toBe(4);
   }, 180_000);
 
+  it("with training.batchSize 2 (two sequences per forward), --resume still continues bit-for-bit", async () => {
+    const sets = ["training.batchSize=2"];
+    const [a, b] = [mkdtempSync(join(tmpdir(), "ei-batch-a-")), mkdtempSync(join(tmpdir(), "ei-batch-b-"))];
+    const whole = await train(loadRecipe(tinyRecipe(a), sets), quiet);
+    await train(loadRecipe(tinyRecipe(b), sets), { ...quiet, stopAtStep: 2 });
+    const resumed = await train(loadRecipe(tinyRecipe(b), sets), { ...quiet, resume: true });
+    expect(Buffer.compare(moduleBytes(join(a, "out")), moduleBytes(join(b, "out")))).toBe(0);
+    expect(resumed.finalLoss).toBe(whole.finalLoss);
+    expect(resumed.heldoutLoss).toBe(whole.heldoutLoss);
+  }, 300_000);
+
   it("a checkpoint made for another backbone is refused by --resume and by prepareMethod (eval/generate), naming both backbones", async () => {
     const ref = await reference();
     const dir = mkdtempSync(join(tmpdir(), "ei-other-"));
