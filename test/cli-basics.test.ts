@@ -170,7 +170,7 @@ interface RefPrompt {
 }
 
 describe("edgeinf ppl", () => {
-  it("several files with --batch-size: each file's per-token NLL equals its own unbatched run, exactly", async () => {
+  it("several files with --batch-size (full and edgeinfinite): each file's per-token NLL equals its own unbatched run, exactly", async () => {
     const dir = join(tmp(), "ppl-batch");
     mkdirSync(dir, { recursive: true });
     const texts = [
@@ -183,37 +183,36 @@ describe("edgeinf ppl", () => {
       writeFileSync(f, t);
       return f;
     });
-    const common = ["ppl", "-m", STORIES_BIN, "--backend", "wasm", "--context", "16"];
-    const [batched, ...alone] = await Promise.all([
-      runCli([...common, "-f", ...files, "--batch-size", "4", "--json", join(dir, "batched.json")]),
-      ...files.map((f, i) => runCli([...common, "-f", f, "--json", join(dir, `alone${i}.json`)])),
-    ]);
-    for (const r of [batched!, ...alone]) expectOk(r);
-    type PerToken = { ids: number[]; nll: number[]; tokens: number; meanNll: number };
-    const all = JSON.parse(readFileSync(join(dir, "batched.json"), "utf8")) as { batchSize: number; tokens: number; files: (PerToken & { file: string })[] };
-    expect(all.batchSize).toBe(4);
-    expect(all.files.map((f) => f.file)).toEqual(files);
-    for (let i = 0; i < files.length; i++) {
-      const one = JSON.parse(readFileSync(join(dir, `alone${i}.json`), "utf8")) as PerToken;
-      expect(all.files[i]!.ids).toEqual(one.ids);
-      expect(all.files[i]!.nll).toEqual(one.nll);
-      expect(all.files[i]!.meanNll).toBe(one.meanNll);
+    // full: windows of 16 tokens; edgeinfinite: files cut to 20 tokens (equal lengths) step through memory together.
+    for (const [name, flags] of [["full", ["--context", "16"]], ["edgeinfinite", ["--method", "edgeinfinite", "--max-tokens", "20"]]] as const) {
+      const common = ["ppl", "-m", STORIES_BIN, "--backend", "wasm", ...flags];
+      const [batched, ...alone] = await Promise.all([
+        runCli([...common, "-f", ...files, "--batch-size", "4", "--json", join(dir, `${name}-batched.json`)]),
+        ...files.map((f, i) => runCli([...common, "-f", f, "--json", join(dir, `${name}-alone${i}.json`)])),
+      ]);
+      for (const r of [batched!, ...alone]) expectOk(r);
+      type PerToken = { ids: number[]; nll: number[]; tokens: number; meanNll: number };
+      const all = JSON.parse(readFileSync(join(dir, `${name}-batched.json`), "utf8")) as { batchSize: number; tokens: number; files: (PerToken & { file: string })[] };
+      expect(all.batchSize).toBe(4);
+      expect(all.files.map((f) => f.file)).toEqual(files);
+      for (let i = 0; i < files.length; i++) {
+        const one = JSON.parse(readFileSync(join(dir, `${name}-alone${i}.json`), "utf8")) as PerToken;
+        expect(all.files[i]!.ids).toEqual(one.ids);
+        expect(all.files[i]!.nll, `${name}, file ${i}`).toEqual(one.nll);
+        expect(all.files[i]!.meanNll).toBe(one.meanNll);
+      }
+      expect(all.tokens).toBe(all.files.reduce((a, f) => a + f.tokens, 0));
+      if (name === "edgeinfinite") expect(all.files.map((f) => f.tokens)).toEqual([19, 19, 19]); // one batch of 3
+      const printed = JSON.parse(batched!.stdout) as { files: { file: string; perplexity: number }[]; perplexity: number };
+      expect(printed.files).toHaveLength(3);
+      expect(Number.isFinite(printed.perplexity)).toBe(true);
     }
-    expect(all.tokens).toBe(all.files.reduce((a, f) => a + f.tokens, 0));
-    const printed = JSON.parse(batched!.stdout) as { files: { file: string; perplexity: number }[]; perplexity: number };
-    expect(printed.files).toHaveLength(3);
-    expect(Number.isFinite(printed.perplexity)).toBe(true);
   });
 
-  it("--batch-size below 1, or with a method that does not batch, is one line", async () => {
+  it("--batch-size below 1 is one line", async () => {
     const text = join(tmp(), "ppl-batch-bad.txt");
     writeFileSync(text, "Once upon a time there was a cat.");
-    const [zero, edge] = await Promise.all([
-      runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", text, "--batch-size", "0"], 20_000),
-      runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", text, "--batch-size", "2", "--method", "edgeinfinite"], 20_000),
-    ]);
-    expectOneLineError(zero, "--batch-size", "0");
-    expectOneLineError(edge, "--batch-size", "edgeinfinite");
+    expectOneLineError(await runCli(["ppl", "-m", STORIES_BIN, "--backend", "cpu", "-f", text, "--batch-size", "0"], 20_000), "--batch-size", "0");
   });
 
   it.skipIf(!HAVE_EDGE_LM).each(["short_prose", "heldout_prose_1900"])(

@@ -111,6 +111,21 @@ export function equalLengthBatches<W extends { ids: readonly number[] }>(items: 
   return out;
 }
 
+/** f over `items` in equal-length batches of at most `batchSize` (equalLengthBatches); results in input order. */
+export async function mapInEqualLengthBatches<W extends { ids: readonly number[] }, R>(
+  items: readonly W[],
+  batchSize: number,
+  f: (batch: W[]) => Promise<R[]>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  const indexed = items.map((item, i) => ({ item, i, ids: item.ids }));
+  for (const group of equalLengthBatches(indexed, batchSize)) {
+    const r = await f(group.map((g) => g.item));
+    group.forEach((g, j) => (out[g.i] = r[j]!));
+  }
+  return out;
+}
+
 /** NLL of tokens 1.. of each of equal-length windows, rows concatenated (window b's first, b·(T−1)). */
 async function batchNll(model: LlamaModel, windows: readonly number[][], what: string): Promise<Float32Array> {
   const T = windows[0]!.length;

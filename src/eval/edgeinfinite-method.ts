@@ -8,7 +8,8 @@ import { z } from "zod";
 import type { LoadedBackbone } from "../loaders/index.js";
 import type { MethodDescriptor, MethodOptions, MethodInstance } from "../cache/method.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
-import { EdgeInfiniteSession, edgeInfiniteNll } from "../memory/edgeinfinite.js";
+import { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "../memory/edgeinfinite.js";
+import { mapInEqualLengthBatches } from "../backbone/nll.js";
 import { MemoryGatingModule } from "../memory/module.js";
 import { loadCheckpoint } from "../training/checkpoint.js";
 import { fail } from "../util/errors.js";
@@ -132,4 +133,11 @@ export const edgeinfiniteMethod: MethodDescriptor = {
     };
   },
   nll: (instance, model, _backbone, ids) => edgeInfiniteNll(model, instance.module!, ids),
+  // Texts of equal token counts (e.g. cut by --max-tokens) step through memory together.
+  nllBatch: (instance, model, _backbone, texts, _context, batchSize) =>
+    mapInEqualLengthBatches(
+      texts.map((ids) => ({ ids })),
+      batchSize,
+      (group) => edgeInfiniteNllBatch(model, instance.module!, group.map((t) => t.ids)),
+    ),
 };

@@ -16,7 +16,7 @@ import { changedSources, readManifest, writeManifestFile } from "../datasets/man
 import type { Recipe } from "./recipe.js";
 import { AdamW, type AdamWGroup } from "./adamw.js";
 import { sequenceLossBatch, yieldToEventLoop } from "./tbptt.js";
-import { equalLengthBatches } from "../backbone/nll.js";
+import { mapInEqualLengthBatches } from "../backbone/nll.js";
 import {
   loadCheckpoint,
   readOptimizerState,
@@ -129,13 +129,10 @@ export async function backboneChecksum(model: LlamaModel): Promise<string> {
  * and they are summed in sequence order, so the result does not depend on it.
  */
 export async function heldoutLoss(model: LlamaModel, module: MemoryGatingModule, seqs: readonly TrainingSequence[], batchSize = 1): Promise<number> {
-  const losses = new Array<number>(seqs.length);
-  const indexed = seqs.map((s, i) => ({ ...s, i }));
-  for (const group of equalLengthBatches(indexed, batchSize)) {
+  const losses = await mapInEqualLengthBatches(seqs, batchSize, async (group) => {
     await yieldToEventLoop();
-    const l = await sequenceLossBatch(model, module, group);
-    group.forEach((s, j) => (losses[s.i] = l[j]!));
-  }
+    return sequenceLossBatch(model, module, group);
+  });
   let sum = 0;
   for (const l of losses) sum += l;
   return sum / Math.max(1, seqs.length);

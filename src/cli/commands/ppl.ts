@@ -50,7 +50,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
   builder: (y) =>
     withModel(withBackend(y))
       .option("file", { alias: "f", type: "string", array: true, demandOption: true, describe: "text file(s): several are scored together (see --batch-size)" })
-      .option("batch-size", { type: "number", describe: "full: windows per forward, across all files (default 1; each file's NLL is the same for any value)" })
+      .option("batch-size", { type: "number", describe: "windows (full) or equal-length files (edgeinfinite) per forward (default 1; each file's NLL is the same for any value)" })
       .option("context", { type: "number", describe: "full: window size in tokens (default: the backbone's trained context)" })
       .option("method", { choices: NLL_METHODS, default: "full", describe: "methods that score whole texts (the registry's with an nll)" })
       .option("checkpoint", { type: "string", describe: "trained EdgeInfinite module (untrained if omitted: the same defaults as eval and generate)" })
@@ -63,7 +63,7 @@ export const pplCommand: CommandModule<object, PplArgs> = {
     const files = [args.file].flat();
     checkMethodOption("--checkpoint", args.checkpoint !== undefined, args.method, ["edgeinfinite"], "--method edgeinfinite");
     checkMethodOption("--context", args.context !== undefined, args.method, ["full"], "--method full (edgeinfinite reads the whole text through its memory)");
-    checkMethodOption("--batch-size", args.batchSize !== undefined, args.method, (m) => METHODS.some((d) => d.name === m && d.nllBatch), "methods that batch whole texts (full)");
+    checkMethodOption("--batch-size", args.batchSize !== undefined, args.method, (m) => METHODS.some((d) => d.name === m && d.nllBatch), "methods that batch whole texts (full, edgeinfinite)");
     for (const file of files) readTextPrefix(file, "text file", 1); // exists, is a file, can be read: before the model loads
     if (args.context !== undefined && (!Number.isInteger(args.context) || args.context < 2)) {
       throw new EdgeInfError(`--context ${args.context} must be an integer ≥ 2 (BOS + one scored token per window)`, "e.g. --context 2048");
