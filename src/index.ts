@@ -37,7 +37,7 @@ export { CachedSession } from "./cache/cached-session.js";
 /** The memory-gating module of EdgeInfinite: its trainable parameters, settings and inference session (docs/edgeinfinite.md). */
 export { MemoryGatingModule, type LayerMemoryParams } from "./memory/module.js";
 export { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, DEFAULT_EDGEINFINITE, type EdgeInfiniteConfig } from "./memory/config.js";
-export { EdgeInfiniteSession, edgeInfiniteNll } from "./memory/edgeinfinite.js";
+export { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "./memory/edgeinfinite.js";
 
 /** Training: recipes (YAML + --set style overrides, validated) and segment-wise TBPTT on a frozen backbone (docs/training.md). */
 export { train } from "./training/train.js";
