@@ -1,14 +1,21 @@
-// npm run bench:batch [-- --model PATH --backend wasm --tokens 512 --batches 2,4,8 --reps 3]
+// npm run bench:batch [-- --model PATH --backend wasm --tokens 512 --batches 2,4,8 --reps 3
+//                        --train-batches 2,4 --train-seq 512 --segment 128 --window 252 --sink 4 --tbptt 2]
 // Prefill tokens/s of the frozen backbone on B rows: B = 1 looped (B separate forwards, what every caller did before
 // the batch dimension) vs one batched forward (LlamaModel.forwardBatch) of the same B rows, in the same run, with
 // the ratio. Each timing covers the forward and reading every row's last-token logits (what a prefill returns).
 // Each repetition times looped then batched for every B; the table has the median of --reps.
+// With --train-batches: the same comparison for the module's TBPTT gradients of B sequences (B sequenceGradients
+// vs one sequenceGradientsBatch; untrained module, as bench:train), one timing each after an untimed batched run of
+// that size.
 import * as tf from "../src/tf.js";
 import { initBackend, type BackendName } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { arg, defaultModel, machineLine, oneLineErrors, table } from "./common.js";
 import { fail } from "../src/util/errors.js";
+import { MemoryGatingModule } from "../src/memory/module.js";
+import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
+import { sequenceGradients, sequenceGradientsBatch } from "../src/training/tbptt.js";
 
 const log = (l: string) => process.stderr.write(l + "\n");
 const positiveInts = (name: string, fallback: string): number[] =>
@@ -80,4 +87,33 @@ const rowsOut = batches.map((B) => {
 });
 console.log(`\nbackbone ${backbone.source.id}; backend ${backend.name}; ${machineLine()}; ${T}-token rows, median of ${reps} repetitions\n`);
 console.log(table(["B", "B = 1 looped ms", "looped tok/s", "batched ms", "batched tok/s", "batched/looped tok/s"], rowsOut));
+
+const trainBatches = arg("train-batches", "") === "" ? [] : positiveInts("train-batches", "2,4");
+if (trainBatches.length > 0) {
+  const [seq] = positiveInts("train-seq", "512");
+  const [segment, window, sink, tbptt] = ["segment", "window", "sink", "tbptt"].map((n, i) => positiveInts(n, ["128", "252", "4", "2"][i]!)[0]!);
+  const cfg = makeEdgeInfiniteConfig({ sinkTokens: sink!, windowTokens: window!, segmentLength: segment! });
+  oneLineErrors(() => validateEdgeInfiniteConfig(cfg, c));
+  const module = new MemoryGatingModule(c, cfg);
+  const seqs = (B: number) => Array.from({ length: B }, (_, r) => ({ ids: row(r, seq! + 1) }));
+  const looped = async (B: number) => {
+    for (const q of seqs(B)) tf.dispose([...(await sequenceGradients(model, module, q.ids, tbptt!)).grads.values()]);
+  };
+  const batched = async (B: number) => tf.dispose([...(await sequenceGradientsBatch(model, module, seqs(B), tbptt!)).grads.values()]);
+  await looped(1); // warm-up of both paths
+  await batched(2);
+  const trainRows = [];
+  for (const B of trainBatches) {
+    // Untimed first: the first batched backward of a size grows the wasm heap (measured 2.7x its second run at B = 4).
+    await batched(B);
+    const l = await timeMs(() => looped(B));
+    const b = await timeMs(() => batched(B));
+    log(`train B = ${B}: looped ${l.toFixed(0)} ms, batched ${b.toFixed(0)} ms`);
+    const tokS = (ms: number) => (B * seq!) / (ms / 1000);
+    trainRows.push([B, Math.round(l), Math.round(tokS(l)), Math.round(b), Math.round(tokS(b)), `${(tokS(b) / tokS(l)).toFixed(2)}x`]);
+  }
+  console.log(`\nTBPTT gradients: ${seq}-token sequences, segment ${segment}, sink ${sink}, window ${window}, k = ${tbptt}; one timing each after an untimed batched run\n`);
+  console.log(table(["B", "B = 1 looped ms", "looped train tok/s", "batched ms", "batched train tok/s", "batched/looped"], trainRows));
+  module.dispose();
+}
 model.dispose();
