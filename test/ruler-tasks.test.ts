@@ -101,6 +101,17 @@ describe("RULER task registry", () => {
     }
   });
 
+  it("seededRulerRandom samples distinct indexes and shuffles with a fixed permutation per seed", () => {
+    const random = seededRulerRandom(3);
+    const picked = random.sample(1_000_000, 50);
+    expect(new Set(picked).size).toBe(50);
+    expect(picked.every((i) => Number.isInteger(i) && i >= 0 && i < 1_000_000)).toBe(true);
+    expect([...random.sample(6, 6)].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(random.shufflePermutation(30, 42)).toEqual(seededRulerRandom(9).shufflePermutation(30, 42));
+    expect(random.getrandbits128() < 1n << 128n).toBe(true);
+    expect(() => random.sample(3, 4)).toThrow(/sample of 4 from 3/);
+  });
+
   it("names the missing resource", () => {
     expect(() => buildRulerRecord("qa_1", { size: 3, maxSeqLength: 4096, index: 0 }, seededRulerRandom(1), {})).toThrow(/qa_1 needs the squad resource/);
     expect(() => buildRulerRecord("niah_single_2", { size: 30, maxSeqLength: 4096, index: 0 }, seededRulerRandom(1), { keyWords: ["a-b"] })).toThrow(/needs the essay resource/);

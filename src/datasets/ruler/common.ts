@@ -36,6 +36,9 @@ export interface RulerRecord {
   answers: string[];
 }
 
+/** The noise haystack sentence of niah.py and variable_tracking.py (the same string in both). */
+export const RULER_NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
+
 /** RULER seeds its `random.Random(seed).shuffle` calls with --random_seed, 42 unless changed. */
 export const RULER_RANDOM_SEED = 42;
 

@@ -9,7 +9,7 @@
  */
 import { pyCollapseWhitespace, pySplitWhitespace, pyStrip } from "../../eval/metrics/python-str.js";
 import { fail } from "../../util/errors.js";
-import { permute, pyFormat, repeatToLength, RULER_RANDOM_SEED, type RulerRandom, type RulerRecord } from "./common.js";
+import { permute, pyFormat, repeatToLength, RULER_NOISE, RULER_RANDOM_SEED, type RulerRandom, type RulerRecord } from "./common.js";
 
 export type { RulerRandom } from "./common.js";
 
@@ -36,7 +36,6 @@ export const RULER_NIAH_TEMPLATE =
   "Some special magic {type_needle_v} are hidden within the following text. Make sure to memorize it. I will quiz you about the {type_needle_v} afterwards.\n{context}\nWhat are all the special magic {type_needle_v} for {query} mentioned in the provided text?";
 export const RULER_NIAH_ANSWER_PREFIX = " The special magic {type_needle_v} for {query} mentioned in the provided text are";
 const NEEDLE = "One of the special magic {type_needle_v} for {key} is: {value}.";
-const NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
 const fill = pyFormat;
 
 /** `str(uuid.UUID(int=bits, version=4))`: version nibble 4, variant 10xx, 8-4-4-4-12 hex. */
@@ -112,7 +111,7 @@ export function rulerNiahRecord(config: RulerNiahConfig, numHaystack: number, ra
   for (let i = 0; i < numHaystack; i++) {
     sentences.push(
       config.typeHaystack === "noise"
-        ? NOISE
+        ? RULER_NOISE
         : fill(NEEDLE, { type_needle_v: config.typeNeedleV, key: randomNeedle(config.typeNeedleK, random, words), value: randomNeedle(config.typeNeedleV, random, words) }),
     );
   }

@@ -6,7 +6,7 @@
  * names assigned the first chain's value; the answers are that chain's names.
  */
 import { pySplitWhitespace } from "../../eval/metrics/python-str.js";
-import { pyFormat, type RulerRecord, type RulerTaskRandom } from "./common.js";
+import { pyFormat, RULER_NOISE, type RulerRecord, type RulerTaskRandom } from "./common.js";
 
 export interface RulerVtConfig {
   numChains: number;
@@ -30,7 +30,6 @@ export const RULER_VT_TEMPLATE =
   "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n{context}\nQuestion: Find all variables that are assigned the value {query} in the text above.";
 export const RULER_VT_ANSWER_PREFIX =
   " Answer: According to the chain(s) of variable assignment in the text above, {num_v} variables are assigned the value {query}, they are: ";
-const NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
 const UPPERCASE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /** The value of the in-context example's chain, which randomize_icl replaces. */
 const ICL_VALUE = "12345";
@@ -66,7 +65,7 @@ function generateChains(numChains: number, numHops: number, isIcl: boolean, rand
 function vtInputOutput(numNoises: number, config: RulerVtConfig, isIcl: boolean, random: RulerTaskRandom): { text: string; answers: string[] } {
   const chains = generateChains(config.numChains, config.numHops, isIcl, random);
   const value = chains.lines[0]![0]!.split("=").pop()!.trim();
-  const sentences: string[] = Array.from({ length: numNoises }, () => NOISE);
+  const sentences: string[] = Array.from({ length: numNoises }, () => RULER_NOISE);
   for (const chain of chains.lines) {
     // Sampled over the sentences so far (earlier chains included), each line shifted past the ones before it.
     const positions = random.sample(sentences.length, chain.length).sort((a, b) => a - b);
