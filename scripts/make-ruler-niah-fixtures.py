@@ -14,78 +14,28 @@ code is not committed.
     # scripts/data/template.py (NVIDIA/RULER)
     python3 scripts/make-ruler-niah-fixtures.py RULER_DIR
 """
-import ast
-import importlib.util
 import json
 import os
 import random as real_random
 import sys
 from types import SimpleNamespace
 
+from ruler_recording import Official, RecordingRandom, load_module
+
 if len(sys.argv) != 2:
     sys.exit("usage: make-ruler-niah-fixtures.py RULER_DIR")
 RULER = os.path.abspath(sys.argv[1])
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "ruler-official")
 
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(RULER, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TASKS = load("scripts/data/synthetic/constants.py", "ruler_data_constants").TASKS
-Templates = load("scripts/data/template.py", "ruler_template").Templates
-source = open(os.path.join(RULER, "scripts/data/synthetic/niah.py"), encoding="utf-8").read()
-tree = ast.parse(source)
-NEEDLE = next(ast.literal_eval(node.value) for node in tree.body
-              if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "needle")
-FUNCTIONS = {node.name: ast.get_source_segment(source, node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+TASKS = load_module(RULER, "scripts/data/synthetic/constants.py", "ruler_data_constants").TASKS
+Templates = load_module(RULER, "scripts/data/template.py", "ruler_template").Templates
+niah = Official(RULER, "scripts/data/synthetic/niah.py")
+NEEDLE = niah.literal("needle")
+FUNCTIONS = niah.functions
 
 SEED = 20261205
 rng = real_random.Random(SEED)
 KEY_WORDS = ["happy-cat", "blue-river", "quiet-forest", "brave-lion", "old-mountain", "tiny-star"]
-
-
-class RecordingRandom:
-    """`random` as generate_input_output uses it, drawing from our rng and recording every draw."""
-
-    def __init__(self):
-        self.draws = []
-
-    def randint(self, low, high):
-        value = rng.randint(low, high)
-        self.draws.append(["randint", value])
-        return value
-
-    def choice(self, seq):
-        value = rng.choice(seq)
-        self.draws.append(["choice", value])
-        return value
-
-    def getrandbits(self, bits):
-        value = rng.getrandbits(bits)
-        self.draws.append(["getrandbits", str(value)])
-        return value
-
-    def sample(self, population, k):
-        value = rng.sample(list(population), k)
-        self.draws.append(["sample", value])
-        return value
-
-    def Random(self, seed):
-        """RULER shuffles the needles with random.Random(seed): the real shuffle, recorded as a permutation."""
-        draws = self.draws
-
-        class Seeded:
-            def shuffle(self, items):
-                permutation = list(range(len(items)))
-                real_random.Random(seed).shuffle(permutation)
-                items[:] = [items[i] for i in permutation]
-                draws.append(["shuffle", permutation])
-
-        return Seeded()
 
 
 # RULER's synthetic.yaml configs without an essay haystack, then variants of the essay tasks on the
@@ -103,7 +53,7 @@ template = Templates["base"].format(task_template=TASKS["niah"]["template"]) + T
 records = []
 for task, config in CONFIGS.items():
     for num_haystack in (5, 10, 25):
-        recorder = RecordingRandom()
+        recorder = RecordingRandom(rng)  # seeded shuffles recorded as draws, in call order
         haystack = ("The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
                     if config["type_haystack"] == "noise" else NEEDLE)
         args = SimpleNamespace(random_seed=42, template=template, **config)

@@ -7,32 +7,14 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { RULER_NIAH_ANSWER_PREFIX, RULER_NIAH_TASKS, RULER_NIAH_TEMPLATE, rulerNiahRecord, type RulerNiahConfig, type RulerRandom } from "../src/datasets/ruler/niah.js";
+import { RULER_NIAH_ANSWER_PREFIX, RULER_NIAH_TASKS, RULER_NIAH_TEMPLATE, rulerNiahRecord, type RulerNiahConfig } from "../src/datasets/ruler/niah.js";
+import { replayRulerDraws, type RulerDraw } from "./fixtures/ruler-replay.js";
 
-type Draw = [kind: string, value: unknown];
 interface Fixture {
   template: string;
-  records: Array<{ task: string; config: Record<string, string | number>; numHaystack: number; draws: Draw[]; prompt: string; answers: string[] }>;
+  records: Array<{ task: string; config: Record<string, string | number>; numHaystack: number; draws: RulerDraw[]; prompt: string; answers: string[] }>;
 }
 const fixture = JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "ruler-official", "niah-prompts.json"), "utf8")) as Fixture;
-
-/** Hands back RULER's recorded draws in order, checking each call is the one RULER made. */
-function replay(draws: readonly Draw[]): RulerRandom & { left: () => number } {
-  let at = 0;
-  const next = (kind: string): unknown => {
-    const draw = draws[at++];
-    if (!draw || draw[0] !== kind) throw new Error(`draw ${at - 1}: RULER made ${draw?.[0] ?? "no call"}, we made ${kind}`);
-    return draw[1];
-  };
-  return {
-    randint: () => next("randint") as number,
-    choice: () => next("choice") as string,
-    getrandbits128: () => BigInt(next("getrandbits") as string),
-    sample: () => next("sample") as number[],
-    shufflePermutation: () => next("shuffle") as number[],
-    left: () => draws.length - at,
-  };
-}
 
 const toConfig = (c: Record<string, string | number>): RulerNiahConfig => ({
   typeHaystack: c.type_haystack as RulerNiahConfig["typeHaystack"],
@@ -52,7 +34,7 @@ describe("RULER NIAH prompt builder equals RULER's generate_input_output", () =>
     it(`${record.task}, ${record.numHaystack} haystack sentences`, () => {
       const config = toConfig(record.config);
       if (record.task in RULER_NIAH_TASKS) expect(RULER_NIAH_TASKS[record.task]).toEqual(config);
-      const random = replay(record.draws);
+      const random = replayRulerDraws(record.draws, "draws");
       const built = rulerNiahRecord(config, record.numHaystack, random, []);
       expect(built.prompt).toBe(record.prompt);
       expect(built.answers).toEqual(record.answers);

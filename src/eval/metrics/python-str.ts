@@ -12,6 +12,33 @@ const PY_WHITESPACE_RUN = new RegExp(`[${PY_WHITESPACE_CLASS}]+`, "u");
 const PY_LEADING_WHITESPACE = new RegExp(`^[${PY_WHITESPACE_CLASS}]+`, "u");
 const PY_TRAILING_WHITESPACE = new RegExp(`[${PY_WHITESPACE_CLASS}]+$`, "u");
 
+const PY_WHITESPACE_RUNS = new RegExp(`[${PY_WHITESPACE_CLASS}]+`, "gu");
+
+/** Python `re.sub(r"\s+", " ", text)` for a `str` pattern (`\s` is `str.isspace()` there). */
+export function pyCollapseWhitespace(text: string): string {
+  return text.replace(PY_WHITESPACE_RUNS, " ");
+}
+
+/**
+ * Python's `str` ordering (by code point) as a sort comparator. JavaScript's default sort
+ * compares UTF-16 code units, which puts astral characters (surrogate pairs) before U+E000..U+FFFF.
+ */
+export function pyCompare(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** Surrogates (astral code points) rank above U+E000..U+FFFF; code points order otherwise. */
+function codePointRank(unit: number): number {
+  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
+  return unit >= 0xe000 ? unit - 0x800 : unit;
+}
+
 /** Python's `string.punctuation`. */
 export const PYTHON_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
