@@ -414,7 +414,7 @@ export async function runSample(suite: Suite, sample: EvalSample, method: Prepar
         ...(sample.questionStart !== null ? { questionStart: sample.questionStart } : {}),
       }),
     sample.promptIds,
-    { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, seed: suite.seed, repeats: suite.repeats },
+    { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, minNewTokens: sample.minNewTokens, seed: suite.seed, repeats: suite.repeats },
   );
   const prediction = ctx.backbone.tokenizer.decode(m.ids);
   return {

@@ -27,6 +27,8 @@ export interface EvalSample {
   allClasses: string[] | null;
   maxNewTokens: number;
   stopIds: number[];
+  /** New tokens generated before a stop id may end the answer: 1 for samsum (pred.py's min_length), else 0. */
+  minNewTokens: number;
   /**
    * Index in promptIds of the question's first token (the record's input as the template places it, then the rest
    * of the template), or null when the prompt has none or it was lost to truncation. Methods that compress the
@@ -169,6 +171,8 @@ export function samplesForTask(suite: Suite, task: TaskSpec, src: SampleSources)
           task.source === "longbench" && dataset === "samsum" && task.stopAtNewline === undefined
             ? [...(src.tokenizer.eosIds ?? [src.tokenizer.eosId]), samsumNewlineId(src.tokenizer)] // pred.py: EOS or the single "\n" token
             : stopIdsFor(src.tokenizer.eosIds ?? src.tokenizer.eosId, src.newlineIds, task.stopAtNewline ?? stopsAtNewline(task.source, dataset)),
+        // pred.py: samsum generates with min_length = context_length + 1, so its first new token is never a stop id.
+        minNewTokens: task.source === "longbench" && dataset === "samsum" ? 1 : 0,
         questionStart,
       });
     });
