@@ -38,6 +38,12 @@ describe("truncateMiddleText (pred.py: decode both halves, join, re-tokenise)", 
     expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abcdefghij", { bos: true }), 7)).toBe("abhij");
     expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abc", { bos: true }), 6)).toBeNull();
   });
+
+  it("LongBench v2's ids[:max_len//2] + ids[-max_len//2:] keeps the larger half at the end of an odd length", () => {
+    // max 7: Python's -7//2 is -4 → [BOS,a,b] + [g,h,i,j] → "ab" + "ghij" (7 ids, where pred.py v1 keeps 6)
+    expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abcdefghij", { bos: true }), 7, Math.ceil(7 / 2))).toBe("abghij");
+    expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abcdefghij", { bos: true }), 6, Math.ceil(6 / 2))).toBe("abhij");
+  });
 });
 
 describe("chat templates (tokenizer_config.json through @huggingface/jinja)", () => {
