@@ -48,7 +48,10 @@ export { loadCheckpoint, readCheckpointMeta, resolveCheckpointDir, type Checkpoi
 
 /** Evaluation: suites (YAML or objects) run sample by sample into a resumable run folder (docs/evaluation.md). */
 export { runSuite, type RunSuiteOptions, type RunResult, type ProgressEvent } from "./eval/harness.js";
-export { loadSuite, parseSuite, type Suite, type TaskSpec, type MethodSpec, type MethodSpecInput, type GenerationSpec } from "./eval/suite.js";
+export { loadSuite, parseSuite, TASK_SOURCES, type Suite, type TaskSpec, type TaskSource, type MethodSpec, type MethodSpecInput, type GenerationSpec } from "./eval/suite.js";
+/** One prediction's score for a sample of any task source (the harness's scorer). */
+export { scoreSample, type Scorable } from "./eval/score-sample.js";
+export { longBenchV2Breakdowns, type LongBenchV2Breakdown } from "./eval/longbench-v2.js";
 export type { ProgressMode } from "./eval/progress.js";
 export type { SampleRow } from "./eval/samples-log.js";
 
