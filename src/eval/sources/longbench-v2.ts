@@ -28,7 +28,7 @@ function parseItem(value: unknown): Parsed<LongBenchV2Item> {
 const QUESTION_MARK = "What is the correct answer to this question:";
 
 export function longBenchV2Samples(suite: Suite, task: TaskOf<"longbench-v2">, src: SampleSources): EvalSample[] {
-  const items = readRecords<LongBenchV2Item>(task.path, "LongBench v2 data file", parseItem, { onError: task.onError, ...(src.warn ? { warn: src.warn } : {}) });
+  const items = readRecords<LongBenchV2Item>(task.path, "LongBench v2 data file", parseItem, { jsonArray: true, onError: task.onError, ...(src.warn ? { warn: src.warn } : {}) });
   if (items.length === 0) fail(`${task.path}: no LongBench v2 items for task "${task.name}"`, "give THUDM/LongBench-v2's data.json (see docs/evaluation.md)");
   const used = items.slice(0, Math.min(task.count ?? items.length, src.limit ?? items.length));
   const out: EvalSample[] = [];

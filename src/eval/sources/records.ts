@@ -10,6 +10,8 @@ export interface ReadRecordsOptions {
   /** "stop": throw on the first bad record; "skip": report it through `warn` and go on. */
   onError: "skip" | "stop";
   warn?: (msg: string) => void;
+  /** Also read a file that starts with "[" as one JSON array (LongBench v2's data.json); default: JSONL only. */
+  jsonArray?: boolean;
 }
 
 /** A parser's verdict on one parsed JSON value: the record, or what is wrong with it. */
@@ -44,12 +46,13 @@ export function readRecords<T>(path: string, what: string, parse: (value: unknow
     if (opts.onError === "stop") throw new EdgeInfError(message, `fix or remove that ${unit}, or read with onError "skip"`);
     warn(`${message} (${unit} skipped)`);
   };
-  if (text.trimStart().startsWith("[")) {
+  if (opts.jsonArray === true && text.trimStart().startsWith("[")) {
     let items: unknown;
     try {
       items = JSON.parse(text);
     } catch (error) {
-      fail(`${path}: not valid JSON (${(error as Error).message})`, "give the file as downloaded (a JSON array of items)");
+      // V8's message quotes the text around the error, newlines and all: keep the error on one line.
+      fail(`${path}: not valid JSON (${(error as Error).message.replace(/\r?\n/g, "\\n")})`, "give the file as downloaded (a JSON array of items)");
     }
     (items as unknown[]).forEach((item, index) => take(`${path}: item ${index + 1}`, "item", () => item));
     return records;
