@@ -117,6 +117,11 @@ describe("prompts sized to the length are the builders' prompts", () => {
     expect(samples[0]!.maxNewTokens).toBe(6); // generation.maxNewTokens over RULER's 128
     expect(samples[0]!.stopIds).toEqual([backbone.tokenizer.eosId]); // RULER stops at EOS only
     expect(samples[0]!.answers).not.toEqual(samples[1]!.answers);
+    // stopAtNewline: EOS and every newline id the harness found, for any source.
+    const lined = suite([{ name: "niah_single_1", source: "ruler", count: 1, stopAtNewline: true }, { name: "passkey", source: "infinitebench", count: 1 }], { lengths: [448] });
+    const src = { ...sources(), newlineIds: [13, 99] };
+    expect(samplesForTask(lined, lined.tasks[0]!, src)[0]!.stopIds).toEqual([backbone.tokenizer.eosId, 13, 99]);
+    expect(samplesForTask(lined, lined.tasks[1]!, src)[0]!.stopIds).toEqual([backbone.tokenizer.eosId]);
   });
 
   it("InfiniteBench generated: the noise lines / pairs that fit, with the needle at the depth, in the template's prompt", () => {

@@ -132,16 +132,20 @@ export function infiniteBenchTemplateWorks(task: InfiniteBenchFileTask, model: I
   }
 }
 
+/** A label as strings: each item of a list (a nested list as JSON), or the one scalar. get_answer's result for every task but the two choice tasks. */
+export function labelStrings(label: InfiniteBenchLabel): string[] {
+  return Array.isArray(label) ? (label as readonly unknown[]).map((x) => (Array.isArray(x) ? JSON.stringify(x) : String(x))) : [String(label)];
+}
+
 /**
  * eval_utils.get_answer: code_debug and longbook_choice_eng → [option text, its letter]; every other task → the
  * row's answer. As strings, for samples and tables; the scorers read numbers back (src/eval/metrics/infinitebench.ts).
  */
 export function infiniteBenchFileAnswers(task: InfiniteBenchFileTask, row: Pick<InfiniteBenchFileRow, "answer" | "options">): string[] {
-  const flat = (label: InfiniteBenchLabel): string[] => (Array.isArray(label) ? (label as readonly unknown[]).map((x) => (Array.isArray(x) ? JSON.stringify(x) : String(x))) : [String(label)]);
   if (task !== "code_debug" && task !== "longbook_choice_eng") {
     // math_calc's label may be nested one level ([[1, 3, -1]]): compute_scores uses label[0] then.
     if (task === "math_calc" && Array.isArray(row.answer) && Array.isArray(row.answer[0])) return (row.answer[0] as readonly number[]).map(String);
-    return flat(row.answer);
+    return labelStrings(row.answer);
   }
   const answer = row.answer;
   const letterOf = (text: string): string => {

@@ -8,7 +8,7 @@
  */
 import { depthGrid } from "../../datasets/synthetic/index.js";
 import { infiniteBenchPrompt, kvRetrievalRecord, numberStringKey, numberStringRecord, passkeyRecord, type InfiniteBenchModel, type InfiniteBenchRecord, type InfiniteBenchTask } from "../../datasets/infinitebench.js";
-import { INFINITEBENCH_FILE_MAX_NEW_TOKENS, INFINITEBENCH_FILE_TASKS, infiniteBenchFileAnswers, infiniteBenchFilePrompt, type InfiniteBenchFileRow, type InfiniteBenchFileTask, type InfiniteBenchLabel } from "../../datasets/infinitebench-files.js";
+import { INFINITEBENCH_FILE_MAX_NEW_TOKENS, INFINITEBENCH_FILE_TASKS, infiniteBenchFileAnswers, infiniteBenchFilePrompt, labelStrings, type InfiniteBenchFileRow, type InfiniteBenchFileTask, type InfiniteBenchLabel } from "../../datasets/infinitebench-files.js";
 import { uuid4FromBits } from "../../datasets/ruler/niah.js";
 import { seededRulerRandom } from "../../datasets/ruler/random.js";
 import { syntheticId } from "../../datasets/synthetic/index.js";
@@ -134,7 +134,7 @@ function parseRow(value: unknown): Parsed<InfiniteBenchFileRow> {
 /** Prompt and references of one file row, or the reason create_prompt / get_answer would fail on it. */
 function fileRowParts(name: InfiniteBenchTask | InfiniteBenchFileTask, template: InfiniteBenchModel, row: InfiniteBenchFileRow): { prompt: string; answers: string[] } | string {
   try {
-    if (isGeneratedTask(name)) return { prompt: infiniteBenchPrompt(name, template, row), answers: infiniteBenchFileAnswers("longbook_qa_eng", row) };
+    if (isGeneratedTask(name)) return { prompt: infiniteBenchPrompt(name, template, row), answers: labelStrings(row.answer) };
     return { prompt: infiniteBenchFilePrompt(name, template, row), answers: infiniteBenchFileAnswers(name, row) };
   } catch (e) {
     return (e as Error).message;
