@@ -48,7 +48,25 @@ export { loadCheckpoint, readCheckpointMeta, resolveCheckpointDir, type Checkpoi
 
 /** Evaluation: suites (YAML or objects) run sample by sample into a resumable run folder (docs/evaluation.md). */
 export { runSuite, type RunSuiteOptions, type RunResult, type ProgressEvent } from "./eval/harness.js";
-export { loadSuite, parseSuite, type Suite, type TaskSpec, type MethodSpec, type MethodSpecInput, type GenerationSpec } from "./eval/suite.js";
+export { loadSuite, parseSuite, TASK_SOURCES, type Suite, type TaskSpec, type TaskSource, type MethodSpec, type MethodSpecInput, type GenerationSpec } from "./eval/suite.js";
+/** One prediction's score for a sample of any task source (the harness's scorer). */
+export { scoreSample, type Scorable } from "./eval/score-sample.js";
+export { longBenchV2Breakdowns, type LongBenchV2Breakdown } from "./eval/longbench-v2.js";
+/** RULER's 13 tasks as record builders (docs/datasets.md). */
+export {
+  RULER_TASKS,
+  RULER_TASK_NAMES,
+  buildRulerRecord,
+  loadRulerResources,
+  defaultRulerWords,
+  defaultRulerCommonWords,
+  type RulerTaskName,
+  type RulerTaskSpec,
+  type RulerResources,
+  type RulerResourceFiles,
+  type RulerRecordRequest,
+} from "./datasets/ruler/tasks.js";
+export { seededRulerRandom, type RulerRecord, type RulerTaskRandom } from "./datasets/ruler/common.js";
 export type { ProgressMode } from "./eval/progress.js";
 export type { SampleRow } from "./eval/samples-log.js";
 

@@ -18,7 +18,9 @@ import { expectedTensorShapes, parseHuggingFaceConfig } from "../src/loaders/hug
 import { checkConfigAgainstTensorNames } from "../src/loaders/config-check.js";
 import { llama2cExpectedBytes, parseLlama2cHeader, readLlama2cConfig, readLlama2cModel } from "../src/loaders/llama2c.js";
 import { loadRecipe } from "../src/training/recipe.js";
-import { loadSuite } from "../src/eval/suite.js";
+import { loadSuite, parseSuite } from "../src/eval/suite.js";
+import { samplesForTask } from "../src/eval/samples.js";
+import { charTokenizer } from "./fixtures/char-tokenizer.js";
 import { readLongBenchJsonl } from "../src/eval/longbench.js";
 
 const ROOT = resolve(__dirname, "..");
@@ -182,5 +184,23 @@ describe("fuzz: every input loads or is one error line", () => {
     const line = fc.oneof(mutated(base).map((r) => JSON.stringify(r)), fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v) ?? ""), fc.string({ maxLength: 20 }));
     const text = fc.array(line, { maxLength: 5 }).map((lines) => lines.join("\n"));
     check(text, (t) => readLongBenchJsonl(file("rows.jsonl", t), { onError: "stop" }), 400);
+  });
+
+  it("LongBench v2 data.json and InfiniteBench rows as suite samples (valid records mutated, any JSON, raw text)", () => {
+    const item = { _id: "i", difficulty: "easy", length: "short", question: "q?", choice_A: "a", choice_B: "b", choice_C: "c", choice_D: "d", answer: "A", context: "ctx" };
+    const row = { id: 1, context: "c", input: "The largest number of func_1(2)", answer: ["a"], options: ["a", "b", "c", "d"] };
+    const records = (base: Record<string, unknown>) => fc.array(fc.oneof(mutated(base), fc.jsonValue({ maxDepth: 2 })), { maxLength: 4 });
+    const v2 = fc.oneof(records(item).map((items) => JSON.stringify(items)), records(item).map((items) => items.map((r) => JSON.stringify(r) ?? "").join("\n")), fc.string({ maxLength: 20 }));
+    const ib = fc.tuple(fc.constantFrom("longbook_choice_eng", "code_run", "math_find", "code_debug", "passkey"), records(row).map((rows) => rows.map((r) => JSON.stringify(r) ?? "").join("\n")));
+    const sources = { tokenizer: charTokenizer, corpus: () => [], newlineIds: [] };
+    const suiteWith = (task: Record<string, unknown>) => parseSuite({ name: "f", backbone: "b", lengths: [64], tasks: [task], methods: [{ name: "full" }] }, "<fuzz>", dir);
+    check(v2, (t) => {
+      const s = suiteWith({ name: "v2", source: "longbench-v2", path: file("data.json", t) });
+      return samplesForTask(s, s.tasks[0]!, sources);
+    }, 200);
+    check(ib, ([task, t]) => {
+      const s = suiteWith({ name: task, source: "infinitebench", path: file("rows.jsonl", t) });
+      return samplesForTask(s, s.tasks[0]!, sources);
+    }, 200);
   });
 });

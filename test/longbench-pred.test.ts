@@ -14,6 +14,10 @@ import { parseSuite } from "../src/eval/suite.js";
 import { loadHuggingFaceTokenizer } from "../src/tokenizers/hf-tokenizer.js";
 import type { Tokenizer } from "../src/tokenizers/tokenizer.js";
 import { charTokenizer } from "./fixtures/char-tokenizer.js";
+import * as tf from "../src/tf.js";
+import { initBackend } from "../src/backend/select.js";
+import { generate } from "../src/backbone/generate.js";
+import type { InferenceSession } from "../src/backbone/session.js";
 
 const EDGE_LM = join(import.meta.dirname, "..", "..", "shared", "models", "edge-lm");
 const work = mkdtempSync(join(tmpdir(), "edgeinf-pred-"));
@@ -33,6 +37,12 @@ describe("truncateMiddleText (pred.py: decode both halves, join, re-tokenise)", 
     // odd max 7 → half 3 as well (int(7/2))
     expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abcdefghij", { bos: true }), 7)).toBe("abhij");
     expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abc", { bos: true }), 6)).toBeNull();
+  });
+
+  it("LongBench v2's ids[:max_len//2] + ids[-max_len//2:] keeps the larger half at the end of an odd length", () => {
+    // max 7: Python's -7//2 is -4 → [BOS,a,b] + [g,h,i,j] → "ab" + "ghij" (7 ids, where pred.py v1 keeps 6)
+    expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abcdefghij", { bos: true }), 7, Math.ceil(7 / 2))).toBe("abghij");
+    expect(truncateMiddleText(charTokenizer, charTokenizer.encode("abcdefghij", { bos: true }), 6, Math.ceil(6 / 2))).toBe("abhij");
   });
 });
 
@@ -101,5 +111,36 @@ describe("LongBench samples as pred.py builds them (edge-lm tokenizer)", () => {
     // samsum: no template; stop on EOS or "\n"'s id only.
     expect(tokenizer.decode(samsum!.promptIds)).not.toContain("<|im_start|>");
     expect(samsum!.stopIds).toEqual([tokenizer.eosId, 202]);
+    // pred.py: min_length = context_length + 1 for samsum only: its first new token is never a stop id.
+    expect(samsum!.minNewTokens).toBe(1);
+    expect(hotpot!.minNewTokens).toBe(0);
+  });
+});
+
+describe("generate's minNewTokens (transformers' MinLengthLogitsProcessor, pred.py's samsum min_length)", () => {
+  /** A session whose logits put `best[i]` first after the i-th call (prefill, then each step), `runnerUp[i]` second. */
+  function scripted(best: number[], runnerUp: number[], vocab = 300): InferenceSession {
+    let call = 0;
+    const logits = (): tf.Tensor1D => {
+      const row = new Float32Array(vocab);
+      row[runnerUp[call]!] = 1;
+      row[best[call]!] = 2;
+      call++;
+      return tf.tensor1d(row);
+    };
+    return { method: "scripted", prefill: async () => logits(), step: async () => logits(), kvBytes: () => 0, peakKvBytes: () => 0, tokensSeen: () => call, dispose: () => {} };
+  }
+
+  it("a stop id first is skipped for the runner-up; later it stops; without it the answer is empty", async () => {
+    await initBackend("cpu", { log: () => {} });
+    // argmax: "\n" (202) at once, then 7, then "\n" again; runner-ups 5, 8, 9.
+    const stopIds = [2, 202];
+    const withMin = await generate(scripted([202, 7, 202], [5, 8, 9]), [1, 2, 3], { maxNewTokens: 5, temperature: 0, stopIds, minNewTokens: 1 });
+    expect(withMin.ids).toEqual([5, 7]);
+    const without = await generate(scripted([202, 7, 202], [5, 8, 9]), [1, 2, 3], { maxNewTokens: 5, temperature: 0, stopIds });
+    expect(without.ids).toEqual([]);
+    // Only the listed stop ids are masked: a newline-bearing token that is not one of them is generated as usual.
+    const other = await generate(scripted([203, 202, 0], [5, 8, 9]), [1, 2, 3], { maxNewTokens: 5, temperature: 0, stopIds, minNewTokens: 1 });
+    expect(other.ids).toEqual([203]);
   });
 });

@@ -8,6 +8,12 @@ export interface GenerateOptions extends SamplingOptions {
   maxNewTokens: number;
   /** Stop after emitting any of these ids (not included in the output). */
   stopIds?: readonly number[];
+  /**
+   * The first this-many new tokens are never a stop id: their logits are masked to -Infinity before sampling, as
+   * transformers' MinLengthLogitsProcessor does for `min_length` (LongBench's pred.py sets it for samsum so the
+   * answer is never empty). Default 0.
+   */
+  minNewTokens?: number;
   seed?: number;
   onToken?: (id: number) => void;
   /**
@@ -45,6 +51,14 @@ export async function readLogits(logits: tf.Tensor, what: string): Promise<Float
   return host;
 }
 
+/** A copy of `logits` with `ids` at -Infinity (never sampled), as MinLengthLogitsProcessor masks EOS. */
+export function withoutIds(logits: Float32Array, ids: ReadonlySet<number>): Float32Array {
+  if (ids.size === 0) return logits;
+  const masked = logits.slice();
+  for (const id of ids) if (id >= 0 && id < masked.length) masked[id] = -Infinity;
+  return masked;
+}
+
 /**
  * Prefills `promptIds` and decodes up to maxNewTokens tokens through any InferenceSession. Every read is
  * asynchronous, so it runs on every backend (webgpu included); every logits row is checked to be finite.
@@ -64,7 +78,7 @@ export async function generate(session: InferenceSession, promptIds: readonly nu
   const t1 = performance.now();
   let decoded = 0;
   for (let i = 0; i < opts.maxNewTokens; i++) {
-    const id = sampleToken(host, opts, rng);
+    const id = sampleToken(i < (opts.minNewTokens ?? 0) ? withoutIds(host, stop) : host, opts, rng);
     if (stop.has(id)) break;
     ids.push(id);
     opts.onToken?.(id);

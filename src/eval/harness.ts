@@ -19,7 +19,7 @@ import { fail } from "../util/errors.js";
 import { acquireDirLock } from "../util/lock.js";
 import { readChatTemplate } from "./longbench-chat.js";
 import { noChatTemplateDatasets } from "./longbench-config.js";
-import { scorePrediction } from "./metrics/index.js";
+import { scoreSample } from "./score-sample.js";
 import { measure, warmUp } from "./measure.js";
 import { checkBudget, createSession, kvBytesFullFor, prepareMethod, type PreparedMethod } from "./methods.js";
 import { progressReporter, type ProgressMode } from "./progress.js";
@@ -414,9 +414,11 @@ export async function runSample(suite: Suite, sample: EvalSample, method: Prepar
         ...(sample.questionStart !== null ? { questionStart: sample.questionStart } : {}),
       }),
     sample.promptIds,
-    { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, seed: suite.seed, repeats: suite.repeats },
+    { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, minNewTokens: sample.minNewTokens, seed: suite.seed, repeats: suite.repeats },
   );
   const prediction = ctx.backbone.tokenizer.decode(m.ids);
+  const task = suite.tasks.find((t) => t.name === sample.task);
+  if (task === undefined) throw new Error(`sample of task "${sample.task}" is not from suite ${suite.file}`);
   return {
     task: sample.task,
     dataset: sample.dataset,
@@ -431,7 +433,8 @@ export async function runSample(suite: Suite, sample: EvalSample, method: Prepar
     outputIds: m.ids,
     prediction,
     answers: sample.answers,
-    score: scorePrediction(sample.dataset, prediction, sample.answers, sample.allClasses),
+    score: scoreSample(task, sample, prediction),
+    ...(sample.groups !== null ? { groups: sample.groups } : {}),
     ttftMs: m.ttftMs,
     ttftMsRuns: m.ttftMsRuns,
     decodeTokensPerSecond: m.decodeTokensPerSecond,

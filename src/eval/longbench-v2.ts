@@ -91,3 +91,40 @@ export function longBenchV2Accuracy(rows: readonly LongBenchV2Judged[], compensa
     long: pct(sums.long),
   };
 }
+
+/** A finished LongBench v2 sample as the results hold it (a SampleRow's fields). */
+export interface LongBenchV2Row {
+  task: string;
+  length: number;
+  method: string;
+  source: string;
+  prediction: string;
+  answers: readonly string[];
+  groups?: Record<string, string>;
+}
+
+/** result.py's table for one task × length × method cell of a run. */
+export interface LongBenchV2Breakdown {
+  task: string;
+  length: number;
+  method: string;
+  n: number;
+  accuracy: LongBenchV2Accuracy;
+}
+
+/**
+ * result.py's overall / easy / hard / short / medium / long accuracy per task × length × method, over the LongBench
+ * v2 rows of a run (others are ignored), in first-seen order; the caller sorts.
+ */
+export function longBenchV2Breakdowns(rows: readonly LongBenchV2Row[]): LongBenchV2Breakdown[] {
+  const cells = new Map<string, { key: Omit<LongBenchV2Breakdown, "n" | "accuracy">; judged: LongBenchV2Judged[] }>();
+  for (const row of rows) {
+    if (row.source !== "longbench-v2") continue;
+    const id = JSON.stringify([row.task, row.length, row.method]);
+    const cell = cells.get(id) ?? { key: { task: row.task, length: row.length, method: row.method }, judged: [] };
+    const pred = extractLongBenchV2Answer(row.prediction);
+    cell.judged.push({ difficulty: row.groups?.["difficulty"] ?? "", length: row.groups?.["length"] ?? "", pred, judge: pred === row.answers[0] });
+    cells.set(id, cell);
+  }
+  return [...cells.values()].map(({ key, judged }) => ({ ...key, n: judged.length, accuracy: longBenchV2Accuracy(judged) }));
+}

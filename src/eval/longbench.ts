@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { fail, EdgeInfError } from "../util/errors.js";
+import { fail } from "../util/errors.js";
+import { readRecords, typeName } from "./sources/records.js";
 import { dataset2prompt } from "./longbench-config.js";
 
 export { firstLineDatasets } from "./metrics/index.js";
@@ -50,13 +50,6 @@ function recordProblem(value: unknown): string | null {
   return null;
 }
 
-function typeName(value: unknown): string {
-  if (value === undefined) return "nothing";
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value;
-}
-
 function toRecord(record: Record<string, unknown>): LongBenchRecord {
   const result: LongBenchRecord = {
     input: record.input as string,
@@ -76,38 +69,10 @@ function toRecord(record: Record<string, unknown>): LongBenchRecord {
  * `FILE:LINE: problem` (1-based line numbers). A missing `all_classes` is read as null.
  */
 export function readLongBenchJsonl(path: string, opts: ReadJsonlOptions): LongBenchRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
-    fail(`${path}: cannot read LongBench JSONL file (${reason})`, "check the task's path in the suite YAML");
-  }
-  const warn = opts.warn ?? ((msg: string) => process.stderr.write(`warning: ${msg}\n`));
-  const records: LongBenchRecord[] = [];
-  const lines = text.replace(/^\uFEFF/, "").split("\n");
-  lines.forEach((rawLine, index) => {
-    const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine;
-    if (line.trim().length === 0) return;
-    let problem: string | null;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-      problem = recordProblem(parsed);
-    } catch (error) {
-      problem = `malformed JSON (${(error as Error).message})`;
-    }
-    if (problem === null) {
-      records.push(toRecord(parsed as Record<string, unknown>));
-      return;
-    }
-    const message = `${path}:${index + 1}: ${problem}`;
-    if (opts.onError === "stop") {
-      throw new EdgeInfError(message, "fix or remove that line, or read with onError \"skip\"");
-    }
-    warn(`${message} (line skipped)`);
-  });
-  return records;
+  return readRecords<LongBenchRecord>(path, "LongBench JSONL file", (value) => {
+    const problem = recordProblem(value);
+    return problem === null ? { record: toRecord(value as Record<string, unknown>) } : { problem };
+  }, opts);
 }
 
 /**
@@ -194,13 +159,15 @@ export function truncateMiddle(ids: readonly number[], maxLength: number): numbe
  * maxLength, decode `ids[:half]` and `ids[-half:]` (special tokens skipped) and join the two texts;
  * the caller re-tokenises that text (after the chat template, if any). Re-tokenising can give a
  * slightly different count than maxLength where a token boundary falls at the cut. Returns null
- * when no truncation is needed.
+ * when no truncation is needed. `tail` is how many ids the second half keeps: int(maxLength / 2) by
+ * default (pred.py), ceil for LongBench v2's `ids[-max_len//2:]` (Python floors −max_len / 2).
  */
-export function truncateMiddleText(tokenizer: Pick<Tokenizer, "decode">, ids: readonly number[], maxLength: number): string | null {
+export function truncateMiddleText(tokenizer: Pick<Tokenizer, "decode">, ids: readonly number[], maxLength: number, tail?: number): string | null {
   if (ids.length <= maxLength) return null;
   const kept = truncateMiddle(ids, maxLength);
-  const half = kept.length / 2;
-  return tokenizer.decode(kept.slice(0, half)) + tokenizer.decode(kept.slice(half));
+  const head = kept.length / 2;
+  const tailIds = tail === undefined ? kept.slice(head) : ids.slice(ids.length - tail);
+  return tokenizer.decode(kept.slice(0, head)) + tokenizer.decode(tailIds);
 }
 
 /**

@@ -12,6 +12,8 @@ export interface MeasureOptions {
   maxNewTokens: number;
   temperature: number;
   stopIds: readonly number[];
+  /** New tokens generated before a stop id may end the answer (generate's minNewTokens). */
+  minNewTokens?: number;
   seed: number;
   repeats: number;
 }
@@ -56,6 +58,7 @@ export async function measure(makeSession: () => InferenceSession, promptIds: re
         maxNewTokens: opts.maxNewTokens,
         temperature: opts.temperature,
         stopIds: opts.stopIds,
+        ...(opts.minNewTokens !== undefined ? { minNewTokens: opts.minNewTokens } : {}),
         seed: opts.seed,
         onToken: () => {
           // The first token arrives right after prefill, when the prompt's activations are at their largest.

@@ -4,14 +4,15 @@
  */
 import { appendFileSync, closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { EdgeInfError } from "../util/errors.js";
+import type { TaskSource } from "./suite.js";
 
 /** One evaluated sample under one method: what was generated, its score and what it cost. */
 export interface SampleRow {
   task: string;
   /** Dataset whose prompt template and metric were used (e.g. "passkey", "narrativeqa"). */
   dataset: string;
-  source: "synthetic" | "longbench";
-  /** The length setting: synthetic target tokens, or the LongBench truncation cap. */
+  source: TaskSource;
+  /** The length setting: generated tasks' target tokens, or file-based tasks' truncation cap. */
   length: number;
   sampleId: string;
   /** Needle depth 0..1 (synthetic tasks), else null. */
@@ -26,8 +27,10 @@ export interface SampleRow {
   outputIds: number[];
   prediction: string;
   answers: string[];
-  /** Metric value in [0, 1] (LongBench's per-sample score). */
+  /** Metric value in [0, 1]: the source's per-sample score (src/eval/score-sample.ts). */
   score: number;
+  /** Labels the results break scores down by (LongBench v2: difficulty, length); absent for other sources. */
+  groups?: Record<string, string>;
   /** Median over repeats (of ttftMsRuns): wall ms from the start of prefill to the first token's logits on the host. */
   ttftMs: number;
   /** TTFT of each of the `repeats` timed runs, in run order (absent in rows written before it was recorded). */

@@ -1,5 +1,6 @@
 /**
- * Evaluation suites: a YAML file naming the backbone, the tasks (synthetic generators or LongBench JSONL files),
+ * Evaluation suites: a YAML file naming the backbone, the tasks (our synthetic generators, LongBench JSONL files,
+ * RULER and InfiniteBench tasks generated at the suite's lengths or read from files, LongBench v2's data.json),
  * the context lengths, the methods to compare and how to generate. Parsed strictly: an unknown key, task or method
  * is a one-line error that names the key path and what is allowed.
  */
@@ -9,41 +10,104 @@ import { isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { EdgeInfError, fail } from "../util/errors.js";
-import { describeSchemaIssue, firstIssue, keyPath, valueAt } from "../util/schema-errors.js";
+import { allowedValues, describeSchemaIssue, firstIssue, keyPath, valueAt } from "../util/schema-errors.js";
 export { keyPath }; // moved to src/util/schema-errors.ts (shared with training recipes); still exported here
 import { METHODS, methodByName, methodNames } from "../cache/registry.js";
 import type { MethodOptions } from "../cache/method.js";
 import { TASK_NAMES, taskName } from "../datasets/synthetic/index.js";
 import { dataset2prompt } from "./longbench-config.js";
 import { isKnownDataset, knownDatasets } from "./metrics/index.js";
+import { RULER_TASK_NAMES, RULER_TASKS, type RulerTaskName } from "../datasets/ruler/tasks.js";
+import { INFINITEBENCH_TASK_NAMES, isInfiniteBenchFileTask, isInfiniteBenchTask } from "./sources/infinitebench.js";
+import { infiniteBenchTemplateWorks } from "../datasets/infinitebench-files.js";
 
 const positiveInt = z.number().int().positive();
 
-const taskSchema = z.strictObject({
-  /** Shown in tables; for LongBench tasks also the dataset (prompt template and metric) unless `dataset` says otherwise. */
+/** Keys every task has, whatever its source. */
+const taskCommon = {
+  /** Shown in tables; for LongBench, RULER and InfiniteBench tasks also the dataset/task unless `dataset`/`task` says otherwise. */
   name: z.string().min(1),
-  source: z.enum(["synthetic", "longbench"]),
-  /** LongBench JSONL file (source longbench). */
-  path: z.string().min(1).optional(),
-  /** LongBench dataset whose prompt template and metric apply (default: name). */
-  dataset: z.string().min(1).optional(),
-  /** Synthetic context lengths in tokens; overrides the suite's `lengths` for this task. */
-  targetTokens: z.array(positiveInt).min(1).optional(),
-  /** Synthetic: records generated per length. LongBench: the first `count` records are used. */
+  /** Generated tasks: records per length. File-based tasks: the first `count` records are used. */
   count: positiveInt.optional(),
-  depths: z.array(z.number().min(0).max(1)).min(1).optional(),
-  digits: z.tuple([positiveInt, positiveInt]).optional(),
-  needles: positiveInt.optional(),
-  hops: positiveInt.optional(),
-  chains: positiveInt.optional(),
-  intro: z.boolean().optional(),
-  /** What a bad JSONL line does: stop the run (default) or skip the line with a warning. */
-  onError: z.enum(["skip", "stop"]).default("stop"),
-  /** Stop decoding at a newline (default: synthetic tasks and samsum, as LongBench's pred.py). */
+  /** Stop decoding at a newline (default: synthetic tasks and samsum, as LongBench's pred.py; other sources: EOS only, as their pipelines). */
   stopAtNewline: z.boolean().optional(),
-  /** New-token limit for this task (default: generation.maxNewTokens, then LongBench's dataset2maxlen). */
+  /** New-token limit for this task (default: generation.maxNewTokens, then the benchmark's own limit). */
   maxNewTokens: positiveInt.optional(),
-});
+  /** What a bad record in a file does: stop the run (default) or skip it with a warning. */
+  onError: z.enum(["skip", "stop"]).default("stop"),
+};
+
+/** Prompt lengths in tokens for generated tasks; overrides the suite's `lengths` for this task. */
+const targetTokens = z.array(positiveInt).min(1).optional();
+const depths = z.array(z.number().min(0).max(1)).min(1).optional();
+
+/**
+ * A task entry: a discriminated union on `source`, one alternative per benchmark, so each source's keys are its own
+ * (a key of another source is a one-line error naming it, see precheckTasks).
+ */
+const taskSchema = z.discriminatedUnion("source", [
+  z.strictObject({
+    ...taskCommon,
+    source: z.literal("synthetic"),
+    targetTokens,
+    depths,
+    digits: z.tuple([positiveInt, positiveInt]).optional(),
+    needles: positiveInt.optional(),
+    hops: positiveInt.optional(),
+    chains: positiveInt.optional(),
+    intro: z.boolean().optional(),
+  }),
+  z.strictObject({
+    ...taskCommon,
+    source: z.literal("longbench"),
+    /** LongBench JSONL file. */
+    path: z.string().min(1),
+    /** LongBench dataset whose prompt template and metric apply (default: name). */
+    dataset: z.string().min(1).optional(),
+  }),
+  z.strictObject({
+    ...taskCommon,
+    source: z.literal("ruler"),
+    /** RULER task (default: name), e.g. niah_single_1. */
+    task: z.string().min(1).optional(),
+    targetTokens,
+    /** The user's files for tasks that read them (RULER_TASKS[task].needs; docs/evaluation.md). */
+    files: z
+      .strictObject({
+        essay: z.string().min(1).optional(),
+        keyWords: z.string().min(1).optional(),
+        commonWords: z.array(z.string().min(1)).min(1).optional(),
+        englishWords: z.string().min(1).optional(),
+        squad: z.string().min(1).optional(),
+        hotpotqa: z.string().min(1).optional(),
+      })
+      .optional(),
+  }),
+  z.strictObject({
+    ...taskCommon,
+    source: z.literal("infinitebench"),
+    /** InfiniteBench task (default: name), e.g. passkey, kv_retrieval, longbook_qa_eng. */
+    task: z.string().min(1).optional(),
+    /** Whose prompt templates (src/prompt.py): yarn-mistral's are the open models' (default). */
+    template: z.enum(["yarn-mistral", "gpt4", "claude2", "kimi"]).default("yarn-mistral"),
+    /** The task's InfiniteBench JSONL file; without it passkey, number_string and kv_retrieval are generated. */
+    path: z.string().min(1).optional(),
+    targetTokens,
+    depths,
+  }),
+  z.strictObject({
+    ...taskCommon,
+    source: z.literal("longbench-v2"),
+    /** THUDM/LongBench-v2 data.json (a JSON array of items). */
+    path: z.string().min(1),
+    /** pred.py's prompt: 0shot (default) or 0shot_no_context (CoT needs two passes and is not run). */
+    prompt: z.enum(["0shot", "0shot_no_context"]).default("0shot"),
+  }),
+]);
+
+/** The task sources, in the order docs/evaluation.md lists them. */
+export const TASK_SOURCES = ["synthetic", "longbench", "ruler", "infinitebench", "longbench-v2"] as const;
+export type TaskSource = (typeof TASK_SOURCES)[number];
 
 /**
  * A method entry: a discriminated union on `name` with one alternative per registered method — name, label, then
@@ -89,6 +153,8 @@ const suiteSchema = z.strictObject({
 });
 
 export type TaskSpec = z.infer<typeof taskSchema>;
+/** The task entry of one source. */
+export type TaskOf<S extends TaskSource> = Extract<TaskSpec, { source: S }>;
 /** A method entry as written: its name, an optional label and the method's options (see its optionsSchema). */
 export interface MethodSpecInput extends MethodOptions {
   name: string;
@@ -128,23 +194,78 @@ function resolvePath(p: string, baseDir: string): string {
 
 function checkTask(where: string, task: TaskSpec, i: number): void {
   const at = `${where}: tasks[${i}]`;
-  if (task.source === "synthetic") {
-    try {
-      taskName(task.name);
-    } catch {
-      fail(`${at}: unknown synthetic task "${task.name}"`, `known synthetic tasks: ${TASK_NAMES.join(", ")}`);
+  switch (task.source) {
+    case "synthetic":
+      try {
+        taskName(task.name);
+      } catch {
+        fail(`${at}: unknown synthetic task "${task.name}"`, `known synthetic tasks: ${TASK_NAMES.join(", ")}`);
+      }
+      return;
+    case "longbench": {
+      const dataset = task.dataset ?? task.name;
+      if (!isKnownDataset(dataset) || dataset2prompt[dataset] === undefined) {
+        fail(`${at}: unknown LongBench task "${dataset}"`, `known tasks: ${knownDatasets.join(", ")}`);
+      }
+      return;
     }
-    if (task.path !== undefined) fail(`${at}: a synthetic task has no "path"`, 'remove "path", or use source: longbench for a JSONL file');
-    return;
+    case "ruler": {
+      const name = task.task ?? task.name;
+      if (!(RULER_TASK_NAMES as readonly string[]).includes(name)) fail(`${at}: unknown RULER task "${name}"`, `known RULER tasks: ${RULER_TASK_NAMES.join(", ")}`);
+      // Key words and cwe's words have defaults (src/eval/sources/ruler.ts); essays and QA data are the user's.
+      for (const need of RULER_TASKS[name as RulerTaskName].needs) {
+        if ((need === "essay" || need === "squad" || need === "hotpotqa") && task.files?.[need] === undefined) fail(`${at}: RULER ${name} reads the ${need} file`, `add files: { ${need}: PATH } (docs/evaluation.md says which file)`);
+      }
+      return;
+    }
+    case "infinitebench":
+      return checkInfiniteBenchTask(at, task);
+    case "longbench-v2":
+      return;
   }
-  const dataset = task.dataset ?? task.name;
-  if (!isKnownDataset(dataset) || dataset2prompt[dataset] === undefined) {
-    fail(`${at}: unknown LongBench task "${dataset}"`, `known tasks: ${knownDatasets.join(", ")}`);
+}
+
+/** InfiniteBench: a known task; generated tasks either generate (lengths, depths) or read `path`; file tasks need it. */
+function checkInfiniteBenchTask(at: string, task: TaskOf<"infinitebench">): void {
+  const name = task.task ?? task.name;
+  if (name === "longbook_sum_eng") fail(`${at}: InfiniteBench's longbook_sum_eng is not supported`, "its metric (HF evaluate's rougeLsum) is not reproduced here; remove the task");
+  if (!isInfiniteBenchTask(name)) fail(`${at}: unknown InfiniteBench task "${name}"`, `known InfiniteBench tasks: ${INFINITEBENCH_TASK_NAMES.join(", ")}`);
+  if (isInfiniteBenchFileTask(name)) {
+    if (task.path === undefined) fail(`${at}: InfiniteBench task "${name}" needs "path"`, `give its JSONL file (OpenBMB/InfiniteBench data: ${name}.jsonl)`);
+    if (!infiniteBenchTemplateWorks(name, task.template)) fail(`${at}: InfiniteBench's ${task.template} template of ${name} cannot be filled (src/prompt.py names fields create_prompt never passes)`, "use template: yarn-mistral or gpt4");
   }
-  if (task.path === undefined) fail(`${at}: LongBench task "${task.name}" needs "path"`, "give the JSONL file (THUDM/LongBench data/<task>.jsonl)");
-  for (const key of ["targetTokens", "depths", "digits", "needles", "hops", "chains", "intro"] as const) {
-    if (task[key] !== undefined) fail(`${at}: "${key}" applies only to synthetic tasks`, `remove "${key}" from the LongBench task`);
+  for (const key of ["targetTokens", "depths"] as const) {
+    if (task.path !== undefined && task[key] !== undefined) fail(`${at}: "${key}" applies only to generated InfiniteBench tasks (no "path")`, `remove "${key}" or "path"`);
   }
+}
+
+/** The keys of each source's task entry. */
+function sourceKeys(source: TaskSource): string[] {
+  const option = (taskSchema.options as readonly z.ZodObject[]).find((o) => allowedValues((o.shape as Record<string, z.ZodType>)["source"]!)?.includes(source));
+  return Object.keys(option!.shape);
+}
+
+/**
+ * Before the schema: an unknown source, or a key that belongs to another source (a LongBench `path` on a RULER
+ * task), is one line naming the task, the key and the fix; the union's own message would only list allowed keys.
+ */
+function precheckTasks(where: string, value: unknown): void {
+  const tasks = (value as { tasks?: unknown } | null)?.tasks;
+  if (!Array.isArray(tasks)) return;
+  tasks.forEach((t: unknown, i) => {
+    if (t === null || typeof t !== "object") return;
+    const entry = t as Record<string, unknown>;
+    const at = `${where}: tasks[${i}]`;
+    const source = entry["source"];
+    if (source === undefined) fail(`${at}: "source" is missing`, `add source: one of ${TASK_SOURCES.join(", ")}`);
+    if (!(TASK_SOURCES as readonly unknown[]).includes(source)) fail(`${at}: unknown source ${JSON.stringify(source)}`, `known sources: ${TASK_SOURCES.join(", ")}`);
+    const own = sourceKeys(source as TaskSource);
+    for (const key of Object.keys(entry)) {
+      if (own.includes(key)) continue;
+      const elsewhere = TASK_SOURCES.filter((s) => sourceKeys(s).includes(key));
+      if (elsewhere.length > 0) fail(`${at}: "${key}" does not apply to source ${source as string} (it is a key of ${elsewhere.join(", ")})`, `remove "${key}"; keys of source ${source as string}: ${own.join(", ")}`);
+    }
+  });
 }
 
 /**
@@ -186,6 +307,7 @@ function defaultLabel(method: MethodSpecInput, checkpoint: string | undefined): 
  */
 export function parseSuite(value: unknown, where = "<inline>", baseDir = process.cwd()): Suite {
   precheckMethods(where, value);
+  precheckTasks(where, value);
   const parsed = suiteSchema.safeParse(value);
   if (!parsed.success) throw schemaError(where, value, parsed.error.issues);
   const s = parsed.data;
@@ -210,7 +332,7 @@ export function parseSuite(value: unknown, where = "<inline>", baseDir = process
     file: where,
     backbone: resolvePath(s.backbone, baseDir),
     ...(s.corpus !== undefined ? { corpus: resolvePath(s.corpus, baseDir) } : {}),
-    tasks: s.tasks.map((t) => (t.path !== undefined ? { ...t, path: resolvePath(t.path, baseDir) } : t)),
+    tasks: s.tasks.map((t) => ("path" in t && t.path !== undefined ? { ...t, path: resolvePath(t.path, baseDir) } : t)),
     methods,
   };
 }
@@ -234,7 +356,7 @@ export function loadSuite(path: string, opts: { baseDir?: string } = {}): Suite 
 
 /** The lengths a task is evaluated at. */
 export function taskLengths(suite: Suite, task: TaskSpec): number[] {
-  return task.targetTokens ?? suite.lengths;
+  return ("targetTokens" in task ? task.targetTokens : undefined) ?? suite.lengths;
 }
 
 /** Short stable hash of a JSON value (row provenance: which task/method settings produced a row). */

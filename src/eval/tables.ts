@@ -8,6 +8,7 @@ import { join } from "node:path";
 import * as aq from "arquero";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { SampleRow } from "./samples-log.js";
+import { longBenchV2Breakdowns, type LongBenchV2Breakdown } from "./longbench-v2.js";
 
 /** One task × length × method cell. */
 export interface AggregateRow {
@@ -44,6 +45,8 @@ export interface ResultsJson {
   samples: SampleRow[];
   /** Set when results.md splits needles inside/outside the last this-many tokens (suite key or report --window-split). */
   windowSplitTokens?: number;
+  /** LongBench v2 accuracy by difficulty and length per task × length × method (result.py's table); only when the run has LongBench v2 tasks. */
+  longBenchV2?: LongBenchV2Breakdown[];
 }
 
 const SAMPLE_COLUMNS = [
@@ -146,6 +149,13 @@ export function scorePivot(aggregates: readonly AggregateRow[], methods: readonl
   return aq.from(rows).toMarkdown({ align: Object.fromEntries(columns.map((c) => [c, c === "task" ? "l" : "r"])) });
 }
 
+/** result.py's columns (Overall, Easy, Hard, Short, Medium, Long) per task × length × method; "-" for an empty group. */
+export function longBenchV2Markdown(cells: readonly LongBenchV2Breakdown[]): string {
+  const show = (v: number): string => (Number.isNaN(v) ? "-" : v.toFixed(1));
+  const rows = cells.map((c) => ({ task: c.task, length: c.length, method: c.method, n: c.n, overall: show(c.accuracy.overall), easy: show(c.accuracy.easy), hard: show(c.accuracy.hard), short: show(c.accuracy.short), medium: show(c.accuracy.medium), long: show(c.accuracy.long) }));
+  return aq.from(rows).toMarkdown({ align: Object.fromEntries(Object.keys(rows[0]!).map((c) => [c, c === "task" || c === "method" ? "l" : "r"])) });
+}
+
 /** Writes results.csv, results.json, results.md and samples.csv into runDir (each atomically). */
 export function writeTables(
   runDir: string,
@@ -165,12 +175,14 @@ export function writeTables(
       ? aq.from(aggregates)
       : aq.table(Object.fromEntries(["task", "length", "method", "n", "score"].map((c) => [c, []])));
   writeFileAtomic(files.csv, aggregateTable.toCSV() + "\n");
+  const v2 = sortRows(longBenchV2Breakdowns(rows), order);
   const json: ResultsJson = {
     suite: opts.suite,
     generatedAt: new Date().toISOString(),
     aggregates,
     samples: sortRows(rows, order),
     ...(opts.windowSplitTokens !== undefined ? { windowSplitTokens: opts.windowSplitTokens } : {}),
+    ...(v2.length > 0 ? { longBenchV2: v2 } : {}),
   };
   writeFileAtomic(files.json, JSON.stringify(json, null, 2) + "\n");
   const methods = order.methods ?? [...new Set(aggregates.map((a) => a.method))];
@@ -178,7 +190,8 @@ export function writeTables(
     opts.windowSplitTokens === undefined
       ? []
       : ["", `## Needle inside / outside the last ${opts.windowSplitTokens} tokens (synthetic tasks)`, "", windowSplitMarkdown(windowSplit(rows, opts.windowSplitTokens), methods, opts.windowSplitTokens)];
-  const md = [`# ${opts.suite}`, "", "## Score (100 × mean)", "", scorePivot(aggregates, methods), ...split, "", "## All measurements", "", markdownTable(aggregates)].join("\n");
+  const byGroup = v2.length === 0 ? [] : ["", "## LongBench v2 accuracy by difficulty and length (result.py)", "", longBenchV2Markdown(v2)];
+  const md = [`# ${opts.suite}`, "", "## Score (100 × mean)", "", scorePivot(aggregates, methods), ...split, ...byGroup, "", "## All measurements", "", markdownTable(aggregates)].join("\n");
   writeFileAtomic(files.md, md + "\n");
   writeFileAtomic(files.samples, samplesTable(rows, order).toCSV() + "\n");
   return { aggregates, files: Object.values(files) };

@@ -8,6 +8,7 @@
  */
 import type { RulerMetric } from "../../eval/metrics/ruler.js";
 import { fail } from "../../util/errors.js";
+import { ADJECTIVES, ANIMALS, NAMES } from "../synthetic/vocabulary.js";
 import { readTextFile } from "../../util/text-file.js";
 import { type RulerRecord, type RulerTaskRandom } from "./common.js";
 import { RULER_CWE_CONFIG, rulerCweRecord, rulerCweWordPool, type RulerCweConfig } from "./common-words.js";
@@ -179,8 +180,11 @@ function readEnglishWords(path: string): string[] {
   return words as string[];
 }
 
-/** Reads the files the given tasks need (and englishWords when given) into RulerResources; fails naming a missing one. */
-export function loadRulerResources(tasks: readonly RulerTaskName[], files: RulerResourceFiles): RulerResources {
+/**
+ * Reads the files the given tasks need (and englishWords when given) into RulerResources; fails naming a missing one
+ * unless `defaults` holds that resource (the suites' default key words and cwe words).
+ */
+export function loadRulerResources(tasks: readonly RulerTaskName[], files: RulerResourceFiles, defaults: Pick<RulerResources, "keyWords" | "commonWords"> = {}): RulerResources {
   const needed = new Set(tasks.flatMap((task) => RULER_TASKS[task].needs));
   const path = <K extends keyof RulerResourceFiles>(name: K): NonNullable<RulerResourceFiles[K]> => {
     const value = files[name];
@@ -189,10 +193,26 @@ export function loadRulerResources(tasks: readonly RulerTaskName[], files: Ruler
   };
   const resources: RulerResources = {};
   if (needed.has("essay")) resources.essay = readEssay(path("essay"));
-  if (needed.has("keyWords")) resources.keyWords = readWordLines(path("keyWords"), "RULER key words file");
-  if (needed.has("commonWords")) resources.commonWords = path("commonWords").flatMap((file) => readWordLines(file, "RULER cwe word list"));
+  if (needed.has("keyWords")) resources.keyWords = files.keyWords === undefined && defaults.keyWords ? defaults.keyWords : readWordLines(path("keyWords"), "RULER key words file");
+  if (needed.has("commonWords")) resources.commonWords = files.commonWords === undefined && defaults.commonWords ? defaults.commonWords : path("commonWords").flatMap((file) => readWordLines(file, "RULER cwe word list"));
   if (needed.has("commonWords") && files.englishWords !== undefined) resources.englishWords = readEnglishWords(files.englishWords);
   if (needed.has("squad")) resources.squad = readRulerSquad(readJson(path("squad"), "SQuAD file"));
   if (needed.has("hotpotqa")) resources.hotpotqa = readRulerHotpotqa(readJson(path("hotpotqa"), "HotpotQA file"));
   return resources;
+}
+
+/**
+ * Default niah key words for our runs when no key-word file is given: adjective-animal pairs ("brave-otter") from
+ * the synthetic vocabulary, sorted like RULER's `sorted(set(words))`. Same form as RULER's wonderwords pairs, other words.
+ */
+export function defaultRulerWords(): string[] {
+  return [...new Set(ADJECTIVES.flatMap((a) => ANIMALS.map((n) => `${a}-${n}`)))].sort();
+}
+
+/**
+ * Default cwe word list when no word files are given: the synthetic vocabulary's adjectives, animals and names,
+ * lower-cased and deduplicated (RULER reads wonderwords' noun, adjective and verb lists).
+ */
+export function defaultRulerCommonWords(): string[] {
+  return [...new Set([...ADJECTIVES, ...ANIMALS, ...NAMES].map((w) => w.toLowerCase()))].sort();
 }
