@@ -4,8 +4,8 @@
  * U+001C..U+001F and U+0085; Python's `\d`/`\w` are Unicode-aware), so the ports use these.
  */
 
-/** Every code point for which Python 3's `str.isspace()` is true. */
-const PY_WHITESPACE_CLASS =
+/** Every code point for which Python 3's `str.isspace()` is true (also what `\s` matches in a Python `str` pattern), as the inside of a regex character class. */
+export const PY_WHITESPACE_CLASS =
   "\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 
 const PY_WHITESPACE_RUN = new RegExp(`[${PY_WHITESPACE_CLASS}]+`, "u");
@@ -50,6 +50,15 @@ export function pySplitWhitespace(text: string): string[] {
 /** Python `s.strip()` (no argument). */
 export function pyStrip(text: string): string {
   return text.replace(PY_LEADING_WHITESPACE, "").replace(PY_TRAILING_WHITESPACE, "");
+}
+
+const PY_WHITESPACE_CHAR = new RegExp(`^[${PY_WHITESPACE_CLASS}]$`, "u");
+
+/** Python `s.rstrip()` (no argument); a loop from the end, so a long inner whitespace run costs nothing. */
+export function pyRstrip(text: string): string {
+  let end = text.length;
+  while (end > 0 && PY_WHITESPACE_CHAR.test(text[end - 1]!)) end--;
+  return text.slice(0, end);
 }
 
 /** Python `s.lstrip(chars)`: drop leading characters that are in `chars`. */
