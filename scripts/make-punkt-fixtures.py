@@ -18,9 +18,8 @@ The texts: adversarial strings (abbreviations, initials, numbers, ellipses, quot
 spaces) from the train books, and seeded random strings assembled from tricky pieces. For whole books only the
 number of sentences and a sha256 of them are kept ("books").
 
-nltk 3.8's punkt.py has no punkt_tab reader or writer (those came with 3.8.2): the two functions below write and
-read the format as nltk's tabdata.py does ("\\n"-joined lines; collocations and orthographic contexts
-tab-separated). Sorted, so the files diff well.
+nltk 3.8's punkt.py has no punkt_tab reader or writer (those came with 3.8.2): scripts/punkt_tab.py writes and reads
+the format as nltk's tabdata.py does.
 
     apt-get install python3-nltk   # Debian's nltk 3.8
     /usr/bin/python3 scripts/make-punkt-fixtures.py
@@ -36,6 +35,8 @@ import unicodedata
 import nltk
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer, PunktTrainer
 
+from punkt_tab import read_punkt_tab, write_punkt_tab
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TRAIN = os.path.join(ROOT, "..", "shared", "corpora", "gutenberg", "train")
 OUT = os.path.join(ROOT, "test", "fixtures", "punkt")
@@ -43,35 +44,6 @@ TRAIN_BOOK = "The_Adventures_of_Sherlock_Holmes.txt"
 SEED = 20261206
 
 BEG_UC, MID_UC, UNK_UC, BEG_LC, MID_LC, UNK_LC = (1 << i for i in range(1, 7))
-
-
-def write_punkt_tab(params, folder):
-    os.makedirs(folder, exist_ok=True)
-    files = {
-        "abbrev_types.txt": sorted(params.abbrev_types),
-        "collocations.tab": sorted("\t".join(pair) for pair in params.collocations),
-        "sent_starters.txt": sorted(params.sent_starters),
-        "ortho_context.tab": sorted(f"{typ}\t{flags}" for typ, flags in params.ortho_context.items() if flags),
-    }
-    for name, lines in files.items():
-        with open(os.path.join(folder, name), "w", encoding="utf-8", newline="") as f:
-            f.write("\n".join(lines))
-
-
-def read_punkt_tab(folder):
-    def lines(name):
-        with open(os.path.join(folder, name), encoding="utf-8", newline="") as f:
-            text = f.read()
-        return text.split("\n") if text else []
-
-    params = PunktParameters()
-    params.abbrev_types = set(lines("abbrev_types.txt"))
-    params.collocations = {tuple(line.split("\t")) for line in lines("collocations.tab")}
-    params.sent_starters = set(lines("sent_starters.txt"))
-    for line in lines("ortho_context.tab"):
-        typ, flags = line.split("\t")
-        params.ortho_context[typ] = int(flags)
-    return params
 
 
 def read_book(name):

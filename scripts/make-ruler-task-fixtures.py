@@ -9,9 +9,14 @@ from recording stand-ins for `random` and `numpy.random`, so the test can replay
 builders and compare prompts and answers character by character.
 
 What is not RULER's here, and why:
-  * nltk's punkt model is not available offline: the essay haystack's `sent_tokenize` is replaced by
-    `split_sentences` below, the same rule as our default splitter (src/datasets/ruler/niah.ts).
-    Everything around it (word slicing, depth insertion, joins, templates) is RULER's code.
+  * nltk's English punkt model is not available offline. Most essay records replace the haystack's
+    `sent_tokenize` by `split_sentences` below, the same rule as our default splitter
+    (src/datasets/ruler/niah.ts). The records marked "punkt" run nltk's own Punkt instead: the
+    PunktSentenceTokenizer class `sent_tokenize` uses (nltk 3.8), with the parameters of
+    test/fixtures/punkt/params/trained (nltk's PunktTrainer on a Gutenberg book, punkt_tab form; see
+    scripts/make-punkt-fixtures.py) instead of English ones, on the stand-in essay and on an excerpt of
+    a train-side Gutenberg book. Everything around it (word slicing, depth insertion, joins,
+    templates) is RULER's code.
   * The inputs are small stand-ins written below: an essay in PaulGrahamEssays.json's shape, key
     words, a word pool and English words for cwe, SQuAD v2- and HotpotQA-shaped dev files. The real
     ones are the user's.
@@ -21,7 +26,8 @@ What is not RULER's here, and why:
   * `random.Random(seed).shuffle` is a fixed permutation per (seed, length): recorded once per length
     in "permutations" instead of per call (fwe's gen_text shuffles the same list twice).
 
-    # RULER_DIR is a checkout of NVIDIA/RULER; needs numpy and scipy (fwe imports scipy's zeta)
+    # RULER_DIR is a checkout of NVIDIA/RULER; needs numpy, scipy (fwe imports scipy's zeta) and nltk
+    # (Debian's python3-nltk: /usr/bin/python3); reads ../shared/corpora/gutenberg/train
     python3 scripts/make-ruler-task-fixtures.py RULER_DIR
 """
 import heapq
@@ -36,14 +42,17 @@ import uuid
 from types import SimpleNamespace
 
 import numpy as np
+from nltk.tokenize.punkt import PunktSentenceTokenizer
 from scipy.special import zeta
 
+from punkt_tab import read_punkt_tab
 from ruler_recording import Official, RecordingRandom, load_module
 
 if len(sys.argv) != 2:
     sys.exit("usage: make-ruler-task-fixtures.py RULER_DIR")
 RULER = os.path.abspath(sys.argv[1])
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "ruler-official")
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+OUT = os.path.join(REPO, "test", "fixtures", "ruler-official")
 SYNTHETIC = "scripts/data/synthetic"
 
 
@@ -169,8 +178,28 @@ niah = Official(RULER, f"{SYNTHETIC}/niah.py")
 NEEDLE = niah.literal("needle")
 DEPTHS = {"np": np}
 exec(niah.assignment("DEPTHS"), DEPTHS)
-HAYSTACK = {"re": re, "essay": ESSAY}
-exec(niah.assignment("haystack", "re.sub"), HAYSTACK)
+
+
+def essay_haystack(essay):
+    """niah.py's module-level `haystack` for an essay text."""
+    namespace = {"re": re, "essay": essay}
+    exec(niah.assignment("haystack", "re.sub"), namespace)
+    return namespace["haystack"]
+
+
+def add_essay_record(task, config, num_haystack, haystack, sent_tokenize, **extra):
+    """RULER's generate_input_output for an essay NIAH task, its draws recorded."""
+    recorder = new_recorder()
+    args = SimpleNamespace(random_seed=42, template=base_template("niah"), type_haystack="essay", **config)
+    args.num_needle_k = max(args.num_needle_k, args.num_needle_q)
+    namespace = niah.namespace(
+        ("generate_random_number", "generate_random_word", "generate_random_uuid", "generate_random", "generate_input_output"),
+        args=args, random=recorder, needle=NEEDLE, haystack=haystack, words=KEY_WORDS, uuid=uuid,
+        DEPTHS=DEPTHS["DEPTHS"], sent_tokenize=sent_tokenize)
+    text, answers = namespace["generate_input_output"](num_haystack)
+    add(task, "niah", num_haystack, recorder, text, answers, **extra)
+
+
 ESSAY_TASKS = {
     "niah_single_2": dict(type_needle_k="words", type_needle_v="numbers", num_needle_k=1, num_needle_v=1, num_needle_q=1),
     "niah_single_3": dict(type_needle_k="words", type_needle_v="uuids", num_needle_k=1, num_needle_v=1, num_needle_q=1),
@@ -180,15 +209,7 @@ ESSAY_TASKS = {
 }
 for task, config in ESSAY_TASKS.items():
     for num_haystack in (25, 120, 400):  # 400 > the essay's words: RULER repeats the essay
-        recorder = new_recorder()
-        args = SimpleNamespace(random_seed=42, template=base_template("niah"), type_haystack="essay", **config)
-        args.num_needle_k = max(args.num_needle_k, args.num_needle_q)
-        namespace = niah.namespace(
-            ("generate_random_number", "generate_random_word", "generate_random_uuid", "generate_random", "generate_input_output"),
-            args=args, random=recorder, needle=NEEDLE, haystack=HAYSTACK["haystack"], words=KEY_WORDS, uuid=uuid,
-            DEPTHS=DEPTHS["DEPTHS"], sent_tokenize=split_sentences)
-        text, answers = namespace["generate_input_output"](num_haystack)
-        add(task, "niah", num_haystack, recorder, text, answers)
+        add_essay_record(task, config, num_haystack, essay_haystack(ESSAY), split_sentences)
 
 vt = Official(RULER, f"{SYNTHETIC}/variable_tracking.py")
 VT_NOISE = vt.literal("haystack", "grass")
@@ -253,12 +274,25 @@ with tempfile.TemporaryDirectory() as tmp:
             text, answers = namespace["generate_input_output"](index, num_docs)
             add(task, "qa", num_docs, recorder, text, answers, index=index)
 
+# --- essay NIAH split by nltk's Punkt (after every other record: their draws stay as they were) --------------------
+PUNKT_PARAMS = "test/fixtures/punkt/params/trained"
+punkt_tokenize = PunktSentenceTokenizer(read_punkt_tab(os.path.join(REPO, PUNKT_PARAMS))).tokenize
+with open(os.path.join(REPO, "..", "shared", "corpora", "gutenberg", "train", "The_Adventures_of_Sherlock_Holmes.txt"),
+          encoding="utf-8", newline="") as f:
+    book = f.read()
+# About 1000 words of the book, cut at line ends (RULER collapses the whitespace anyway): "Mr.", "Mrs.", "Dr.", "St."
+PUNKT_ESSAY = book[book.index("\n", 150000) + 1:book.index("\n", 156000) + 1]
+for task, config in ESSAY_TASKS.items():
+    for essay_name, essay, sizes in (("essay", ESSAY, (120,)), ("punktEssay", PUNKT_ESSAY, (300, 1500))):
+        for num_haystack in sizes:  # 1500 > the excerpt's words: RULER repeats it
+            add_essay_record(task, config, num_haystack, essay_haystack(essay), punkt_tokenize, punkt=PUNKT_PARAMS, essay=essay_name)
+
 os.makedirs(OUT, exist_ok=True)
 fixture = {
     "seed": SEED,
     "templates": {task: base_template(task) for task in TASKS},
     "depths": [int(depth) for depth in DEPTHS["DEPTHS"]],
-    "inputs": {"essay": ESSAY, "keyWords": KEY_WORDS, "cweRawWords": CWE_RAW, "cwePool": CWE_WORDS["words"],
+    "inputs": {"essay": ESSAY, "punktEssay": PUNKT_ESSAY, "keyWords": KEY_WORDS, "cweRawWords": CWE_RAW, "cwePool": CWE_WORDS["words"],
                "englishWords": list(ENGLISH_WORDS.values()), "squad": SQUAD, "hotpotqa": HOTPOTQA},
     "permutations": PERMUTATIONS,
     "records": records,

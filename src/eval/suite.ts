@@ -75,6 +75,8 @@ const taskSchema = z.discriminatedUnion("source", [
     files: z
       .strictObject({
         essay: z.string().min(1).optional(),
+        /** A punkt_tab language folder (nltk_data tokenizers/punkt_tab/english): the essay is split by Punkt as RULER's sent_tokenize splits it. */
+        punkt: z.string().min(1).optional(),
         keyWords: z.string().min(1).optional(),
         commonWords: z.array(z.string().min(1)).min(1).optional(),
         englishWords: z.string().min(1).optional(),

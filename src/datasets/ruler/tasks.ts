@@ -14,6 +14,7 @@ import { type RulerRecord, type RulerTaskRandom } from "./common.js";
 import { RULER_CWE_CONFIG, rulerCweRecord, rulerCweWordPool, type RulerCweConfig } from "./common-words.js";
 import { RULER_FWE_CONFIG, rulerFweRecord, rulerFweVocabSize, type RulerFweConfig } from "./freq-words.js";
 import { RULER_NIAH_ESSAY_TASKS, RULER_NIAH_TASKS, rulerNiahEssayRecord, rulerNiahRecord, type RulerNiahConfig, type SentenceSplitter } from "./niah.js";
+import { loadPunktParameters, punktSplitter } from "./punkt.js";
 import { readRulerHotpotqa, readRulerSquad, rulerQaRecord, type RulerQaData } from "./qa.js";
 import { RULER_VT_CONFIG, rulerVtRecord, type RulerVtConfig } from "./variable-tracking.js";
 
@@ -77,7 +78,7 @@ export interface RulerResources {
   keyWords?: readonly string[];
   /** The essay haystack: PaulGrahamEssays.json's "text" in RULER. */
   essay?: string;
-  /** Sentence splitter for the essay haystack; default rulerSplitSentences (RULER: nltk punkt). */
+  /** Sentence splitter for the essay haystack; default rulerSplitSentences (RULER: nltk punkt's sent_tokenize, which punktSplitter reproduces given punkt's parameters). */
   splitSentences?: SentenceSplitter;
   /** cwe's words before RULER's preparation (sorted, deduplicated, shuffled with seed 42): wonderwords' nouns + adjectives + verbs. */
   commonWords?: readonly string[];
@@ -137,6 +138,11 @@ export function buildRulerRecord(task: RulerTaskName, request: RulerRecordReques
 export interface RulerResourceFiles {
   /** PaulGrahamEssays.json ({"text": ...}). */
   essay?: string;
+  /**
+   * A punkt_tab language folder (nltk_data's tokenizers/punkt_tab/english, as RULER's sent_tokenize uses): the essay
+   * haystack is then split by Punkt as RULER splits it; without it, by rulerSplitSentences' simple rule.
+   */
+  punkt?: string;
   /** Key words, one per line. */
   keyWords?: string;
   /** cwe word lists, one word per line, concatenated in order (wonderwords' nounlist.txt, adjectivelist.txt, verblist.txt). */
@@ -181,7 +187,7 @@ function readEnglishWords(path: string): string[] {
 }
 
 /**
- * Reads the files the given tasks need (and englishWords when given) into RulerResources; fails naming a missing one
+ * Reads the files the given tasks need (and englishWords and punkt when given) into RulerResources; fails naming a missing one
  * unless `defaults` holds that resource (the suites' default key words and cwe words).
  */
 export function loadRulerResources(tasks: readonly RulerTaskName[], files: RulerResourceFiles, defaults: Pick<RulerResources, "keyWords" | "commonWords"> = {}): RulerResources {
@@ -193,6 +199,7 @@ export function loadRulerResources(tasks: readonly RulerTaskName[], files: Ruler
   };
   const resources: RulerResources = {};
   if (needed.has("essay")) resources.essay = readEssay(path("essay"));
+  if (needed.has("essay") && files.punkt !== undefined) resources.splitSentences = punktSplitter(loadPunktParameters(files.punkt));
   if (needed.has("keyWords")) resources.keyWords = files.keyWords === undefined && defaults.keyWords ? defaults.keyWords : readWordLines(path("keyWords"), "RULER key words file");
   if (needed.has("commonWords")) resources.commonWords = files.commonWords === undefined && defaults.commonWords ? defaults.commonWords : path("commonWords").flatMap((file) => readWordLines(file, "RULER cwe word list"));
   if (needed.has("commonWords") && files.englishWords !== undefined) resources.englishWords = readEnglishWords(files.englishWords);
