@@ -132,7 +132,7 @@ export const RULER_NIAH_ESSAY_TASKS: Readonly<Record<string, RulerNiahConfig>> =
 /** niah.py's DEPTHS, `np.round(np.linspace(0, 100, num=40)).astype(int)`: the percent depths a needle may go to. */
 export const RULER_DEPTHS: readonly number[] = Array.from({ length: 40 }, (_, i) => Math.round((100 * i) / 39));
 
-/** Splits text into sentences (RULER uses nltk's punkt `sent_tokenize`). */
+/** Splits text into sentences (RULER uses nltk's punkt `sent_tokenize`; punktSplitter in punkt.ts is that, given punkt's parameters). */
 export type SentenceSplitter = (text: string) => string[];
 
 const SENTENCE_END = /[.!?]["'\u201d\u2019)\]]*$/;
@@ -142,7 +142,8 @@ const SENTENCE_END = /[.!?]["'\u201d\u2019)\]]*$/;
  * sentence ends with a word that ends in `.`, `!` or `?` (closing quotes or brackets may follow);
  * words are rejoined with single spaces, as the essay haystack has no other whitespace. Unlike
  * punkt it splits after abbreviations ("Mr.", "e.g."), so sentence boundaries, and with them the
- * needle positions, can differ from RULER's; pass nltk's output through `splitSentences` for those.
+ * needle positions, can differ from RULER's; pass punktSplitter (punkt.ts) with nltk's English
+ * parameters as `splitSentences` for those.
  */
 export function rulerSplitSentences(text: string): string[] {
   const sentences: string[] = [];

@@ -19,12 +19,12 @@
  * "last whitespace" search before a candidate uses `string.whitespace` (ASCII only) as nltk does. Indexes are UTF-16
  * units throughout (nltk's are code points): all arithmetic is relative, so the sentences are the same.
  */
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { PY_WHITESPACE_CLASS, pyRstrip, pyStrip } from "../../eval/metrics/python-str.js";
 import { fail } from "../../util/errors.js";
 import { readTextFile } from "../../util/text-file.js";
 import type { SentenceSplitter } from "./niah.js";
-import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
 
 /** Orthographic context flags (nltk's _ORTHO_*): where a type was seen (sentence-initial, internal, unknown) and with which first-letter case. */
 export const PUNKT_ORTHO = {
