@@ -8,6 +8,8 @@
 #   bench/gpu.sh device must    there: parity, a training step and TTFT at 4k/16k/64k in one short call (about 5 minutes)
 #   bench/gpu.sh device long    there: TTFT at 64k tokens, full KV vs EdgeInfinite (about 8 minutes)
 #   bench/gpu.sh device cli     there: the CLI on webgpu: generate, ppl, train, eval (every method), vs wasm
+#   bench/gpu.sh device batch   there: bench:train on webgpu at seq 2048, batch 1,8,32 (one batched forward per TBPTT
+#                               block), beside PyTorch eager on CUDA, same step and ids (about 5 minutes at most)
 #   bench/gpu.sh cli BACKEND    here: the same CLI checks on any backend (prepare runs them on cpu under strace)
 #
 # Device call (the `run` tool): command "bash bench/gpu.sh device full", carry [".gl", ".cache/gpu"].
@@ -163,6 +165,23 @@ device() {
     rm -rf "$OUT"/cli-*/train
     return
   fi
+  if [ "$mode" = batch ]; then
+    # Issue 11: training tok/s with a batch dimension on webgpu vs PyTorch eager on this GPU (bench/torch_llama.py
+    # --device cuda, the image's python3), in the same bench:train run. A smoke first (seq 512, B = 2), so a broken
+    # setup shows in seconds; then seq 2048 (segment 256, window 512, as the 642 tok/s row of docs/performance.md)
+    # at B = 1, 8, 32. A row that fails keeps its error line; --budget-s skips a row whose estimate would not fit.
+    export EDGEINF_TORCH_PYTHON=$(command -v python3 || echo /usr/bin/python3)
+    echo "== torch: $("$EDGEINF_TORCH_PYTHON" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' 2>&1 | tail -1)"
+    echo "== smoke: edge-lm seq 512, batch 2, webgpu and torch cuda"
+    timeout 90 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 512 --segment 128 --window 252 --sink 4 \
+      --tbptt 2 --batch 2 --steps 1 --torch-device cuda --torch-timeout-s 60 --json "$OUT/batch-smoke.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch smoke: exit ${PIPESTATUS[0]}"
+    echo "== bench:train seq 2048, batch 1,8,32, webgpu and torch cuda"
+    timeout 330 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 2048 --segment 256 --window 512 --sink 4 \
+      --tbptt 2 --batch 1,8,32 --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s 300 \
+      --json "$OUT/batch.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch: exit ${PIPESTATUS[0]}"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 | tail -2
+    return
+  fi
   if [ "$mode" = must ]; then
     # Issue #7's numbers in one call that fits a short lease. TTFT of full KV vs EdgeInfinite at 4k/16k/64k first (one
     # cold run each; full skipped where its estimate overruns), then logit parity on both models and training steps.
@@ -203,5 +222,5 @@ case "${1:-}" in
   prepare) prepare ;;
   device) device "${2:-full}" ;;
   cli) cli_checks "${2:-cpu}" "${3:-/tmp/edgeinf-cli}" "${4:-../shared/models}" "${5:-.cache/gpu/corpus}" ;;
-  *) echo "usage: bench/gpu.sh prepare | device smoke|full|long|cli|must | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
+  *) echo "usage: bench/gpu.sh prepare | device smoke|full|long|cli|must|batch | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
 esac
