@@ -49,8 +49,15 @@ export async function backendsToRun(): Promise<BackendName[]> {
   return out;
 }
 
-/** Debian's python3-torch, when installed, runs bench/torch_llama.py for the same work in the same run. */
-export function torchBench(args: string[]): Record<string, number | string> | null {
+/** What torchRun gives: the script's JSON, or why there is none (one line). */
+export type TorchOutcome = { ok: Record<string, number | string> } | { error: string };
+
+/**
+ * bench/torch_llama.py with `args` on EDGEINF_TORCH_PYTHON (default Debian's /usr/bin/python3): null when that
+ * Python or its torch is missing, else its JSON or the error's last line (a failure, e.g. CUDA out of memory, or
+ * `timeoutS` passed).
+ */
+export function torchRun(args: string[], timeoutS?: number): TorchOutcome | null {
   const py = process.env.EDGEINF_TORCH_PYTHON ?? "/usr/bin/python3";
   if (!existsSync(py)) return null;
   const probe = spawnSync(py, ["-c", "import torch"], { encoding: "utf8" });
@@ -59,12 +66,29 @@ export function torchBench(args: string[]): Record<string, number | string> | nu
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(py, [resolve(repoRoot, "bench/torch_llama.py"), ...args], { encoding: "utf8", env, maxBuffer: 1 << 24 });
+  const r = spawnSync(py, [resolve(repoRoot, "bench/torch_llama.py"), ...args], {
+    encoding: "utf8",
+    env,
+    maxBuffer: 1 << 24,
+    ...(timeoutS !== undefined ? { timeout: timeoutS * 1000, killSignal: "SIGKILL" as const } : {}),
+  });
+  if (r.error || r.signal) return { error: r.signal ? `killed by ${r.signal} (timeout ${timeoutS ?? "-"} s?)` : String(r.error?.message) };
   if (r.status !== 0) {
-    process.stderr.write(`torch bench failed: ${r.stderr.split("\n").slice(-3).join(" ")}\n`);
+    const lines = r.stderr.trim().split("\n").filter((l) => l.trim() !== "");
+    return { error: `exit ${r.status}: ${(lines.at(-1) ?? "").slice(0, 200)}` };
+  }
+  return { ok: JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, number | string> };
+}
+
+/** Debian's python3-torch, when installed, runs bench/torch_llama.py for the same work in the same run. */
+export function torchBench(args: string[]): Record<string, number | string> | null {
+  const r = torchRun(args);
+  if (r === null) return null;
+  if ("error" in r) {
+    process.stderr.write(`torch bench failed: ${r.error}\n`);
     return null;
   }
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, number | string>;
+  return r.ok;
 }
 
 export function table(headers: string[], rows: (string | number)[][]): string {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # WebGPU (Dawn) benchmarks on a lent GPU machine that has no Node and no network. See docs/gpu.md.
 #
+#   bench/gpu.sh prepare train  here: a smaller pack for `device batch` alone (carry .cache/gpu only)
 #   bench/gpu.sh prepare        here: build dist/, pack Node + the node_modules files the benches load + dist/ + the
 #                               two test models into .cache/gpu/, fetch the Vulkan loader debs into .gl/
 #   bench/gpu.sh device smoke   there: Node, Vulkan, adapter, stories260K on webgpu vs wasm (about a minute)
@@ -8,6 +9,8 @@
 #   bench/gpu.sh device must    there: parity, a training step and TTFT at 4k/16k/64k in one short call (about 5 minutes)
 #   bench/gpu.sh device long    there: TTFT at 64k tokens, full KV vs EdgeInfinite (about 8 minutes)
 #   bench/gpu.sh device cli     there: the CLI on webgpu: generate, ppl, train, eval (every method), vs wasm
+#   bench/gpu.sh device batch   there: bench:train on webgpu at seq 2048, batch 1,8,32 (one batched forward per TBPTT
+#                               block), beside PyTorch eager on CUDA, same step and ids (about 5 minutes at most)
 #   bench/gpu.sh cli BACKEND    here: the same CLI checks on any backend (prepare runs them on cpu under strace)
 #
 # Device call (the `run` tool): command "bash bench/gpu.sh device full", carry [".gl", ".cache/gpu"].
@@ -80,6 +83,71 @@ YAML
   echo "cli on $backend: all passed"
 }
 
+# Node: the same binary as here (x86-64, glibc), without its debug symbols, xz-compressed with the x86 filter
+# (99 MB → 21 MB). Kept while the version is the same.
+pack_node() {
+  local node_bin; node_bin=$(readlink -f "$(command -v node)")
+  if [ ! -f "$PACK/node.xz" ] || [ "$(cat "$PACK/node.version" 2>/dev/null)" != "$(node --version) stripped" ]; then
+    local tmp; tmp=$(mktemp)
+    strip -o "$tmp" "$node_bin" && "$tmp" --version >/dev/null
+    xz -T0 --x86 --lzma2=preset=9e -c "$tmp" >"$PACK/node.xz"
+    rm -f "$tmp"
+    echo "$(node --version) stripped" >"$PACK/node.version"
+  fi
+}
+
+# A smaller pack for `device batch` alone, when the repo's own files leave less than prepare's 58 MB of the 64 MiB
+# a device call may send: Node, the node_modules files dist/bench/train.js opens (strace, edge-lm on cpu) plus the
+# webgpu backend, dist's .js files, edge-lm, and only the Vulkan loader's deb (in $PACK/gl; carry .cache/gpu alone).
+prepare_train() {
+  command -v strace >/dev/null || { echo "bench/gpu.sh: strace not found — apt-get install strace"; exit 1; }
+  local edge=../shared/models/edge-lm
+  [ -f "$edge/config.json" ] || { echo "bench/gpu.sh: $edge missing — run from the repo next to ../shared"; exit 1; }
+  npx tsc -p tsconfig.json >/dev/null 2>&1 || echo "tsc reported errors (emitted anyway); see npx tsc -p tsconfig.json --noEmit"
+  [ -f dist/bench/train.js ] || { echo "bench/gpu.sh: dist/bench/train.js was not built — fix the build first"; exit 1; }
+  rm -rf "$PACK/corpus" "$PACK/bundle.tar.xz" "$PACK/gl"
+  mkdir -p "$PACK/gl"
+  local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+  if ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then cp .gl/libvulkan1_*.deb "$PACK/gl/"; else
+    mkdir -p /tmp/amd64/partial
+    apt-get $o update -qq && (cd "$PACK/gl" && apt-get $o download libvulkan1)
+  fi
+  pack_node
+  local trace; trace=$(mktemp -d)
+  EDGEINF_TORCH_PYTHON=/nonexistent strace -f -qq -e trace=openat -o "$trace/a" node dist/bench/train.js --model "$edge" --seq 16 --segment 8 \
+    --window 8 --sink 2 --batch 2 --workers 1 --steps 1 --backends cpu >"$trace/log" 2>&1 || { tail -5 "$trace/log"; echo "bench/gpu.sh: train.js failed on cpu"; exit 1; }
+  local nm; nm=$(readlink -f node_modules)
+  { grep -v ENOENT "$trace/a" | grep -o '"[^"]*node_modules/[^"]*"' | tr -d '"' | sed "s#^$nm/#node_modules/#; s#^$PWD/##" | grep '^node_modules/' | grep -v '/$' || true
+    echo node_modules/@tensorflow/tfjs-backend-webgpu/package.json
+    echo node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.node.js
+    echo node_modules/webgpu/package.json
+    echo node_modules/webgpu/index.js
+    echo node_modules/webgpu/dist/linux-x64/dawn.node
+  } | sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done >"$trace/files"
+  find dist/src dist/bench -name '*.js' >>"$trace/files"
+  echo package.json >>"$trace/files"
+  rm -rf "$trace/stage" && mkdir -p "$trace/stage/$PACK/models/edge-lm"
+  cp "$edge"/{config.json,model.safetensors.index.json,tokenizer.json,tokenizer_config.json} "$trace/stage/$PACK/models/edge-lm/"
+  grep -v '/dawn.node$' "$trace/files" | tar -cf - --files-from=- | tar -xf - -C "$trace/stage"
+  (cd "$trace/stage" && tar -cf - .) | xz -T0 -9e >"$PACK/bundle.tar.xz"
+  # Dawn's binary with the x86 filter (21.5 MB → 4.3 MB). The fp16 weights byte-split (all low bytes, then all high
+  # bytes: the high bytes compress, 27.1 → 25.7 MB); `device` puts them back and checks their sha256.
+  xz -T0 --x86 --lzma2=preset=9e -c node_modules/webgpu/dist/linux-x64/dawn.node >"$PACK/dawn.node.xz"
+  # This checkout's PyTorch side and this script: the device call sends the session's own checkout, which may be
+  # older; `device` takes bench/torch_llama.py from the pack (run it as: cp .cache/gpu/gpu.sh bench/gpu.sh && ...).
+  cp bench/torch_llama.py bench/gpu.sh "$PACK/"
+  mkdir -p "$PACK/weights"
+  (cd "$edge" && sha256sum model-0000?-of-00002.safetensors) >"$PACK/weights/SHA256SUMS"
+  for f in "$edge"/model-0000?-of-00002.safetensors; do
+    node -e 'const fs = require("fs"); const b = fs.readFileSync(process.argv[1]); if (b.length % 2) throw new Error("odd length");
+      const o = Buffer.allocUnsafe(b.length), h = b.length / 2; for (let i = 0; i < h; i++) { o[i] = b[2 * i]; o[h + i] = b[2 * i + 1]; }
+      process.stdout.write(o);' "$f" | xz -T0 -9e >"$PACK/weights/$(basename "$f").split.xz"
+  done
+  echo "node_modules files: $(grep -c '^node_modules/' "$trace/files")"
+  rm -rf "$trace"
+  du -cb "$PACK" | tail -1 | awk '{printf "%.1f MiB to carry (.cache/gpu alone; the device call sends at most 64 MiB with the working tree)\n", $1 / 1048576}'
+}
+
 prepare() {
   command -v strace >/dev/null || { echo "bench/gpu.sh: strace not found — apt-get install strace (it lists the files the benches load)"; exit 1; }
   local shared=../shared/models
@@ -95,12 +163,7 @@ prepare() {
     mkdir -p /tmp/amd64/partial
     apt-get $o update -qq && (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
   fi
-  # Node: the same binary as here (x86-64, glibc), xz-compressed (99 MB → 24 MB).
-  local node_bin; node_bin=$(readlink -f "$(command -v node)")
-  if [ ! -f "$PACK/node.xz" ] || [ "$(cat "$PACK/node.version" 2>/dev/null)" != "$(node --version)" ]; then
-    xz -T0 -6 -c "$node_bin" >"$PACK/node.xz"
-    node --version >"$PACK/node.version"
-  fi
+  pack_node
   # node_modules: exactly the files Node opens while running every bench on the CPU backends (strace), plus the
   # webgpu backend, which only loads where an adapter exists, and Dawn's linux-x64 binary.
   local trace; trace=$(mktemp -d)
@@ -116,7 +179,9 @@ prepare() {
   cp ../shared/corpora/gutenberg/heldout/Treasure_Island.txt "$PACK/corpus/heldout/heldout.txt"
   strace -f -qq -e trace=openat -o "$trace/f" bash bench/gpu.sh cli cpu "$trace/cli" "$shared" "$PACK/corpus" >"$trace/cli.log" 2>&1 \
     || { tail -20 "$trace/cli.log"; echo "bench/gpu.sh: the CLI checks failed on cpu"; exit 1; }
-  { cat "$trace"/? | grep -v ENOENT | grep -o '"[^"]*node_modules/[^"]*"' | tr -d '"' | sed "s#^$PWD/##" | grep '^node_modules/' | grep -v '/$' || true
+  # A worktree's node_modules may be a symlink: Node opens the files under its target.
+  local nm; nm=$(readlink -f node_modules)
+  { cat "$trace"/? | grep -v ENOENT | grep -o '"[^"]*node_modules/[^"]*"' | tr -d '"' | sed "s#^$nm/#node_modules/#; s#^$PWD/##" | grep '^node_modules/' | grep -v '/$' || true
     echo node_modules/@tensorflow/tfjs-backend-webgpu/package.json
     echo node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.node.js
     echo node_modules/webgpu/package.json
@@ -141,7 +206,7 @@ device() {
   : "${OUT:=/tmp/gpu-out}"
   mkdir -p "$OUT"
   exec > >(tee "$OUT/$mode.log") 2>&1
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  for f in .gl/*.deb "$PACK"/gl/*.deb; do if [ -f "$f" ]; then dpkg -x "$f" /; fi; done
   ldconfig
   local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
@@ -149,6 +214,19 @@ device() {
   xz -dc "$PACK/node.xz" >/tmp/gpu/node && chmod +x /tmp/gpu/node
   export PATH=/tmp/gpu:$PATH
   tar -xJf "$PACK/bundle.tar.xz"
+  # `prepare train`'s pack: Dawn and the byte-split weights beside the bundle, and the PyTorch script it was made with.
+  if [ -f "$PACK/torch_llama.py" ]; then cp "$PACK/torch_llama.py" bench/torch_llama.py; fi
+  if [ -f "$PACK/dawn.node.xz" ]; then
+    mkdir -p node_modules/webgpu/dist/linux-x64 && xz -dc "$PACK/dawn.node.xz" >node_modules/webgpu/dist/linux-x64/dawn.node
+  fi
+  if [ -d "$PACK/weights" ]; then
+    for f in "$PACK"/weights/*.split.xz; do
+      xz -dc "$f" | node -e 'const c = []; process.stdin.on("data", (d) => c.push(d)).on("end", () => { const b = Buffer.concat(c), h = b.length / 2;
+        const o = Buffer.allocUnsafe(b.length); for (let i = 0; i < h; i++) { o[2 * i] = b[i]; o[2 * i + 1] = b[h + i]; } require("fs").writeFileSync(process.argv[1], o); });' \
+        "$PACK/models/edge-lm/$(basename "$f" .split.xz)"
+    done
+    (cd "$PACK/models/edge-lm" && sha256sum -c --quiet ../../weights/SHA256SUMS) || { echo "edge-lm weights do not match their sha256"; exit 1; }
+  fi
   echo "== $(node --version); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1); vulkan: $(ldconfig -p | grep -c libvulkan) loader entries"
   local sm=$PACK/models/stories260K/stories260K.bin edge=$PACK/models/edge-lm
   local quiet='artificially reduced|^ - While|^validation:|^\[Invalid|^Binding size'
@@ -161,6 +239,23 @@ device() {
     timeout 90 node dist/bench/train.js --model "$sm" --seq 256 --segment 64 --window 64 --sink 4 --backends webgpu --steps 1 2>&1 | grep -Ev "$quiet" || echo "train: exit ${PIPESTATUS[0]}"
     timeout 90 node dist/bench/prefill.js --model "$sm" --backend webgpu --lengths 1024,2048 2>&1 | grep -Ev "$quiet" || echo "prefill: exit ${PIPESTATUS[0]}"
     rm -rf "$OUT"/cli-*/train
+    return
+  fi
+  if [ "$mode" = batch ]; then
+    # Issue 11: training tok/s with a batch dimension on webgpu vs PyTorch eager on this GPU (bench/torch_llama.py
+    # --device cuda, the image's python3), in the same bench:train run. A smoke first (seq 512, B = 2), so a broken
+    # setup shows in seconds; then seq 2048 (segment 256, window 512, as the 642 tok/s row of docs/performance.md)
+    # at B = 1, 8, 32. A row that fails keeps its error line; --budget-s skips a row whose estimate would not fit.
+    export EDGEINF_TORCH_PYTHON=$(command -v python3 || echo /usr/bin/python3)
+    echo "== torch: $("$EDGEINF_TORCH_PYTHON" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' 2>&1 | tail -1)"
+    echo "== smoke: edge-lm seq 512, batch 2, webgpu and torch cuda"
+    timeout 90 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 512 --segment 128 --window 252 --sink 4 \
+      --tbptt 2 --batch 2 --steps 1 --torch-device cuda --torch-timeout-s 60 --json "$OUT/batch-smoke.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch smoke: exit ${PIPESTATUS[0]}"
+    echo "== bench:train seq 2048, batch 1,8,32, webgpu and torch cuda"
+    timeout 330 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 2048 --segment 256 --window 512 --sink 4 \
+      --tbptt 2 --batch 1,8,32 --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s 300 \
+      --json "$OUT/batch.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch: exit ${PIPESTATUS[0]}"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 | tail -2
     return
   fi
   if [ "$mode" = must ]; then
@@ -200,8 +295,8 @@ device() {
 }
 
 case "${1:-}" in
-  prepare) prepare ;;
+  prepare) if [ "${2:-}" = train ]; then prepare_train; else prepare; fi ;;
   device) device "${2:-full}" ;;
   cli) cli_checks "${2:-cpu}" "${3:-/tmp/edgeinf-cli}" "${4:-../shared/models}" "${5:-.cache/gpu/corpus}" ;;
-  *) echo "usage: bench/gpu.sh prepare | device smoke|full|long|cli|must | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
+  *) echo "usage: bench/gpu.sh prepare [train] | device smoke|full|long|cli|must|batch | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
 esac

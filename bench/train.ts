@@ -1,11 +1,20 @@
 // npm run bench:train [-- --model PATH --seq 1024,2048 --batch 1,4,16 --workers 1,2 --backends wasm,cpu
-//                        --segment 128 --window 252 --sink 4 --tbptt 2 --steps 1]
-// Module training tokens/s: one optimiser step = `batch` sequences (micro-batches, gradients summed in order) +
-// AdamW, for each sequence length, batch and worker count on each backend. 1 worker is the in-process loop
-// (stepGradients, what train() runs); more workers run parallelGradients on a WorkerPool (src/parallel), each worker
-// with its own backend. The pure-JS cpu backend is slow: it gets one short row (first sequence length, batch 1,
-// 1 worker). PyTorch CPU (bench/torch_llama.py, Debian's python3-torch) runs the same step for every sequence length
-// and batch in the same run, where it is installed. Every read is asynchronous, so it also runs on webgpu.
+//                        --segment 128 --window 252 --sink 4 --tbptt 2 --steps 1
+//                        --torch-device cpu|cuda --torch-timeout-s 300 --baseline TOK_S --budget-s S --json FILE]
+// Module training tokens/s: one optimiser step = `batch` sequences + AdamW, for each sequence length, batch and
+// worker count on each backend.
+// 1 worker is train()'s in-process step with training.batchSize = batch (src/training/step.ts): the `batch`
+// sequences go through ONE batched forward/backward per TBPTT block (the next-token objective's batchGradients,
+// sequenceGradientsBatch; gradients ÷ batch). More workers run parallelGradients on a WorkerPool (src/parallel),
+// each worker with its own backend, as train() does with training.workers > 1: there each worker takes the step's
+// sequences one per forward (workers and a batch dimension do not combine yet; the "per forward" column says which).
+// The pure-JS cpu backend is slow: it gets one short row (first sequence length, batch 1, 1 worker).
+// PyTorch eager (bench/torch_llama.py, the same step with the same batch dimension, ids and module init) runs for
+// every sequence length and batch in the same run where a Python with torch is found (EDGEINF_TORCH_PYTHON, default
+// /usr/bin/python3): on the CPU, or on CUDA with --torch-device cuda (the default when webgpu is among the backends).
+// Every read is asynchronous, so it runs on webgpu. A row that fails (out of memory, a device limit) records its
+// error line and the next row runs; --budget-s skips rows whose estimate (from the row before) would pass it.
+import { writeFileSync } from "node:fs";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
@@ -13,12 +22,13 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { AdamW } from "../src/training/adamw.js";
+import { objectiveByName } from "../src/training/objectives/index.js";
+import type { TrainingSequence } from "../src/training/data.js";
 import { assertFiniteAsync } from "../src/util/finite.js";
 import { defaultWorkerCount, checkWorkerCount, WorkerPool } from "../src/parallel/pool.js";
-import { parallelGradients, stepGradients, type StepGradients } from "../src/parallel/gradients.js";
-import type { WireSequence } from "../src/parallel/protocol.js";
+import { parallelGradients, type StepGradients } from "../src/parallel/gradients.js";
 import { fail } from "../src/util/errors.js";
-import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, ratio, table, torchBench } from "./common.js";
+import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, ratio, table, torchRun } from "./common.js";
 
 /** `--name 1,4,16` → [1, 4, 16], each a positive integer (one-line error otherwise). */
 function intList(name: string, fallback: string): number[] {
@@ -27,46 +37,82 @@ function intList(name: string, fallback: string): number[] {
   return values;
 }
 
+const log = (l: string) => process.stderr.write(l + "\n");
 const cores = defaultWorkerCount();
 const settings = oneLineErrors(() => {
   const workers = intList("workers", cores > 1 ? `1,${cores}` : "1");
   for (const w of workers) checkWorkerCount(w, "--workers");
-  return { seqs: intList("seq", "1024,2048"), batches: intList("batch", "1,4,16"), workers, steps: intList("steps", "1")[0]! };
+  const positive = (name: string, fallback: string) => {
+    const v = Number(arg(name, fallback));
+    if (!(v > 0)) fail(`--${name} ${arg(name, fallback)}: must be a positive number`, `e.g. --${name} ${fallback}`);
+    return v;
+  };
+  return {
+    seqs: intList("seq", "1024,2048"),
+    batches: intList("batch", "1,4,16"),
+    workers,
+    steps: intList("steps", "1")[0]!,
+    budgetS: arg("budget-s", "") === "" ? Infinity : positive("budget-s", "420"),
+    torchTimeoutS: positive("torch-timeout-s", "300"),
+    baseline: arg("baseline", "") === "" ? null : positive("baseline", "642"),
+  };
 });
+const started = performance.now();
+const elapsedS = () => (performance.now() - started) / 1000;
 const model = arg("model", defaultModel());
 const segment = Number(arg("segment", "128"));
 const window = Number(arg("window", "252"));
 const sink = Number(arg("sink", "4"));
 const tbptt = Number(arg("tbptt", "2"));
+const jsonPath = arg("json", "");
+const backends = await backendsToRun();
+const torchDevice = arg("torch-device", backends.includes("webgpu") ? "cuda" : "cpu");
 const backbone = await loadBackbone(model);
 const c = backbone.config;
 const cfg = makeEdgeInfiniteConfig({ sinkTokens: sink, windowTokens: window, segmentLength: segment });
 oneLineErrors(() => validateEdgeInfiniteConfig(cfg, c));
+const objective = objectiveByName("next-token");
 
-/** Micro-batch b of a step: the same ids bench/torch_llama.py trains on. */
-const sequencesOf = (seq: number, batch: number): WireSequence[] =>
-  Array.from({ length: batch }, (_, b) => ({ ids: Array.from({ length: seq + 1 }, (_, i) => (i * 11 + 5 + 97 * b) % c.vocabSize) }));
+/** Sequence b of a step: the same ids bench/torch_llama.py trains on. */
+const sequencesOf = (seq: number, batch: number): TrainingSequence[] =>
+  Array.from({ length: batch }, (_, b) => ({ source: "bench", ids: Array.from({ length: seq + 1 }, (_, i) => (i * 11 + 5 + 97 * b) % c.vocabSize) }));
 
 interface Row {
   backend: string;
   workers: number;
+  /** Sequences in one forward/backward: the batch on 1 worker, 1 with a pool. */
+  perForward: number;
   seq: number;
   batch: number;
-  stepS: number;
-  tokS: number;
+  stepS: number | null;
+  tokS: number | null;
+  /**
+   * Loss of the untimed warm-up step (before any update) when it had the same batch: the same ids and init give the
+   * same loss on every backend and in PyTorch. null when the warm-up was smaller (a pool: one sequence per worker).
+   */
+  firstLoss: number | null;
+  loss: number | null;
+  error?: string;
 }
 
-const torch = new Map<string, Record<string, number | string>>();
+const lossCell = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(4));
+
+/** One line of an error (Dawn/tfjs messages can be long). */
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 240);
+
+const torch = new Map<string, { ok: Record<string, number | string> } | { error: string }>();
 for (const seq of settings.seqs) {
   for (const batch of settings.batches) {
     const common = ["--seq", String(seq), "--segment", String(segment), "--sink", String(sink), "--window", String(window), "--tbptt", String(tbptt)];
-    const r = torchBench([model, "--task", "train", ...common, "--steps", String(settings.steps), "--batch", String(batch)]);
-    if (r) torch.set(`${seq}/${batch}`, r);
+    const r = torchRun([model, "--task", "train", ...common, "--steps", String(settings.steps), "--batch", String(batch), "--device", torchDevice], settings.torchTimeoutS);
+    if (r === null) continue;
+    torch.set(`${seq}/${batch}`, r);
+    log("ok" in r ? `torch ${torchDevice} seq ${seq} batch ${batch}: ${Number(r.ok.step_s).toFixed(2)} s/step, first loss ${Number(r.ok.first_loss).toFixed(4)}` : `torch ${torchDevice} seq ${seq} batch ${batch}: ${r.error}`);
   }
 }
 
 const rows: Row[] = [];
-for (const b of await backendsToRun()) {
+for (const b of backends) {
   await initBackend(b, { log: () => {} });
   const m = LlamaModel.fromHost(c, backbone.weights);
   // The cpu backend is pure JS (minutes per step at these sizes): one short row.
@@ -74,18 +120,40 @@ for (const b of await backendsToRun()) {
   const pools = new Map<number, WorkerPool>();
   try {
     for (const { workers, seq, batch } of plan) {
-      let pool = pools.get(workers);
-      if (workers > 1 && pool === undefined) {
-        pool = new WorkerPool({ workers, backend: b, backbone: model });
-        pools.set(workers, pool);
-        await pool.ready();
+      const row: Row = { backend: b, workers, perForward: workers === 1 ? batch : 1, seq, batch, stepS: null, tokS: null, firstLoss: null, loss: null };
+      rows.push(row);
+      // Budget: a warm-up and the timed steps at the seconds per token of this backend's last timed row.
+      const before = rows.filter((r) => r.backend === b && r.workers === workers && r.stepS !== null).at(-1);
+      if (before && Number.isFinite(settings.budgetS)) {
+        const estimate = (before.stepS! / (before.seq * before.batch)) * seq * batch * (1 + settings.steps);
+        if (elapsedS() + estimate > settings.budgetS) {
+          row.error = `skipped: estimated ${estimate.toFixed(0)} s would pass --budget-s ${settings.budgetS} (${elapsedS().toFixed(0)} s used)`;
+          log(`${b} ×${workers} seq ${seq} batch ${batch}: ${row.error}`);
+          continue;
+        }
       }
+      let pool = pools.get(workers);
       const module = new MemoryGatingModule(c, cfg);
       const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-      const gradients = (seqs: WireSequence[]): Promise<StepGradients> =>
-        pool !== undefined ? parallelGradients(pool, module, seqs, { tbpttSegments: tbptt }) : stepGradients(m, module, seqs, { tbpttSegments: tbptt });
-      const step = async (seqs: WireSequence[]): Promise<number> => {
-        const r = await gradients(seqs);
+      /** train()'s step on one process (src/training/step.ts, gradAccumulation 1): one objective call for the batch. */
+      const batchedGradients = async (seqs: TrainingSequence[]): Promise<StepGradients> => {
+        const common = { model: m, module, tbpttSegments: tbptt, options: {} };
+        let lossSum: number;
+        let grads: Map<string, tf.Tensor>;
+        if (seqs.length === 1) {
+          ({ loss: lossSum, grads } = await objective.gradients({ ...common, sequence: seqs[0]! }));
+        } else {
+          if (!objective.batchGradients) throw new Error("the next-token objective has no batchGradients");
+          ({ lossSum, grads } = await objective.batchGradients({ ...common, sequences: seqs }));
+        }
+        for (const [k, g] of grads) {
+          grads.set(k, tf.tidy(() => tf.div(g, seqs.length)));
+          g.dispose();
+        }
+        return { loss: lossSum / seqs.length, tokens: seqs.reduce((a, q) => a + q.ids.length - 1, 0), grads };
+      };
+      const step = async (seqs: TrainingSequence[]): Promise<number> => {
+        const r = pool !== undefined ? await parallelGradients(pool, module, seqs, { tbpttSegments: tbptt }) : await batchedGradients(seqs);
         opt.apply(module.trainableVariables(), r.grads, 1e-3);
         tf.dispose([...r.grads.values()]);
         // The step is done when the updated variables are (asynchronous backends queue the work): wait for one.
@@ -94,18 +162,31 @@ for (const b of await backendsToRun()) {
         return r.loss;
       };
       try {
-        // Warm-up: one sequence per worker (every worker compiles its kernels), untimed.
-        await step(sequencesOf(seq, Math.min(batch, workers)));
+        if (workers > 1 && pool === undefined) {
+          pool = new WorkerPool({ workers, backend: b, backbone: model });
+          pools.set(workers, pool);
+          await pool.ready();
+        }
+        // Warm-up, untimed: in one process the same batch (every kernel shape and buffer size of the timed step);
+        // with a pool one sequence per worker (every worker compiles its kernels).
+        const warm = workers === 1 ? batch : Math.min(batch, workers);
+        const warmLoss = await step(sequencesOf(seq, warm));
+        if (warm === batch) row.firstLoss = warmLoss;
         const t0 = performance.now();
         let loss = NaN;
         for (let i = 0; i < settings.steps; i++) loss = await step(sequencesOf(seq, batch));
-        const stepS = (performance.now() - t0) / 1000 / settings.steps;
-        rows.push({ backend: b, workers, seq, batch, stepS, tokS: (seq * batch) / stepS });
-        process.stderr.write(`${b} ×${workers} seq ${seq} batch ${batch}: ${stepS.toFixed(2)} s/step, loss ${loss.toFixed(4)}\n`);
+        row.stepS = (performance.now() - t0) / 1000 / settings.steps;
+        row.tokS = (seq * batch) / row.stepS;
+        row.loss = loss;
+        log(`${b} ×${workers} seq ${seq} batch ${batch}: ${row.stepS.toFixed(2)} s/step, ${row.tokS.toFixed(0)} tok/s, first loss ${lossCell(row.firstLoss)}, loss ${loss.toFixed(4)}`);
+      } catch (e) {
+        row.error = oneLine(e);
+        log(`${b} ×${workers} seq ${seq} batch ${batch}: FAILED: ${row.error}`);
       } finally {
         opt.dispose();
         module.dispose();
       }
+      if (jsonPath) writeJson();
     }
   } finally {
     for (const p of pools.values()) await p.close();
@@ -113,16 +194,51 @@ for (const b of await backendsToRun()) {
   }
 }
 
-const oneWorker = (r: Row) => rows.find((x) => x.backend === r.backend && x.workers === 1 && x.seq === r.seq && x.batch === r.batch)?.tokS;
-const table1 = rows.map((r) => {
-  const t = torch.get(`${r.seq}/${r.batch}`);
-  return [r.backend, r.workers, r.seq, r.batch, r.stepS, r.tokS, ratio(r.tokS, oneWorker(r)), ratio(r.tokS, Number(t?.train_tok_s))];
+function torchLabel(t: Record<string, number | string>): string {
+  return String(t.device).startsWith("cuda") ? `torch ${t.torch} ${t.device} (${t.device_name})` : `torch ${t.torch} cpu (${t.threads} threads)`;
+}
+
+function writeJson(): void {
+  const out = {
+    settings: { model, backbone: backbone.source.id, segment, window, sink, tbptt, ...settings, budgetS: Number.isFinite(settings.budgetS) ? settings.budgetS : null, torchDevice },
+    machine: machineLine(),
+    rows,
+    torch: Object.fromEntries(torch),
+    elapsedS: elapsedS(),
+  };
+  writeFileSync(jsonPath, JSON.stringify(out, null, 2) + "\n");
+}
+
+const torchOf = (seq: number, batch: number) => {
+  const t = torch.get(`${seq}/${batch}`);
+  return t && "ok" in t ? t.ok : undefined;
+};
+const oneWorker = (r: Row) => rows.find((x) => x.backend === r.backend && x.workers === 1 && x.seq === r.seq && x.batch === r.batch)?.tokS ?? undefined;
+const headers = ["backend", "workers", "per forward", "seq", "batch", "s/step", "train tok/s", "first loss", "vs 1 worker", "vs torch"];
+if (settings.baseline !== null) headers.push(`vs ${settings.baseline}`);
+const table1: (string | number)[][] = rows.map((r) => {
+  const cells: (string | number)[] = [r.backend, r.workers, r.perForward, r.seq, r.batch];
+  if (r.tokS === null || r.stepS === null) {
+    cells.push(r.error ?? "failed", "-", lossCell(r.firstLoss), "-", "-");
+    if (settings.baseline !== null) cells.push("-");
+    return cells;
+  }
+  cells.push(r.stepS, r.tokS, lossCell(r.firstLoss), ratio(r.tokS, oneWorker(r)), ratio(r.tokS, Number(torchOf(r.seq, r.batch)?.train_tok_s)));
+  if (settings.baseline !== null) cells.push(ratio(r.tokS, settings.baseline));
+  return cells;
 });
 for (const [key, t] of torch) {
   const [seq, batch] = key.split("/").map(Number);
-  table1.push([`torch ${t.torch} (${t.threads} threads)`, "-", seq!, batch!, Number(t.step_s), Number(t.train_tok_s), "-", "1.00x"]);
+  if ("error" in t) {
+    table1.push([`torch ${torchDevice}`, "-", batch!, seq!, batch!, `FAILED: ${t.error}`, "-", "-", "-", "-", ...(settings.baseline !== null ? ["-"] : [])]);
+    continue;
+  }
+  const tok = Number(t.ok.train_tok_s);
+  table1.push([torchLabel(t.ok), "-", batch!, seq!, batch!, Number(t.ok.step_s), tok, lossCell(Number(t.ok.first_loss)), "-", "1.00x", ...(settings.baseline !== null ? [ratio(tok, settings.baseline)] : [])]);
 }
+if (jsonPath) writeJson();
 console.log(
-  `\nbackbone ${backbone.source.id}; segment ${segment}, sink ${sink}, window ${window}, TBPTT k=${tbptt}; ${settings.steps} timed step(s) after a warm-up; batch = sequences per optimiser step; ${machineLine()}\n`,
+  `\nbackbone ${backbone.source.id}; segment ${segment}, sink ${sink}, window ${window}, TBPTT k=${tbptt}; ${settings.steps} timed step(s) after a warm-up step; ` +
+    `batch = sequences per optimiser step; per forward = sequences in one forward/backward (1 worker: the whole batch, train()'s training.batchSize; a worker pool: 1 per forward, batch spread over workers); ${machineLine()}\n`,
 );
-console.log(table(["backend", "workers", "seq", "batch", "s/step", "train tok/s", "vs 1 worker", "vs torch"], table1));
+console.log(table(headers, table1));

@@ -17,6 +17,7 @@ import { sequenceGradients, sequenceGradientsBatch, sequenceLoss, sequenceLossBa
 import { heldoutLoss } from "../src/training/run.js";
 import { disposeReplaced, disposeState, initialState, keepState, totalStateBytes, type EdgeInfiniteState } from "../src/memory/state.js";
 import { randomizeModule } from "./fixtures/module-params.js";
+import { MAX_ADDN_INPUTS } from "../src/backend/add-n.js";
 
 const stories = resolve(__dirname, "../../shared/models/stories260K/stories260K.bin");
 
@@ -164,4 +165,32 @@ describe("batched EdgeInfinite segment step", () => {
       model.dispose();
     });
   }
+
+  it("B = 9 sequences: no AddN kernel gets more than 7 inputs (webgpu's storage-buffer limit), and the loss is the sum of each alone", async () => {
+    await initBackend("cpu");
+    const b = await loadBackbone(stories);
+    const model = LlamaModel.fromHost(b.config, b.weights);
+    const module = new MemoryGatingModule(b.config, makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 4, segmentLength: 4 }));
+    randomizeModule(module, 5);
+    const seqs = Array.from({ length: 9 }, (_, r) => ({ ids: [1, ...Array.from({ length: 12 }, (_, i) => 3 + ((i * 37 + r * 91) % 500))] }));
+    let alone = 0;
+    for (const q of seqs) {
+      const r = await sequenceGradients(model, module, q.ids, 2);
+      alone += r.loss;
+      tf.dispose([...r.grads.values()]);
+    }
+    const inputsPerAddN: number[] = [];
+    let lossSum = NaN;
+    const profile = await tf.profile(async () => {
+      const r = await sequenceGradientsBatch(model, module, seqs, 2);
+      lossSum = r.lossSum;
+      tf.dispose([...r.grads.values()]);
+    });
+    for (const k of profile.kernels) if (k.name === "AddN") inputsPerAddN.push(k.inputShapes.length);
+    expect(inputsPerAddN.length).toBeGreaterThan(0);
+    expect(Math.max(...inputsPerAddN)).toBeLessThanOrEqual(MAX_ADDN_INPUTS);
+    expect(lossSum).toBeCloseTo(alone, 4);
+    module.dispose();
+    model.dispose();
+  });
 });

@@ -5,6 +5,7 @@ import type { MemoryGatingModule } from "../memory/module.js";
 import { edgeInfiniteNllBatch, forwardSegmentBatch, segmentsOf } from "../memory/edgeinfinite.js";
 import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
+import { addNLimited } from "../backend/add-n.js";
 
 export interface SequenceGradients {
   /** Mean NLL over the sequence's (masked) target tokens. */
@@ -136,7 +137,8 @@ export async function sequenceGradientsBatch(
         }
         next = keepState(st);
         const perSequence = sums.map((sum, b) => tf.div(sum, Math.max(tokens[b]!, 1)) as tf.Scalar);
-        return batch === 1 ? perSequence[0]! : (tf.addN(perSequence) as tf.Scalar);
+        // addNLimited: one tf.addN of B ≥ 8 inputs is past webgpu's storage buffers per kernel (src/backend/add-n.ts).
+        return batch === 1 ? perSequence[0]! : (addNLimited(perSequence) as tf.Scalar);
       }, variables);
       losses.push(value);
       for (const name of names) {
