@@ -108,10 +108,11 @@ prepare_train() {
   rm -rf "$PACK/corpus" "$PACK/bundle.tar.xz" "$PACK/gl"
   mkdir -p "$PACK/gl"
   local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
-  if ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then cp .gl/libvulkan1_*.deb "$PACK/gl/"; else
-    mkdir -p /tmp/amd64/partial
-    apt-get $o update -qq && (cd "$PACK/gl" && apt-get $o download libvulkan1)
-  fi
+  # The Vulkan loader alone is not enough: NVIDIA's ICD (libGLX_nvidia.so.0) needs glvnd and its X libraries, else
+  # "vkCreateInstance: Found no drivers" (seen on the H100 on 2026-12-06). About 1.4 MB in all.
+  mkdir -p /tmp/amd64/partial
+  apt-get $o update -qq && (cd "$PACK/gl" && apt-get $o download libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2 \
+    libx11-6 libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0)
   pack_node
   local trace; trace=$(mktemp -d)
   EDGEINF_TORCH_PYTHON=/nonexistent strace -f -qq -e trace=openat -o "$trace/a" node dist/bench/train.js --model "$edge" --seq 16 --segment 8 \
