@@ -167,5 +167,10 @@ describe("a tiny CoT run on stories260K through the harness", () => {
     const again = await runSuite(s, { runDir, backbone, model, progress: "none", warn: () => {} });
     expect(again.newSamples).toBe(0);
     expect(again.resumedSamples).toBe(2);
+
+    // On worker threads the sample (and its follow-up, plain data) crosses to the worker, which runs both passes.
+    const threaded = await runSuite(s, { runDir: join(work, "run-2"), backbone, progress: "none", warn: () => {}, workers: 2 });
+    const pick = (r: SampleRow) => [r.sampleId, r.cotOutputIds, r.outputIds, r.promptTokens, r.answerPass!.promptTokens, r.score];
+    expect(threaded.samples.map(pick)).toEqual(rows.map(pick));
   });
 });
