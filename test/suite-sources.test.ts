@@ -90,7 +90,7 @@ describe("suite schema: the new sources", () => {
       [{ name: "passkey", source: "infinitebench", path: "p.jsonl", depths: [0.5] }, /"depths" applies only to generated InfiniteBench tasks/],
       [{ name: "nope", source: "infinitebench" }, /unknown InfiniteBench task "nope" — known InfiniteBench tasks: passkey, number_string, kv_retrieval, longbook_qa_eng/],
       [{ name: "v2", source: "longbench-v2" }, /tasks\[0\]\.path is missing — expected a non-empty string — add it/],
-      [{ name: "v2", source: "longbench-v2", path: "d.json", prompt: "0shot_cot" }, /tasks\[0\]\.prompt is "0shot_cot" — allowed values: 0shot, 0shot_no_context/],
+      [{ name: "v2", source: "longbench-v2", path: "d.json", prompt: "0shot_rag" }, /tasks\[0\]\.prompt is "0shot_rag" — allowed values: 0shot, 0shot_cot, 0shot_no_context/],
       [{ name: "v2", source: "longbench-v2", path: "d.json", promt: "0shot" }, /unknown key "tasks\[0\]\.promt" \(did you mean "prompt"\?\)/],
     ];
     for (const [task, pattern] of cases) expect(oneLineError(() => suite([task])), JSON.stringify(task)).toMatch(pattern);

@@ -20,11 +20,12 @@ import { acquireDirLock } from "../util/lock.js";
 import { readChatTemplate } from "./longbench-chat.js";
 import { noChatTemplateDatasets } from "./longbench-config.js";
 import { scoreSample } from "./score-sample.js";
-import { measure, warmUp } from "./measure.js";
+import { measure, warmUp, type Measurement } from "./measure.js";
 import { checkBudget, createSession, kvBytesFullFor, prepareMethod, type PreparedMethod } from "./methods.js";
 import { progressReporter, type ProgressMode } from "./progress.js";
 import { samplesForTask, type EvalSample } from "./samples.js";
-import { appendSample, readSamplesLog, rowKey, type SampleRow } from "./samples-log.js";
+import { cotAnswerSample } from "./sources/longbench-v2.js";
+import { appendSample, readSamplesLog, rowKey, type AnswerPass, type SampleRow } from "./samples-log.js";
 import { newlineIds } from "./stop-ids.js";
 import { configHash, knownMethods, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
 import { sortRows, writeTables, type AggregateRow } from "./tables.js";
@@ -401,21 +402,45 @@ export interface RunContext {
   methodHash: string;
 }
 
-/** One sample under one method: generate, decode, score, measure. */
-export async function runSample(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<SampleRow> {
-  const promptTokens = sample.promptIds.length;
-  const m = await measure(
+/** Fresh sessions of `method` on the sample's prompt: greedy generation, measured (measure.ts). */
+async function measureSample(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<Measurement> {
+  return measure(
     () =>
       createSession(method, {
         model: ctx.model,
         backbone: ctx.backbone,
-        promptTokens,
+        promptTokens: sample.promptIds.length,
         ...(suite.maxScoreBytes ? { maxScoreBytes: suite.maxScoreBytes } : {}),
         ...(sample.questionStart !== null ? { questionStart: sample.questionStart } : {}),
       }),
     sample.promptIds,
     { maxNewTokens: sample.maxNewTokens, temperature: suite.generation.temperature, stopIds: sample.stopIds, minNewTokens: sample.minNewTokens, seed: suite.seed, repeats: suite.repeats },
   );
+}
+
+/**
+ * The second pass of a two-pass sample (LongBench v2 0shot_cot): its prompt from the first output, run in fresh
+ * sessions of the same method; null for every other sample.
+ */
+async function runFollowUp(suite: Suite, sample: EvalSample, first: Measurement, method: PreparedMethod, ctx: RunContext): Promise<{ cotText: string; sample: EvalSample; m: Measurement } | null> {
+  if (sample.followUp === undefined) return null;
+  const cotText = ctx.backbone.tokenizer.decode(first.ids);
+  const second = cotAnswerSample(suite, sample, cotText, ctx.backbone.tokenizer);
+  // Positions the first pass did not reach grow here, not inside the measured run (leakedTensors).
+  growRope(ctx.model, second.promptIds.length + second.maxNewTokens);
+  return { cotText, sample: second, m: await measureSample(suite, second, method, ctx) };
+}
+
+/**
+ * One sample under one method: generate, decode, score, measure. A two-pass sample (followUp) is done only after its
+ * second pass: the row's prediction, outputIds and newTokens are the second output's (the scored answer), its prompt,
+ * timing and KV fields the first pass's (the one that reads the document); cotPrediction and answerPass hold the rest.
+ */
+export async function runSample(suite: Suite, sample: EvalSample, method: PreparedMethod, ctx: RunContext): Promise<SampleRow> {
+  const promptTokens = sample.promptIds.length;
+  const first = await measureSample(suite, sample, method, ctx);
+  const answer = await runFollowUp(suite, sample, first, method, ctx);
+  const m = answer === null ? first : { ...first, ids: answer.m.ids, maxRssKb: answer.m.maxRssKb, rssBytes: Math.max(first.rssBytes, answer.m.rssBytes), leakedTensors: first.leakedTensors + answer.m.leakedTensors };
   const prediction = ctx.backbone.tokenizer.decode(m.ids);
   const task = suite.tasks.find((t) => t.name === sample.task);
   if (task === undefined) throw new Error(`sample of task "${sample.task}" is not from suite ${suite.file}`);
@@ -435,6 +460,7 @@ export async function runSample(suite: Suite, sample: EvalSample, method: Prepar
     answers: sample.answers,
     score: scoreSample(task, sample, prediction),
     ...(sample.groups !== null ? { groups: sample.groups } : {}),
+    ...(answer !== null ? { cotPrediction: answer.cotText, cotOutputIds: first.ids, answerPass: answerPassOf(answer.sample, answer.m, ctx) } : {}),
     ttftMs: m.ttftMs,
     ttftMsRuns: m.ttftMsRuns,
     decodeTokensPerSecond: m.decodeTokensPerSecond,
@@ -451,5 +477,22 @@ export async function runSample(suite: Suite, sample: EvalSample, method: Prepar
     taskHash: ctx.taskHash,
     methodHash: ctx.methodHash,
     finishedAt: new Date().toISOString(),
+  };
+}
+
+/** The second pass's own prompt, timing and KV numbers (SampleRow.answerPass). */
+function answerPassOf(sample: EvalSample, m: Measurement, ctx: RunContext): AnswerPass {
+  return {
+    promptTokens: sample.promptIds.length,
+    truncated: sample.truncated,
+    newTokens: m.ids.length,
+    ttftMs: m.ttftMs,
+    ttftMsRuns: m.ttftMsRuns,
+    decodeTokensPerSecond: m.decodeTokensPerSecond,
+    prefillTokensPerSecond: m.prefillTokensPerSecond,
+    kvBytesAfterPrefill: m.kvBytesAfterPrefill,
+    peakKvBytes: m.peakKvBytes,
+    kvBytesFull: kvBytesFullFor(ctx.model.config, sample.promptIds.length),
+    leakedTensors: m.leakedTensors,
   };
 }

@@ -31,6 +31,15 @@ export interface SampleRow {
   score: number;
   /** Labels the results break scores down by (LongBench v2: difficulty, length); absent for other sources. */
   groups?: Record<string, string>;
+  /**
+   * LongBench v2 with prompt 0shot_cot only: the first (chain-of-thought) pass's output as decoded (pred.py's
+   * response_cot is it stripped, and that is what $COT$ became) and its ids. The row's prediction, outputIds and
+   * newTokens are the second (answer) pass's; its promptTokens, truncated, timing and KV fields the first pass's.
+   */
+  cotPrediction?: string;
+  cotOutputIds?: number[];
+  /** LongBench v2 0shot_cot only: the second (answer) pass's prompt, timing and KV numbers. */
+  answerPass?: AnswerPass;
   /** Median over repeats (of ttftMsRuns): wall ms from the start of prefill to the first token's logits on the host. */
   ttftMs: number;
   /** TTFT of each of the `repeats` timed runs, in run order (absent in rows written before it was recorded). */
@@ -57,6 +66,21 @@ export interface SampleRow {
   taskHash: string;
   methodHash: string;
   finishedAt: string;
+}
+
+/** The second pass of a two-pass sample (LongBench v2 0shot_cot): the SampleRow fields of the same names, for it. */
+export interface AnswerPass {
+  promptTokens: number;
+  truncated: boolean;
+  newTokens: number;
+  ttftMs: number;
+  ttftMsRuns: number[];
+  decodeTokensPerSecond: number;
+  prefillTokensPerSecond: number;
+  kvBytesAfterPrefill: number;
+  peakKvBytes: number;
+  kvBytesFull: number;
+  leakedTensors: number;
 }
 
 /** Identity of a row for resuming: (task, length, sample id, method label). */

@@ -42,6 +42,21 @@ export interface EvalSample {
   questionStart: number | null;
   /** Labels results break scores down by (LongBench v2: difficulty, length), or null. */
   groups: Record<string, string> | null;
+  /** A second prompt built from this one's output (LongBench v2's 0shot_cot); absent for every other sample. */
+  followUp?: SampleFollowUp;
+}
+
+/**
+ * What a two-pass sample needs to build its second prompt once the first output is known (sources/longbench-v2.ts
+ * cotAnswerSample): plain data, so a sample still crosses to worker threads.
+ */
+export interface SampleFollowUp {
+  /** pred.py's 0shot_cot_ans prompt with every placeholder filled in except $COT$. */
+  template: string;
+  /** The chat template the first prompt went through (null: none). */
+  chatTemplate: ChatTemplate | null;
+  /** New-token limit of the second pass (the task's, then the suite's, then pred.py's 128). */
+  maxNewTokens: number;
 }
 
 export interface SampleSources {

@@ -102,8 +102,11 @@ const taskSchema = z.discriminatedUnion("source", [
     source: z.literal("longbench-v2"),
     /** THUDM/LongBench-v2 data.json (a JSON array of items). */
     path: z.string().min(1),
-    /** pred.py's prompt: 0shot (default) or 0shot_no_context (CoT needs two passes and is not run). */
-    prompt: z.enum(["0shot", "0shot_no_context"]).default("0shot"),
+    /**
+     * pred.py's prompt: 0shot (default), 0shot_cot (pred.py --cot: two passes, the 0shot_cot answer fed back through
+     * 0shot_cot_ans, src/eval/sources/longbench-v2.ts) or 0shot_no_context.
+     */
+    prompt: z.enum(["0shot", "0shot_cot", "0shot_no_context"]).default("0shot"),
   }),
 ]);
 
