@@ -97,6 +97,59 @@ function longBookChoice(prediction: string, label: readonly string[]): boolean {
   return word !== undefined && label.includes(word);
 }
 
+/**
+ * longbook_sum_eng: HF evaluate's rouge (metrics/rouge/rouge.py) as compute_scores.py calls it, `use_aggregator=False`,
+ * no stemmer, key rougeLsum: google-research rouge_score's RougeScorer, summary-level LCS (ROUGE 1.5.5) over
+ * "sentences" split on "\n" (empty ones dropped), tokens = lower-case, runs of non-[a-z0-9] as spaces, split.
+ * The label is a list, so evaluate calls score_multi: the best F over the references.
+ */
+export function rougeLsum(prediction: string, references: readonly string[]): number {
+  const sents = (text: string): string[][] =>
+    text.split("\n").filter((s) => s.length > 0).map((s) => s.toLowerCase().replace(/[^a-z0-9]+/g, " ").split(" ").filter((t) => t !== ""));
+  const can = sents(prediction);
+  const one = (reference: string): number => {
+    const ref = sents(reference);
+    const m = ref.reduce((a, s) => a + s.length, 0);
+    const n = can.reduce((a, s) => a + s.length, 0);
+    if (m === 0 || n === 0) return 0;
+    const counts = (list: string[][]): Map<string, number> => {
+      const c = new Map<string, number>();
+      for (const s of list) for (const t of s) c.set(t, (c.get(t) ?? 0) + 1);
+      return c;
+    };
+    const cntR = counts(ref);
+    const cntC = counts(can);
+    let hits = 0;
+    for (const r of ref) {
+      // Union over candidate sentences of the indices into r of one LCS each (rouge_scorer's _lcs_table + _backtrack_norec).
+      const union = new Set<number>();
+      for (const c of can) {
+        const t = Array.from({ length: r.length + 1 }, () => new Int32Array(c.length + 1));
+        for (let i = 1; i <= r.length; i++) {
+          for (let j = 1; j <= c.length; j++) t[i]![j] = r[i - 1] === c[j - 1] ? t[i - 1]![j - 1]! + 1 : Math.max(t[i - 1]![j]!, t[i]![j - 1]!);
+        }
+        for (let i = r.length, j = c.length; i > 0 && j > 0; ) {
+          if (r[i - 1] === c[j - 1]) union.add(--i), j--;
+          else if (t[i]![j - 1]! > t[i - 1]![j]!) j--;
+          else i--;
+        }
+      }
+      for (const i of [...union].sort((a, b) => a - b)) {
+        const tok = r[i]!;
+        if ((cntC.get(tok) ?? 0) > 0 && (cntR.get(tok) ?? 0) > 0) {
+          hits++;
+          cntC.set(tok, cntC.get(tok)! - 1);
+          cntR.set(tok, cntR.get(tok)! - 1);
+        }
+      }
+    }
+    const recall = hits / m;
+    const precision = hits / n;
+    return precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+  };
+  return Math.max(0, ...references.map(one));
+}
+
 function qaChinese(prediction: string, groundTruth: string): number {
   // One character one token, after normalize_zh_answer.
   return tokenF1(Array.from(normalizeZhAnswer(prediction)), Array.from(normalizeZhAnswer(groundTruth)));
@@ -126,5 +179,7 @@ export function infiniteBenchTaskScore(task: InfiniteBenchTaskName, prediction: 
       return Math.max(0, ...answers.map((gt) => qaF1Score(prediction, gt)));
     case "longbook_qa_chn":
       return Math.max(0, ...answers.map((gt) => qaChinese(prediction, gt)));
+    case "longbook_sum_eng":
+      return rougeLsum(prediction, answers);
   }
 }
