@@ -4,7 +4,7 @@
 Runs InfiniteBench's own code, taken unmodified with `ast` from OpenBMB/InfiniteBench:
   - src/eval_utils.py create_prompt (with src/prompt.py's templates) and get_answer on made-up rows of every
     file-based task this toolkit runs, for every model whose template Python can fill;
-  - src/compute_scores.py get_score_one_<task> on generated predictions (the answer, near misses, prefixes,
+  - src/compute_scores.py get_score_one_<task> (but longbook_sum_eng's evaluate rouge: make-infinitebench-rouge-fixtures.py) on generated predictions (the answer, near misses, prefixes,
     letters, numbers, noise) against those answers.
 Nothing is fetched; the official code is not committed.
 
@@ -57,7 +57,7 @@ for name, code in functions("src/compute_scores.py").items():
         scores[name] = env[name]
 
 rng = random.Random(20261205)
-TASKS = ["longbook_qa_eng", "longbook_choice_eng", "longbook_qa_chn", "longdialogue_qa_eng", "math_find", "math_calc", "code_run", "code_debug"]
+TASKS = ["longbook_qa_eng", "longbook_choice_eng", "longbook_qa_chn", "longdialogue_qa_eng", "math_find", "math_calc", "code_run", "code_debug", "longbook_sum_eng"]
 MODELS = ["gpt4", "claude2", "kimi", "yarn-mistral"]
 WORDS = ["the", "a", "Alice", "Bob", "river", "answer", "is", "option", "Option", "B.", "C:", "D", "func_3", "42", "-7", "3.5", "{x}", "$$MASK$$", "河流", "答案", "，", "ß"]
 
@@ -75,7 +75,9 @@ def row(task, i):
         "math_calc": [[rng.randint(0, 30) for _ in range(rng.randint(1, 6))]] if i % 2 else [rng.randint(0, 30) for _ in range(rng.randint(1, 6))],
         "code_run": [rng.randint(-50, 50)],
         "code_debug": rng.choice(options),
-    }[task]
+    }.get(task)
+    if task == "longbook_sum_eng":  # drawn only for this task, so the other tasks' rows keep their draws
+        answer = [" ".join(rng.choice(WORDS) for _ in range(12)) + "\n" + " ".join(rng.choice(WORDS) for _ in range(8))]
     inp = {
         "math_find": f"The {rng.choice(['largest', 'smallest', 'median'])} number of the list is",
         "code_run": f"Please compute func_{rng.randint(1, 99)}({rng.randint(-9, 9)}) for me",
@@ -109,6 +111,8 @@ for task in TASKS:
             except (KeyError, IndexError, ValueError):
                 entry["prompts"][model] = None  # Python's str.format cannot fill this template
         prompts.append(entry)
+        if task == "longbook_sum_eng":
+            continue  # its rougeLsum is checked against rouge_score by scripts/make-infinitebench-rouge-fixtures.py
         for pred in predictions(task, entry["answer"]):
             for model in (["gpt4", "yarn-mistral"] if task == "math_calc" else ["yarn-mistral"]):
                 try:

@@ -17,6 +17,7 @@ const fixture = JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "i
 
 describe("InfiniteBench file tasks equal create_prompt, get_answer and compute_scores.py", () => {
   it("prompts for every model whose template Python fills; the others are refused", () => {
+    expect(new Set(fixture.prompts.map((p) => p.task)).has("longbook_sum_eng")).toBe(true);
     const wrong: string[] = [];
     for (const { task, row, prompts } of fixture.prompts) {
       for (const [model, official] of Object.entries(prompts) as [InfiniteBenchModel, string | null][]) {

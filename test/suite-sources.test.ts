@@ -74,6 +74,11 @@ describe("suite schema: the new sources", () => {
     expect(s.tasks[3]).toMatchObject({ prompt: "0shot", onError: "stop" });
   });
 
+  it("accepts longbook_sum_eng (scored by rougeLsum, test/infinitebench-rouge.test.ts)", () => {
+    const s = suite([{ name: "sum", source: "infinitebench", task: "longbook_sum_eng", path: "data/sum.jsonl" }]);
+    expect(s.tasks[0]).toMatchObject({ template: "yarn-mistral", path: resolve(repo, "data/sum.jsonl") });
+  });
+
   it("refuses bad entries with one line naming the field and the fix", () => {
     const cases: [unknown, RegExp][] = [
       [{ name: "x", source: "rulr" }, /tasks\[0\]: unknown source "rulr" — known sources: synthetic, longbench, ruler, infinitebench, longbench-v2/],
@@ -86,7 +91,8 @@ describe("suite schema: the new sources", () => {
       [{ name: "vt", source: "ruler", files: { esay: "e.json" } }, /unknown key "tasks\[0\]\.files\.esay"/],
       [{ name: "longbook_qa_eng", source: "infinitebench" }, /InfiniteBench task "longbook_qa_eng" needs "path" — give its JSONL file/],
       [{ name: "longbook_qa_eng", source: "infinitebench", path: "q.jsonl", template: "kimi" }, /kimi template of longbook_qa_eng cannot be filled .* — use template: yarn-mistral or gpt4/],
-      [{ name: "longbook_sum_eng", source: "infinitebench", path: "s.jsonl" }, /longbook_sum_eng is not supported — its metric .* is not reproduced/],
+      [{ name: "longbook_sum_eng", source: "infinitebench" }, /InfiniteBench task "longbook_sum_eng" needs "path"/],
+      [{ name: "longbook_sum_eng", source: "infinitebench", path: "s.jsonl", template: "kimi" }, /kimi template of longbook_sum_eng cannot be filled/],
       [{ name: "passkey", source: "infinitebench", path: "p.jsonl", depths: [0.5] }, /"depths" applies only to generated InfiniteBench tasks/],
       [{ name: "nope", source: "infinitebench" }, /unknown InfiniteBench task "nope" — known InfiniteBench tasks: passkey, number_string, kv_retrieval, longbook_qa_eng/],
       [{ name: "v2", source: "longbench-v2" }, /tasks\[0\]\.path is missing — expected a non-empty string — add it/],

@@ -1,8 +1,7 @@
 /**
  * InfiniteBench's file-based tasks (OpenBMB/InfiniteBench, Apache-2.0): the rows of the user's data files
  * (data/<task>.jsonl: context, input, answer, options), prompts by src/eval_utils.py `create_prompt` with
- * src/prompt.py's templates (verbatim below), references by `get_answer`. longbook_sum_eng is left out: its metric
- * (HF evaluate's rougeLsum) is not reproduced here.
+ * src/prompt.py's templates (verbatim below), references by `get_answer`.
  */
 import type { InfiniteBenchModel } from "./infinitebench.js";
 import { formatPythonTemplate } from "../eval/longbench.js";
@@ -15,7 +14,8 @@ export type InfiniteBenchFileTask =
   | "math_find"
   | "math_calc"
   | "code_run"
-  | "code_debug";
+  | "code_debug"
+  | "longbook_sum_eng";
 
 export const INFINITEBENCH_FILE_TEMPLATES: Readonly<Record<InfiniteBenchModel, Readonly<Record<InfiniteBenchFileTask, string>>>> = {
   "gpt4": {
@@ -27,6 +27,7 @@ export const INFINITEBENCH_FILE_TEMPLATES: Readonly<Record<InfiniteBenchModel, R
     math_calc: "Compute the intermediate values in the following long expression.\n\n{context}",
     code_run: "Following is a set of Python functions. There is a function called named {func}.\n\n{context}\n\nPlease give me the exact number of the return value of {func_call}. Be concise. Your response must end with the final returned value.",
     code_debug: "There is ONLY ONE function in the large project that is deliberately made to include an obvious error. Please find the function that contains the most obvious errors. I will give you four options to narrow your scope. You can inspect the options and think. Eventually, tell me the answer using one single letter (A, B, C, or D).\n\n{context}\n\nWhich funtion has deliberate error?\nA. {OPTION_A}\nB. {OPTION_B}\nC. {OPTION_C}\nD. {OPTION_D}\n\nYou should first find the functions in the options. Repeat their content, inspect through code, and at last give me your answer for the function that has the deliberate and obvious error in A, B, C, or D.",
+    longbook_sum_eng: "Summarize the following book.\n\n{context}",
   },
   "claude2": {
     longbook_qa_eng: "Read the novel below and answer a question:\n\n{context}\n\n{input}\nPlease answer as short as possible. The answer is: ",
@@ -37,6 +38,7 @@ export const INFINITEBENCH_FILE_TEMPLATES: Readonly<Record<InfiniteBenchModel, R
     math_calc: "Let us calculate the intermediate values of an expression.\nExpression: 1 + 3 + 4\nValues: [1, 4, 8]\n\nExpression: 8 - 3 + 2 - 4\nValues: [8, 5, 7, 3]\n\nExpression: {context}\nValues:",
     code_run: "In the file functions_module.py, there is a function called ${func}.\n\n\nHere is the content of functions_module.py:\n{context}\n\nPlease give me the exact number of the return value of {func_call}. Your response should end with the sentence 'The return value is:'.",
     code_debug: "There is ONLY ONE function in the large project that is deliberately made to include an obvious error. Please find the function that contains the most obvious errors. I will give you four options to narrow your scope. You can inspect through the options and think. Eventually, tell me the answer using one single letter (A, B, C, or D).\n\n{context}\n\nWhich funtion has deliberate error?\nA. {OPTION_A}\nB. {OPTION_B}\nC. {OPTION_C}\nD. {OPTION_D}\n\nYou should first find the functions in the options. Repeat their content, inspect through code, and at last give me your answer for the function that has the deliberate and obvious error in A, B, C, or D.",
+    longbook_sum_eng: "Summarize the following book.\n\n{context}",
   },
   "kimi": {
     longbook_qa_eng: "Read the book below and answer a question.\n\nQuestion: {question}\n\nBe very concise.{file:{context}}",
@@ -47,6 +49,7 @@ export const INFINITEBENCH_FILE_TEMPLATES: Readonly<Record<InfiniteBenchModel, R
     math_calc: "Let us calculate the intermediate values of an expression.\nExpression: 1 + 3 + 4\nValues: [1, 4, 8]\n\nExpression: 8 - 3 + 2 - 4\nValues: [8, 5, 7, 3]\n\nExpression: {context}\nValues:",
     code_run: "In the file functions_module.py, there is a function called ${func}.\n\n\nHere is the content of functions_module.py:\n\nPlease give me the exact number of the return value of ${func_call}. Your response should end with the sentence 'The return value is:'.{context}",
     code_debug: "Below is a code repository where there is one single function with bugs that causes an error. Please tell me the name of that function.\nWhich function has bugs? Give me the final answer in this format: \"[FINAL ANSWER: XXX]\". Don't say anything else.{fcontext}",
+    longbook_sum_eng: "Summarize the book below:\n\n{file:{context}}",
   },
   "yarn-mistral": {
     longbook_qa_eng: "Read the book and answer the question. Be very concise in your answer.\n\n{context}\n\nQuestion: {question}\nAnswer:",
@@ -57,6 +60,7 @@ export const INFINITEBENCH_FILE_TEMPLATES: Readonly<Record<InfiniteBenchModel, R
     math_calc: "Let us calculate the intermediate values of an expression.\n\nExpression: 1 + 3 + 4\nValues: [1, 4, 8]\n\nExpression: 8 - 3 + 2 - 4\nValues: [8, 5, 7, 3]\n\nExpression: {context}\nValues:",
     code_run: "There is a function called {func} in the following Python code.\n\n{context}\n\nPlease compute the exact value of {func_call}. The value of {func_call} is",
     code_debug: "Following is a Python code where exactly one of the functions/methods has a deliberate error that makes it crash.\n\n{context}\n\nOptions:\nA. {OPTION_A}\nB. {OPTION_B}\nC. {OPTION_C}\nD. {OPTION_D}\n\nThe correct option is:",
+    longbook_sum_eng: "Summarize the book below.\n\n{context}\n\nSummary:",
   },
 };
 
@@ -72,6 +76,7 @@ export const INFINITEBENCH_FILE_MAX_NEW_TOKENS: Readonly<Record<InfiniteBenchFil
   math_calc: 30000,
   code_run: 5,
   code_debug: 5,
+  longbook_sum_eng: 1200,
 };
 
 /** One row of an InfiniteBench data file; `answer` keeps its JSON type (numbers matter to math_find and code_run). */
