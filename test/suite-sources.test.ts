@@ -13,7 +13,8 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";
 import { infiniteBenchPrompt, kvRetrievalRecord, passkeyRecord, type InfiniteBenchModel, type InfiniteBenchTask } from "../src/datasets/infinitebench.js";
 import { infiniteBenchFileAnswers, type InfiniteBenchFileTask, type InfiniteBenchLabel } from "../src/datasets/infinitebench-files.js";
-import { seededRulerRandom } from "../src/datasets/ruler/common.js";
+import { RULER_NOISE, seededRulerRandom } from "../src/datasets/ruler/common.js";
+import { rulerVtIclNumNoises } from "../src/datasets/ruler/variable-tracking.js";
 import { buildRulerRecord, defaultRulerCommonWords, defaultRulerWords, RULER_TASK_NAMES, RULER_TASKS } from "../src/datasets/ruler/tasks.js";
 import { runSuite } from "../src/eval/harness.js";
 import { longBenchV2Breakdowns, type LongBenchV2Judged } from "../src/eval/longbench-v2.js";
@@ -23,6 +24,7 @@ import type { SampleRow } from "../src/eval/samples-log.js";
 import { scoreSample } from "../src/eval/score-sample.js";
 import { generatedBuilder, infiniteBenchSized } from "../src/eval/sources/infinitebench.js";
 import { rulerResources, rulerSized } from "../src/eval/sources/ruler.js";
+import { sampleSeed } from "../src/eval/sources/fit.js";
 import { parseSuite, type Suite, type TaskOf, type TaskSpec } from "../src/eval/suite.js";
 import { EdgeInfError } from "../src/util/errors.js";
 
@@ -121,7 +123,8 @@ describe("prompts sized to the length are the builders' prompts", () => {
         // stories260K's 512-token vocabulary spends many tokens per word: vt's smallest prompt (its one-shot example) passes 1024.
         for (const length of [2048, 3072]) {
           const sized = rulerSized(name, 11, length, 0, sources(), resources);
-          const request = (size: number) => ({ size, maxSeqLength: length, index: 0 });
+          const vtIcl = name === "vt" ? rulerVtIclNumNoises((text) => backbone.tokenizer.encode(text, { bos: false }).length, seededRulerRandom(sampleSeed("ruler-vt-icl", 11))) : undefined;
+          const request = (size: number) => ({ size, maxSeqLength: length, index: 0, ...(vtIcl === undefined ? {} : { vtIclNumNoises: vtIcl }) });
           const again = buildRulerRecord(name, request(sized.size), seededRulerRandom(sized.seed), resources);
           expect(again.prompt).toBe(sized.prompt);
           expect(again.answers).toEqual(sized.answers);
@@ -142,6 +145,13 @@ describe("prompts sized to the length are the builders' prompts", () => {
     }
     const words = defaultRulerWords();
     expect(words.length).toBeGreaterThan(100);
+    // vt's in-context example: the most noise sentences within the token limit, at least RULER's incremental 5.
+    const noiseTokens = (text: string): number => 10 * text.split(RULER_NOISE).length - 10; // 10 "tokens" per noise sentence
+    expect(rulerVtIclNumNoises(noiseTokens, seededRulerRandom(1))).toBe(50);
+    expect(rulerVtIclNumNoises(noiseTokens, seededRulerRandom(1), undefined, 123)).toBe(12);
+    expect(rulerVtIclNumNoises(noiseTokens, seededRulerRandom(1), undefined, 20)).toBe(5);
+    const edgeIcl = rulerVtIclNumNoises((text) => backbone.tokenizer.encode(text, { bos: false }).length, seededRulerRandom(2));
+    expect(edgeIcl).toBeGreaterThanOrEqual(5);
     const s = suite([{ name: "niah_multikey_3", source: "ruler", count: 2 }], { lengths: [640] });
     const samples = samplesForTask(s, s.tasks[0]!, sources());
     expect(samples.map((x) => x.sampleId)).toEqual(["niah_multikey_3_640_11_0", "niah_multikey_3_640_11_1"]);

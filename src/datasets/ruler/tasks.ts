@@ -97,6 +97,8 @@ export interface RulerRecordRequest {
   maxSeqLength: number;
   /** The record's number (RULER's sample index): qa asks question `index` of the dataset; the other tasks ignore it. */
   index: number;
+  /** vt only: the in-context example's noise sentences (rulerVtIclNumNoises fits it as RULER does); default RULER_VT_CONFIG's. */
+  vtIclNumNoises?: number;
 }
 
 function need<K extends RulerResourceName>(resources: RulerResources, name: K, task: RulerTaskName): NonNullable<RulerResources[K]> {
@@ -122,7 +124,7 @@ export function buildRulerRecord(task: RulerTaskName, request: RulerRecordReques
         : rulerNiahRecord(spec.config, request.size, random, words);
     }
     case "vt":
-      return rulerVtRecord(request.size, random, spec.config);
+      return rulerVtRecord(request.size, random, request.vtIclNumNoises === undefined ? spec.config : { ...spec.config, iclNumNoises: request.vtIclNumNoises });
     case "cwe": {
       const words = { words: rulerCweWordPool(need(resources, "commonWords", task), random), englishWords: resources.englishWords };
       return rulerCweRecord(request.size, random, words, request.maxSeqLength, spec.config);

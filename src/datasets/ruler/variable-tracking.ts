@@ -86,6 +86,29 @@ function randomizeIcl(example: string, numHops: number, random: RulerTaskRandom)
 }
 
 /**
+ * The in-context example's noise count as RULER's main() fits it: the most noise sentences (at least 5, RULER's
+ * `incremental`) whose ICL text — generate_input_output(n, is_icl=True), no answers appended — stays within 500
+ * tokens of the model's tokenizer (`countTokens`, no BOS, as RULER's text_to_tokens). Binary search between 5 and
+ * 3× the estimate from 5 sentences, as RULER does; the draws come from `random` (any seeded stream).
+ */
+export function rulerVtIclNumNoises(countTokens: (text: string) => number, random: RulerTaskRandom, config: RulerVtConfig = RULER_VT_CONFIG, maxTokens = 500): number {
+  const incremental = 5;
+  const tokensAt = (n: number): number => countTokens(vtInputOutput(n, config, true, random).text);
+  const perSentence = tokensAt(incremental) / incremental;
+  let lower = incremental;
+  let upper = Math.max(Math.floor((maxTokens / perSentence) * 3), incremental * 2);
+  let best: number | null = null;
+  while (lower <= upper) {
+    const mid = (lower + upper) >> 1;
+    if (tokensAt(mid) <= maxTokens) {
+      best = mid;
+      lower = mid + 1;
+    } else upper = mid - 1;
+  }
+  return best ?? incremental;
+}
+
+/**
  * One vt record with `numNoises` noise sentences: RULER's in-context example (built first, as
  * RULER's main() builds it before the samples; RULER builds it once per dataset, we per record)
  * with its answers appended, the task text, then the example's names and value redrawn, in RULER's

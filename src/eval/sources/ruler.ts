@@ -9,6 +9,7 @@ import { buildRulerRecord, defaultRulerCommonWords, defaultRulerWords, loadRuler
 import { seededRulerRandom } from "../../datasets/ruler/common.js";
 import { EdgeInfError, fail } from "../../util/errors.js";
 import type { RulerRecord } from "../../datasets/ruler/common.js";
+import { rulerVtIclNumNoises } from "../../datasets/ruler/variable-tracking.js";
 import { DEFAULT_COUNT, finishSample, questionStartIn, type EvalSample, type SampleSources } from "../samples.js";
 import { taskLengths, type Suite, type TaskOf } from "../suite.js";
 import { fitToTokens, sampleSeed } from "./fit.js";
@@ -28,11 +29,14 @@ export interface RulerSized {
  */
 export function rulerSized(name: RulerTaskName, suiteSeed: number, length: number, index: number, src: Pick<SampleSources, "tokenizer">, resources: RulerResources): RulerSized {
   const seed = sampleSeed("ruler", suiteSeed, name, length, index);
+  // vt: RULER fits its in-context example to 500 tokens of the model's tokenizer once per dataset; so do we, with
+  // draws seeded by the suite seed alone, so every record of the suite gets the same count.
+  const vtIcl = name === "vt" ? rulerVtIclNumNoises((text) => src.tokenizer.encode(text, { bos: false }).length, seededRulerRandom(sampleSeed("ruler-vt-icl", suiteSeed))) : undefined;
   // cwe cannot list more distinct words than its word lists hold: larger sizes count as too long.
   const maxSize = name === "cwe" ? (resources.commonWords?.length ?? 0) + (resources.englishWords?.length ?? 0) : Infinity;
   const build = (size: number): { record: RulerRecord; ids: number[] } | null => {
     if (size > maxSize) return null;
-    const record = buildRulerRecord(name, { size, maxSeqLength: length, index }, seededRulerRandom(seed), resources);
+    const record = buildRulerRecord(name, { size, maxSeqLength: length, index, ...(vtIcl === undefined ? {} : { vtIclNumNoises: vtIcl }) }, seededRulerRandom(seed), resources);
     return { record, ids: src.tokenizer.encode(record.prompt, { bos: true }) };
   };
   const fitted = fitToTokens(build, (built) => (built === null ? Infinity : built.ids.length), length, smallestSize(name, build));
