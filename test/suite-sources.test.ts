@@ -23,7 +23,7 @@ import { samplesForTask, type SampleSources } from "../src/eval/samples.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import { scoreSample } from "../src/eval/score-sample.js";
 import { generatedBuilder, infiniteBenchSized } from "../src/eval/sources/infinitebench.js";
-import { rulerResources, rulerSized } from "../src/eval/sources/ruler.js";
+import { rulerResources, rulerSized, suiteVtIclNumNoises } from "../src/eval/sources/ruler.js";
 import { sampleSeed } from "../src/eval/sources/fit.js";
 import { parseSuite, type Suite, type TaskOf, type TaskSpec } from "../src/eval/suite.js";
 import { EdgeInfError } from "../src/util/errors.js";
@@ -122,8 +122,9 @@ describe("prompts sized to the length are the builders' prompts", () => {
         const resources = rulerResources(name, task);
         // stories260K's 512-token vocabulary spends many tokens per word: vt's smallest prompt (its one-shot example) passes 1024.
         for (const length of [2048, 3072]) {
-          const sized = rulerSized(name, 11, length, 0, sources(), resources);
           const vtIcl = name === "vt" ? rulerVtIclNumNoises((text) => backbone.tokenizer.encode(text, { bos: false }).length, seededRulerRandom(sampleSeed("ruler-vt-icl", 11))) : undefined;
+          expect(vtIcl).toBe(name === "vt" ? suiteVtIclNumNoises(11, sources()) : undefined);
+          const sized = rulerSized(name, 11, length, 0, sources(), resources, vtIcl);
           const request = (size: number) => ({ size, maxSeqLength: length, index: 0, ...(vtIcl === undefined ? {} : { vtIclNumNoises: vtIcl }) });
           const again = buildRulerRecord(name, request(sized.size), seededRulerRandom(sized.seed), resources);
           expect(again.prompt).toBe(sized.prompt);
@@ -156,6 +157,10 @@ describe("prompts sized to the length are the builders' prompts", () => {
     const samples = samplesForTask(s, s.tasks[0]!, sources());
     expect(samples.map((x) => x.sampleId)).toEqual(["niah_multikey_3_640_11_0", "niah_multikey_3_640_11_1"]);
     expect(samples[0]!.promptIds).toEqual(rulerSized("niah_multikey_3", 11, 640, 0, sources(), {}).ids);
+    // vt through the source: the in-context example fitted once per task (suiteVtIclNumNoises).
+    const vtSuite = suite([{ name: "vt", source: "ruler", count: 1 }], { lengths: [2048] });
+    const vtTask = vtSuite.tasks[0] as TaskOf<"ruler">;
+    expect(samplesForTask(vtSuite, vtTask, sources())[0]!.promptIds).toEqual(rulerSized("vt", 11, 2048, 0, sources(), rulerResources("vt", vtTask), suiteVtIclNumNoises(11, sources())).ids);
     expect(samples[0]!.maxNewTokens).toBe(6); // generation.maxNewTokens over RULER's 128
     expect(samples[0]!.stopIds).toEqual([backbone.tokenizer.eosId]); // RULER stops at EOS only
     expect(samples[0]!.answers).not.toEqual(samples[1]!.answers);

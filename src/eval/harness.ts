@@ -27,7 +27,7 @@ import { samplesForTask, type EvalSample } from "./samples.js";
 import { cotAnswerSample } from "./sources/longbench-v2.js";
 import { appendSample, readSamplesLog, rowKey, type AnswerPass, type SampleRow } from "./samples-log.js";
 import { newlineIds } from "./stop-ids.js";
-import { configHash, knownMethods, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
+import { configHash, knownMethods, taskOfSample, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
 import { sortRows, writeTables, type AggregateRow } from "./tables.js";
 import { checkWorkerCount, defaultWorkerCount, runInOrder, WorkerPool } from "../parallel/pool.js";
 
@@ -442,8 +442,7 @@ export async function runSample(suite: Suite, sample: EvalSample, method: Prepar
   const answer = await runFollowUp(suite, sample, first, method, ctx);
   const m = answer === null ? first : { ...first, ids: answer.m.ids, maxRssKb: answer.m.maxRssKb, rssBytes: Math.max(first.rssBytes, answer.m.rssBytes), leakedTensors: first.leakedTensors + answer.m.leakedTensors };
   const prediction = ctx.backbone.tokenizer.decode(m.ids);
-  const task = suite.tasks.find((t) => t.name === sample.task);
-  if (task === undefined) throw new Error(`sample of task "${sample.task}" is not from suite ${suite.file}`);
+  const task = taskOfSample(suite, sample);
   return {
     task: sample.task,
     dataset: sample.dataset,

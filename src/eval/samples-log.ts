@@ -69,19 +69,19 @@ export interface SampleRow {
 }
 
 /** The second pass of a two-pass sample (LongBench v2 0shot_cot): the SampleRow fields of the same names, for it. */
-export interface AnswerPass {
-  promptTokens: number;
-  truncated: boolean;
-  newTokens: number;
-  ttftMs: number;
-  ttftMsRuns: number[];
-  decodeTokensPerSecond: number;
-  prefillTokensPerSecond: number;
-  kvBytesAfterPrefill: number;
-  peakKvBytes: number;
-  kvBytesFull: number;
-  leakedTensors: number;
-}
+export type AnswerPass = Pick<
+  SampleRow,
+  | "promptTokens"
+  | "truncated"
+  | "newTokens"
+  | "ttftMs"
+  | "decodeTokensPerSecond"
+  | "prefillTokensPerSecond"
+  | "kvBytesAfterPrefill"
+  | "peakKvBytes"
+  | "kvBytesFull"
+  | "leakedTensors"
+> & { ttftMsRuns: number[] };
 
 /** Identity of a row for resuming: (task, length, sample id, method label). */
 export function rowKey(row: Pick<SampleRow, "task" | "length" | "sampleId" | "method">): string {

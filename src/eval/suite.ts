@@ -358,6 +358,13 @@ export function loadSuite(path: string, opts: { baseDir?: string } = {}): Suite 
   return parseSuite(value, path, opts.baseDir);
 }
 
+/** The suite's task a sample was built for (its `task` is the task's name). */
+export function taskOfSample(suite: Suite, sample: { task: string }): TaskSpec {
+  const task = suite.tasks.find((t) => t.name === sample.task);
+  if (task === undefined) throw new Error(`sample of task "${sample.task}" is not from suite ${suite.file}`);
+  return task;
+}
+
 /** The lengths a task is evaluated at. */
 export function taskLengths(suite: Suite, task: TaskSpec): number[] {
   return ("targetTokens" in task ? task.targetTokens : undefined) ?? suite.lengths;

@@ -16,7 +16,7 @@ import { pyStrip } from "../metrics/python-str.js";
 import type { Tokenizer } from "../../tokenizers/tokenizer.js";
 import { fail } from "../../util/errors.js";
 import { finishSample, truncatedPromptIds, uniqueId, type EvalSample, type SampleFollowUp, type SampleSources } from "../samples.js";
-import { taskLengths, type Suite, type TaskOf } from "../suite.js";
+import { taskLengths, taskOfSample, type Suite, type TaskOf } from "../suite.js";
 import { isObject, nonStringKey, readRecords, type Parsed } from "./records.js";
 
 /** pred.py's max_new_tokens: the answer (0shot, 0shot_no_context, and the second CoT pass). */
@@ -89,8 +89,7 @@ export function cotAnswerPrompt(followUp: Pick<SampleFollowUp, "template">, firs
 export function cotAnswerSample(suite: Suite, sample: EvalSample, firstOutput: string, tokenizer: Tokenizer): EvalSample {
   const followUp = sample.followUp;
   if (followUp === undefined) throw new Error(`sample ${sample.sampleId} of task "${sample.task}" has no second pass`);
-  const task = suite.tasks.find((t) => t.name === sample.task);
-  if (task === undefined) throw new Error(`sample of task "${sample.task}" is not from suite ${suite.file}`);
+  const task = taskOfSample(suite, sample);
   const prompt = cotAnswerPrompt(followUp, firstOutput);
   const at = prompt.indexOf(QUESTION_MARK);
   const src: SampleSources = { tokenizer, corpus: () => [], newlineIds: [], chatTemplate: followUp.chatTemplate };

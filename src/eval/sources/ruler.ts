@@ -6,9 +6,8 @@
  * draws are ours (mulberry32 from the suite seed), not Python's.
  */
 import { buildRulerRecord, defaultRulerCommonWords, defaultRulerWords, loadRulerResources, RULER_TASKS, type RulerResources, type RulerTaskName } from "../../datasets/ruler/tasks.js";
-import { seededRulerRandom } from "../../datasets/ruler/common.js";
+import { seededRulerRandom, type RulerRecord } from "../../datasets/ruler/common.js";
 import { EdgeInfError, fail } from "../../util/errors.js";
-import type { RulerRecord } from "../../datasets/ruler/common.js";
 import { rulerVtIclNumNoises } from "../../datasets/ruler/variable-tracking.js";
 import { DEFAULT_COUNT, finishSample, questionStartIn, type EvalSample, type SampleSources } from "../samples.js";
 import { taskLengths, type Suite, type TaskOf } from "../suite.js";
@@ -24,14 +23,20 @@ export interface RulerSized {
 }
 
 /**
- * Record `index` of RULER task `name` at `length` tokens: its seed, then the largest size whose prompt (BOS
- * included) fits. Fails with one line when even one haystack sentence is too long.
+ * vt's in-context example noise count for a suite: RULER fits the example to 500 tokens of the model's tokenizer once
+ * per dataset; so do we, once per task, with draws seeded by the suite seed alone.
  */
-export function rulerSized(name: RulerTaskName, suiteSeed: number, length: number, index: number, src: Pick<SampleSources, "tokenizer">, resources: RulerResources): RulerSized {
+export function suiteVtIclNumNoises(suiteSeed: number, src: Pick<SampleSources, "tokenizer">): number {
+  return rulerVtIclNumNoises((text) => src.tokenizer.encode(text, { bos: false }).length, seededRulerRandom(sampleSeed("ruler-vt-icl", suiteSeed)));
+}
+
+/**
+ * Record `index` of RULER task `name` at `length` tokens: its seed, then the largest size whose prompt (BOS
+ * included) fits. Fails with one line when even one haystack sentence is too long. `vtIcl`: vt's in-context noise
+ * count (suiteVtIclNumNoises; without it, RULER_VT_CONFIG's).
+ */
+export function rulerSized(name: RulerTaskName, suiteSeed: number, length: number, index: number, src: Pick<SampleSources, "tokenizer">, resources: RulerResources, vtIcl?: number): RulerSized {
   const seed = sampleSeed("ruler", suiteSeed, name, length, index);
-  // vt: RULER fits its in-context example to 500 tokens of the model's tokenizer once per dataset; so do we, with
-  // draws seeded by the suite seed alone, so every record of the suite gets the same count.
-  const vtIcl = name === "vt" ? rulerVtIclNumNoises((text) => src.tokenizer.encode(text, { bos: false }).length, seededRulerRandom(sampleSeed("ruler-vt-icl", suiteSeed))) : undefined;
   // cwe cannot list more distinct words than its word lists hold: larger sizes count as too long.
   const maxSize = name === "cwe" ? (resources.commonWords?.length ?? 0) + (resources.englishWords?.length ?? 0) : Infinity;
   const build = (size: number): { record: RulerRecord; ids: number[] } | null => {
@@ -64,11 +69,12 @@ function smallestSize(name: RulerTaskName, build: (size: number) => unknown): nu
 export function rulerSamples(suite: Suite, task: TaskOf<"ruler">, src: SampleSources): EvalSample[] {
   const name = (task.task ?? task.name) as RulerTaskName; // checked against RULER_TASKS by the suite schema
   const resources = rulerResources(name, task);
+  const vtIcl = name === "vt" ? suiteVtIclNumNoises(suite.seed, src) : undefined;
   const count = Math.min(task.count ?? DEFAULT_COUNT, src.limit ?? Infinity);
   const out: EvalSample[] = [];
   for (const length of taskLengths(suite, task)) {
     for (let index = 0; index < count; index++) {
-      const sized = rulerSized(name, suite.seed, length, index, src, resources);
+      const sized = rulerSized(name, suite.seed, length, index, src, resources, vtIcl);
       // RULER's templates end with the question (and answer prefix) on the last line.
       const question = sized.prompt.slice(sized.prompt.lastIndexOf("\n") + 1);
       const prompt = { ids: sized.ids, questionStart: questionStartIn(src, sized.prompt, question, sized.ids, true) };
