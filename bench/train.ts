@@ -23,6 +23,8 @@ import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { AdamW } from "../src/training/adamw.js";
 import { objectiveByName } from "../src/training/objectives/index.js";
+import { batchGradientsInto } from "../src/training/step.js";
+import { divideGradients } from "../src/training/gradient-sums.js";
 import type { TrainingSequence } from "../src/training/data.js";
 import { assertFiniteAsync } from "../src/util/finite.js";
 import { defaultWorkerCount, checkWorkerCount, WorkerPool } from "../src/parallel/pool.js";
@@ -137,20 +139,10 @@ for (const b of backends) {
       const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
       /** train()'s step on one process (src/training/step.ts, gradAccumulation 1): one objective call for the batch. */
       const batchedGradients = async (seqs: TrainingSequence[]): Promise<StepGradients> => {
-        const common = { model: m, module, tbpttSegments: tbptt, options: {} };
-        let lossSum: number;
-        let grads: Map<string, tf.Tensor>;
-        if (seqs.length === 1) {
-          ({ loss: lossSum, grads } = await objective.gradients({ ...common, sequence: seqs[0]! }));
-        } else {
-          if (!objective.batchGradients) throw new Error("the next-token objective has no batchGradients");
-          ({ lossSum, grads } = await objective.batchGradients({ ...common, sequences: seqs }));
-        }
-        for (const [k, g] of grads) {
-          grads.set(k, tf.tidy(() => tf.div(g, seqs.length)));
-          g.dispose();
-        }
-        return { loss: lossSum / seqs.length, tokens: seqs.reduce((a, q) => a + q.ids.length - 1, 0), grads };
+        const grads = new Map<string, tf.Tensor>();
+        const { lossSum, tokens } = await batchGradientsInto(grads, objective, { model: m, module, tbpttSegments: tbptt, options: {} }, seqs);
+        divideGradients(grads, seqs.length);
+        return { loss: lossSum / seqs.length, tokens, grads };
       };
       const step = async (seqs: TrainingSequence[]): Promise<number> => {
         const r = pool !== undefined ? await parallelGradients(pool, module, seqs, { tbpttSegments: tbptt }) : await batchedGradients(seqs);

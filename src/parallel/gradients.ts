@@ -8,6 +8,7 @@ import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
 import type { MemoryGatingModule } from "../memory/module.js";
 import { sequenceGradients } from "../training/tbptt.js";
+import { addGradient, addGradients, divideGradients } from "../training/gradient-sums.js";
 import type { ObjectiveName } from "../training/objectives/index.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 import { runInOrder, type WorkerPool } from "./pool.js";
@@ -32,24 +33,6 @@ export interface StepGradients {
   grads: Map<string, tf.Tensor>;
 }
 
-/** acc[name] += g in float32 (g is taken over: kept as the sum, or disposed). */
-function addInto(acc: Map<string, tf.Tensor>, name: string, g: tf.Tensor): void {
-  const prev = acc.get(name);
-  acc.set(name, prev ? tf.tidy(() => tf.add(prev, g)) : g);
-  if (prev) {
-    prev.dispose();
-    g.dispose();
-  }
-}
-
-/** Σ → mean over `count` micro-batches, in place (train()'s final division). */
-function divideAll(grads: Map<string, tf.Tensor>, count: number): void {
-  for (const [k, g] of grads) {
-    grads.set(k, tf.tidy(() => tf.div(g, count)));
-    g.dispose();
-  }
-}
-
 /**
  * The same step in this process, one micro-batch after another (what train() does today, and what a 1-worker run
  * should call): the reference parallelGradients is bit-identical to.
@@ -69,9 +52,9 @@ export async function stepGradients(
       const r = await sequenceGradients(model, module, s.ids, objective.tbpttSegments, s.lossMask, objective.options ?? {});
       lossSum += r.loss;
       tokens += s.ids.length - 1;
-      for (const [k, g] of r.grads) addInto(grads, k, g);
+      addGradients(grads, r.grads);
     }
-    divideAll(grads, sequences.length);
+    divideGradients(grads, sequences.length);
   } catch (e) {
     tf.dispose([...grads.values()]);
     throw e;
@@ -122,10 +105,10 @@ export async function parallelGradients(
       (r, i) => {
         lossSum += r.loss;
         tokens += sequences[i]!.ids.length - 1;
-        for (const w of r.grads) addInto(grads, w.name, tf.tensor(w.data, w.shape));
+        for (const w of r.grads) addGradient(grads, w.name, tf.tensor(w.data, w.shape));
       },
     );
-    divideAll(grads, sequences.length);
+    divideGradients(grads, sequences.length);
   } catch (e) {
     tf.dispose([...grads.values()]);
     throw e;

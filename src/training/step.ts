@@ -7,6 +7,8 @@ import type { TrainRun } from "./run.js";
 import type { TrainingSequence } from "./data.js";
 import { equalLengthBatches } from "../backbone/nll.js";
 import { parallelGradients } from "../parallel/gradients.js";
+import type { Objective, ObjectiveInputs } from "./objectives/index.js";
+import { addGradients, divideGradients } from "./gradient-sums.js";
 
 /** What one optimizer step did. */
 export interface StepResult {
@@ -47,41 +49,47 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
       for (const [k, g] of r.grads) grads.set(k, g);
       return await applyStep(run, grads, r.loss, lr, r.tokens);
     }
-    const add = (more: Map<string, tf.Tensor>) => {
-      for (const [k, g] of more) {
-        const acc = grads.get(k);
-        grads.set(k, acc ? tf.tidy(() => tf.add(acc, g)) : g);
-        if (acc) {
-          acc.dispose();
-          g.dispose();
-        }
-      }
-    };
     // training.batchSize sequences per forward/backward (equal lengths), gradAccumulation such batches in turn.
     for (const batch of stepBatches(run, step, micro)) {
       const common = { model: run.model, module: run.module, tbpttSegments: run.tbpttSegments, options: t.objectiveOptions };
-      if (batch.length === 1 || !run.objective.batchGradients) {
-        for (const sequence of batch) {
-          const r = await run.objective.gradients({ ...common, sequence });
-          lossSum += r.loss;
-          tokens += sequence.ids.length - 1;
-          add(r.grads);
-        }
-      } else {
-        const r = await run.objective.batchGradients({ ...common, sequences: batch });
-        lossSum += r.lossSum;
-        for (const sequence of batch) tokens += sequence.ids.length - 1;
-        add(r.grads);
-      }
+      const r = await batchGradientsInto(grads, run.objective, common, batch);
+      lossSum += r.lossSum;
+      tokens += r.tokens;
     }
-    for (const [k, g] of grads) {
-      grads.set(k, tf.tidy(() => tf.div(g, micro)));
-      g.dispose();
-    }
+    divideGradients(grads, micro);
     return await applyStep(run, grads, lossSum / micro, lr, tokens);
   } finally {
     tf.dispose([...grads.values()]);
   }
+}
+
+/**
+ * The objective's gradients of one batch of equal-length sequences, added into `grads`: one batched forward/backward
+ * when the batch has several sequences and the objective can batch, else one sequence at a time. Returns the sum of
+ * the sequences' losses and their input tokens.
+ */
+export async function batchGradientsInto(
+  grads: Map<string, tf.Tensor>,
+  objective: Objective<unknown>,
+  common: Omit<ObjectiveInputs<unknown>, "sequence">,
+  batch: readonly TrainingSequence[],
+): Promise<{ lossSum: number; tokens: number }> {
+  let lossSum = 0;
+  let tokens = 0;
+  if (batch.length === 1 || !objective.batchGradients) {
+    for (const sequence of batch) {
+      const r = await objective.gradients({ ...common, sequence });
+      lossSum += r.loss;
+      tokens += sequence.ids.length - 1;
+      addGradients(grads, r.grads);
+    }
+  } else {
+    const r = await objective.batchGradients({ ...common, sequences: batch });
+    lossSum += r.lossSum;
+    for (const sequence of batch) tokens += sequence.ids.length - 1;
+    addGradients(grads, r.grads);
+  }
+  return { lossSum, tokens };
 }
 
 /** Checks, clips and applies the averaged gradients of one step (they stay the caller's to free). */

@@ -6,6 +6,7 @@ import { edgeInfiniteNllBatch, forwardSegmentBatch, segmentsOf } from "../memory
 import { initialState, keepState, disposeReplaced, disposeState, type EdgeInfiniteState } from "../memory/state.js";
 import type { SegmentOptions } from "../memory/edgeinfinite-attention.js";
 import { addNLimited } from "../backend/add-n.js";
+import { addGradient } from "./gradient-sums.js";
 
 export interface SequenceGradients {
   /** Mean NLL over the sequence's (masked) target tokens. */
@@ -143,13 +144,7 @@ export async function sequenceGradientsBatch(
       losses.push(value);
       for (const name of names) {
         const gi = g[variables[names.indexOf(name)]!.name];
-        if (!gi) continue;
-        const acc = grads.get(name);
-        grads.set(name, acc ? tf.tidy(() => tf.add(acc, gi)) : gi);
-        if (acc) {
-          acc.dispose();
-          gi.dispose();
-        }
+        if (gi) addGradient(grads, name, gi);
       }
       disposeReplaced(prev, next);
       state = next;
