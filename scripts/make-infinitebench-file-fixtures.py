@@ -11,8 +11,6 @@ Nothing is fetched; the official code is not committed.
     # IB_DIR holds src/compute_scores.py, src/eval_utils.py and src/prompt.py (OpenBMB/InfiniteBench)
     python3 scripts/make-infinitebench-file-fixtures.py IB_DIR
 """
-import ast
-import importlib.util
 import json
 import os
 import random
@@ -22,6 +20,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import infinitebench_official as official  # noqa: E402
+
 if len(sys.argv) != 2:
     sys.exit("usage: make-infinitebench-file-fixtures.py IB_DIR")
 IB = os.path.abspath(sys.argv[1])
@@ -29,14 +30,10 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fi
 
 
 def functions(path):
-    source = open(os.path.join(IB, path), encoding="utf-8").read()
-    tree = ast.parse(source)
-    return {node.name: ast.get_source_segment(source, node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return official.functions(IB, path)
 
 
-spec = importlib.util.spec_from_file_location("ib_prompt", os.path.join(IB, "src/prompt.py"))
-prompt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(prompt)
+prompt = official.prompt_module(IB)
 
 env = {"re": re, "string": string, "Counter": Counter, "Path": Path, "json": json}
 env.update(

@@ -14,8 +14,6 @@ Nothing is fetched; the official code is not committed.
     # data/construct_synthetic_dataset.py (OpenBMB/InfiniteBench)
     python3 scripts/make-infinitebench-fixtures.py IB_DIR
 """
-import ast
-import importlib.util
 import json
 import os
 import random as real_random
@@ -24,6 +22,9 @@ import string
 import sys
 from types import SimpleNamespace
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import infinitebench_official as official  # noqa: E402
+
 if len(sys.argv) != 2:
     sys.exit("usage: make-infinitebench-fixtures.py IB_DIR")
 IB = os.path.abspath(sys.argv[1])
@@ -31,14 +32,10 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fi
 
 
 def functions(path):
-    source = open(os.path.join(IB, path), encoding="utf-8").read()
-    tree = ast.parse(source)
-    return {node.name: ast.get_source_segment(source, node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return official.functions(IB, path)
 
 
-spec = importlib.util.spec_from_file_location("ib_prompt", os.path.join(IB, "src/prompt.py"))
-prompt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(prompt)
+prompt = official.prompt_module(IB)
 MODEL_TO_PROMPT_TEMPLATE = {"gpt4": prompt.gpt4_templates, "claude2": prompt.claude2_templates,
                             "kimi": prompt.kimi_templates, "yarn-mistral": prompt.yarn_mistral_templates}
 
