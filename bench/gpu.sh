@@ -252,9 +252,11 @@ device() {
     echo "== smoke: edge-lm seq 512, batch 2, webgpu and torch cuda"
     timeout 90 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 512 --segment 128 --window 252 --sink 4 \
       --tbptt 2 --batch 2 --steps 1 --torch-device cuda --torch-timeout-s 60 --json "$OUT/batch-smoke.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch smoke: exit ${PIPESTATUS[0]}"
-    echo "== bench:train seq 2048, batch 1,8,32, webgpu and torch cuda"
-    timeout 330 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 2048 --segment 256 --window 512 --sink 4 \
-      --tbptt 2 --batch 1,8,32 --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s 300 \
+    # EDGEINF_GPU_BATCHES / EDGEINF_GPU_BUDGET_S widen the grid (e.g. 1,8,32,64,128 with 480 s) within one call.
+    local batches=${EDGEINF_GPU_BATCHES:-1,8,32} budget=${EDGEINF_GPU_BUDGET_S:-300}
+    echo "== bench:train seq 2048, batch $batches, webgpu and torch cuda"
+    timeout $((budget + 30)) node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 2048 --segment 256 --window 512 --sink 4 \
+      --tbptt 2 --batch "$batches" --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s "$budget" \
       --json "$OUT/batch.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch: exit ${PIPESTATUS[0]}"
     nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 | tail -2
     return

@@ -10,6 +10,7 @@ import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteCo
 import { EdgeInfiniteSession, forwardSegment } from "../src/memory/edgeinfinite.js";
 import { initialState, disposeReplaced, disposeState, keepState, stateTensors } from "../src/memory/state.js";
 import { attentionTransferGradients, positionWeights } from "../src/training/objectives/attention-transfer.js";
+import { mixed } from "../src/training/objectives/mixed.js";
 import { checkExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import { tinyConfig, randomWeights, edgeInfinite64, type Mem64Layer, type Vec } from "./reference/llama64.js";
@@ -308,6 +309,62 @@ describe("attention-transfer objective", () => {
     expect(counts[1]).toBe(counts[0]);
     expect(counts[2]).toBe(counts[0]);
     frozen.forEach((t, i) => expect(bytes(t).equals(backboneBefore[i]!), `backbone tensor ${i}`).toBe(true));
+    module.dispose();
+    model.dispose();
+  });
+
+  it("mixed: loss = a·attention transfer + b·next-token NLL (float64 references of both); gradients match float64 finite differences", async () => {
+    const model = LlamaModel.fromHost(c, w);
+    const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, readMode: "shared", exactTokens: 2, featureMap: "hedgehog", gateKind: "learned" }));
+    randomizeModule(module, 59, 1);
+    const opts = mixed.optionsSchema.parse({ attentionTransfer: 0.7, nextToken: 0.4, answerWeight: options.answerWeight, querySpan: options.querySpan });
+    const sequence = { ids: seq, lossMask };
+    const r = await mixed.gradients({ model, module, sequence, tbpttSegments: Number.MAX_SAFE_INTEGER, options: opts });
+    const cfg64 = variant64(module.config);
+    const inputs = seq.slice(0, -1);
+    /** Mean −log p of the masked targets (lossMask[t+1] for the target of input t) from the float64 EdgeInfinite forward. */
+    const nll64 = (mem: Mem64Layer[]) => {
+      const logits = memoryForward64(c, w, mem, cfg64, inputs, segmentChunks(inputs.length, 4));
+      let sum = 0;
+      let count = 0;
+      logits.forEach((row, t) => {
+        if (lossMask[t + 1] !== 1) return;
+        const m = Math.max(...row);
+        const lse = m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0));
+        sum += lse - row[seq[t + 1]!]!;
+        count++;
+      });
+      return sum / count;
+    };
+    const loss64 = (mem: Mem64Layer[]) => 0.7 * attentionTransferLoss64(c, w, mem, cfg64, inputs, weights64(inputs.length), 4) + 0.4 * nll64(mem);
+    expect(Math.abs(r.loss - loss64(moduleTo64(module))) / loss64(moduleTo64(module))).toBeLessThan(1e-4);
+    // both parts count: dropping either one changes the loss by more than the tolerance
+    expect(Math.abs(0.4 * nll64(moduleTo64(module))) / r.loss).toBeGreaterThan(1e-2);
+    for (const pname of ["layers.0.gate.bias", "layers.1.memory.key_map"]) {
+      const v = module.trainableVariables().get(pname)!;
+      const g = r.grads.get(pname)!.dataSync();
+      let idx = 0;
+      for (let i = 0; i < g.length; i++) if (Math.abs(g[i]!) > Math.abs(g[idx]!)) idx = i;
+      const at = (delta: number) => {
+        const m = moduleTo64(module);
+        const L = m[Number(pname.split(".")[1])]!;
+        if (pname.endsWith("gate.bias")) L.gateBias[idx]! += delta;
+        else {
+          const [, a, b] = v.shape as [number, number, number];
+          L.keyMap[Math.floor(idx / (a * b))]![Math.floor(idx / b) % a]![idx % b]! += delta;
+        }
+        return loss64(m);
+      };
+      const fd = (at(1e-5) - at(-1e-5)) / 2e-5;
+      expect(Math.abs(g[idx]!), pname).toBeGreaterThan(1e-3);
+      expect(Math.abs(fd - g[idx]!) / Math.abs(g[idx]!), `${pname}[${idx}] float64 FD ${fd} vs ${g[idx]}`).toBeLessThan(1e-3);
+    }
+    tf.dispose([...r.grads.values()]);
+    const before = tf.memory().numTensors;
+    const again = await mixed.gradients({ model, module, sequence, tbpttSegments: Number.MAX_SAFE_INTEGER, options: opts });
+    tf.dispose([...again.grads.values()]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => mixed.optionsSchema.parse({ attentionTransfer: 0, nextToken: 0 })).toThrow(/at least one of attentionTransfer and nextToken/);
     module.dispose();
     model.dispose();
   });

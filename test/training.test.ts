@@ -712,6 +712,41 @@ describe("training runs", () => {
     prepared.dispose();
   }, 180_000);
 
+  it("training.initFrom starts from a trained module's weights with a fresh optimizer; a missing folder or another backbone's module is one line and creates nothing", async () => {
+    const ref = await reference();
+    const dir = mkdtempSync(join(tmpdir(), "ei-init-"));
+    const recipe = loadRecipe(tinyRecipe(dir), [`training.initFrom=${ref.out}`]);
+    const lines: string[] = [];
+    const run = (await prepareRun(recipe, { ...quiet, log: (l) => lines.push(l) })) as TrainRun;
+    try {
+      const want = readSafetensors(join(resolveCheckpointDir(ref.out), "module.safetensors"));
+      const vars = run.module.trainableVariables();
+      expect([...vars.keys()].sort()).toEqual([...want.keys()].sort());
+      for (const [name, v] of vars) expect(Buffer.from(v.dataSync().buffer).equals(Buffer.from(want.get(name)!.data.buffer)), name).toBe(true);
+      expect(run.startStep).toBe(0);
+      expect(run.optimizer.step).toBe(0);
+      expect(lines.some((l) => /module initialised from .*step-000004 \(step 4; training\.initFrom\)/.test(l))).toBe(true);
+      // the untrained module differs from the trained one (the check above can fail)
+      const fresh = new MemoryGatingModule(run.backbone.config, run.config);
+      const differs = [...fresh.trainableVariables()].some(([n, v]) => !Buffer.from(v.dataSync().buffer).equals(Buffer.from(want.get(n)!.data.buffer)));
+      fresh.dispose();
+      expect(differs).toBe(true);
+    } finally {
+      run.dispose();
+    }
+    const missingDir = mkdtempSync(join(tmpdir(), "ei-init-missing-"));
+    const missing = loadRecipe(tinyRecipe(missingDir), [`training.initFrom=${join(missingDir, "nope")}`]);
+    const msg = await prepareRun(missing, quiet).then(() => "", (e: Error) => e.message);
+    expect(msg).toMatch(/^training\.initFrom .*nope does not exist — point it at a trained module's folder/);
+    expect(existsSync(join(missingDir, "out"))).toBe(false);
+    const otherDir = mkdtempSync(join(tmpdir(), "ei-init-other-"));
+    const other = loadRecipe(tinyRecipe(otherDir), [`training.initFrom=${ref.out}`, `backbone=${otherStories(join(otherDir, "m"), "other")}`]);
+    const otherMsg = await prepareRun(other, quiet).then(() => "", (e: Error) => e.message);
+    expect(otherMsg).toMatch(/was trained on backbone "stories260K" .* not on "other"/);
+    expect(otherMsg.includes("\n")).toBe(false);
+    expect(existsSync(join(otherDir, "out"))).toBe(false);
+  }, 180_000);
+
   it("a NaN loss stops the run with a message and keeps the last good checkpoint", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ei-nan-"));
     const recipe = loadRecipe(tinyRecipe(dir), ["training.optimizer.lr=1e30", "training.checkpointInterval=1", "training.steps=6", "training.gradClip=0"]);

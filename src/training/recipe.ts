@@ -150,6 +150,12 @@ export const recipeSchema = z
         evalInterval: z.number().int().positive(),
         checkpointInterval: z.number().int().positive(),
         keepCheckpoints: z.number().int().positive().default(D.training.keepCheckpoints),
+        /**
+         * A trained module (checkpoint folder or step folder) whose weights start this run instead of the untrained
+         * initialisation: fine-tuning with another objective or data. Its tensors must fit the recipe's module
+         * (featureMap, readMode, gateKind, trainProjections); the optimizer starts fresh. Ignored on --resume.
+         */
+        initFrom: z.string().min(1).optional(),
         /** What each sequence's loss and gradients are (src/training/objectives/). */
         objective: z.enum(OBJECTIVE_NAMES).default(D.training.objective),
         /** Options of the objective, checked by its own schema in validateRecipe. */

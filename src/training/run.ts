@@ -19,6 +19,7 @@ import { sequenceLossBatch, yieldToEventLoop } from "./tbptt.js";
 import { mapInEqualLengthBatches } from "../backbone/nll.js";
 import {
   loadCheckpoint,
+  loadModuleTensors,
   readOptimizerState,
   readCheckpointMeta,
   removeIncompleteCheckpoints,
@@ -225,6 +226,7 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     const loaded = resuming ? loadCheckpoint(out, backbone) : null;
     const module = loaded ? loaded.module : new MemoryGatingModule(backbone.config, cfg);
     cleanup.push(() => module.dispose());
+    const initFrom = !loaded && recipe.training.initFrom !== undefined ? initialiseFrom(module, recipe.training.initFrom, backbone) : null;
     const o = recipe.training.optimizer;
     const groups = optimizerGroups(recipe, [...module.trainableVariables().keys()]);
     const optimizer = new AdamW({ beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, ...(groups.length > 0 ? { groups } : {}) });
@@ -289,6 +291,7 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     // Rows for steps after the checkpoint a run resumes from were logged by the interrupted run and are redone now.
     trainLog.open(startStep);
     if (loaded) log(`resuming ${out} from step ${startStep}`);
+    if (initFrom) log(`module initialised from ${initFrom.dir} (step ${initFrom.step}; training.initFrom)`);
     log(
       `training ${trainable.toLocaleString("en-US")} parameters (${((100 * trainable) / backboneParams).toFixed(3)}% of the backbone's ${backboneParams.toLocaleString("en-US")}), seed ${recipe.seed}, backbone ${backbone.source.id}`,
     );
@@ -326,6 +329,19 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
     dispose();
     throw e;
   }
+}
+
+/**
+ * training.initFrom: the trained module's weights into `module` (strict: every tensor present and of the recipe
+ * module's shape), after checking it was trained on this backbone.
+ */
+function initialiseFrom(module: MemoryGatingModule, path: string, backbone: LoadedBackbone): { dir: string; step: number } {
+  if (!existsSync(path)) throw new EdgeInfError(`training.initFrom ${path} does not exist`, "point it at a trained module's folder, e.g. modules/edge-lm-retrieval");
+  const dir = resolveCheckpointDir(path);
+  const meta = readCheckpointMeta(dir);
+  checkBackbone(meta, backbone, dir);
+  loadModuleTensors(module, dir);
+  return { dir, step: meta.step };
 }
 
 function removeIfEmpty(dir: string): void {

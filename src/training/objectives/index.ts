@@ -5,6 +5,7 @@ import type { TrainingSequence } from "../data.js";
 import type { BatchGradients, SequenceGradients } from "../tbptt.js";
 import { nextToken } from "./next-token.js";
 import { attentionTransfer } from "./attention-transfer.js";
+import { mixed } from "./mixed.js";
 
 /** What an objective gets for one training sequence. */
 export interface ObjectiveInputs<Options> {
@@ -43,6 +44,7 @@ export interface Objective<Options = unknown> {
 export const OBJECTIVES = {
   "next-token": nextToken,
   "attention-transfer": attentionTransfer,
+  mixed,
 } as const satisfies Record<string, Objective<unknown>>;
 
 export type ObjectiveName = keyof typeof OBJECTIVES;
