@@ -3,16 +3,14 @@
 // LM loss not worse than the g = 0 module". Windows of --lengths tokens (+1 target) from every held-out book, at
 // --windows evenly spaced offsets per book; mean NLL per target token.
 //
-//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval [--sink 32 --exact 152 --window 256] \
+//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256] \
 //     [--lengths 2048,4096] [--windows 3] [--corpus ../shared/corpora/gutenberg/heldout] [--backend wasm]
 import { initBackend, type BackendName } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { windowedNll } from "../src/backbone/nll.js";
-import { MemoryGatingModule } from "../src/memory/module.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { edgeInfiniteNllBatch } from "../src/memory/edgeinfinite.js";
-import { loadModuleTensors, readCheckpointMeta, resolveCheckpointDir } from "../src/training/checkpoint.js";
+import { prepareMethod } from "../src/eval/methods.js";
 import { loadCorpus } from "../src/datasets/manifest.js";
 import { fail } from "../src/util/errors.js";
 import { arg, defaultModel, machineLine, oneLineErrors, repoRoot, table } from "./common.js";
@@ -20,25 +18,23 @@ import { resolve } from "node:path";
 
 const log = (line: string) => process.stderr.write(line + "\n");
 const modelPath = arg("model", defaultModel());
-const checkpoint = arg("checkpoint", resolve(repoRoot, "modules/edge-lm-retrieval"));
+const checkpoint = arg("checkpoint", resolve(repoRoot, "modules/edge-lm-retrieval-lm"));
 const corpusPath = arg("corpus", resolve(repoRoot, "../shared/corpora/gutenberg/heldout"));
 const lengths = arg("lengths", "2048,4096").split(",").map(Number);
 const windows = Number(arg("windows", "3"));
 const backend = await initBackend(arg("backend", "auto") as BackendName | "auto", { log });
 const backbone = await loadBackbone(modelPath);
 const model = LlamaModel.fromHost(backbone.config, backbone.weights);
-const dir = oneLineErrors(() => resolveCheckpointDir(checkpoint));
-const meta = oneLineErrors(() => readCheckpointMeta(dir));
+// The module as `edgeinf eval` loads it (checkpoint, backbone check, layout overrides, routing threshold).
 const layout = {
-  ...meta.edgeinfinite,
   ...(process.argv.includes("--sink") ? { sinkTokens: Number(arg("sink", "")) } : {}),
   ...(process.argv.includes("--window") ? { windowTokens: Number(arg("window", "")) } : {}),
   ...(process.argv.includes("--exact") ? { exactTokens: Number(arg("exact", "")) } : {}),
 };
-const cfg = makeEdgeInfiniteConfig(layout);
-oneLineErrors(() => validateEdgeInfiniteConfig(cfg, backbone.config));
-const module = new MemoryGatingModule(backbone.config, cfg);
-oneLineErrors(() => loadModuleTensors(module, dir));
+const prepared = oneLineErrors(() => prepareMethod({ name: "edgeinfinite", checkpoint, ...layout }, backbone));
+const module = prepared.module!;
+const cfg = module.config;
+const dir = prepared.checkpointDir;
 
 const books = loadCorpus(corpusPath).texts.map((t) => backbone.tokenizer.encode(t, { bos: false }));
 const bos = backbone.config.bosTokenId;
@@ -50,7 +46,7 @@ for (const n of lengths) {
   // every window: BOS + n tokens of a book (n targets), at `windows` evenly spaced offsets
   const texts: number[][] = [];
   for (const ids of books) {
-    if (ids.length < n + 1) fail(`a held-out book has ${ids.length} tokens, fewer than --lengths ${n}`, "use shorter lengths");
+    if (ids.length < n + 1) oneLineErrors(() => fail(`a held-out book has ${ids.length} tokens, fewer than --lengths ${n}`, "use shorter lengths"));
     for (let w = 0; w < windows; w++) {
       const start = Math.floor(((ids.length - n) * w) / windows);
       texts.push([bos, ...ids.slice(start, start + n)]);
@@ -67,5 +63,5 @@ for (const n of lengths) {
 }
 console.log(`held-out NLL per token (${books.length} books × ${windows} windows; ${corpusPath})\n`);
 console.log(table(["tokens", "windows", "trained", "g = 0", "trained vs g = 0", "per-window diff", "windows better", "full attention"], rows));
-module.dispose();
+prepared.dispose();
 model.dispose();

@@ -15,6 +15,7 @@ import { checkExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
 import { tinyConfig, randomWeights, edgeInfinite64, type Mem64Layer, type Vec } from "./reference/llama64.js";
 import { randomizeModule, moduleTo64, relErr, oneLineError } from "./fixtures/module-params.js";
+import { nll64 as tokenNll64 } from "./reference/families64.js";
 import { memoryForward64, segmentChunks, attentionTransferLoss64, type MemoryVariant64, type SelectionStats } from "./reference/memory64.js";
 
 const variant64 = (cfg: EdgeInfiniteConfig, plainUntil?: number): MemoryVariant64 => ({
@@ -322,19 +323,14 @@ describe("attention-transfer objective", () => {
     const r = await mixed.gradients({ model, module, sequence, tbpttSegments: Number.MAX_SAFE_INTEGER, options: opts });
     const cfg64 = variant64(module.config);
     const inputs = seq.slice(0, -1);
-    /** Mean −log p of the masked targets (lossMask[t+1] for the target of input t) from the float64 EdgeInfinite forward. */
+    /**
+     * Mean −log p of the masked targets (lossMask[t+1] for the target of input t) from the float64 EdgeInfinite
+     * forward over the whole sequence (causal: its first N rows are the inputs' logits).
+     */
     const nll64 = (mem: Mem64Layer[]) => {
-      const logits = memoryForward64(c, w, mem, cfg64, inputs, segmentChunks(inputs.length, 4));
-      let sum = 0;
-      let count = 0;
-      logits.forEach((row, t) => {
-        if (lossMask[t + 1] !== 1) return;
-        const m = Math.max(...row);
-        const lse = m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0));
-        sum += lse - row[seq[t + 1]!]!;
-        count++;
-      });
-      return sum / count;
+      const perToken = tokenNll64(memoryForward64(c, w, mem, cfg64, seq, segmentChunks(seq.length, 4)), seq);
+      const counted = perToken.filter((_, t) => lossMask[t + 1] === 1);
+      return counted.reduce((a, b) => a + b, 0) / counted.length;
     };
     const loss64 = (mem: Mem64Layer[]) => 0.7 * attentionTransferLoss64(c, w, mem, cfg64, inputs, weights64(inputs.length), 4) + 0.4 * nll64(mem);
     expect(Math.abs(r.loss - loss64(moduleTo64(module))) / loss64(moduleTo64(module))).toBeLessThan(1e-4);
