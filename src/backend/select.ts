@@ -12,6 +12,7 @@ import * as tf from "../tf.js";
 import { EdgeInfError, fail } from "../util/errors.js";
 import { installWasmMatMul, uninstallWasmMatMul } from "./wasm-matmul.js";
 import { watchWebGpuErrors } from "./webgpu-errors.js";
+import { applyTfjsFlags, parseTfjsFlags, TFJS_FLAGS_ENV } from "./tfjs-flags.js";
 import { limitWebGpuBufferPool } from "./webgpu-pool.js";
 
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -120,6 +121,9 @@ async function start(request: BackendName | "auto", log: (line: string) => void)
       else uninstallWasmMatMul();
       notes.push(`matmul: ${info.wasmMatMul}`);
     }
+    const flags = parseTfjsFlags(process.env[TFJS_FLAGS_ENV]);
+    applyTfjsFlags(flags);
+    if (flags.length > 0) notes.push(`${TFJS_FLAGS_ENV}: ${flags.map(([k, v]) => `${k}=${String(v)}`).join(",")}`);
     info.reason = notes.join("; ");
     log(`backend: ${info.name} (${info.reason})`);
     return info;
