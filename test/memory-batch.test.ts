@@ -15,6 +15,8 @@ import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/c
 import { edgeInfiniteNll, edgeInfiniteNllBatch, forwardSegment, forwardSegmentBatch, segmentsOf } from "../src/memory/edgeinfinite.js";
 import { sequenceGradients, sequenceGradientsBatch, sequenceLoss, sequenceLossBatch } from "../src/training/tbptt.js";
 import { heldoutLoss } from "../src/training/run.js";
+import { attentionTransferGradients, attentionTransferGradientsBatch } from "../src/training/objectives/attention-transfer.js";
+import { mixed } from "../src/training/objectives/mixed.js";
 import { disposeReplaced, disposeState, initialState, keepState, totalStateBytes, type EdgeInfiniteState } from "../src/memory/state.js";
 import { randomizeModule } from "./fixtures/module-params.js";
 import { MAX_ADDN_INPUTS } from "../src/backend/add-n.js";
@@ -161,6 +163,59 @@ describe("batched EdgeInfinite segment step", () => {
       tf.dispose([...together.grads.values(), ...alone.flatMap((a) => [...a.grads.values()])]);
       expect(tf.memory().numTensors).toBe(before);
       await expect(sequenceGradientsBatch(model, module, [{ ids: ids(0) }, { ids: ids(1).slice(0, 40) }], k)).rejects.toThrow(/equal lengths/);
+      module.dispose();
+      model.dispose();
+    });
+  }
+
+  for (const variant of [
+    { readMode: "shared", featureMap: "hedgehog", gateKind: "learned", exactTokens: 4 },
+    { memoryRule: "delta", gateKind: "learned" },
+  ] as Partial<EdgeInfiniteConfig>[]) {
+    it(`attention transfer and mixed (${JSON.stringify(variant)}): B = 3 in one forward/backward give the sum of each sequence's loss and gradients, per-row masks`, async () => {
+      await initBackend("wasm");
+      const b = await loadBackbone(stories);
+      const model = LlamaModel.fromHost(b.config, b.weights);
+      const module = new MemoryGatingModule(b.config, makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 16, segmentLength: 8, ...variant }));
+      randomizeModule(module, 12);
+      const ids = (r: number) => [1, ...Array.from({ length: 44 }, (_, i) => 3 + ((i * 37 + r * 91) % 500))];
+      const answerAt = (r: number, from: number) => ids(r).map((_, i) => (i >= from ? 1 : 0));
+      const seqs = [{ ids: ids(0) }, { ids: ids(1), lossMask: answerAt(1, 40) }, { ids: ids(2), lossMask: answerAt(2, 30) }];
+      const options = { answerWeight: 5, querySpan: 6 };
+      const check = (got: Map<string, tf.Tensor>, alone: Map<string, tf.Tensor>[], weight = 1): void => {
+        expect([...got.keys()].sort()).toEqual([...alone[0]!.keys()].sort());
+        for (const [name, g] of got) {
+          const v = g.dataSync();
+          const want = new Float64Array(v.length);
+          for (const a of alone) a.get(name)!.dataSync().forEach((x, i) => (want[i]! += weight * x));
+          const scale = Math.max(1e-3, ...Array.from(want, Math.abs));
+          let err = 0;
+          for (let i = 0; i < v.length; i++) err = Math.max(err, Math.abs(v[i]! - want[i]!));
+          expect(err / scale, name).toBeLessThan(1e-5);
+        }
+      };
+      await attentionTransferGradients(model, module, seqs[0]!.ids, undefined, options).then((r) => tf.dispose([...r.grads.values()])); // RoPE tables
+      const before = tf.memory().numTensors;
+      const alone = [];
+      for (const q of seqs) alone.push(await attentionTransferGradients(model, module, q.ids, q.lossMask, options));
+      const together = await attentionTransferGradientsBatch(model, module, seqs, options);
+      expect(together.tokens).toEqual(alone.map((a) => a.tokens));
+      expect(together.lossSum).toBeCloseTo(alone.reduce((a, x) => a + x.loss, 0), 5);
+      check(together.grads, alone.map((a) => a.grads));
+      // the masks count: sequence 1 alone with and without its mask differ
+      const unmasked = await attentionTransferGradients(model, module, seqs[1]!.ids, undefined, options);
+      expect(unmasked.loss).not.toBeCloseTo(alone[1]!.loss, 5);
+      // mixed: a·AT + b·NT, batched the same way
+      const mixedOptions = { attentionTransfer: 1, nextToken: 0.5, ...options };
+      const common = { model, module, tbpttSegments: 2, options: mixedOptions };
+      const mixedAlone = [];
+      for (const q of seqs) mixedAlone.push(await mixed.gradients({ ...common, sequence: q }));
+      const mixedTogether = await mixed.batchGradients!({ ...common, sequences: seqs });
+      expect(mixedTogether.lossSum).toBeCloseTo(mixedAlone.reduce((a, x) => a + x.loss, 0), 5);
+      check(mixedTogether.grads, mixedAlone.map((a) => a.grads));
+      tf.dispose([...together.grads.values(), ...unmasked.grads.values(), ...mixedTogether.grads.values(), ...alone.flatMap((a) => [...a.grads.values()]), ...mixedAlone.flatMap((a) => [...a.grads.values()])]);
+      expect(tf.memory().numTensors).toBe(before);
+      await expect(attentionTransferGradientsBatch(model, module, [{ ids: ids(0) }, { ids: ids(1).slice(0, 40) }], options)).rejects.toThrow(/different lengths/);
       module.dispose();
       model.dispose();
     });

@@ -5,8 +5,7 @@ import { positionRange } from "../../backbone/rope.js";
 import type { MemoryGatingModule } from "../../memory/module.js";
 import { edgeInfiniteLayer } from "../../memory/edgeinfinite-attention.js";
 import { initialState, type LayerState } from "../../memory/state.js";
-import { segmentsOf } from "../../memory/edgeinfinite.js";
-import type { SequenceGradients } from "../tbptt.js";
+import type { BatchGradients, SequenceGradients } from "../tbptt.js";
 import { z } from "zod";
 import type { Objective } from "./index.js";
 
@@ -85,6 +84,99 @@ function studentLayer(model: LlamaModel, module: MemoryGatingModule, layer: numb
   return tf.concat(outs, 0) as tf.Tensor2D;
 }
 
+/** The loss f() and its gradient for every trainable variable of the module (zeros where f does not reach it). */
+async function lossAndGradients(module: MemoryGatingModule, f: () => tf.Scalar): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+  const variables = [...module.trainableVariables().values()];
+  const names = [...module.trainableVariables().keys()];
+  const { value, grads } = tf.variableGrads(f, variables);
+  const loss = (await value.data())[0]!;
+  value.dispose();
+  const out = new Map<string, tf.Tensor>();
+  for (let i = 0; i < names.length; i++) out.set(names[i]!, grads[variables[i]!.name] ?? tf.zerosLike(variables[i]!));
+  return { loss, grads: out };
+}
+
+/**
+ * The teacher for B equal-length sequences in one forward (LlamaModel.fullAttention with a batch): projections
+ * [n, B·N, d] and outputs [B·N, H·d], row b·N + t; row block b equals teacherPass(rows[b]) up to float rounding.
+ */
+function teacherPassBatch(model: LlamaModel, rows: readonly (readonly number[])[]): TeacherLayer[] {
+  const layers: TeacherLayer[] = [];
+  const attend = model.fullAttention(0, undefined, rows.length);
+  tf.tidy(() => {
+    model.runLayers(model.embed(rows.flat()), (layer, p, x) => {
+      const out = attend(layer, p, x);
+      layers.push({ p: { q: tf.keep(p.q.clone()), k: tf.keep(p.k.clone()), v: tf.keep(p.v.clone()) }, out: tf.keep(out.clone()) });
+      return out;
+    });
+  });
+  return layers;
+}
+
+/** Tokens start..start+n−1 of each of B sequences stored as rows b·N + t: [h, B·N, d] → [h, B·n, d]. */
+function sliceRows(x: tf.Tensor3D, batch: number, start: number, n: number): tf.Tensor3D {
+  const [h, rows, d] = x.shape;
+  return tf.slice(x.reshape([h, batch, rows / batch, d]), [0, 0, start, 0], [h, batch, n, d]).reshape([h, batch * n, d]);
+}
+
+/** studentLayer for B sequences at once (edgeInfiniteLayer with a batch): output [B·N, H·d], row b·N + t. */
+function studentLayerBatch(model: LlamaModel, module: MemoryGatingModule, layer: number, p: Projections, batch: number): tf.Tensor2D {
+  const N = p.q.shape[1] / batch;
+  const L = module.config.segmentLength;
+  let st: LayerState = initialState(model.config, module.config.featureMap, batch).layers[layer]!;
+  const outs: tf.Tensor3D[] = [];
+  for (let t0 = 0; t0 < N; t0 += L) {
+    const n = Math.min(L, N - t0);
+    const seg = { q: sliceRows(p.q, batch, t0, n), k: sliceRows(p.k, batch, t0, n), v: sliceRows(p.v, batch, t0, n) };
+    const r = edgeInfiniteLayer(model, module, layer, seg, st, { constantLocal: true }, batch);
+    outs.push(r.out.reshape([batch, n, r.out.shape[1]]));
+    st = r.next;
+  }
+  const HD = outs[0]!.shape[2];
+  return tf.concat(outs, 1).reshape([batch * N, HD]) as tf.Tensor2D;
+}
+
+/**
+ * attentionTransferGradients of B equal-length sequences in one forward/backward (`training.batchSize` > 1): the
+ * teacher runs once on B·N rows, each layer's student steps all B sequences' segments together, and each sequence's
+ * loss keeps its own weights and normaliser. Returns Σ_b loss_b and Σ_b of its gradients (as the one-by-one path
+ * sums them).
+ */
+export async function attentionTransferGradientsBatch(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  sequences: readonly { ids: readonly number[]; lossMask?: readonly number[] | undefined }[],
+  options: AttentionTransferOptions = DEFAULT_ATTENTION_TRANSFER,
+): Promise<BatchGradients> {
+  const batch = sequences.length;
+  const inputs = sequences.map((q) => q.ids.slice(0, -1));
+  const N = inputs[0]!.length;
+  if (inputs.some((r) => r.length !== N)) throw new Error("attention transfer batch: sequences of different lengths");
+  const teacher = teacherPassBatch(model, inputs);
+  const w = sequences.map((q) => positionWeights(N, q.lossMask, options));
+  const weights = tf.tensor2d(Float32Array.from(w.flatMap((x) => [...x])), [batch * N, 1]);
+  const wSums = tf.tensor1d(w.map((x) => x.reduce((a, b) => a + b, 0)));
+  try {
+    const { loss, grads } = await lossAndGradients(module, () => {
+      let total: tf.Scalar = tf.scalar(0);
+      for (let layer = 0; layer < teacher.length; layer++) {
+        const { p, out } = teacher[layer]!;
+        const HD = out.shape[1];
+        const student = studentLayerBatch(model, module, layer, p, batch);
+        // per sequence: Σ_t w_t ‖student − teacher‖² / (mean(teacher²) · Σ_t w_t · H·d)
+        const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))).reshape([batch, N * HD]), 1);
+        const scale = tf.mul(tf.mean(tf.square(out).reshape([batch, N * HD]), 1), tf.mul(wSums, HD));
+        total = tf.add(total, tf.sum(tf.div(sq, scale)));
+      }
+      return total;
+    });
+    return { lossSum: loss, tokens: inputs.map(() => N), grads };
+  } finally {
+    tf.dispose([weights, wSums]);
+    for (const t of teacher) tf.dispose([t.p.q, t.p.k, t.p.v, t.out]);
+  }
+}
+
 /** Loss and gradients of one sequence under attention transfer (ids: N+1 tokens; the first N are the input). */
 export async function attentionTransferGradients(
   model: LlamaModel,
@@ -98,11 +190,9 @@ export async function attentionTransferGradients(
   const teacher = teacherPass(model, inputs);
   const w = positionWeights(N, lossMask, options);
   const weights = tf.tensor2d(w, [N, 1]);
-  const variables = [...module.trainableVariables().values()];
-  const names = [...module.trainableVariables().keys()];
   try {
     const wSum = w.reduce((a, b) => a + b, 0);
-    const { value, grads } = tf.variableGrads(() => {
+    const { loss, grads } = await lossAndGradients(module, () => {
       let total: tf.Scalar = tf.scalar(0);
       for (let layer = 0; layer < teacher.length; layer++) {
         const { p, out } = teacher[layer]!;
@@ -112,12 +202,8 @@ export async function attentionTransferGradients(
         total = tf.add(total, tf.div(sq, scale));
       }
       return total;
-    }, variables);
-    const loss = (await value.data())[0]!;
-    value.dispose();
-    const out = new Map<string, tf.Tensor>();
-    for (let i = 0; i < names.length; i++) out.set(names[i]!, grads[variables[i]!.name] ?? tf.zerosLike(variables[i]!));
-    return { loss, tokens: N, grads: out };
+    });
+    return { loss, tokens: N, grads };
   } finally {
     weights.dispose();
     for (const t of teacher) tf.dispose([t.p.q, t.p.k, t.p.v, t.out]);
@@ -134,4 +220,5 @@ export const attentionTransfer: Objective<AttentionTransferOptions> = {
   summary: "per-layer MSE of the module's attention output against the frozen backbone's full attention (LoLCATs)",
   optionsSchema,
   gradients: ({ model, module, sequence, options }) => attentionTransferGradients(model, module, sequence.ids, sequence.lossMask, options),
+  batchGradients: ({ model, module, sequences, options }) => attentionTransferGradientsBatch(model, module, sequences, options),
 };

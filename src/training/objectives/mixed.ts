@@ -1,7 +1,7 @@
 import * as tf from "../../tf.js";
 import { z } from "zod";
-import { sequenceGradients, type SequenceGradients } from "../tbptt.js";
-import { attentionTransferGradients, DEFAULT_ATTENTION_TRANSFER, type AttentionTransferOptions } from "./attention-transfer.js";
+import { sequenceGradients, sequenceGradientsBatch, type BatchGradients, type SequenceGradients } from "../tbptt.js";
+import { attentionTransferGradients, attentionTransferGradientsBatch, DEFAULT_ATTENTION_TRANSFER, type AttentionTransferOptions } from "./attention-transfer.js";
 import type { Objective } from "./index.js";
 
 /**
@@ -24,7 +24,7 @@ export interface MixedOptions extends AttentionTransferOptions {
 export const DEFAULT_MIXED: MixedOptions = { attentionTransfer: 1, nextToken: 0.1, ...DEFAULT_ATTENTION_TRANSFER };
 
 /** a·x + b·y over two gradient maps with the same keys; disposes both maps' tensors. */
-function weightedSum(a: number, x: SequenceGradients | null, b: number, y: SequenceGradients | null): Map<string, tf.Tensor> {
+function weightedSum(a: number, x: Pick<SequenceGradients, "grads"> | null, b: number, y: Pick<SequenceGradients, "grads"> | null): Map<string, tf.Tensor> {
   const out = new Map<string, tf.Tensor>();
   const names = new Set([...(x?.grads.keys() ?? []), ...(y?.grads.keys() ?? [])]);
   for (const name of names) {
@@ -63,5 +63,18 @@ export const mixed: Objective<MixedOptions> = {
     }
     const loss = options.attentionTransfer * (at?.loss ?? 0) + options.nextToken * (nt?.loss ?? 0);
     return { loss, tokens: (at ?? nt)!.tokens, grads: weightedSum(options.attentionTransfer, at, options.nextToken, nt) };
+  },
+  // B sequences in one forward/backward of each part: Σ_b (a·L_AT,b + b·L_NT,b) and its gradients.
+  batchGradients: async ({ model, module, sequences, tbpttSegments, options }) => {
+    const at = options.attentionTransfer > 0 ? await attentionTransferGradientsBatch(model, module, sequences, options) : null;
+    let nt: BatchGradients | null = null;
+    try {
+      nt = options.nextToken > 0 ? await sequenceGradientsBatch(model, module, sequences, tbpttSegments) : null;
+    } catch (e) {
+      if (at) tf.dispose([...at.grads.values()]);
+      throw e;
+    }
+    const lossSum = options.attentionTransfer * (at?.lossSum ?? 0) + options.nextToken * (nt?.lossSum ?? 0);
+    return { lossSum, tokens: (at ?? nt)!.tokens, grads: weightedSum(options.attentionTransfer, at, options.nextToken, nt) };
   },
 };
