@@ -3,7 +3,7 @@
 // LM loss not worse than the g = 0 module". Windows of --lengths tokens (+1 target) from every held-out book, at
 // --windows evenly spaced offsets per book; mean NLL per target token.
 //
-//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256] \
+//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256 --segment 256] \
 //     [--lengths 2048,4096] [--windows 3] [--corpus ../shared/corpora/gutenberg/heldout] [--backend wasm]
 import { initBackend, type BackendName } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
@@ -30,6 +30,7 @@ const layout = {
   ...(process.argv.includes("--sink") ? { sinkTokens: Number(arg("sink", "")) } : {}),
   ...(process.argv.includes("--window") ? { windowTokens: Number(arg("window", "")) } : {}),
   ...(process.argv.includes("--exact") ? { exactTokens: Number(arg("exact", "")) } : {}),
+  ...(process.argv.includes("--segment") ? { segmentLength: Number(arg("segment", "")) } : {}),
 };
 const prepared = oneLineErrors(() => prepareMethod({ name: "edgeinfinite", checkpoint, ...layout }, backbone));
 const module = prepared.module!;
