@@ -25,7 +25,7 @@ import { EdgeInfError } from "../src/util/errors.js";
 import { readJsonFile } from "../src/util/json.js";
 import { LOCK_FILE } from "../src/util/lock.js";
 import { ensureDir } from "../src/util/paths.js";
-import { ROOT, expectOneLineError, runCli, useCliTestDir, type CliResult } from "./fixtures/cli.js";
+import { CLI_TIMEOUT_MS, ROOT, expectOneLineError, runCli, useCliTestDir, type CliResult } from "./fixtures/cli.js";
 
 const STORIES = "../shared/models/stories260K/stories260K.bin";
 const EDGE_LM = resolve(ROOT, "../shared/models/edge-lm");
@@ -112,6 +112,13 @@ describe("issue 14: one line instead of a stack trace", () => {
     expectOk(ppl);
     expect(JSON.parse(ppl.stdout).tokens).toBe(99);
     expectOneLineError(await runCli(["ppl", "-m", STORIES, "-f", big, "--backend", "cpu"]), "larger than 256 MiB", "--max-tokens");
+  });
+
+  it("EDGEINF_TFJS_FLAGS: a flag the backend does not register, or an item that is not NAME=value, is one line", async () => {
+    const gen = ["generate", "-m", STORIES, "-p", "Once", "-n", "1", "--backend", "cpu"];
+    expectOneLineError(await runCli(gen, CLI_TIMEOUT_MS, { EDGEINF_TFJS_FLAGS: "NO_SUCH_FLAG=1" }), "EDGEINF_TFJS_FLAGS: tfjs has no flag NO_SUCH_FLAG with the cpu backend");
+    expectOneLineError(await runCli(gen, CLI_TIMEOUT_MS, { EDGEINF_TFJS_FLAGS: "WEBGPU" }), 'EDGEINF_TFJS_FLAGS: "WEBGPU" is not NAME=value');
+    expectOk(await runCli(gen, CLI_TIMEOUT_MS, { EDGEINF_TFJS_FLAGS: "CHECK_COMPUTATION_FOR_ERRORS=true" }));
   });
 
   it("4. ppl --max-tokens scores the same tokens from a prefix as from the whole file", async () => {
