@@ -1,7 +1,5 @@
 import * as tf from "../../tf.js";
 import type { LlamaModel, Projections } from "../../backbone/model.js";
-import { groupedAttention } from "../../backbone/attention.js";
-import { positionRange } from "../../backbone/rope.js";
 import type { MemoryGatingModule } from "../../memory/module.js";
 import { edgeInfiniteLayer } from "../../memory/edgeinfinite-attention.js";
 import { initialState, type LayerState } from "../../memory/state.js";
@@ -48,40 +46,8 @@ export function positionWeights(n: number, lossMask: readonly number[] | undefin
 
 interface TeacherLayer {
   p: Projections;
-  /** Full causal attention output [N, H·d]. */
+  /** Full causal attention output [B·N, H·d] (row b·N + t). */
   out: tf.Tensor2D;
-}
-
-/** One forward of the frozen backbone with full attention, keeping each layer's projections and attention output. */
-function teacherPass(model: LlamaModel, ids: readonly number[]): TeacherLayer[] {
-  const layers: TeacherLayer[] = [];
-  tf.tidy(() => {
-    const pos = positionRange(0, ids.length);
-    model.runLayers(model.embed(ids), (layer, p) => {
-      const rope = model.ropeFor(layer);
-      const out = groupedAttention(rope.apply(p.q, pos), rope.apply(p.k, pos), p.v, model.attentionOptions(layer));
-      layers.push({ p: { q: tf.keep(p.q.clone()), k: tf.keep(p.k.clone()), v: tf.keep(p.v.clone()) }, out: tf.keep(out.clone()) });
-      return out;
-    });
-  });
-  return layers;
-}
-
-const sliceT = (x: tf.Tensor3D, start: number, n: number): tf.Tensor3D => tf.slice(x, [0, start, 0], [x.shape[0], n, x.shape[2]]);
-
-/** The student: one layer of EdgeInfinite attention over all segments of the teacher's projections → [N, H·d]. */
-function studentLayer(model: LlamaModel, module: MemoryGatingModule, layer: number, p: Projections): tf.Tensor2D {
-  const N = p.q.shape[1];
-  const L = module.config.segmentLength;
-  let st: LayerState = initialState(model.config, module.config.featureMap).layers[layer]!;
-  const outs: tf.Tensor2D[] = [];
-  for (let t0 = 0; t0 < N; t0 += L) {
-    const n = Math.min(L, N - t0);
-    const r = edgeInfiniteLayer(model, module, layer, { q: sliceT(p.q, t0, n), k: sliceT(p.k, t0, n), v: sliceT(p.v, t0, n) }, st, { constantLocal: true });
-    outs.push(r.out);
-    st = r.next;
-  }
-  return tf.concat(outs, 0) as tf.Tensor2D;
 }
 
 /** The loss f() and its gradient for every trainable variable of the module (zeros where f does not reach it). */
@@ -97,10 +63,10 @@ async function lossAndGradients(module: MemoryGatingModule, f: () => tf.Scalar):
 }
 
 /**
- * The teacher for B equal-length sequences in one forward (LlamaModel.fullAttention with a batch): projections
- * [n, B·N, d] and outputs [B·N, H·d], row b·N + t; row block b equals teacherPass(rows[b]) up to float rounding.
+ * One forward of the frozen backbone with full attention over B equal-length sequences (LlamaModel.fullAttention with
+ * a batch), keeping each layer's projections [n, B·N, d] and attention output [B·N, H·d], row b·N + t.
  */
-function teacherPassBatch(model: LlamaModel, rows: readonly (readonly number[])[]): TeacherLayer[] {
+function teacherPass(model: LlamaModel, rows: readonly (readonly number[])[]): TeacherLayer[] {
   const layers: TeacherLayer[] = [];
   const attend = model.fullAttention(0, undefined, rows.length);
   tf.tidy(() => {
@@ -119,8 +85,11 @@ function sliceRows(x: tf.Tensor3D, batch: number, start: number, n: number): tf.
   return tf.slice(x.reshape([h, batch, rows / batch, d]), [0, 0, start, 0], [h, batch, n, d]).reshape([h, batch * n, d]);
 }
 
-/** studentLayer for B sequences at once (edgeInfiniteLayer with a batch): output [B·N, H·d], row b·N + t. */
-function studentLayerBatch(model: LlamaModel, module: MemoryGatingModule, layer: number, p: Projections, batch: number): tf.Tensor2D {
+/**
+ * The student: one layer of EdgeInfinite attention over all segments of the teacher's projections, for B sequences
+ * at once (edgeInfiniteLayer with a batch; B = 1: one sequence) → [B·N, H·d], row b·N + t.
+ */
+function studentLayer(model: LlamaModel, module: MemoryGatingModule, layer: number, p: Projections, batch = 1): tf.Tensor2D {
   const N = p.q.shape[1] / batch;
   const L = module.config.segmentLength;
   let st: LayerState = initialState(model.config, module.config.featureMap, batch).layers[layer]!;
@@ -152,7 +121,7 @@ export async function attentionTransferGradientsBatch(
   const inputs = sequences.map((q) => q.ids.slice(0, -1));
   const N = inputs[0]!.length;
   if (inputs.some((r) => r.length !== N)) throw new Error("attention transfer batch: sequences of different lengths");
-  const teacher = teacherPassBatch(model, inputs);
+  const teacher = teacherPass(model, inputs);
   const w = sequences.map((q) => positionWeights(N, q.lossMask, options));
   const weights = tf.tensor2d(Float32Array.from(w.flatMap((x) => [...x])), [batch * N, 1]);
   const wSums = tf.tensor1d(w.map((x) => x.reduce((a, b) => a + b, 0)));
@@ -162,7 +131,7 @@ export async function attentionTransferGradientsBatch(
       for (let layer = 0; layer < teacher.length; layer++) {
         const { p, out } = teacher[layer]!;
         const HD = out.shape[1];
-        const student = studentLayerBatch(model, module, layer, p, batch);
+        const student = studentLayer(model, module, layer, p, batch);
         // per sequence: Σ_t w_t ‖student − teacher‖² / (mean(teacher²) · Σ_t w_t · H·d)
         const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))).reshape([batch, N * HD]), 1);
         const scale = tf.mul(tf.mean(tf.square(out).reshape([batch, N * HD]), 1), tf.mul(wSums, HD));
@@ -187,7 +156,7 @@ export async function attentionTransferGradients(
 ): Promise<SequenceGradients> {
   const inputs = ids.slice(0, -1);
   const N = inputs.length;
-  const teacher = teacherPass(model, inputs);
+  const teacher = teacherPass(model, [inputs]);
   const w = positionWeights(N, lossMask, options);
   const weights = tf.tensor2d(w, [N, 1]);
   try {

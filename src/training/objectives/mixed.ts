@@ -1,6 +1,6 @@
 import * as tf from "../../tf.js";
 import { z } from "zod";
-import { sequenceGradients, sequenceGradientsBatch, type BatchGradients, type SequenceGradients } from "../tbptt.js";
+import { sequenceGradients, sequenceGradientsBatch, type SequenceGradients } from "../tbptt.js";
 import { attentionTransferGradients, attentionTransferGradientsBatch, DEFAULT_ATTENTION_TRANSFER, type AttentionTransferOptions } from "./attention-transfer.js";
 import type { Objective } from "./index.js";
 
@@ -39,6 +39,21 @@ function weightedSum(a: number, x: Pick<SequenceGradients, "grads"> | null, b: n
   return out;
 }
 
+/** The attention-transfer and next-token parts (a part of weight 0 is skipped); the first's gradients are freed if the second fails. */
+async function bothParts<T extends { grads: Map<string, tf.Tensor> }>(
+  options: MixedOptions,
+  attentionTransferPart: () => Promise<T>,
+  nextTokenPart: () => Promise<T>,
+): Promise<[T | null, T | null]> {
+  const at = options.attentionTransfer > 0 ? await attentionTransferPart() : null;
+  try {
+    return [at, options.nextToken > 0 ? await nextTokenPart() : null];
+  } catch (e) {
+    if (at) tf.dispose([...at.grads.values()]);
+    throw e;
+  }
+}
+
 const optionsSchema = z
   .strictObject({
     attentionTransfer: z.number().nonnegative().default(DEFAULT_MIXED.attentionTransfer),
@@ -53,27 +68,21 @@ export const mixed: Objective<MixedOptions> = {
   summary: "weighted sum of attention transfer and next-token loss (objectiveOptions.attentionTransfer, .nextToken)",
   optionsSchema,
   gradients: async ({ model, module, sequence, tbpttSegments, options }) => {
-    const at = options.attentionTransfer > 0 ? await attentionTransferGradients(model, module, sequence.ids, sequence.lossMask, options) : null;
-    let nt: SequenceGradients | null = null;
-    try {
-      nt = options.nextToken > 0 ? await sequenceGradients(model, module, sequence.ids, tbpttSegments, sequence.lossMask) : null;
-    } catch (e) {
-      if (at) tf.dispose([...at.grads.values()]);
-      throw e;
-    }
+    const [at, nt] = await bothParts(
+      options,
+      () => attentionTransferGradients(model, module, sequence.ids, sequence.lossMask, options),
+      () => sequenceGradients(model, module, sequence.ids, tbpttSegments, sequence.lossMask),
+    );
     const loss = options.attentionTransfer * (at?.loss ?? 0) + options.nextToken * (nt?.loss ?? 0);
     return { loss, tokens: (at ?? nt)!.tokens, grads: weightedSum(options.attentionTransfer, at, options.nextToken, nt) };
   },
   // B sequences in one forward/backward of each part: Σ_b (a·L_AT,b + b·L_NT,b) and its gradients.
   batchGradients: async ({ model, module, sequences, tbpttSegments, options }) => {
-    const at = options.attentionTransfer > 0 ? await attentionTransferGradientsBatch(model, module, sequences, options) : null;
-    let nt: BatchGradients | null = null;
-    try {
-      nt = options.nextToken > 0 ? await sequenceGradientsBatch(model, module, sequences, tbpttSegments) : null;
-    } catch (e) {
-      if (at) tf.dispose([...at.grads.values()]);
-      throw e;
-    }
+    const [at, nt] = await bothParts(
+      options,
+      () => attentionTransferGradientsBatch(model, module, sequences, options),
+      () => sequenceGradientsBatch(model, module, sequences, tbpttSegments),
+    );
     const lossSum = options.attentionTransfer * (at?.lossSum ?? 0) + options.nextToken * (nt?.lossSum ?? 0);
     return { lossSum, tokens: (at ?? nt)!.tokens, grads: weightedSum(options.attentionTransfer, at, options.nextToken, nt) };
   },
