@@ -221,6 +221,32 @@ describe("batched EdgeInfinite segment step", () => {
     });
   }
 
+  it("attention transfer holds one layer's tape at a time: peak bytes with all 5 layers stay below twice those of the first layer alone (one tape over all layers: about 5×)", async () => {
+    await initBackend("wasm");
+    const b = await loadBackbone(stories);
+    const cfg = makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 16, segmentLength: 8, readMode: "shared", featureMap: "hedgehog", gateKind: "learned", exactTokens: 4 });
+    const ids = [1, ...Array.from({ length: 160 }, (_, i) => 3 + ((i * 37) % 500))];
+    const peakBytes = async (layers: number): Promise<number> => {
+      const config = { ...b.config, numLayers: layers };
+      const model = LlamaModel.fromHost(config, { ...b.weights, layers: b.weights.layers.slice(0, layers) });
+      const module = new MemoryGatingModule(config, cfg);
+      randomizeModule(module, 3);
+      await attentionTransferGradients(model, module, ids, undefined).then((r) => tf.dispose([...r.grads.values()])); // RoPE tables
+      const before = tf.memory().numBytes;
+      const info = await tf.profile(async () => {
+        const r = await attentionTransferGradients(model, module, ids, undefined);
+        tf.dispose([...r.grads.values()]);
+      });
+      module.dispose();
+      model.dispose();
+      return info.peakBytes - before;
+    };
+    expect(b.config.numLayers).toBe(5);
+    const one = await peakBytes(1);
+    const all = await peakBytes(5);
+    expect(all).toBeLessThan(2 * one);
+  });
+
   it("B = 9 sequences: no AddN kernel gets more than 7 inputs (webgpu's storage-buffer limit), and the loss is the sum of each alone", async () => {
     await initBackend("cpu");
     const b = await loadBackbone(stories);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { EdgeInfError } from "../util/errors.js";
+import { EdgeInfError, resourceError } from "../util/errors.js";
 import { infoCommand } from "./commands/info.js";
 import { generateCommand } from "./commands/generate.js";
 import { pplCommand } from "./commands/ppl.js";
@@ -12,8 +12,9 @@ import { reportCommand } from "./commands/report.js";
 
 /** One-line errors for bad input; a stack trace only for bugs (set EDGEINF_DEBUG=1 to always see it). */
 function reportError(e: unknown): never {
-  if (e instanceof EdgeInfError && !process.env.EDGEINF_DEBUG) {
-    process.stderr.write(`error: ${e.message}\n`);
+  const oneLine = e instanceof EdgeInfError ? e : resourceError(e);
+  if (oneLine && !process.env.EDGEINF_DEBUG) {
+    process.stderr.write(`error: ${oneLine.message}\n`);
     process.exit(1);
   }
   process.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -18,3 +18,19 @@ export function fail(problem: string, hint?: string): never {
 export function assertConfig(condition: boolean, problem: string, hint?: string): asserts condition {
   if (!condition) fail(problem, hint);
 }
+
+/**
+ * A failure that is a limit of the machine, not a bug, as one line with the fix; null for anything else.
+ * tfjs-backend-wasm's heap is wasm32 memory, at most 4 GiB: when it cannot grow, the next kernel writes out of
+ * bounds and wasm throws "memory access out of bounds" (from a worker thread it arrives as a plain Error with the
+ * same message).
+ */
+export function resourceError(e: unknown): EdgeInfError | null {
+  if (!(e instanceof Error)) return null;
+  if (/memory access out of bounds|Cannot enlarge memory|Aborted\(OOM\)/.test(e.message))
+    return new EdgeInfError(
+      `the wasm backend ran out of memory ("${e.message.split("\n")[0]!.trim()}": its heap holds at most 4 GiB)`,
+      "give one forward less to hold (data.sequenceLength, training.batchSize, a suite's lengths) or use --backend cpu or tensorflow",
+    );
+  return null;
+}

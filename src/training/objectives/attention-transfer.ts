@@ -16,9 +16,9 @@ import type { Objective } from "./index.js";
  *
  * Layers train in parallel from the teacher's hidden states: one forward of the backbone with full attention gives
  * every layer's pre-RoPE q/k/v and its attention output; each layer's student then runs segment by segment over
- * those same projections (memory carried across all segments: full BPTT within the sequence). Gradients never
- * reach the backbone (plain tensors) and the teacher's forward is not on the tape. Each layer's loss is divided
- * by the teacher output's mean square, so layers of different scale weigh alike.
+ * those same projections (memory carried across all segments: full BPTT within the sequence), one layer's tape at a
+ * time (layerByLayer). Gradients never reach the backbone (plain tensors) and the teacher's forward is not on the
+ * tape. Each layer's loss is divided by the teacher output's mean square, so layers of different scale weigh alike.
  *
  * Positions near a retrieval question matter most (the teacher's attention there points at a needle that left the
  * window): w_t = answerWeight on the last `querySpan` tokens before and on the answer (lossMask = 1) tokens, 1
@@ -60,6 +60,36 @@ async function lossAndGradients(module: MemoryGatingModule, f: () => tf.Scalar):
   const out = new Map<string, tf.Tensor>();
   for (let i = 0; i < names.length; i++) out.set(names[i]!, grads[variables[i]!.name] ?? tf.zerosLike(variables[i]!));
   return { loss, grads: out };
+}
+
+/**
+ * Σ over layers of layerLoss(layer) and its gradients, one layer's tape at a time. A layer's student reads only its
+ * own parameters and the teacher's cached projections, so the gradient of the sum is the sum of the per-layer
+ * gradients (each parameter gets exactly its own layer's, plus zeros); peak memory is one layer's tape instead of all
+ * of them (8 layers × 16 segments of 128 tokens did not fit wasm's 4 GiB heap as one tape).
+ */
+async function layerByLayer(module: MemoryGatingModule, layers: number, layerLoss: (layer: number) => tf.Scalar): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+  let loss = 0;
+  let grads: Map<string, tf.Tensor> | null = null;
+  try {
+    for (let layer = 0; layer < layers; layer++) {
+      const r = await lossAndGradients(module, () => layerLoss(layer));
+      loss += r.loss;
+      if (!grads) {
+        grads = r.grads;
+        continue;
+      }
+      for (const [name, g] of r.grads) {
+        const prev = grads.get(name)!;
+        grads.set(name, tf.add(prev, g));
+        tf.dispose([prev, g]);
+      }
+    }
+  } catch (e) {
+    if (grads) tf.dispose([...grads.values()]);
+    throw e;
+  }
+  return { loss, grads: grads! };
 }
 
 /**
@@ -126,18 +156,14 @@ export async function attentionTransferGradientsBatch(
   const weights = tf.tensor2d(Float32Array.from(w.flatMap((x) => [...x])), [batch * N, 1]);
   const wSums = tf.tensor1d(w.map((x) => x.reduce((a, b) => a + b, 0)));
   try {
-    const { loss, grads } = await lossAndGradients(module, () => {
-      let total: tf.Scalar = tf.scalar(0);
-      for (let layer = 0; layer < teacher.length; layer++) {
-        const { p, out } = teacher[layer]!;
-        const HD = out.shape[1];
-        const student = studentLayer(model, module, layer, p, batch);
-        // per sequence: Σ_t w_t ‖student − teacher‖² / (mean(teacher²) · Σ_t w_t · H·d)
-        const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))).reshape([batch, N * HD]), 1);
-        const scale = tf.mul(tf.mean(tf.square(out).reshape([batch, N * HD]), 1), tf.mul(wSums, HD));
-        total = tf.add(total, tf.sum(tf.div(sq, scale)));
-      }
-      return total;
+    const { loss, grads } = await layerByLayer(module, teacher.length, (layer) => {
+      const { p, out } = teacher[layer]!;
+      const HD = out.shape[1];
+      const student = studentLayer(model, module, layer, p, batch);
+      // per sequence: Σ_t w_t ‖student − teacher‖² / (mean(teacher²) · Σ_t w_t · H·d)
+      const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))).reshape([batch, N * HD]), 1);
+      const scale = tf.mul(tf.mean(tf.square(out).reshape([batch, N * HD]), 1), tf.mul(wSums, HD));
+      return tf.sum(tf.div(sq, scale));
     });
     return { lossSum: loss, tokens: inputs.map(() => N), grads };
   } finally {
@@ -161,16 +187,12 @@ export async function attentionTransferGradients(
   const weights = tf.tensor2d(w, [N, 1]);
   try {
     const wSum = w.reduce((a, b) => a + b, 0);
-    const { loss, grads } = await lossAndGradients(module, () => {
-      let total: tf.Scalar = tf.scalar(0);
-      for (let layer = 0; layer < teacher.length; layer++) {
-        const { p, out } = teacher[layer]!;
-        const student = studentLayer(model, module, layer, p);
-        const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))));
-        const scale = tf.mul(tf.mean(tf.square(out)), wSum * out.shape[1]);
-        total = tf.add(total, tf.div(sq, scale));
-      }
-      return total;
+    const { loss, grads } = await layerByLayer(module, teacher.length, (layer) => {
+      const { p, out } = teacher[layer]!;
+      const student = studentLayer(model, module, layer, p);
+      const sq = tf.sum(tf.mul(weights, tf.square(tf.sub(student, out))));
+      const scale = tf.mul(tf.mean(tf.square(out)), wSum * out.shape[1]);
+      return tf.div(sq, scale) as tf.Scalar;
     });
     return { loss, tokens: N, grads };
   } finally {
