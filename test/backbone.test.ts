@@ -9,6 +9,7 @@ import { LlamaModel } from "../src/backbone/model.js";
 import { CachedSession } from "../src/cache/cached-session.js";
 import { fullPolicy } from "../src/cache/full.js";
 import { generate } from "../src/backbone/generate.js";
+import { RopeTable } from "../src/backbone/rope.js";
 import { tinyConfig, randomWeights, forward64 } from "./reference/llama64.js";
 
 const shared = resolve(__dirname, "../../shared/models");
@@ -143,4 +144,51 @@ describe("backbone", () => {
     },
     240_000,
   );
+});
+
+describe("RopeTable.apply on whole heads", () => {
+  // The half-split formula the table applied before (and still applies to partial rotary dims), written out here:
+  // [x1, x2] → [x1·cos − x2·sin, x2·cos + x1·sin], from a float64 cos/sin rounded to float32 as the table stores it.
+  function halfSplit(x: tf.Tensor3D, positions: Int32Array, theta: number): Float32Array {
+    const [heads, T, d] = x.shape;
+    const half = d / 2;
+    const perHead = positions.length === heads * T;
+    const xs = x.dataSync();
+    const out = new Float32Array(xs.length);
+    const f = Math.fround;
+    for (let h = 0; h < heads; h++)
+      for (let t = 0; t < T; t++) {
+        const p = positions[perHead ? h * T + t : t]!;
+        for (let i = 0; i < half; i++) {
+          const a = p * (1 / Math.pow(theta, (2 * i) / d));
+          const c = f(Math.cos(a));
+          const s = f(Math.sin(a));
+          const x1 = xs[(h * T + t) * d + i]!;
+          const x2 = xs[(h * T + t) * d + half + i]!;
+          out[(h * T + t) * d + i] = f(f(x1 * c) - f(x2 * s));
+          out[(h * T + t) * d + half + i] = f(f(x2 * c) + f(x1 * s));
+        }
+      }
+    return out;
+  }
+
+  for (const backend of ["cpu", "wasm"] as const) {
+    it(`${backend}: equals the half-split rotation bit for bit (shared and per-head positions), numTensors flat`, async () => {
+      await initBackend(backend);
+      const rope = new RopeTable(16, 10000, null);
+      const x = tf.randomNormal([3, 5, 16], 0, 2, "float32", 11) as tf.Tensor3D;
+      const shared = Int32Array.from([0, 1, 7, 1500, 3000]);
+      const perHead = Int32Array.from({ length: 15 }, (_, i) => (i * 389) % 4100);
+      rope.apply(x, shared).dispose(); // grows the tables
+      const before = tf.memory().numTensors;
+      for (const positions of [shared, perHead]) {
+        const got = rope.apply(x, positions);
+        expect(Array.from(got.dataSync())).toEqual(Array.from(halfSplit(x, positions, 10000)));
+        got.dispose();
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      rope.dispose();
+      x.dispose();
+    });
+  }
 });

@@ -158,7 +158,7 @@ export function groupedAttentionBatch(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tens
       const seen = past + b0 + B; // keys beyond the block's last query are masked anyway: skip them
       const Sb = bucket ? keyBucket(seen, S) : seen;
       const out = tf.tidy(() => {
-        const qb = tf.slice(q4, [0, 0, b0, 0], [BH, g, B, d]).reshape([BH, g * B, d]);
+        const qb = (B === T ? q4 : tf.slice(q4, [0, 0, b0, 0], [BH, g, B, d])).reshape([BH, g * B, d]);
         const kb = Sb === S ? k3 : tf.slice(k3, [0, 0, 0], [BH, Sb, d]);
         const vb = Sb === S ? v3 : tf.slice(v3, [0, 0, 0], [BH, Sb, d]);
         const raw = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([BH, g, B, Sb]);

@@ -85,8 +85,11 @@ function frequencyKey(scaling: RopeScaling | null, seqLen: number): number {
  */
 export class RopeTable {
   private capacity = 0;
-  private cos: tf.Tensor2D | null = null; // [capacity, headDim/2]
+  private cos: tf.Tensor2D | null = null; // [capacity, rotaryDim/2]
   private sin: tf.Tensor2D | null = null;
+  // Full-width tables for the whole-head rotation: [cos, cos] and [−sin, sin], [capacity, rotaryDim].
+  private cosFull: tf.Tensor2D | null = null;
+  private sinSigned: tf.Tensor2D | null = null;
   private invFreq: Float64Array;
   private key = 0;
   /** Leading dims of each head that rotate (Phi-3's partial_rotary_factor); the rest pass through unchanged. */
@@ -126,10 +129,20 @@ export class RopeTable {
         s[p * half + i] = f * Math.sin(a);
       }
     }
-    this.cos?.dispose();
-    this.sin?.dispose();
+    const cf = new Float32Array(cap * 2 * half);
+    const ss = new Float32Array(cap * 2 * half);
+    for (let p = 0; p < cap; p++) {
+      for (let i = 0; i < half; i++) {
+        cf[p * 2 * half + i] = cf[p * 2 * half + half + i] = c[p * half + i]!;
+        ss[p * 2 * half + i] = -s[p * half + i]!;
+        ss[p * 2 * half + half + i] = s[p * half + i]!;
+      }
+    }
+    tf.dispose([this.cos, this.sin, this.cosFull, this.sinSigned].filter((t): t is tf.Tensor2D => t !== null));
     this.cos = tf.keep(tf.tensor2d(c, [cap, half]));
     this.sin = tf.keep(tf.tensor2d(s, [cap, half]));
+    this.cosFull = tf.keep(tf.tensor2d(cf, [cap, 2 * half]));
+    this.sinSigned = tf.keep(tf.tensor2d(ss, [cap, 2 * half]));
     this.capacity = cap;
   }
 
@@ -147,6 +160,14 @@ export class RopeTable {
     return tf.tidy(() => {
       const idx = tf.tensor1d(positions, "int32");
       const perHead = positions.length === heads * T;
+      if (r === d) {
+        // Whole head: [x1, x2]·[cos, cos] + [x2, x1]·[−sin, sin] — the same products and sums as below (a + (−b)·c is
+        // a − b·c exactly), in 6 kernels instead of 11: the halves swap by one Reverse, no Slice or Concat. A decode
+        // step runs this twice per layer, where each kernel's fixed cost is most of its time.
+        const full: [number, number, number] = perHead ? [heads, T, d] : [1, T, d];
+        const swapped = tf.reverse(x.reshape([heads, T, 2, half]), 2).reshape([heads, T, d]);
+        return tf.add(tf.mul(x, tf.gather(this.cosFull!, idx).reshape(full)), tf.mul(swapped, tf.gather(this.sinSigned!, idx).reshape(full))) as tf.Tensor3D;
+      }
       const shape: [number, number, number] = perHead ? [heads, T, half] : [1, T, half];
       const cos = tf.gather(this.cos!, idx).reshape(shape);
       const sin = tf.gather(this.sin!, idx).reshape(shape);
@@ -155,15 +176,13 @@ export class RopeTable {
       // [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin]
       const r1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
       const r2 = tf.add(tf.mul(x2, cos), tf.mul(x1, sin));
-      if (r === d) return tf.concat([r1, r2], 2) as tf.Tensor3D;
       return tf.concat([r1, r2, tf.slice(x, [0, 0, r], [heads, T, d - r])], 2) as tf.Tensor3D;
     });
   }
 
   dispose(): void {
-    this.cos?.dispose();
-    this.sin?.dispose();
-    this.cos = this.sin = null;
+    tf.dispose([this.cos, this.sin, this.cosFull, this.sinSigned].filter((t): t is tf.Tensor2D => t !== null));
+    this.cos = this.sin = this.cosFull = this.sinSigned = null;
     this.capacity = 0;
   }
 }
