@@ -10,18 +10,18 @@ import { architectureOf, type ArchitectureSpec, type RopeSpec } from "./architec
 /** One decoder layer's frozen weights; linear maps stored [in, out]. */
 export interface LayerTensors {
   attnNorm: tf.Tensor1D;
-  wq: tf.Tensor2D;
-  wk: tf.Tensor2D;
-  wv: tf.Tensor2D;
+  /**
+   * q, k and v projections side by side, [D, (H + 2·Hkv)·d]: one product instead of three (a decode step is mostly
+   * per-kernel cost; each column's dot product is the same as in its own matrix, so the values are too).
+   */
+  wQkv: tf.Tensor2D;
   wo: tf.Tensor2D;
   ffnNorm: tf.Tensor1D;
-  wGate: tf.Tensor2D;
-  wUp: tf.Tensor2D;
+  /** Gate and up projections side by side, [D, 2·F], for the same reason. */
+  wGateUp: tf.Tensor2D;
   wDown: tf.Tensor2D;
-  /** Family extras, present when architecture.ts says so (see HostLayerWeights). */
-  bq?: tf.Tensor1D;
-  bk?: tf.Tensor1D;
-  bv?: tf.Tensor1D;
+  /** Family extras, present when architecture.ts says so (see HostLayerWeights). q/k/v biases side by side, like wQkv. */
+  bQkv?: tf.Tensor1D;
   bo?: tf.Tensor1D;
   qNorm?: tf.Tensor1D;
   kNorm?: tf.Tensor1D;
@@ -37,7 +37,7 @@ export interface Rotation {
 /** SmolLM3's no-RoPE layers: positions leave q and k unchanged (a copy, so callers may dispose it). */
 const NO_ROPE: Rotation = { apply: (x) => tf.clone(x) };
 
-const OPTIONAL_LAYER_TENSORS = ["bq", "bk", "bv", "bo", "qNorm", "kNorm", "postAttnNorm", "postFfnNorm"] as const;
+const OPTIONAL_LAYER_TENSORS = ["bo", "qNorm", "kNorm", "postAttnNorm", "postFfnNorm"] as const;
 
 /** Pre-RoPE projections of one layer: q [H, T, d], k/v [Hkv, T, d]. */
 export interface Projections {
@@ -54,6 +54,25 @@ export type AttendFn = (layer: number, p: Projections, x: tf.Tensor2D) => tf.Ten
 
 function upload1d(t: HostTensor): tf.Tensor1D {
   return tf.tensor1d(t.data);
+}
+
+/** Host tensors stacked along their first axis (torch Linear [out, in] weights side by side in the output). */
+function stackRows(parts: readonly HostTensor[]): HostTensor {
+  const rest = parts[0]!.shape.slice(1);
+  const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { shape: [parts.reduce((n, p) => n + p.shape[0]!, 0), ...rest], data };
+}
+
+/** q/k/v biases side by side; a family with only some of them gets zeros for the others. */
+function qkvBias(l: HostLayerWeights, outs: readonly number[]): HostTensor | null {
+  const parts = [l.bq, l.bk, l.bv];
+  if (parts.every((b) => !b)) return null;
+  return stackRows(parts.map((b, i) => b ?? { shape: [outs[i]!], data: new Float32Array(outs[i]!) }));
 }
 
 /** torch Linear [out, in] → [in, out] so the forward multiplies x·W without transposes (fast on wasm). */
@@ -100,15 +119,14 @@ export class LlamaModel {
     const layers = host.layers.map((l): LayerTensors => {
       const t: LayerTensors = {
         attnNorm: upload1d(l.attnNorm),
-        wq: uploadLinear(l.wq),
-        wk: uploadLinear(l.wk),
-        wv: uploadLinear(l.wv),
+        wQkv: uploadLinear(stackRows([l.wq, l.wk, l.wv])),
         wo: uploadLinear(l.wo),
         ffnNorm: upload1d(l.ffnNorm),
-        wGate: uploadLinear(l.wGate),
-        wUp: uploadLinear(l.wUp),
+        wGateUp: uploadLinear(stackRows([l.wGate, l.wUp])),
         wDown: uploadLinear(l.wDown),
       };
+      const bias = qkvBias(l, [l.wq.shape[0]!, l.wk.shape[0]!, l.wv.shape[0]!]);
+      if (bias) t.bQkv = upload1d(bias);
       for (const k of OPTIONAL_LAYER_TENSORS) {
         const h: HostLayerWeights[typeof k] = l[k];
         if (h) t[k] = upload1d(h);
@@ -123,7 +141,8 @@ export class LlamaModel {
   frozenTensors(): tf.Tensor[] {
     const t: tf.Tensor[] = [this.embedding, this.finalNorm, this.lmHead];
     for (const l of this.layers) {
-      t.push(l.attnNorm, l.wq, l.wk, l.wv, l.wo, l.ffnNorm, l.wGate, l.wUp, l.wDown);
+      t.push(l.attnNorm, l.wQkv, l.wo, l.ffnNorm, l.wGateUp, l.wDown);
+      if (l.bQkv) t.push(l.bQkv);
       for (const k of OPTIONAL_LAYER_TENSORS) if (l[k]) t.push(l[k]);
     }
     return t;
@@ -164,16 +183,18 @@ export class LlamaModel {
     const T = xn.shape[0];
     const qMul = this.arch.queryScale * Math.sqrt(c.headDim);
     return tf.tidy(() => {
-      const heads = (w: tf.Tensor2D, b: tf.Tensor1D | undefined, n: number, norm?: tf.Tensor1D) => {
-        const y = b ? tf.add(tf.matMul(xn, w), b) : tf.matMul(xn, w);
-        const perHead = norm ? rmsNorm(y.reshape([T * n, c.headDim]) as tf.Tensor2D, norm, c.rmsNormEps) : y;
-        return tf.transpose(perHead.reshape([T, n, c.headDim]), [1, 0, 2]) as tf.Tensor3D;
-      };
-      const q = heads(L.wq, L.bq, c.numHeads, L.qNorm);
+      const [H, Hkv, d] = [c.numHeads, c.numKvHeads, c.headDim];
+      const y = L.bQkv ? tf.add(tf.matMul(xn, L.wQkv), L.bQkv) : tf.matMul(xn, L.wQkv);
+      // [T, H + 2·Hkv, d] → heads first; the split along heads is three contiguous copies
+      const [q0, k0, v] = tf.split(tf.transpose(y.reshape([T, H + 2 * Hkv, d]), [1, 0, 2]), [H, Hkv, Hkv], 0) as tf.Tensor3D[];
+      // Qwen3/Gemma 3 normalise each head's vector (row-wise: the same values in either layout)
+      const norm = (x: tf.Tensor3D, w: tf.Tensor1D | undefined) =>
+        w ? (rmsNorm(x.reshape([x.shape[0] * T, d]) as tf.Tensor2D, w, c.rmsNormEps).reshape(x.shape) as tf.Tensor3D) : x;
+      const q = norm(q0!, L.qNorm);
       return {
         q: Math.abs(qMul - 1) < 1e-12 ? q : (tf.mul(q, qMul) as tf.Tensor3D),
-        k: heads(L.wk, L.bk, c.numKvHeads, L.kNorm),
-        v: heads(L.wv, L.bv, c.numKvHeads),
+        k: norm(k0!, L.kNorm),
+        v: v!,
       };
     });
   }
@@ -229,7 +250,7 @@ export class LlamaModel {
     const heads = attend(i, this.project(i, xn), xn);
     const attn: tf.Tensor2D = L.bo ? (tf.add(tf.matMul(heads, L.wo), L.bo) as tf.Tensor2D) : tf.matMul(heads, L.wo);
     const y = tf.add(h, L.postAttnNorm ? rmsNorm(attn, L.postAttnNorm, eps) : attn) as tf.Tensor2D;
-    const mlp = swiglu(rmsNorm(y, L.ffnNorm, eps), L.wGate, L.wUp, L.wDown, this.arch.activation);
+    const mlp = swiglu(rmsNorm(y, L.ffnNorm, eps), L.wGateUp, L.wDown, this.arch.activation);
     return tf.add(y, L.postFfnNorm ? rmsNorm(mlp, L.postFfnNorm, eps) : mlp) as tf.Tensor2D;
   }
 

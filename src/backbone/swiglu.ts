@@ -9,11 +9,14 @@ function geluTanh(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 
-/** Gated feed-forward: down( act(x·gate) ⊙ (x·up) ), weights stored [in, out]. Default act: silu (SwiGLU). */
-export function swiglu(x: tf.Tensor2D, wGate: tf.Tensor2D, wUp: tf.Tensor2D, wDown: tf.Tensor2D, act: GateActivation = "silu"): tf.Tensor2D {
+/**
+ * Gated feed-forward: down( act(x·gate) ⊙ (x·up) ), weights stored [in, out], gate and up side by side in
+ * wGateUp [in, 2·F] (one product). Default act: silu (SwiGLU).
+ */
+export function swiglu(x: tf.Tensor2D, wGateUp: tf.Tensor2D, wDown: tf.Tensor2D, act: GateActivation = "silu"): tf.Tensor2D {
   return tf.tidy(() => {
-    const g = tf.matMul(x, wGate);
-    const gated = act === "silu" ? tf.mul(g, tf.sigmoid(g)) : geluTanh(g);
-    return tf.matMul(tf.mul(gated, tf.matMul(x, wUp)), wDown) as tf.Tensor2D;
+    const [g, up] = tf.split(tf.matMul(x, wGateUp), 2, 1) as tf.Tensor2D[];
+    const gated = act === "silu" ? tf.mul(g!, tf.sigmoid(g!)) : geluTanh(g!);
+    return tf.matMul(tf.mul(gated, up!), wDown) as tf.Tensor2D;
   });
 }
