@@ -122,7 +122,9 @@ for (const b of backends) {
   const pools = new Map<number, WorkerPool>();
   try {
     for (const { workers, seq, batch } of plan) {
-      const row: Row = { backend: b, workers, perForward: workers === 1 ? batch : 1, seq, batch, stepS: null, tokS: null, firstLoss: null, loss: null };
+      // N workers: the batch cut into N micro-batches (as train() with training.batchSize = batch / N), one per forward each.
+      const perForward = Math.ceil(batch / workers);
+      const row: Row = { backend: b, workers, perForward, seq, batch, stepS: null, tokS: null, firstLoss: null, loss: null };
       rows.push(row);
       // Budget: a warm-up and the timed steps at the seconds per token of this backend's last timed row.
       const before = rows.filter((r) => r.backend === b && r.workers === workers && r.stepS !== null).at(-1);
@@ -145,7 +147,7 @@ for (const b of backends) {
         return { loss: lossSum / seqs.length, tokens, grads };
       };
       const step = async (seqs: TrainingSequence[]): Promise<number> => {
-        const r = pool !== undefined ? await parallelGradients(pool, module, seqs, { tbpttSegments: tbptt }) : await batchedGradients(seqs);
+        const r = pool !== undefined ? await parallelGradients(pool, module, chunks(seqs, perForward), { tbpttSegments: tbptt }) : await batchedGradients(seqs);
         opt.apply(module.trainableVariables(), r.grads, 1e-3);
         tf.dispose([...r.grads.values()]);
         // The step is done when the updated variables are (asynchronous backends queue the work): wait for one.
@@ -234,3 +236,10 @@ console.log(
     `batch = sequences per optimiser step; per forward = sequences in one forward/backward (1 worker: the whole batch, train()'s training.batchSize; a worker pool: 1 per forward, batch spread over workers); ${machineLine()}\n`,
 );
 console.log(table(headers, table1));
+
+/** xs cut into consecutive groups of `size` (the last may be shorter). */
+function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}

@@ -22,6 +22,9 @@ import { resolveWorkers, runSuite } from "../src/eval/harness.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
 import { checkWorkerCount, runInOrder, WorkerPool } from "../src/parallel/pool.js";
 import { parallelGradients, stepGradients } from "../src/parallel/gradients.js";
+import { batchGradientsInto } from "../src/training/step.js";
+import { objectiveByName } from "../src/training/objectives/index.js";
+import { divideGradients } from "../src/training/gradient-sums.js";
 
 const repo = resolve(__dirname, "..");
 const storiesPath = resolve(repo, "../shared/models/stories260K/stories260K.bin");
@@ -93,7 +96,7 @@ describe("parallelGradients", () => {
     try {
       for (let step = 0; step < 3; step++) {
         const a = await inProcessStep(local, seqs, 2);
-        const b = await parallelGradients(pool, remote, seqs, { tbpttSegments: 2 });
+        const b = await parallelGradients(pool, remote, seqs.map((s) => [s]), { tbpttSegments: 2 });
         const c = await stepGradients(model, local, seqs, { tbpttSegments: 2 });
         const ha = await hostValues(a.grads);
         for (const other of [b, c]) {
@@ -123,6 +126,42 @@ describe("parallelGradients", () => {
       remote.dispose();
     }
   });
+});
+
+describe("parallelGradients with batches (workers × batch)", () => {
+  for (const objective of ["next-token", "mixed"] as const) {
+    it(`${objective}: micro-batches of 2 equal-length sequences per worker give the in-process batched step's loss and gradients bit for bit`, async () => {
+      const cfg = makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 8, readMode: "shared", featureMap: "hedgehog", gateKind: "learned", exactTokens: 2 });
+      const module = new MemoryGatingModule(backbone.config, cfg);
+      const V = backbone.config.vocabSize;
+      const seq = (n: number, r: number, answerFrom?: number) => ({
+        ids: Array.from({ length: n }, (_, i) => (i * (7 + 2 * r) + 3 * r + 1) % V),
+        ...(answerFrom !== undefined ? { lossMask: Array.from({ length: n }, (_, i) => (i >= answerFrom ? 1 : 0)) } : {}),
+        source: "test",
+      });
+      // three micro-batches over two workers: two of two sequences (one row masked), then one alone
+      const batches = [[seq(33, 0), seq(33, 1, 25)], [seq(41, 2), seq(41, 3)], [seq(25, 4, 20)]];
+      const options = objective === "mixed" ? { attentionTransfer: 1, nextToken: 0.5, answerWeight: 5, querySpan: 6 } : {};
+      const common = { model, module, tbpttSegments: 2, options };
+      // train()'s in-process step (src/training/step.ts): batchGradientsInto per micro-batch, then ÷ sequences
+      const want = new Map<string, tf.Tensor>();
+      let lossSum = 0;
+      for (const b of batches) lossSum += (await batchGradientsInto(want, objectiveByName(objective), common, b)).lossSum;
+      divideGradients(want, 5);
+      const before = tf.memory().numTensors;
+      const got = await parallelGradients(pool, module, batches, { tbpttSegments: 2, objective, objectiveOptions: options });
+      expect(got.loss).toBe(lossSum / 5);
+      expect(got.tokens).toBe(2 * 32 + 2 * 40 + 24);
+      const [hw, hg] = [await hostValues(want), await hostValues(got.grads)];
+      expect(hg.map(([k]) => k)).toEqual(hw.map(([k]) => k));
+      for (let i = 0; i < hw.length; i++) expect(Buffer.from(hg[i]![1].buffer).equals(Buffer.from(hw[i]![1].buffer)), hw[i]![0]).toBe(true);
+      expect(hw.some(([, v]) => v.some((x) => x !== 0))).toBe(true);
+      tf.dispose([...got.grads.values()]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([...want.values()]);
+      module.dispose();
+    });
+  }
 });
 
 /** Fields that are timing or process measurements (they differ from run to run, and between 1 and 2 workers). */

@@ -1,8 +1,9 @@
 /**
  * Data-parallel module gradients: the micro-batches of one optimiser step spread over a WorkerPool, each worker
- * running sequenceGradients (src/training/tbptt.ts) on its share with the module's current weights, and the parent
- * summing the results in micro-batch order — never arrival order — with the same float32 adds and the same final
- * division as train()'s in-process loop. So the result is bit-identical to that loop, whatever the timing.
+ * computing its micro-batch's gradients with the module's current weights — one sequence, or several of equal length
+ * in one batched forward/backward (workers × batch) — and the parent summing the results in micro-batch order, never
+ * arrival order, with the same float32 adds and the same final division as train()'s in-process loop. So the result
+ * is bit-identical to that loop, whatever the timing.
  */
 import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
@@ -70,18 +71,21 @@ async function weightCopies(module: MemoryGatingModule, copies: number): Promise
 }
 
 /**
- * Gradients of `sequences` (the micro-batches of one step, in order) for `module`, computed on the pool's workers.
- * The pool must have been made for the module's backbone. Micro-batch i's gradients are added to the running sum
- * only after those of 0..i−1, as `acc = acc + g_i` in float32 on this process's backend, then divided by the count:
- * exactly the operations of train()'s in-process accumulation.
+ * Gradients of one step for `module`, computed on the pool's workers. `batches` are the step's micro-batches in
+ * order, each a list of equal-length sequences that one worker runs in one forward/backward (a list of one: one
+ * sequence, as train() runs with batchSize 1). The pool must have been made for the module's backbone. Micro-batch
+ * i's gradient sum is added to the running sum only after those of 0..i−1, as `acc = acc + g_i` in float32 on this
+ * process's backend, then divided by the number of sequences: exactly the operations of train()'s in-process
+ * accumulation.
  */
 export async function parallelGradients(
   pool: WorkerPool,
   module: MemoryGatingModule,
-  sequences: readonly WireSequence[],
+  batches: readonly (readonly WireSequence[])[],
   objective: GradientObjective,
 ): Promise<StepGradients> {
-  if (sequences.length === 0) throw new Error("parallelGradients: no sequences");
+  const count = batches.reduce((n, b) => n + b.length, 0);
+  if (batches.length === 0 || batches.some((b) => b.length === 0)) throw new Error("parallelGradients: no sequences, or an empty micro-batch");
   const copies = await weightCopies(module, pool.size);
   await pool.broadcast((i) => ({ task: { kind: "setModule", config: module.config, weights: copies[i]! }, transfer: copies[i]!.map((w) => w.data.buffer as ArrayBuffer) }));
   const grads = new Map<string, tf.Tensor>();
@@ -90,28 +94,27 @@ export async function parallelGradients(
   try {
     await runInOrder(
       pool,
-      sequences.length,
+      batches.length,
       (i, worker) => {
-        const s = sequences[i]!;
-        const sequence: WireSequence = { ids: s.ids, ...(s.lossMask !== undefined ? { lossMask: s.lossMask } : {}) };
+        const wire = batches[i]!.map((s): WireSequence => ({ ids: s.ids, ...(s.lossMask !== undefined ? { lossMask: s.lossMask } : {}) }));
         return pool.call<GradientsResult>(worker, {
           kind: "gradients",
-          sequence,
+          sequences: wire,
           tbpttSegments: objective.tbpttSegments,
           options: objective.options ?? {},
           ...(objective.objective ? { objective: objective.objective, objectiveOptions: objective.objectiveOptions } : {}),
         });
       },
-      (r, i) => {
-        lossSum += r.loss;
-        tokens += sequences[i]!.ids.length - 1;
+      (r) => {
+        lossSum += r.lossSum;
+        tokens += r.tokens;
         for (const w of r.grads) addGradient(grads, w.name, tf.tensor(w.data, w.shape));
       },
     );
-    divideGradients(grads, sequences.length);
+    divideGradients(grads, count);
   } catch (e) {
     tf.dispose([...grads.values()]);
     throw e;
   }
-  return { loss: lossSum / sequences.length, tokens, grads };
+  return { loss: lossSum / count, tokens, grads };
 }

@@ -30,8 +30,11 @@ export type WorkerTask =
   | { kind: "ready" }
   /** The module a worker computes gradients of: its config and current trainable weights (replacing earlier ones). */
   | { kind: "setModule"; config: EdgeInfiniteConfig; weights: WireTensor[] }
-  /** sequenceGradients of one micro-batch with the module last set. */
-  | { kind: "gradients"; sequence: WireSequence; tbpttSegments: number; options: SegmentOptions; objective?: ObjectiveName; objectiveOptions?: unknown }
+  /**
+   * Gradients of one micro-batch with the module last set: one sequence, or several of equal length in one batched
+   * forward/backward (the objective's batchGradients, as train()'s in-process step runs a batch).
+   */
+  | { kind: "gradients"; sequences: WireSequence[]; tbpttSegments: number; options: SegmentOptions; objective?: ObjectiveName; objectiveOptions?: unknown }
   /** Prepares a suite's methods (checkpoints loaded once) before its samples run. */
   | { kind: "prepareEval"; suite: Suite; methods: MethodSpec[]; longestTokens: number }
   /** One sample under one prepared method → its samples.jsonl row. */
@@ -40,8 +43,10 @@ export type WorkerTask =
   | { kind: "endEval" };
 
 export interface GradientsResult {
-  loss: number;
+  /** Σ over the micro-batch's sequences of each one's loss. */
+  lossSum: number;
   tokens: number;
+  /** Σ over the micro-batch's sequences of each one's gradients. */
   grads: WireTensor[];
 }
 

@@ -1,6 +1,7 @@
 /**
  * A pool worker (started by src/parallel/pool.ts): starts its tfjs backend and loads the backbone once, then answers
- * requests one at a time — module gradients of one micro-batch (training), or one evaluation sample. It never writes
+ * requests one at a time — module gradients of one micro-batch (training: one sequence, or a batch of equal-length
+ * ones in one forward/backward), or one evaluation sample. It never writes
  * files: the parent writes samples.jsonl and applies gradients, so the run-dir lock and resume stay the parent's.
  */
 import { parentPort, workerData } from "node:worker_threads";
@@ -9,8 +10,9 @@ import { initBackend, type BackendName } from "../backend/select.js";
 import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
 import { LlamaModel } from "../backbone/model.js";
 import { MemoryGatingModule } from "../memory/module.js";
-import { sequenceGradients } from "../training/tbptt.js";
+import { sequenceGradients, sequenceGradientsBatch } from "../training/tbptt.js";
 import { objectiveByName } from "../training/objectives/index.js";
+import { batchGradientsInto } from "../training/step.js";
 import { prepareMethod, type PreparedMethod } from "../eval/methods.js";
 import { growRope, runSample, warmUpMethod } from "../eval/harness.js";
 import type { Suite } from "../eval/suite.js";
@@ -60,16 +62,7 @@ function setModule(loaded: Loaded, config: MemoryGatingModule["config"], weights
 
 async function gradients(loaded: Loaded, task: Extract<WorkerTask, { kind: "gradients" }>): Promise<{ result: GradientsResult; transfer: ArrayBuffer[] }> {
   if (module === null) throw new Error("gradients requested before setModule");
-  // A named objective (what train() runs) or, without one, next-token TBPTT with segment options (the bench's step).
-  const r = task.objective
-    ? await objectiveByName(task.objective).gradients({
-        model: loaded.model,
-        module,
-        sequence: { ...task.sequence, source: "parent" },
-        tbpttSegments: task.tbpttSegments,
-        options: task.objectiveOptions,
-      })
-    : await sequenceGradients(loaded.model, module, task.sequence.ids, task.tbpttSegments, task.sequence.lossMask, task.options);
+  const r = await microBatchGradients(loaded.model, module, task);
   const grads: WireTensor[] = [];
   try {
     // A copy: on the cpu backend data() may be the backend's own storage, which transferring would detach.
@@ -77,7 +70,33 @@ async function gradients(loaded: Loaded, task: Extract<WorkerTask, { kind: "grad
   } finally {
     tf.dispose([...r.grads.values()]);
   }
-  return { result: { loss: r.loss, tokens: r.tokens, grads }, transfer: grads.map((g) => g.data.buffer as ArrayBuffer) };
+  return { result: { lossSum: r.lossSum, tokens: r.tokens, grads }, transfer: grads.map((g) => g.data.buffer as ArrayBuffer) };
+}
+
+/**
+ * Σ loss and Σ gradients of the task's micro-batch: a named objective (what train() runs) through the in-process
+ * step's own batchGradientsInto (one batched forward/backward for several sequences), or, without one, next-token
+ * TBPTT with segment options (the bench's step).
+ */
+async function microBatchGradients(
+  model: LlamaModel,
+  module: MemoryGatingModule,
+  task: Extract<WorkerTask, { kind: "gradients" }>,
+): Promise<{ lossSum: number; tokens: number; grads: Map<string, tf.Tensor> }> {
+  const seqs = task.sequences;
+  const tokens = seqs.reduce((n, s) => n + s.ids.length - 1, 0);
+  if (task.objective) {
+    const grads = new Map<string, tf.Tensor>();
+    const common = { model, module, tbpttSegments: task.tbpttSegments, options: task.objectiveOptions };
+    const r = await batchGradientsInto(grads, objectiveByName(task.objective), common, seqs.map((s) => ({ ...s, source: "parent" })));
+    return { lossSum: r.lossSum, tokens, grads };
+  }
+  if (seqs.length > 1) {
+    const r = await sequenceGradientsBatch(model, module, seqs, task.tbpttSegments, task.options);
+    return { lossSum: r.lossSum, tokens, grads: r.grads };
+  }
+  const r = await sequenceGradients(model, module, seqs[0]!.ids, task.tbpttSegments, seqs[0]!.lossMask, task.options);
+  return { lossSum: r.loss, tokens, grads: r.grads };
 }
 
 function endEval(): void {

@@ -259,12 +259,12 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
       await checkFinite(baseline, "held-out loss of the untrained module", "check the backbone and the data, or compare with another --backend");
     }
 
-    // Data-parallel micro-batches (src/parallel): the sum is taken in micro-batch order, so results do not depend on
-    // the worker count. Only the cpu and wasm backends compute on one thread; others keep one process. With
-    // training.batchSize > 1 the default is one process, where batchSize sequences share a forward (step.ts); workers
-    // set explicitly still take the step's sequences one by one.
-    const parallelByDefault = ["wasm", "cpu"].includes(backendInfo.name) && recipe.training.batchSize === 1;
-    const workers = recipe.training.workers ?? (parallelByDefault ? Math.min(defaultWorkerCount(), sequencesPerStep(recipe)) : 1);
+    // Data-parallel micro-batches (src/parallel): each worker runs whole micro-batches (training.batchSize sequences
+    // in one forward/backward) and the sum is taken in micro-batch order, so results do not depend on the worker
+    // count. Only the cpu and wasm backends compute on one thread; others keep one process.
+    const parallelByDefault = ["wasm", "cpu"].includes(backendInfo.name);
+    const microBatches = Math.ceil(sequencesPerStep(recipe) / recipe.training.batchSize);
+    const workers = recipe.training.workers ?? (parallelByDefault ? Math.min(defaultWorkerCount(), microBatches) : 1);
     const pool = workers > 1 ? new WorkerPool({ workers, backend: backendInfo.name, backbone: recipe.backbone }) : null;
     if (pool) {
       cleanup.push(() => void pool.close());

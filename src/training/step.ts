@@ -39,9 +39,8 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
   // optimiser), the gradients accumulated so far are freed.
   try {
     if (run.pool) {
-      // Same sums in the same order on worker threads (src/parallel/gradients.ts): already averaged.
-      const sequences = Array.from({ length: micro }, (_, i) => run.sample(step, i));
-      const r = await parallelGradients(run.pool, run.module, sequences, {
+      // Same batches, same sums in the same order on worker threads (src/parallel/gradients.ts): already averaged.
+      const r = await parallelGradients(run.pool, run.module, stepBatches(run, step, micro), {
         tbpttSegments: run.tbpttSegments,
         objective: t.objective,
         objectiveOptions: t.objectiveOptions,
