@@ -85,11 +85,10 @@ function frequencyKey(scaling: RopeScaling | null, seqLen: number): number {
  */
 export class RopeTable {
   private capacity = 0;
-  private cos: tf.Tensor2D | null = null; // [capacity, rotaryDim/2]
+  // Rotating whole heads (rotaryDim = headDim): [cos, cos] and [−sin, sin], [capacity, headDim]. Rotating only the
+  // leading rotaryDim dims (Phi-3): cos and sin, [capacity, rotaryDim/2]. apply() reads the layout it built.
+  private cos: tf.Tensor2D | null = null;
   private sin: tf.Tensor2D | null = null;
-  // Full-width tables for the whole-head rotation: [cos, cos] and [−sin, sin], [capacity, rotaryDim].
-  private cosFull: tf.Tensor2D | null = null;
-  private sinSigned: tf.Tensor2D | null = null;
   private invFreq: Float64Array;
   private key = 0;
   /** Leading dims of each head that rotate (Phi-3's partial_rotary_factor); the rest pass through unchanged. */
@@ -119,30 +118,28 @@ export class RopeTable {
     let cap = Math.max(1024, this.capacity);
     while (cap <= maxPosition) cap *= 2;
     const half = this.rotaryDim / 2;
+    const whole = this.rotaryDim === this.headDim;
+    const width = whole ? 2 * half : half;
     const f = this.attentionFactor;
-    const c = new Float32Array(cap * half);
-    const s = new Float32Array(cap * half);
+    const c = new Float32Array(cap * width);
+    const s = new Float32Array(cap * width);
     for (let p = 0; p < cap; p++) {
       for (let i = 0; i < half; i++) {
         const a = p * this.invFreq[i]!;
-        c[p * half + i] = f * Math.cos(a);
-        s[p * half + i] = f * Math.sin(a);
+        const cosA = Math.fround(f * Math.cos(a));
+        const sinA = Math.fround(f * Math.sin(a));
+        c[p * width + i] = cosA;
+        s[p * width + i] = whole ? -sinA : sinA;
+        if (whole) {
+          c[p * width + half + i] = cosA;
+          s[p * width + half + i] = sinA;
+        }
       }
     }
-    const cf = new Float32Array(cap * 2 * half);
-    const ss = new Float32Array(cap * 2 * half);
-    for (let p = 0; p < cap; p++) {
-      for (let i = 0; i < half; i++) {
-        cf[p * 2 * half + i] = cf[p * 2 * half + half + i] = c[p * half + i]!;
-        ss[p * 2 * half + i] = -s[p * half + i]!;
-        ss[p * 2 * half + half + i] = s[p * half + i]!;
-      }
-    }
-    tf.dispose([this.cos, this.sin, this.cosFull, this.sinSigned].filter((t): t is tf.Tensor2D => t !== null));
-    this.cos = tf.keep(tf.tensor2d(c, [cap, half]));
-    this.sin = tf.keep(tf.tensor2d(s, [cap, half]));
-    this.cosFull = tf.keep(tf.tensor2d(cf, [cap, 2 * half]));
-    this.sinSigned = tf.keep(tf.tensor2d(ss, [cap, 2 * half]));
+    this.cos?.dispose();
+    this.sin?.dispose();
+    this.cos = tf.keep(tf.tensor2d(c, [cap, width]));
+    this.sin = tf.keep(tf.tensor2d(s, [cap, width]));
     this.capacity = cap;
   }
 
@@ -166,7 +163,7 @@ export class RopeTable {
         // step runs this twice per layer, where each kernel's fixed cost is most of its time.
         const full: [number, number, number] = perHead ? [heads, T, d] : [1, T, d];
         const swapped = tf.reverse(x.reshape([heads, T, 2, half]), 2).reshape([heads, T, d]);
-        return tf.add(tf.mul(x, tf.gather(this.cosFull!, idx).reshape(full)), tf.mul(swapped, tf.gather(this.sinSigned!, idx).reshape(full))) as tf.Tensor3D;
+        return tf.add(tf.mul(x, tf.gather(this.cos!, idx).reshape(full)), tf.mul(swapped, tf.gather(this.sin!, idx).reshape(full))) as tf.Tensor3D;
       }
       const shape: [number, number, number] = perHead ? [heads, T, half] : [1, T, half];
       const cos = tf.gather(this.cos!, idx).reshape(shape);
@@ -181,8 +178,9 @@ export class RopeTable {
   }
 
   dispose(): void {
-    tf.dispose([this.cos, this.sin, this.cosFull, this.sinSigned].filter((t): t is tf.Tensor2D => t !== null));
-    this.cos = this.sin = this.cosFull = this.sinSigned = null;
+    this.cos?.dispose();
+    this.sin?.dispose();
+    this.cos = this.sin = null;
     this.capacity = 0;
   }
 }
