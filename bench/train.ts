@@ -19,6 +19,7 @@ import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
+import { equalLengthBatches } from "../src/backbone/nll.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { AdamW } from "../src/training/adamw.js";
@@ -147,7 +148,7 @@ for (const b of backends) {
         return { loss: lossSum / seqs.length, tokens, grads };
       };
       const step = async (seqs: TrainingSequence[]): Promise<number> => {
-        const r = pool !== undefined ? await parallelGradients(pool, module, chunks(seqs, perForward), { tbpttSegments: tbptt }) : await batchedGradients(seqs);
+        const r = pool !== undefined ? await parallelGradients(pool, module, equalLengthBatches(seqs, perForward), { tbpttSegments: tbptt }) : await batchedGradients(seqs);
         opt.apply(module.trainableVariables(), r.grads, 1e-3);
         tf.dispose([...r.grads.values()]);
         // The step is done when the updated variables are (asynchronous backends queue the work): wait for one.
@@ -233,13 +234,7 @@ for (const [key, t] of torch) {
 if (jsonPath) writeJson();
 console.log(
   `\nbackbone ${backbone.source.id}; segment ${segment}, sink ${sink}, window ${window}, TBPTT k=${tbptt}; ${settings.steps} timed step(s) after a warm-up step; ` +
-    `batch = sequences per optimiser step; per forward = sequences in one forward/backward (1 worker: the whole batch, train()'s training.batchSize; a worker pool: 1 per forward, batch spread over workers); ${machineLine()}\n`,
+    `batch = sequences per optimiser step; per forward = sequences in one forward/backward (1 worker: the whole batch, train()'s training.batchSize; a worker pool: the batch cut into one micro-batch of ⌈batch / workers⌉ per worker); ${machineLine()}\n`,
 );
 console.log(table(headers, table1));
 
-/** xs cut into consecutive groups of `size` (the last may be shorter). */
-function chunks<T>(xs: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
-  return out;
-}
