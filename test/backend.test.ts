@@ -116,7 +116,7 @@ describe("initBackend", () => {
     expect(info.name).toBe("wasm");
     expect(info.wasmMatMul).toBe("native");
     expect(isWasmMatMulInstalled()).toBe(false);
-    expect(lines).toEqual(["backend: wasm (EDGEINF_BACKEND=wasm; matmul: native)"]);
+    expect(lines).toEqual(["backend: wasm (EDGEINF_BACKEND=wasm; matmul: native; threads: 1)"]);
     expect(backendName()).toBe("wasm");
   });
 

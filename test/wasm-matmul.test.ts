@@ -265,12 +265,40 @@ describe("project wasm BatchMatMul", () => {
     const c = makeCase(rng, [2, 3], [2, 3], true, true);
     const broadcast = makeCase(rng, [2, 3], [3], true, true);
     run(c); // warm up (first calls may allocate caches)
+    run(c); // a second use: wasm-matmul keeps transposes of operands used again, freed on the next product
     const tensorsBefore = tf.memory().numTensors;
     const dataBefore = tf.engine().backend.numDataIds();
     run(broadcast);
     for (let i = 0; i < 3; i++) run(c);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
     expect(tf.engine().backend.numDataIds()).toBe(dataBefore);
+  });
+
+  it("keeps the transpose of a right operand used again (same bits as a fresh copy) and frees it with its source", async () => {
+    await tf.setBackend("wasm");
+    const backend = tf.engine().backend;
+    const c = makeCase(rng, [], [], false, true);
+    const a = tf.tensor(c.aData, c.aShape);
+    const b = tf.tensor(c.bData, c.bShape);
+    // A product with a transposed operand used once: it sweeps (frees kept transposes whose source is gone).
+    const sweep = (): void => tf.tidy(() => void tf.matMul(tf.ones([2, 3]), tf.ones([4, 3]), false, true));
+    sweep(); // what earlier tests left kept
+    const before = backend.numDataIds();
+    const first = tf.matMul(a, b, false, true); // first use of b: transposed into a temporary
+    expect(backend.numDataIds()).toBe(before + 1);
+    const second = tf.matMul(a, b, false, true); // second use: the transpose is kept
+    expect(backend.numDataIds()).toBe(before + 3);
+    const third = tf.matMul(a, b, false, true); // reused: only the output is new
+    expect(backend.numDataIds()).toBe(before + 4);
+    const values = [first, second, third].map((t) => Array.from(t.dataSync()));
+    expect(values[1]).toEqual(values[0]);
+    expect(values[2]).toEqual(values[0]);
+    expect(relError(values[0]!, referenceMatMul(c))).toBeLessThan(1e-5);
+    tf.dispose([first, second, third, b]);
+    expect(backend.numDataIds()).toBe(before); // a + the kept transpose (b itself is gone)
+    sweep(); // the next product frees the transpose of the disposed b
+    expect(backend.numDataIds()).toBe(before - 1);
+    a.dispose();
   });
 
   it("rejects mismatched inner dims", async () => {

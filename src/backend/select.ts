@@ -6,6 +6,7 @@
  * dynamic import and every skip is recorded with its reason.
  */
 import { existsSync } from "node:fs";
+import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "../tf.js";
@@ -14,6 +15,8 @@ import { installWasmMatMul, uninstallWasmMatMul } from "./wasm-matmul.js";
 import { watchWebGpuErrors } from "./webgpu-errors.js";
 import { applyTfjsFlags, parseTfjsFlags, TFJS_FLAGS_ENV } from "./tfjs-flags.js";
 import { limitWebGpuBufferPool } from "./webgpu-pool.js";
+import { installSharingIdentity } from "./wasm-identity.js";
+import { installThreadPoolPolicy, threadPoolIsSelective, WASM_THREADS_ENV, wasmThreadsFromEnv, withWasmThreads } from "./wasm-threads.js";
 
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
 
@@ -30,6 +33,8 @@ export interface BackendInfo {
   tried: BackendAttempt[];
   /** Only for wasm: which BatchMatMul kernel runs ("project" = src/backend/wasm-matmul.ts). */
   wasmMatMul?: WasmMatMulMode;
+  /** Only for wasm: threads XNNPACK's products run on (1 = tfjs' single-threaded build). */
+  wasmThreads?: number;
 }
 
 export type WasmMatMulMode = "project" | "native";
@@ -37,6 +42,11 @@ export type WasmMatMulMode = "project" | "native";
 export interface InitBackendOptions {
   /** Receives the one-line summary; defaults to stderr. */
   log?: (line: string) => void;
+  /**
+   * wasm only: threads for XNNPACK's products. Defaults to EDGEINF_WASM_THREADS, else one per core. Pool workers
+   * pass 1: each is one of several processes' worth of work already.
+   */
+  wasmThreads?: number;
 }
 
 const BACKEND_NAMES: readonly BackendName[] = ["tensorflow", "webgpu", "wasm", "cpu"];
@@ -72,7 +82,8 @@ export async function initBackend(requested?: BackendName | "auto", opts: InitBa
     const running = await previous.info.catch(() => null);
     if (running !== null && running.name === request && tf.getBackend() === request) return running;
   }
-  const info = start(request, opts.log ?? ((line) => process.stderr.write(`${line}\n`)));
+  const wasmThreads = opts.wasmThreads ?? wasmThreadsFromEnv(process.env[WASM_THREADS_ENV], os.cpus().length);
+  const info = start(request, opts.log ?? ((line) => process.stderr.write(`${line}\n`)), wasmThreads);
   current = { request, info };
   // A failed start must not poison later calls.
   info.catch(() => {
@@ -100,8 +111,8 @@ export function wasmMatMulModeFromEnv(value: string | undefined): WasmMatMulMode
   fail(`EDGEINF_WASM_MATMUL=${value} is not a mode`, "use project (default) or native");
 }
 
-async function start(request: BackendName | "auto", log: (line: string) => void): Promise<BackendInfo> {
-  const candidates = request === "auto" ? autoCandidates() : candidatesFor(request);
+async function start(request: BackendName | "auto", log: (line: string) => void, wasmThreads: number): Promise<BackendInfo> {
+  const candidates = request === "auto" ? autoCandidates(wasmThreads) : candidatesFor(request, wasmThreads);
   const tried: BackendAttempt[] = [];
   const skipped: string[] = [];
   for (const candidate of candidates) {
@@ -120,6 +131,10 @@ async function start(request: BackendName | "auto", log: (line: string) => void)
       if (info.wasmMatMul === "project") installWasmMatMul();
       else uninstallWasmMatMul();
       notes.push(`matmul: ${info.wasmMatMul}`);
+      installSharingIdentity();
+      info.wasmThreads = await wasmThreadCount();
+      installThreadPoolPolicy([tf.BatchMatMul, tf._FusedMatMul]);
+      notes.push(info.wasmThreads > 1 && !threadPoolIsSelective() ? `threads: ${info.wasmThreads} (every XNNPACK kernel)` : `threads: ${info.wasmThreads}`);
     }
     const flags = parseTfjsFlags(process.env[TFJS_FLAGS_ENV]);
     applyTfjsFlags(flags);
@@ -151,18 +166,18 @@ function installHint(name: BackendName): string {
   }
 }
 
-function autoCandidates(): Candidate[] {
-  return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), webgpuCandidate(), tfjsNodeCandidate("@tensorflow/tfjs-node"), wasmCandidate(), cpuCandidate()];
+function autoCandidates(wasmThreads: number): Candidate[] {
+  return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), webgpuCandidate(), tfjsNodeCandidate("@tensorflow/tfjs-node"), wasmCandidate(wasmThreads), cpuCandidate()];
 }
 
-function candidatesFor(name: BackendName): Candidate[] {
+function candidatesFor(name: BackendName, wasmThreads: number): Candidate[] {
   switch (name) {
     case "tensorflow":
       return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), tfjsNodeCandidate("@tensorflow/tfjs-node")];
     case "webgpu":
       return [webgpuCandidate()];
     case "wasm":
-      return [wasmCandidate()];
+      return [wasmCandidate(wasmThreads)];
     case "cpu":
       return [cpuCandidate()];
   }
@@ -174,6 +189,12 @@ async function safeProbe(probe: () => Promise<Probe>): Promise<Probe> {
   } catch (e) {
     return { ok: false, why: firstLine(e) };
   }
+}
+
+/** Threads the running wasm backend's XNNPACK pool has. */
+async function wasmThreadCount(): Promise<number> {
+  const wasm = await import("@tensorflow/tfjs-backend-wasm");
+  return wasm.getThreadsCount();
 }
 
 /** tfjs-node(-gpu) registers backend "tensorflow" and brings its own @tensorflow/tfjs. */
@@ -253,8 +274,8 @@ interface GpuLike {
   requestAdapter(): Promise<unknown>;
 }
 
-/** XNNPACK in WebAssembly, single-threaded in Node (tfjs does not run wasm threads there). */
-function wasmCandidate(): Candidate {
+/** XNNPACK in WebAssembly; with threads > 1 its threaded build (wasm-threads.ts: tfjs leaves it off in Node). */
+function wasmCandidate(threads: number): Candidate {
   return {
     label: "wasm",
     backend: "wasm",
@@ -263,8 +284,9 @@ function wasmCandidate(): Candidate {
       const require = createRequire(import.meta.url);
       const distDir = path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "dist") + path.sep;
       wasm.setWasmPaths(distDir);
-      wasm.setThreadsCount(1);
-      return setBackend("wasm");
+      const started = await withWasmThreads(wasm, threads, () => setBackend("wasm"));
+      if (!started.ok && threads > 1) return { ok: false, why: `${started.why} (with ${threads} threads; ${WASM_THREADS_ENV}=1 starts the single-threaded build)` };
+      return started;
     },
   };
 }

@@ -36,7 +36,8 @@ let module: MemoryGatingModule | null = null;
 let evalState: EvalState | null = null;
 
 const loading: Promise<Loaded> = (async () => {
-  await initBackend(init.backend as BackendName | "auto", { log: () => {} });
+  // One thread: the pool already runs one worker per core.
+  await initBackend(init.backend as BackendName | "auto", { log: () => {}, wasmThreads: 1 });
   const backbone = await loadBackbone(init.backbone);
   return { backbone, model: LlamaModel.fromHost(backbone.config, backbone.weights) };
 })();
