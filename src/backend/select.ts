@@ -16,6 +16,7 @@ import { watchWebGpuErrors } from "./webgpu-errors.js";
 import { applyTfjsFlags, parseTfjsFlags, TFJS_FLAGS_ENV } from "./tfjs-flags.js";
 import { limitWebGpuBufferPool } from "./webgpu-pool.js";
 import { installSharingIdentity } from "./wasm-identity.js";
+import { installHeapCopies } from "./wasm-copies.js";
 import { installThreadPoolPolicy, threadPoolIsSelective, WASM_THREADS_ENV, wasmThreadsFromEnv, withWasmThreads } from "./wasm-threads.js";
 
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -132,6 +133,7 @@ async function start(request: BackendName | "auto", log: (line: string) => void,
       else uninstallWasmMatMul();
       notes.push(`matmul: ${info.wasmMatMul}`);
       installSharingIdentity();
+      installHeapCopies();
       info.wasmThreads = await wasmThreadCount();
       installThreadPoolPolicy([tf.BatchMatMul, tf._FusedMatMul]);
       notes.push(info.wasmThreads > 1 && !threadPoolIsSelective() ? `threads: ${info.wasmThreads} (every XNNPACK kernel)` : `threads: ${info.wasmThreads}`);
