@@ -1,5 +1,5 @@
 /**
- * src/backend/wasm-copies.ts: Slice, SplitV, Reverse and Tile as heap block copies on wasm, checked value for value
+ * src/backend/wasm-copies.ts: Slice, SplitV, Reverse, Tile and GatherV2 as heap block copies on wasm, checked value for value
  * against the cpu backend's own kernels (an independent implementation) over random shapes, dtypes and gradients.
  */
 import { beforeAll, describe, expect, it } from "vitest";
@@ -86,12 +86,28 @@ describe("wasm heap-copy kernels match cpu", () => {
     }
   });
 
+  it("gather: every axis, repeated indices, index tensors of rank 0–2", async () => {
+    for (let trial = 0; trial < 40; trial++) {
+      const shape = randomShape(1 + (trial % 4));
+      const axis = int(0, shape.length - 1);
+      const idxShape = [[], [int(1, 6)], [2, int(1, 3)]][trial % 3]!;
+      const count = idxShape.reduce((a, b) => a * b, 1);
+      const idx = Array.from({ length: count }, () => int(0, shape[axis]! - 1));
+      const dtype = trial % 2 === 0 ? "float32" : "int32";
+      const values = data(shape, dtype);
+      const r = await onBoth(() => tf.gather(tf.tensor(values, shape, dtype), tf.tensor(idx, idxShape, "int32"), axis));
+      expect(r.shapes[0], `shape ${shape} axis ${axis} idx ${idxShape}`).toEqual(r.shapes[1]);
+      expect(r.wasm, `shape ${shape} axis ${axis} idx ${idxShape}`).toEqual(r.cpu);
+    }
+  });
+
   it("gradients through slice, split, reverse and tile equal cpu's, and nothing leaks", async () => {
     const shape = [3, 4, 5];
     const values = data(shape, "float32");
     const w = data([6, 4, 5], "float32");
     const loss = (x: tf.Tensor): tf.Scalar => {
       const [a, b] = tf.split(tf.reverse(x, 1), [1, 3], 1);
+      // (gather is left out: its gradient needs UnsortedSegmentSum, which tfjs-backend-wasm does not have)
       const t = tf.tile(tf.slice(x, [1, 0, 0], [2, 4, 5]), [3, 1, 1]);
       return tf.sum(tf.mul(t, tf.tensor(w, [6, 4, 5]))).add(tf.sum(tf.mul(a!, a!))).add(tf.sum(b!)) as tf.Scalar;
     };
