@@ -261,9 +261,11 @@ export async function prepareRun(recipe: Recipe, options: TrainOptions = {}): Pr
 
     // Data-parallel micro-batches (src/parallel): each worker runs whole micro-batches (training.batchSize sequences
     // in one forward/backward) and the sum is taken in micro-batch order, so results do not depend on the worker
-    // count. By default only for backends that compute on one thread: cpu, and wasm started single-threaded. wasm on
-    // one thread per core trains faster in one process than in a pool of single-threaded workers (docs/performance.md).
-    const parallelByDefault = backendInfo.name === "cpu" || (backendInfo.name === "wasm" && (backendInfo.wasmThreads ?? 1) <= 1);
+    // count. Default on cpu and wasm: one single-threaded worker per core, at most one per micro-batch. With one
+    // micro-batch a step, the process computes it itself, on wasm's threads. For the attention-transfer recipe a pool
+    // of 2 was faster than one process on 2 threads (443 vs 388 tok/s), for next-token at segment 128 slower (286 vs
+    // 355); docs/performance.md. Other backends keep one process.
+    const parallelByDefault = ["wasm", "cpu"].includes(backendInfo.name);
     const microBatches = Math.ceil(sequencesPerStep(recipe) / recipe.training.batchSize);
     const workers = recipe.training.workers ?? (parallelByDefault ? Math.min(defaultWorkerCount(), microBatches) : 1);
     const pool = workers > 1 ? new WorkerPool({ workers, backend: backendInfo.name, backbone: recipe.backbone }) : null;
