@@ -71,11 +71,20 @@ function installPthreadWorkerClass(wasmOutDir: string): void {
 }
 
 /**
+ * True in Node itself. Deno and Bun emulate worker_threads, but the Emscripten worker source assigns globals their
+ * worker scopes forbid (Deno: "Cannot set property location"), so they keep one thread.
+ */
+export function runtimeRunsWasmThreads(): boolean {
+  const versions = process.versions as Record<string, string | undefined>;
+  return versions["deno"] === undefined && versions["bun"] === undefined;
+}
+
+/**
  * Prepares the next `tf.setBackend("wasm")` to start `threads` threads, runs `start`, and puts `os.cpus` back.
- * threads = 1 keeps tfjs' single-threaded SIMD build.
+ * threads = 1 (or a runtime other than Node) keeps tfjs' single-threaded SIMD build.
  */
 export async function withWasmThreads<T>(wasm: WasmPackage, threads: number, start: () => Promise<T>): Promise<T> {
-  if (threads <= 1) {
+  if (threads <= 1 || !runtimeRunsWasmThreads()) {
     wasm.setThreadsCount(1);
     return start();
   }
