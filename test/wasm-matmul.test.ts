@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
-import { installWasmMatMul, isWasmMatMulInstalled, uninstallWasmMatMul } from "../src/backend/wasm-matmul.js";
+import { installWasmMatMul, isWasmMatMulInstalled, SWAPPED_MAX_ROWS, SWAPPED_MIN_KEYS, uninstallWasmMatMul } from "../src/backend/wasm-matmul.js";
 import { broadcastBatchPairs } from "../src/backend/batch-pairs.js";
 import { matMulCost } from "../src/backend/matmul-cost.js";
 import { Rng } from "../src/util/rng.js";
@@ -299,6 +299,54 @@ describe("project wasm BatchMatMul", () => {
     sweep(); // the next product frees the transpose of the disposed b
     expect(backend.numDataIds()).toBe(before - 1);
     a.dispose();
+  });
+
+  it("few query rows times many transposed keys (a decode step's q·Kᵀ) runs as (K·qᵀ)ᵀ and equals float64", async () => {
+    await tf.setBackend("wasm");
+    installWasmMatMul({ routing: "cost" });
+    try {
+      const shapes: Array<[number[], number[]]> = [
+        [[2, 3, 64], [2, SWAPPED_MIN_KEYS + 5, 64]], // per batch
+        [[2, 1, 16], [1, SWAPPED_MIN_KEYS, 16]], // b broadcast
+        [[SWAPPED_MAX_ROWS, 8], [SWAPPED_MIN_KEYS + 1, 8]], // rank 2
+      ];
+      for (const [aShape, bShape] of shapes) {
+        const size = (s: number[]): number => s.reduce((p, d) => p * d, 1);
+        const c: Case = {
+          aShape,
+          bShape,
+          aData: randomArray(rng, size(aShape)),
+          bData: randomArray(rng, size(bShape)),
+          wData: new Float32Array(0),
+          outShape: [...broadcastBatchPairs(aShape.slice(0, -2), bShape.slice(0, -2)).outBatchShape, aShape.at(-2)!, bShape.at(-2)!],
+          tA: false,
+          tB: true,
+        };
+        const tensors = tf.memory().numTensors;
+        const dataIds = tf.engine().backend.numDataIds();
+        const out = tf.tidy(() => tf.matMul(tf.tensor(c.aData, aShape), tf.tensor(c.bData, bShape), false, true));
+        expect(out.shape).toEqual(c.outShape);
+        // float64 a·bᵀ per broadcast batch pair
+        const [m, k] = aShape.slice(-2) as [number, number];
+        const n = bShape.at(-2)!;
+        const ref = new Float64Array(size(c.outShape));
+        broadcastBatchPairs(aShape.slice(0, -2), bShape.slice(0, -2)).pairs.forEach(([ia, ib], o) => {
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < n; j++) {
+              let sum = 0;
+              for (let t = 0; t < k; t++) sum += c.aData[ia * m * k + i * k + t]! * c.bData[ib * n * k + j * k + t]!;
+              ref[o * m * n + i * n + j] = sum;
+            }
+          }
+        });
+        expect(relError(out.dataSync(), ref)).toBeLessThan(1e-5);
+        out.dispose();
+        expect(tf.memory().numTensors).toBe(tensors);
+        expect(tf.engine().backend.numDataIds()).toBe(dataIds);
+      }
+    } finally {
+      installWasmMatMul({ routing: "always" });
+    }
   });
 
   it("rejects mismatched inner dims", async () => {
