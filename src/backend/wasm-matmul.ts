@@ -211,15 +211,25 @@ function fewRowsTimesTransposed(a: TensorInfo, b: TensorInfo, transposeA: boolea
   return m <= SWAPPED_MAX_ROWS && n >= SWAPPED_MIN_KEYS && a.shape[a.shape.length - 1] === b.shape[b.shape.length - 1];
 }
 
+type Keep = <T extends TensorInfo>(t: T) => T;
+
+/** Runs fn with a `keep` that registers temporaries, all disposed when fn returns or throws. */
+function withTemporaries(backend: HeapBackend, fn: (keep: Keep) => TensorInfo): TensorInfo {
+  const temps: TensorInfo[] = [];
+  try {
+    return fn((t) => {
+      temps.push(t);
+      return t;
+    });
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
 /** out[i] = (B[j] · A[i]ᵀ)ᵀ for each broadcast batch pair (i, j). */
 function swappedProduct(a: TensorInfo, b: TensorInfo, plain: PlainProduct, kernels: WasmKernels, backend: HeapBackend): TensorInfo {
   const { outBatchShape, pairs } = broadcastBatchPairs(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const temps: TensorInfo[] = [];
-  const keep = <T extends TensorInfo>(t: T): T => {
-    temps.push(t);
-    return t;
-  };
-  try {
+  return withTemporaries(backend, (keep) => {
     const at3 = keep(plainRank3(a, true, kernels, backend, keep)); // [batchA, K, M]: Aᵀ, small
     const b3 = keep(plainRank3(b, false, kernels, backend, keep)); // [batchB, N, K]: B as it is
     const m = at3.shape[2]!;
@@ -242,9 +252,7 @@ function swappedProduct(a: TensorInfo, b: TensorInfo, plain: PlainProduct, kerne
     }
     out.shape = [...outBatchShape, m, n];
     return out;
-  } finally {
-    for (const t of temps) backend.disposeData(t.dataId);
-  }
+  });
 }
 
 /**
@@ -279,12 +287,7 @@ function rewrittenProduct(
     );
   }
   const { outBatchShape, pairs } = broadcastBatchPairs(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const temps: TensorInfo[] = [];
-  const keep = <T extends TensorInfo>(t: T): T => {
-    temps.push(t);
-    return t;
-  };
-  try {
+  return withTemporaries(backend, (keep) => {
     const a3 = keep(plainRank3(a, transposeA, kernels, backend, keep)); // [batchA, M, K]
     const cachedB = transposeB ? transposedWeights.lookup(b, () => plainRank3(b, true, kernels, backend, keep), backend) : null;
     const b3 = cachedB ?? keep(plainRank3(b, transposeB, kernels, backend, keep)); // [batchB, K, N]
@@ -317,9 +320,7 @@ function rewrittenProduct(
     }
     out.shape = outShape;
     return out;
-  } finally {
-    for (const t of temps) backend.disposeData(t.dataId);
-  }
+  });
 }
 
 /**
