@@ -10,8 +10,8 @@ import { initBackend, type BackendName } from "../backend/select.js";
 import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
 import { LlamaModel } from "../backbone/model.js";
 import { MemoryGatingModule } from "../memory/module.js";
-import { sequenceGradients, sequenceGradientsBatch } from "../training/tbptt.js";
 import { objectiveByName } from "../training/objectives/index.js";
+import { nextTokenWithSegmentOptions } from "../training/objectives/next-token.js";
 import { batchGradientsInto } from "../training/step.js";
 import { prepareMethod, type PreparedMethod } from "../eval/methods.js";
 import { growRope, runSample, warmUpMethod } from "../eval/harness.js";
@@ -75,29 +75,20 @@ async function gradients(loaded: Loaded, task: Extract<WorkerTask, { kind: "grad
 }
 
 /**
- * Σ loss and Σ gradients of the task's micro-batch: a named objective (what train() runs) through the in-process
- * step's own batchGradientsInto (one batched forward/backward for several sequences), or, without one, next-token
- * TBPTT with segment options (the bench's step).
+ * Σ loss and Σ gradients of the task's micro-batch through the in-process step's own batchGradientsInto (one batched
+ * forward/backward for several sequences): the named objective train() runs, or, without one, next-token TBPTT with
+ * the task's segment options (the bench's step).
  */
 async function microBatchGradients(
   model: LlamaModel,
   module: MemoryGatingModule,
   task: Extract<WorkerTask, { kind: "gradients" }>,
 ): Promise<{ lossSum: number; tokens: number; grads: Map<string, tf.Tensor> }> {
-  const seqs = task.sequences;
-  const tokens = seqs.reduce((n, s) => n + s.ids.length - 1, 0);
-  if (task.objective) {
-    const grads = new Map<string, tf.Tensor>();
-    const common = { model, module, tbpttSegments: task.tbpttSegments, options: task.objectiveOptions };
-    const r = await batchGradientsInto(grads, objectiveByName(task.objective), common, seqs.map((s) => ({ ...s, source: "parent" })));
-    return { lossSum: r.lossSum, tokens, grads };
-  }
-  if (seqs.length > 1) {
-    const r = await sequenceGradientsBatch(model, module, seqs, task.tbpttSegments, task.options);
-    return { lossSum: r.lossSum, tokens, grads: r.grads };
-  }
-  const r = await sequenceGradients(model, module, seqs[0]!.ids, task.tbpttSegments, seqs[0]!.lossMask, task.options);
-  return { lossSum: r.loss, tokens, grads: r.grads };
+  const objective = task.objective ? objectiveByName(task.objective) : nextTokenWithSegmentOptions(task.options);
+  const grads = new Map<string, tf.Tensor>();
+  const common = { model, module, tbpttSegments: task.tbpttSegments, options: task.objective ? task.objectiveOptions : {} };
+  const r = await batchGradientsInto(grads, objective, common, task.sequences.map((s) => ({ ...s, source: "parent" })));
+  return { lossSum: r.lossSum, tokens: r.tokens, grads };
 }
 
 function endEval(): void {
