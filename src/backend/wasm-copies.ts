@@ -12,10 +12,10 @@
  * range, which wasm's kernel reports) goes to wasm's own kernel.
  */
 import * as tf from "../tf.js";
-import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "../tf.js";
+import type { KernelFunc, NamedAttrMap, TensorInfo } from "../tf.js";
+import { wrapWasmKernel } from "./wasm-kernels.js";
 
-const WASM = "wasm";
-const REPLACED_KEY = "__edgeinfHeapCopies";
+const MARKER = "heapCopies";
 
 type Heap = Float32Array | Int32Array | Uint8Array;
 
@@ -25,37 +25,17 @@ interface HeapBackend {
   typedArrayFromHeap(info: TensorInfo): Heap;
 }
 
-/** Replaces the four kernels on wasm. Idempotent. */
+/** Replaces the five kernels on wasm; each keeps wasm's own for what it does not cover. Idempotent. */
 export function installHeapCopies(): void {
-  replace(tf.Slice, (original) => (args) => sliceKernel(args, original));
-  replace(tf.SplitV, (original) => (args) => splitKernel(args, original));
-  replace(tf.Reverse, (original) => (args) => reverseKernel(args, original));
-  replace(tf.Tile, (original) => (args) => tileKernel(args, original));
-  replace(tf.GatherV2, (original) => (args) => gatherKernel(args, original));
+  wrapWasmKernel(tf.Slice, MARKER, (original) => (args) => sliceKernel(args, original));
+  wrapWasmKernel(tf.SplitV, MARKER, (original) => (args) => splitKernel(args, original));
+  wrapWasmKernel(tf.Reverse, MARKER, (original) => (args) => reverseKernel(args, original));
+  wrapWasmKernel(tf.Tile, MARKER, (original) => (args) => tileKernel(args, original));
+  wrapWasmKernel(tf.GatherV2, MARKER, (original) => (args) => gatherKernel(args, original));
 }
 
-function replace(name: string, make: (original: KernelFunc) => KernelFunc): void {
-  const current = tf.getKernel(name, WASM);
-  if (current === undefined) return;
-  const marked = current.kernelFunc as KernelFunc & { [REPLACED_KEY]?: true };
-  if (marked[REPLACED_KEY] === true) return;
-  const kernelFunc: KernelFunc & { [REPLACED_KEY]?: true } = make(current.kernelFunc);
-  kernelFunc[REPLACED_KEY] = true;
-  tf.unregisterKernel(name, WASM);
-  // The original setupFunc stays: it binds the C++ functions the originals (still called for the rest) use.
-  tf.registerKernel({ ...(current as KernelConfig), kernelFunc });
-}
-
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((p, d) => p * d, 1);
-}
-
-/** Row-major strides. */
-function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1]! * shape[i + 1]!;
-  return s;
-}
+/** tf.util.sizeFromShape over a readonly shape. */
+const sizeOf = (shape: readonly number[]): number => tf.util.sizeFromShape(shape as number[]);
 
 /**
  * out = x[begin : begin + size] (any rank): the trailing dims that are taken whole form one contiguous block,
@@ -73,7 +53,7 @@ function copySlice(x: TensorInfo, begin: readonly number[], size: readonly numbe
   const inner = sizeOf(x.shape.slice(whole));
   const run = whole === 0 ? n : size[whole - 1]! * inner;
   const lead = whole === 0 ? 0 : whole - 1;
-  const xStrides = stridesOf(x.shape);
+  const xStrides = [...tf.util.computeStrides(x.shape), 1]; // row-major, the last dim's too
   // Views after the allocation: growing the heap detaches earlier ones.
   const src = backend.typedArrayFromHeap(x);
   const dst = backend.typedArrayFromHeap(out);

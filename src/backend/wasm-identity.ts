@@ -9,10 +9,8 @@
  * the backend's reference count frees the data when the last sharer is disposed.
  */
 import * as tf from "../tf.js";
-import type { KernelFunc, TensorInfo } from "../tf.js";
-
-const WASM = "wasm";
-const SHARING_KEY = "__edgeinfSharingIdentity";
+import type { TensorInfo } from "../tf.js";
+import { wrapWasmKernel } from "./wasm-kernels.js";
 
 /** The parts of tfjs-backend-wasm's BackendWasm used here. */
 interface RefCountingBackend {
@@ -21,17 +19,10 @@ interface RefCountingBackend {
 
 /** Replaces wasm's Identity with the sharing one. Idempotent. */
 export function installSharingIdentity(): void {
-  const current = tf.getKernel(tf.Identity, WASM);
-  if (current === undefined) return;
-  const copying = current.kernelFunc as KernelFunc & { [SHARING_KEY]?: KernelFunc };
-  if (copying[SHARING_KEY] !== undefined) return;
-  const kernelFunc: KernelFunc & { [SHARING_KEY]?: KernelFunc } = (args) => {
+  wrapWasmKernel(tf.Identity, "sharingIdentity", (copying) => (args) => {
     const { x } = args.inputs as { x: TensorInfo };
     if (x.dtype === "string") return copying(args);
     (args.backend as unknown as RefCountingBackend).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-  };
-  kernelFunc[SHARING_KEY] = copying;
-  tf.unregisterKernel(tf.Identity, WASM);
-  tf.registerKernel({ ...current, kernelFunc });
+  });
 }

@@ -20,6 +20,7 @@ import { createRequire } from "node:module";
 import { Worker as NodeWorker, type WorkerOptions } from "node:worker_threads";
 import * as tf from "../tf.js";
 import { fail } from "../util/errors.js";
+import { wrapWasmKernel } from "./wasm-kernels.js";
 
 /** Environment variable for the wasm thread count ("auto" = cores; 1 = tfjs' single-threaded build). */
 export const WASM_THREADS_ENV = "EDGEINF_WASM_THREADS";
@@ -138,8 +139,6 @@ export function onThreadPool<T>(fn: () => T): T {
 /** Elements from which a non-matmul kernel's largest input runs with the pool on (4 MiB of float32). */
 export const THREADED_MIN_ELEMENTS = 1 << 20;
 
-const WRAPPED_KEY = "__edgeinfThreadPool";
-
 /**
  * Every wasm kernel except the products (which decide by multiply-adds, in wasm-matmul.ts) runs with the pool on
  * when its largest input has at least THREADED_MIN_ELEMENTS elements. Kernels that are not XNNPACK operators ignore
@@ -147,25 +146,16 @@ const WRAPPED_KEY = "__edgeinfThreadPool";
  */
 export function installThreadPoolPolicy(skip: readonly string[]): void {
   if (poolSlot === null) return;
-  for (const config of tf.getKernelsForBackend("wasm")) {
-    if (skip.includes(config.kernelName)) continue;
-    const inner = config.kernelFunc as tf.KernelFunc & { [WRAPPED_KEY]?: true };
-    if (inner[WRAPPED_KEY] === true) continue;
-    const kernelFunc: tf.KernelFunc & { [WRAPPED_KEY]?: true } = (args) => {
+  for (const { kernelName } of tf.getKernelsForBackend("wasm")) {
+    if (skip.includes(kernelName)) continue;
+    wrapWasmKernel(kernelName, "threadPool", (inner) => (args) => {
       let largest = 0;
       for (const input of Object.values(args.inputs)) {
-        if (input !== undefined && input !== null) largest = Math.max(largest, sizeOf((input as tf.TensorInfo).shape));
+        if (input !== undefined && input !== null) largest = Math.max(largest, tf.util.sizeFromShape((input as tf.TensorInfo).shape));
       }
       return largest >= THREADED_MIN_ELEMENTS ? onThreadPool(() => inner(args)) : inner(args);
-    };
-    kernelFunc[WRAPPED_KEY] = true;
-    tf.unregisterKernel(config.kernelName, "wasm");
-    tf.registerKernel({ ...config, kernelFunc });
+    });
   }
-}
-
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 /** True when kernels default to one thread and products opt into the pool. */
