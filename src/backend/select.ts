@@ -17,6 +17,7 @@ import { applyTfjsFlags, parseTfjsFlags, TFJS_FLAGS_ENV } from "./tfjs-flags.js"
 import { limitWebGpuBufferPool } from "./webgpu-pool.js";
 import { installSharingIdentity } from "./wasm-identity.js";
 import { installHeapCopies } from "./wasm-copies.js";
+import { installAbortGuard, withHeapFullErrors } from "./wasm-abort.js";
 import { installThreadPoolPolicy, threadPoolIsSelective, WASM_THREADS_ENV, wasmThreadsFromEnv, withWasmThreads } from "./wasm-threads.js";
 
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -136,6 +137,8 @@ async function start(request: BackendName | "auto", log: (line: string) => void,
       installHeapCopies();
       info.wasmThreads = await wasmThreadCount();
       installThreadPoolPolicy([tf.BatchMatMul, tf._FusedMatMul]);
+      // Outermost: sees every kernel's abort, including those of the wrappers above.
+      installAbortGuard([tf.BatchMatMul, tf._FusedMatMul]);
       notes.push(info.wasmThreads > 1 && !threadPoolIsSelective() ? `threads: ${info.wasmThreads} (every XNNPACK kernel)` : `threads: ${info.wasmThreads}`);
     }
     const flags = parseTfjsFlags(process.env[TFJS_FLAGS_ENV]);
@@ -286,7 +289,7 @@ function wasmCandidate(threads: number): Candidate {
       const require = createRequire(import.meta.url);
       const distDir = path.join(path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "dist") + path.sep;
       wasm.setWasmPaths(distDir);
-      const started = await withWasmThreads(wasm, threads, () => setBackend("wasm"));
+      const started = await withHeapFullErrors(() => withWasmThreads(wasm, threads, () => setBackend("wasm")));
       if (!started.ok && threads > 1) return { ok: false, why: `${started.why} (with ${threads} threads; ${WASM_THREADS_ENV}=1 starts the single-threaded build)` };
       return started;
     },

@@ -27,7 +27,8 @@ export function assertConfig(condition: boolean, problem: string, hint?: string)
  */
 export function resourceError(e: unknown): EdgeInfError | null {
   if (!(e instanceof Error)) return null;
-  if (/memory access out of bounds|Cannot enlarge memory|Aborted\(OOM\)/.test(e.message))
+  // "Aborted()": the module aborted, in tfjs-backend-wasm an allocation past the cap (builds without assertions).
+  if (/memory access out of bounds|Cannot enlarge memory|Aborted\(|^wasm heap full/.test(e.message))
     return new EdgeInfError(
       `the wasm backend ran out of memory ("${e.message.split("\n")[0]!.trim()}": its heap holds at most 4 GiB)`,
       "give one forward less to hold (data.sequenceLength, training.batchSize, a suite's lengths) or use --backend cpu or tensorflow",
