@@ -252,7 +252,8 @@ device() {
     echo "== smoke: edge-lm seq 512, batch 2, webgpu and torch cuda"
     timeout 90 node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 512 --segment 128 --window 252 --sink 4 \
       --tbptt 2 --batch 2 --steps 1 --torch-device cuda --torch-timeout-s 60 --json "$OUT/batch-smoke.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch smoke: exit ${PIPESTATUS[0]}"
-    # EDGEINF_GPU_BATCHES / EDGEINF_GPU_BUDGET_S widen the grid (e.g. 1,8,32,64,128 with 480 s) within one call.
+    # EDGEINF_GPU_BATCHES / EDGEINF_GPU_BUDGET_S widen the grid (e.g. 1,8,32,64,128 with 480 s) within one call;
+    # EDGEINF_GPU_TRAIN_ARGS adds bench:train options (e.g. --profile, with EDGEINF_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis).
     # EDGEINF_GPU_FLAG_SETS ("A=1,B=2;C=3"): the grid again for each set of tfjs flags (EDGEINF_TFJS_FLAGS), PyTorch
     # only beside the first set.
     local batches=${EDGEINF_GPU_BATCHES:-1,8,32} budget=${EDGEINF_GPU_BUDGET_S:-300} sets=${EDGEINF_GPU_FLAG_SETS:-} n=0
@@ -264,7 +265,7 @@ device() {
       echo "== bench:train seq 2048, batch $batches, webgpu (tfjs flags: ${flags:-defaults})$([ $n = 1 ] && echo ' and torch cuda')"
       EDGEINF_TFJS_FLAGS=$flags EDGEINF_TORCH_PYTHON=$([ $n = 1 ] && echo "$torch_python" || echo /nonexistent) \
       timeout $((budget + 30)) node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 2048 --segment 256 --window 512 --sink 4 \
-        --tbptt 2 --batch "$batches" --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s "$budget" \
+        --tbptt 2 --batch "$batches" --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s "$budget" ${EDGEINF_GPU_TRAIN_ARGS:-} \
         --json "$OUT/batch-$n.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch: exit ${PIPESTATUS[0]}"
     done
     nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 | tail -2

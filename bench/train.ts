@@ -1,6 +1,7 @@
 // npm run bench:train [-- --model PATH --seq 1024,2048 --batch 1,4,16 --workers 1,2 --backends wasm,cpu
 //                        --segment 128 --window 252 --sink 4 --tbptt 2 --steps 1
-//                        --torch-device cpu|cuda --torch-timeout-s 300 --baseline TOK_S --budget-s S --json FILE]
+//                        --torch-device cpu|cuda --torch-timeout-s 300 --baseline TOK_S --budget-s S --json FILE
+//                        --profile --per-forward N]
 // Module training tokens/s: one optimiser step = `batch` sequences + AdamW, for each sequence length, batch and
 // worker count on each backend.
 // 1 worker is train()'s in-process step with training.batchSize = batch (src/training/step.ts): the `batch`
@@ -14,6 +15,11 @@
 // /usr/bin/python3): on the CPU, or on CUDA with --torch-device cuda (the default when webgpu is among the backends).
 // Every read is asynchronous, so it runs on webgpu. A row that fails (out of memory, a device limit) records its
 // error line and the next row runs; --budget-s skips rows whose estimate (from the row before) would pass it.
+// --per-forward N: at most N sequences in one forward/backward (the rest as train()'s gradAccumulation: the step's
+// micro-batches one after another in one process, or spread over the pool's workers); wasm's 4 GiB heap holds about
+// 8 edge-lm sequences of a 2-segment TBPTT block of 128-token segments.
+// --profile: one more step of each 1-worker row under tf.profile, its kernels summed by name and by name + input
+// shapes (on webgpu the per-kernel times need Dawn's timestamp queries: EDGEINF_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis).
 import { writeFileSync } from "node:fs";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
@@ -31,6 +37,7 @@ import { assertFiniteAsync } from "../src/util/finite.js";
 import { defaultWorkerCount, checkWorkerCount, WorkerPool } from "../src/parallel/pool.js";
 import { parallelGradients, type StepGradients } from "../src/parallel/gradients.js";
 import { fail } from "../src/util/errors.js";
+import { wasmAbortError } from "../src/backend/wasm-abort.js";
 import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, ratio, table, torchRun } from "./common.js";
 
 /** `--name 1,4,16` → [1, 4, 16], each a positive integer (one-line error otherwise). */
@@ -58,6 +65,8 @@ const settings = oneLineErrors(() => {
     budgetS: arg("budget-s", "") === "" ? Infinity : positive("budget-s", "420"),
     torchTimeoutS: positive("torch-timeout-s", "300"),
     baseline: arg("baseline", "") === "" ? null : positive("baseline", "642"),
+    profile: process.argv.includes("--profile"),
+    perForward: arg("per-forward", "") === "" ? Infinity : intList("per-forward", "4")[0]!,
   };
 });
 const started = performance.now();
@@ -96,6 +105,35 @@ interface Row {
   firstLoss: number | null;
   loss: number | null;
   error?: string;
+  /** --profile: the profiled step's wall time, kernel count and time, and its costliest kernels. */
+  profile?: StepProfile;
+}
+
+interface KernelTotal {
+  key: string;
+  count: number;
+  ms: number;
+}
+
+interface StepProfile {
+  wallMs: number;
+  kernels: number;
+  kernelMs: number;
+  byName: KernelTotal[];
+  byShape: KernelTotal[];
+}
+
+/** Kernel times of one tf.profile summed per key, costliest first (`top` of them). */
+function kernelTotals(kernels: readonly { name: string; kernelTimeMs: number; inputShapes: number[][] }[], key: (k: { name: string; inputShapes: number[][] }) => string, top: number): KernelTotal[] {
+  const totals = new Map<string, KernelTotal>();
+  for (const k of kernels) {
+    const name = key(k);
+    const t = totals.get(name) ?? { key: name, count: 0, ms: 0 };
+    t.count++;
+    t.ms += k.kernelTimeMs;
+    totals.set(name, t);
+  }
+  return [...totals.values()].sort((a, b) => b.ms - a.ms).slice(0, top);
 }
 
 const lossCell = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(4));
@@ -124,7 +162,7 @@ for (const b of backends) {
   try {
     for (const { workers, seq, batch } of plan) {
       // N workers: the batch cut into N micro-batches (as train() with training.batchSize = batch / N), one per forward each.
-      const perForward = Math.ceil(batch / workers);
+      const perForward = Math.min(Math.ceil(batch / workers), settings.perForward);
       const row: Row = { backend: b, workers, perForward, seq, batch, stepS: null, tokS: null, firstLoss: null, loss: null };
       rows.push(row);
       // Budget: a warm-up and the timed steps at the seconds per token of this backend's last timed row.
@@ -138,12 +176,24 @@ for (const b of backends) {
         }
       }
       let pool = pools.get(workers);
+      // A full wasm heap kills this process's wasm module (src/backend/wasm-abort.ts); pool workers have their own.
+      if (workers === 1 && wasmAbortError() !== null) {
+        row.error = `skipped: this process's wasm module died at an earlier row (${oneLine(wasmAbortError())})`;
+        log(`${b} ×${workers} seq ${seq} batch ${batch}: ${row.error}`);
+        continue;
+      }
       const module = new MemoryGatingModule(c, cfg);
       const opt = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
-      /** train()'s step on one process (src/training/step.ts, gradAccumulation 1): one objective call for the batch. */
+      /** train()'s step on one process (src/training/step.ts): one objective call per micro-batch of perForward sequences. */
       const batchedGradients = async (seqs: TrainingSequence[]): Promise<StepGradients> => {
         const grads = new Map<string, tf.Tensor>();
-        const { lossSum, tokens } = await batchGradientsInto(grads, objective, { model: m, module, tbpttSegments: tbptt, options: {} }, seqs);
+        let lossSum = 0;
+        let tokens = 0;
+        for (const micro of equalLengthBatches(seqs, perForward)) {
+          const r = await batchGradientsInto(grads, objective, { model: m, module, tbpttSegments: tbptt, options: {} }, micro);
+          lossSum += r.lossSum;
+          tokens += r.tokens;
+        }
         divideGradients(grads, seqs.length);
         return { loss: lossSum / seqs.length, tokens, grads };
       };
@@ -164,7 +214,7 @@ for (const b of backends) {
         }
         // Warm-up, untimed: in one process the same batch (every kernel shape and buffer size of the timed step);
         // with a pool one sequence per worker (every worker compiles its kernels).
-        const warm = workers === 1 ? batch : Math.min(batch, workers);
+        const warm = workers === 1 ? Math.min(batch, perForward) : Math.min(batch, workers);
         const warmLoss = await step(sequencesOf(seq, warm));
         if (warm === batch) row.firstLoss = warmLoss;
         const t0 = performance.now();
@@ -174,6 +224,18 @@ for (const b of backends) {
         row.tokS = (seq * batch) / row.stepS;
         row.loss = loss;
         log(`${b} ×${workers} seq ${seq} batch ${batch}: ${row.stepS.toFixed(2)} s/step, ${row.tokS.toFixed(0)} tok/s, first loss ${lossCell(row.firstLoss)}, loss ${loss.toFixed(4)}`);
+        if (settings.profile && pool === undefined) {
+          const t1 = performance.now();
+          const info = await tf.profile(() => step(sequencesOf(seq, batch)));
+          // tf.profile has awaited every kernel's time; an error object (no timer) counts as 0.
+          const kernels = info.kernels.map((k) => ({ name: k.name, kernelTimeMs: typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0, inputShapes: k.inputShapes }));
+          const byName = kernelTotals(kernels, (k) => k.name, 15);
+          const byShape = kernelTotals(kernels, (k) => `${k.name} ${JSON.stringify(k.inputShapes)}`, 15);
+          const kernelMs = kernelTotals(kernels, () => "all", 1)[0]?.ms ?? 0;
+          row.profile = { wallMs: performance.now() - t1, kernels: kernels.length, kernelMs, byName, byShape };
+          log(`  profiled step: ${(row.profile.wallMs / 1000).toFixed(2)} s wall, ${kernels.length} kernels, ${(kernelMs / 1000).toFixed(2)} s in kernels`);
+          for (const t of [...byName, ...byShape]) log(`    ${t.ms.toFixed(1).padStart(9)} ms ${String(t.count).padStart(6)}×  ${t.key}`);
+        }
       } catch (e) {
         row.error = oneLine(e);
         log(`${b} ×${workers} seq ${seq} batch ${batch}: FAILED: ${row.error}`);
