@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureFreshBuild, runCli } from "./fixtures/cli.js";
-import { backendName, hasVulkanLoader, initBackend, requestFromEnv, wasmMatMulModeFromEnv, type BackendInfo } from "../src/backend/select.js";
+import { backendName, dawnFlags, hasVulkanLoader, initBackend, requestFromEnv, wasmMatMulModeFromEnv, type BackendInfo } from "../src/backend/select.js";
 import { isWasmMatMulInstalled } from "../src/backend/wasm-matmul.js";
 import { measureMatmulGflops, productFlops } from "../src/backend/matmul-gflops.js";
 import { EdgeInfError } from "../src/util/errors.js";
@@ -49,6 +49,12 @@ describe("env parsing", () => {
     expect(wasmMatMulModeFromEnv(undefined)).toBe("project");
     expect(wasmMatMulModeFromEnv("native")).toBe("native");
     expect(() => wasmMatMulModeFromEnv("fast")).toThrow(/EDGEINF_WASM_MATMUL=fast/);
+  });
+
+  it("EDGEINF_DAWN_FLAGS is a comma-separated list of Dawn's creation flags", () => {
+    expect(dawnFlags({})).toEqual([]);
+    expect(dawnFlags({ EDGEINF_DAWN_FLAGS: "" })).toEqual([]);
+    expect(dawnFlags({ EDGEINF_DAWN_FLAGS: " enable-dawn-features=allow_unsafe_apis , backend=vulkan," })).toEqual(["enable-dawn-features=allow_unsafe_apis", "backend=vulkan"]);
   });
 });
 

@@ -20,6 +20,8 @@ import { installHeapCopies } from "./wasm-copies.js";
 import { installAbortGuard, withHeapFullErrors } from "./wasm-abort.js";
 import { installThreadPoolPolicy, threadPoolIsSelective, WASM_THREADS_ENV, wasmThreadsFromEnv, withWasmThreads } from "./wasm-threads.js";
 
+const WEBGPU_CPU_FORWARD = "WEBGPU_CPU_FORWARD";
+
 export type BackendName = "tensorflow" | "webgpu" | "wasm" | "cpu";
 
 export interface BackendAttempt {
@@ -142,6 +144,10 @@ async function start(request: BackendName | "auto", log: (line: string) => void,
       notes.push(info.wasmThreads > 1 && !threadPoolIsSelective() ? `threads: ${info.wasmThreads} (every XNNPACK kernel)` : `threads: ${info.wasmThreads}`);
     }
     const flags = parseTfjsFlags(process.env[TFJS_FLAGS_ENV]);
+    // webgpu: small kernels whose inputs are still on the host ran on the CPU and uploaded their (often large)
+    // outputs, e.g. each attention block's causal-mask comparison. Off, edge-lm training at seq 2048 went from 4380 to
+    // 4780 tok/s at 32 sequences per forward (H100, same call; docs/performance.md). EDGEINF_TFJS_FLAGS overrides it.
+    if (candidate.backend === "webgpu") applyTfjsFlags([[WEBGPU_CPU_FORWARD, false]]);
     applyTfjsFlags(flags);
     if (flags.length > 0) notes.push(`${TFJS_FLAGS_ENV}: ${flags.map(([k, v]) => `${k}=${String(v)}`).join(",")}`);
     info.reason = notes.join("; ");
@@ -249,7 +255,7 @@ function webgpuCandidate(): Candidate {
       const dawn = await importOptional("webgpu");
       if (!dawn.ok) return { ok: false, why: dawn.notInstalled ? "webgpu package not installed" : dawn.why };
       const { create, globals } = dawn.module as { create: (flags: string[]) => GpuLike; globals: Record<string, unknown> };
-      const gpu = (dawnGpu ??= create([]));
+      const gpu = (dawnGpu ??= create(dawnFlags()));
       const adapter = await withTimeout(gpu.requestAdapter(), ADAPTER_TIMEOUT_MS, "requestAdapter timed out");
       if (adapter === null || adapter === undefined) return { ok: false, why: "no adapter" };
       Object.assign(globalThis, globals);
@@ -270,6 +276,14 @@ function webgpuCandidate(): Candidate {
       return started;
     },
   };
+}
+
+/**
+ * Dawn's creation flags from EDGEINF_DAWN_FLAGS (comma-separated, e.g. `enable-dawn-features=allow_unsafe_apis`, which
+ * exposes the timestamp queries that tf.profile's per-kernel GPU times need).
+ */
+export function dawnFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.EDGEINF_DAWN_FLAGS ?? "").split(",").map((f) => f.trim()).filter((f) => f !== "");
 }
 
 /** The one Dawn instance of this process (kept referenced for as long as the process runs). */
