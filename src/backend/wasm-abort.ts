@@ -49,8 +49,10 @@ export async function withHeapFullErrors<T>(start: () => Promise<T>): Promise<T>
     const env = imports?.["env"] as Record<string, unknown> | undefined;
     const resize = env?.["emscripten_resize_heap"];
     if (env !== undefined && typeof resize === "function" && !(resize as { [GUARDED]?: true })[GUARDED]) {
+      // The threaded build imports its memory; the single-threaded one exports it (known once instantiated).
+      let exported: WebAssembly.Memory | undefined;
       const memory = (): number => {
-        const m = Object.values(env).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
+        const m = exported ?? (Object.values(env).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined);
         return m?.buffer.byteLength ?? 0;
       };
       const guarded = (requestedBytes: number) => {
@@ -61,6 +63,11 @@ export async function withHeapFullErrors<T>(start: () => Promise<T>): Promise<T>
       };
       (guarded as { [GUARDED]?: true })[GUARDED] = true;
       env["emscripten_resize_heap"] = guarded;
+      return original(source as BufferSource, imports).then((result) => {
+        const exports = ("instance" in result ? result.instance : result).exports;
+        exported = Object.values(exports).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
+        return result;
+      });
     }
     return original(source as BufferSource, imports);
   }) as Instantiate;
