@@ -13,7 +13,7 @@
 import * as tf from "../tf.js";
 import { wrapWasmKernel } from "./wasm-kernels.js";
 
-/** Thrown from the heap-resize import when the heap cannot grow to `requestedBytes`. */
+/** Thrown when `requestedBytes` more do not fit in the wasm heap of `heapBytes` (from the resize import or malloc). */
 export class WasmHeapFull extends Error {
   constructor(readonly requestedBytes: number, readonly heapBytes: number) {
     super(`wasm heap full: ${mib(requestedBytes)} MiB more did not fit beside the ${mib(heapBytes)} MiB in use`);
