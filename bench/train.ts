@@ -30,7 +30,7 @@ import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
 import { AdamW } from "../src/training/adamw.js";
 import { objectiveByName } from "../src/training/objectives/index.js";
-import { batchGradientsInto } from "../src/training/step.js";
+import { batchesGradientsInto } from "../src/training/step.js";
 import { divideGradients } from "../src/training/gradient-sums.js";
 import type { TrainingSequence } from "../src/training/data.js";
 import { assertFiniteAsync } from "../src/util/finite.js";
@@ -187,13 +187,7 @@ for (const b of backends) {
       /** train()'s step on one process (src/training/step.ts): one objective call per micro-batch of perForward sequences. */
       const batchedGradients = async (seqs: TrainingSequence[]): Promise<StepGradients> => {
         const grads = new Map<string, tf.Tensor>();
-        let lossSum = 0;
-        let tokens = 0;
-        for (const micro of equalLengthBatches(seqs, perForward)) {
-          const r = await batchGradientsInto(grads, objective, { model: m, module, tbpttSegments: tbptt, options: {} }, micro);
-          lossSum += r.lossSum;
-          tokens += r.tokens;
-        }
+        const { lossSum, tokens } = await batchesGradientsInto(grads, objective, { model: m, module, tbpttSegments: tbptt, options: {} }, equalLengthBatches(seqs, perForward));
         divideGradients(grads, seqs.length);
         return { loss: lossSum / seqs.length, tokens, grads };
       };
@@ -231,7 +225,7 @@ for (const b of backends) {
           const kernels = info.kernels.map((k) => ({ name: k.name, kernelTimeMs: typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0, inputShapes: k.inputShapes }));
           const byName = kernelTotals(kernels, (k) => k.name, 15);
           const byShape = kernelTotals(kernels, (k) => `${k.name} ${JSON.stringify(k.inputShapes)}`, 15);
-          const kernelMs = kernelTotals(kernels, () => "all", 1)[0]?.ms ?? 0;
+          const kernelMs = kernels.reduce((sum, k) => sum + k.kernelTimeMs, 0);
           row.profile = { wallMs: performance.now() - t1, kernels: kernels.length, kernelMs, byName, byShape };
           log(`  profiled step: ${(row.profile.wallMs / 1000).toFixed(2)} s wall, ${kernels.length} kernels, ${(kernelMs / 1000).toFixed(2)} s in kernels`);
           for (const t of [...byName, ...byShape]) log(`    ${t.ms.toFixed(1).padStart(9)} ms ${String(t.count).padStart(6)}×  ${t.key}`);

@@ -33,8 +33,6 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
   const lr = learningRate(step, t.optimizer.lr, t.schedule.warmupSteps, t.steps, t.schedule.minLrRatio);
   const micro = sequencesPerStep(run.recipe);
   const grads = new Map<string, tf.Tensor>();
-  let lossSum = 0;
-  let tokens = 0;
   // One try from the first micro-batch on: whatever throws (a later micro-batch, a non-finite loss or norm, the
   // optimiser), the gradients accumulated so far are freed.
   try {
@@ -49,12 +47,8 @@ export async function trainStep(run: TrainRun, step: number): Promise<StepResult
       return await applyStep(run, grads, r.loss, lr, r.tokens);
     }
     // training.batchSize sequences per forward/backward (equal lengths), gradAccumulation such batches in turn.
-    for (const batch of stepBatches(run, step, micro)) {
-      const common = { model: run.model, module: run.module, tbpttSegments: run.tbpttSegments, options: t.objectiveOptions };
-      const r = await batchGradientsInto(grads, run.objective, common, batch);
-      lossSum += r.lossSum;
-      tokens += r.tokens;
-    }
+    const common = { model: run.model, module: run.module, tbpttSegments: run.tbpttSegments, options: t.objectiveOptions };
+    const { lossSum, tokens } = await batchesGradientsInto(grads, run.objective, common, stepBatches(run, step, micro));
     divideGradients(grads, micro);
     return await applyStep(run, grads, lossSum / micro, lr, tokens);
   } finally {
@@ -87,6 +81,23 @@ export async function batchGradientsInto(
     lossSum += r.lossSum;
     for (const sequence of batch) tokens += sequence.ids.length - 1;
     addGradients(grads, r.grads);
+  }
+  return { lossSum, tokens };
+}
+
+/** batchGradientsInto for each batch in turn (gradient accumulation): Σ of their losses and input tokens. */
+export async function batchesGradientsInto(
+  grads: Map<string, tf.Tensor>,
+  objective: Objective<unknown>,
+  common: Omit<ObjectiveInputs<unknown>, "sequence">,
+  batches: readonly (readonly TrainingSequence[])[],
+): Promise<{ lossSum: number; tokens: number }> {
+  let lossSum = 0;
+  let tokens = 0;
+  for (const batch of batches) {
+    const r = await batchGradientsInto(grads, objective, common, batch);
+    lossSum += r.lossSum;
+    tokens += r.tokens;
   }
   return { lossSum, tokens };
 }
