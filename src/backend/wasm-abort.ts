@@ -55,14 +55,14 @@ export async function withHeapFullErrors<T>(start: () => Promise<T>): Promise<T>
         const m = exported ?? (Object.values(env).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined);
         return m?.buffer.byteLength ?? 0;
       };
-      const guarded = (requestedBytes: number) => {
+      const resizeOrThrow = (requestedBytes: number) => {
         const grown = (requestedBytes >>> 0) <= HEAP_SOFT_CAP_BYTES && (resize as ResizeHeap)(requestedBytes);
         if (grown) return grown;
         // Marked here: the allocation may come from outside any kernel (tf.tensor's upload), where no wrapper sees it.
         throw (abortError = new WasmHeapFull(Math.max(0, (requestedBytes >>> 0) - memory()), memory()));
       };
-      (guarded as { [GUARDED]?: true })[GUARDED] = true;
-      env["emscripten_resize_heap"] = guarded;
+      (resizeOrThrow as { [GUARDED]?: true })[GUARDED] = true;
+      env["emscripten_resize_heap"] = resizeOrThrow;
       return original(source as BufferSource, imports).then((result) => {
         const exports = ("instance" in result ? result.instance : result).exports;
         exported = Object.values(exports).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
@@ -84,6 +84,17 @@ let abortError: Error | null = null;
 /** The abort that killed this process's wasm module, if one did. */
 export function wasmAbortError(): Error | null {
   return abortError;
+}
+
+/** fn, unless the module is dead (then its abort is thrown at once); an abort fn throws marks the module dead. */
+function guarded<T>(fn: () => T): T {
+  if (abortError !== null) throw abortError;
+  try {
+    return fn();
+  } catch (e) {
+    if (isWasmAbort(e)) abortError = e as Error;
+    throw e;
+  }
 }
 
 interface Malloc {
@@ -109,15 +120,7 @@ const GUARDED = Symbol.for("edgeinf.wasmAbortGuard");
 export function installAbortGuard(skip: readonly string[]): void {
   for (const { kernelName } of tf.getKernelsForBackend("wasm")) {
     if (skip.includes(kernelName)) continue;
-    wrapWasmKernel(kernelName, "abortGuard", (inner) => (args) => {
-      if (abortError !== null) throw abortError;
-      try {
-        return inner(args);
-      } catch (e) {
-        if (isWasmAbort(e)) abortError = e as Error;
-        throw e;
-      }
-    });
+    wrapWasmKernel(kernelName, "abortGuard", (inner) => (args) => guarded(() => inner(args)));
   }
   const backend = tf.findBackend("wasm") as (DisposingBackend & { wasm?: Malloc; [GUARDED]?: true }) | null;
   if (backend === null || backend[GUARDED]) return;
@@ -132,14 +135,7 @@ export function installAbortGuard(skip: readonly string[]): void {
     module._free?.(module._malloc(16));
     const malloc = module._malloc.bind(module);
     module._malloc = (bytes: number) => {
-      if (abortError !== null) throw abortError;
-      let at: number;
-      try {
-        at = malloc(bytes) >>> 0;
-      } catch (e) {
-        if (isWasmAbort(e)) abortError = e as Error;
-        throw e;
-      }
+      const at = guarded(() => malloc(bytes) >>> 0);
       // A block past the heap's end is one whose end wrapped past 2³² (sbrk does not catch it): it overlaps the
       // heap's start, so the module is as dead as after a failed allocation.
       if (bytes > 0 && (at === 0 || at + bytes > heapBytesOf(module))) throw (abortError = new WasmHeapFull(bytes, heapBytesOf(module)));
