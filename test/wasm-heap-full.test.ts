@@ -4,10 +4,8 @@
  * over the heap's start. Each thread count needs its own process (tfjs starts the wasm module once per process).
  */
 import { describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { HEAP_SOFT_CAP_BYTES, WasmHeapFull, withHeapFullErrors } from "../src/backend/wasm-abort.js";
-import { ROOT } from "./fixtures/cli.js";
+import { runWasmChild } from "./fixtures/wasm-child.js";
 
 interface ChildResult {
   threads: number;
@@ -18,16 +16,8 @@ interface ChildResult {
 }
 
 function runChild(threads: number): ChildResult {
-  const r = spawnSync(process.execPath, [join(ROOT, "test/fixtures/wasm-heap-full-child.mjs")], {
-    cwd: ROOT,
-    env: { ...process.env, EDGEINF_WASM_THREADS: String(threads) },
-    encoding: "utf8",
-    // The hang this guards against would hit this timeout (the child ends in about 15 s).
-    timeout: 90_000,
-  });
-  expect(r.signal, `the child did not end by itself; stderr:\n${r.stderr}`).toBeNull();
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim()) as ChildResult;
+  // The hang this guards against would hit runWasmChild's timeout (the child ends in about 15 s).
+  return runWasmChild<ChildResult>("test/fixtures/wasm-heap-full-child.mjs", threads);
 }
 
 describe("a full wasm heap", () => {

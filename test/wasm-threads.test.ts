@@ -6,12 +6,10 @@
  * Also: the sharing Identity (src/backend/wasm-identity.ts).
  */
 import { describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { wasmThreadsFromEnv } from "../src/backend/wasm-threads.js";
-import { ROOT } from "./fixtures/cli.js";
+import { runWasmChild } from "./fixtures/wasm-child.js";
 
 interface Product {
   name: string;
@@ -31,17 +29,8 @@ interface ChildResult {
 }
 
 function runChild(threads: number): ChildResult {
-  const r = spawnSync(process.execPath, [join(ROOT, "test/fixtures/wasm-threads-child.mjs")], {
-    cwd: ROOT,
-    env: { ...process.env, EDGEINF_WASM_THREADS: String(threads) },
-    encoding: "utf8",
-    // A process kept alive by its pool threads would hit this and fail the test.
-    timeout: 90_000,
-    maxBuffer: 256 * 1024 * 1024, // the operands come back as JSON (about 20 MB)
-  });
-  expect(r.signal, `the child did not exit by itself; stderr:\n${r.stderr}`).toBeNull();
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim()) as ChildResult;
+  // The operands come back as JSON (about 20 MB).
+  return runWasmChild<ChildResult>("test/fixtures/wasm-threads-child.mjs", threads, 256 * 1024 * 1024);
 }
 
 /** a·b (or a·bᵀ) in float64. */
