@@ -3,7 +3,7 @@
 // LM loss not worse than the g = 0 module". Windows of --lengths tokens (+1 target) from every held-out book, at
 // --windows evenly spaced offsets per book; mean NLL per target token.
 //
-//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256 --segment 256] \
+//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256 --segment 256] [--spread 1,1] \
 //     [--lengths 2048,4096] [--windows 3] [--corpus ../shared/corpora/gutenberg/heldout] [--backend wasm]
 import { initBackend, type BackendName } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
@@ -31,6 +31,7 @@ const layout = {
   ...(process.argv.includes("--window") ? { windowTokens: Number(arg("window", "")) } : {}),
   ...(process.argv.includes("--exact") ? { exactTokens: Number(arg("exact", "")) } : {}),
   ...(process.argv.includes("--segment") ? { segmentLength: Number(arg("segment", "")) } : {}),
+  ...(process.argv.includes("--spread") ? { exactSpread: arg("spread", "").split(",").map(Number) } : {}),
 };
 const prepared = oneLineErrors(() => prepareMethod({ name: "edgeinfinite", checkpoint, ...layout }, backbone));
 const module = prepared.module!;
@@ -40,7 +41,7 @@ const dir = prepared.checkpointDir;
 const books = loadCorpus(corpusPath).texts.map((t) => backbone.tokenizer.encode(t, { bos: false }));
 const bos = backbone.config.bosTokenId;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-log(`${machineLine()}; backend ${backend.name}; module ${dir} (sink ${cfg.sinkTokens}, exact ${cfg.exactTokens}, window ${cfg.windowTokens}, segment ${cfg.segmentLength})`);
+log(`${machineLine()}; backend ${backend.name}; module ${dir} (sink ${cfg.sinkTokens}, exact ${cfg.exactTokens}, spread [${cfg.exactSpread.join(", ")}], window ${cfg.windowTokens}, segment ${cfg.segmentLength})`);
 
 const rows: (string | number)[][] = [];
 for (const n of lengths) {

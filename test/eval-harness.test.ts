@@ -517,9 +517,23 @@ describe("edgeinfinite from a checkpoint", () => {
       expect(prepared.edgeinfinite).toMatchObject({ sinkTokens: 4, windowTokens: 96, segmentLength: 32, routingThreshold: 100 });
       expect(Array.from(prepared.module!.layers[2]!.gate.bias.dataSync())).toEqual(new Array(backbone.config.numHeads).fill(1.5));
       expect(Array.from(prepared.module!.layers[1]!.gate.bias.dataSync())).toEqual(new Array(backbone.config.numHeads).fill(cfg.gateInitLogit));
+      expect(prepared.edgeinfinite).toMatchObject({ exactTokens: 0, exactSpread: [0, 0] });
     } finally {
       prepared.dispose();
     }
+    // the exact cache and its spread are layout settings too: a suite sets them over the checkpoint's
+    const spread = prepareMethod(suite({ methods: [{ name: "edgeinfinite", checkpoint: dir, exactTokens: 8, exactSpread: [1, 2] }] }).methods[0]!, backbone);
+    try {
+      expect(spread.edgeinfinite).toMatchObject({ exactTokens: 8, exactSpread: [1, 2], windowTokens: 64 });
+      expect(Array.from(spread.module!.layers[2]!.gate.bias.dataSync())).toEqual(new Array(backbone.config.numHeads).fill(1.5));
+    } finally {
+      spread.dispose();
+    }
+    await expectOneLineError(
+      () => prepareMethod(suite({ methods: [{ name: "edgeinfinite", checkpoint: dir, exactSpread: [1] }] }).methods[0]!, backbone),
+      /exactSpread/,
+      /.+/,
+    );
   });
 
   it("a missing checkpoint is an error unless checkpointIfMissing: untrained", async () => {

@@ -13,6 +13,7 @@ import { attentionTransferGradients, positionWeights } from "../src/training/obj
 import { mixed } from "../src/training/objectives/mixed.js";
 import { checkExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
+import { spreadScores } from "../src/memory/exact-cache.js";
 import { tinyConfig, randomWeights, edgeInfinite64, type Mem64Layer, type Vec } from "./reference/llama64.js";
 import { randomizeModule, moduleTo64, relErr, oneLineError } from "./fixtures/module-params.js";
 import { nll64 as tokenNll64 } from "./reference/families64.js";
@@ -25,6 +26,7 @@ const variant64 = (cfg: EdgeInfiniteConfig, plainUntil?: number): MemoryVariant6
   readMode: cfg.readMode,
   featureMap: cfg.featureMap,
   exactTokens: cfg.exactTokens,
+  exactSpread: cfg.exactSpread,
   eps: cfg.eps,
   plainUntil,
 });
@@ -91,6 +93,8 @@ describe("memory read modes, feature maps and the exact cache against the float6
     ["exact cache E = 2, shared", { exactTokens: 2, readMode: "shared", gateKind: "learned" }],
     ["exact cache E = 3, shared + hedgehog + delta", { exactTokens: 3, readMode: "shared", featureMap: "hedgehog", memoryRule: "delta", gateKind: "learned" }],
     ["delta + hedgehog", { memoryRule: "delta", featureMap: "hedgehog", gateKind: "learned" }],
+    ["exact cache E = 3, spread [1, 1], shared + hedgehog", { exactTokens: 3, exactSpread: [1, 1], readMode: "shared", featureMap: "hedgehog", gateKind: "learned" }],
+    ["exact cache E = 4, spread [2, 0], delta", { exactTokens: 4, exactSpread: [2, 0], memoryRule: "delta", gateKind: "learned" }],
   ];
   for (const [name, over] of cases) {
     it(`${name}: forwardSegment logits equal the float64 reference (rel. < 1e-4), and the variant matters`, () => {
@@ -109,61 +113,69 @@ describe("memory read modes, feature maps and the exact cache against the float6
       if (module.config.exactTokens > 0) {
         // selections happened, each one well separated (float32 cannot swap the E-th and (E+1)-th token)
         expect(stats.selections).toBeGreaterThan(10);
-        expect(stats.minRelGap).toBeGreaterThan(1e-4);
+        // (inside a spread plateau only the 10⁻³·err tie-break separates tokens: smaller gaps, still > 8 float32 ulps)
+        expect(stats.minRelGap).toBeGreaterThan(module.config.exactSpread.some((n) => n > 0) ? 1e-6 : 1e-4);
+      }
+      if (module.config.exactSpread.some((n) => n > 0)) {
+        // the spread changes which tokens stay exact: the reference without it gives other logits
+        const unspread = memoryForward64(c, w, mem, { ...variant64(module.config), exactSpread: [0, 0] }, ids, chunks);
+        expect(relErr(want, unspread)).toBeGreaterThan(1e-3);
       }
       module.dispose();
       model.dispose();
     });
   }
 
-  it("session with an exact cache and Hedgehog: prefill in segments then decode steps equal the reference; KV counts sink + exact + window, memory 2d×d + 2d per KV head; numTensors flat", async () => {
-    const model = LlamaModel.fromHost(c, w);
-    const E = 2;
-    const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, exactTokens: E, readMode: "shared", featureMap: "hedgehog", gateKind: "learned", routingThreshold: 0 }));
-    randomizeModule(module, 41, 1);
-    const prefill = ids.slice(0, 23);
-    const steps = ids.slice(23, 30);
-    const want = memoryForward64(c, w, moduleTo64(module), variant64(module.config), ids.slice(0, 30), [...segmentChunks(23, 4), ...steps.map(() => 1)]);
-    const d = c.headDim;
-    const memoryBytes = c.numKvHeads * (2 * d * d + 2 * d) * 4;
-    const run = async () => {
-      const s = new EdgeInfiniteSession(model, module);
-      const rows = await sessionRows(s, prefill, steps);
-      expect(relErr(rows, [want[22]!, ...want.slice(23, 30)])).toBeLessThan(1e-4);
-      const kvTokens = 2 + E + 8;
-      expect(s.accounting()).toEqual(
-        Array.from({ length: c.numLayers }, (_, layer) => ({ layer, kvTokens, kvBytes: kvTokens * perToken, memoryBytes, tokensSeen: 30 })),
-      );
-      expect(s.kvBytes()).toBe(c.numLayers * (kvTokens * perToken + memoryBytes));
-      s.dispose();
-    };
-    await run();
-    const before = tf.memory().numTensors;
-    await run();
-    await run();
-    expect(tf.memory().numTensors).toBe(before);
-    // the accounting is what the state holds: exact tensors [Hkv, E, d], memory [Hkv, 2d, d] + [Hkv, 2d]
-    let state = initialState(c, "hedgehog");
-    for (const seg of [ids.slice(0, 4), ids.slice(4, 8), ids.slice(8, 12), ids.slice(12, 16)]) {
-      const prev = state;
-      state = tf.scoped(() => keepState(forwardSegment(model, module, prev, seg).state));
-      disposeReplaced(prev, state);
-    }
-    const L0 = state.layers[0]!;
-    expect(L0.exactK!.shape).toEqual([c.numKvHeads, E, d]);
-    expect(L0.exactLength).toBe(E);
-    expect(L0.memory.M.shape).toEqual([c.numKvHeads, 2 * d, d]);
-    // tokens in memory: 16 seen − sink − exact − window; Hedgehog's φ sums to 2 per token, so Σ z = 2 per written token
-    expect(state.tokensCompressed).toBe(16 - 2 - E - 8);
-    for (const L of state.layers) {
-      for (const zh of L.memory.z.arraySync()) expect(zh.reduce((a, b) => a + b, 0)).toBeCloseTo(2 * state.tokensCompressed, 4);
-    }
-    const held = stateTensors(state).reduce((a, t) => a + t.size * 4, 0);
-    expect(held).toBe(c.numLayers * ((2 + E + 8) * perToken + memoryBytes));
-    disposeState(state);
-    module.dispose();
-    model.dispose();
-  });
+  for (const exactSpread of [[0, 0], [1, 1]] as [number, number][]) {
+    it(`session with an exact cache (spread ${JSON.stringify(exactSpread)}) and Hedgehog: prefill in segments then decode steps equal the reference; KV counts sink + exact + window, memory 2d×d + 2d per KV head; numTensors flat`, async () => {
+      const model = LlamaModel.fromHost(c, w);
+      const E = 2;
+      const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, exactTokens: E, exactSpread, readMode: "shared", featureMap: "hedgehog", gateKind: "learned", routingThreshold: 0 }));
+      randomizeModule(module, 41, 1);
+      const prefill = ids.slice(0, 23);
+      const steps = ids.slice(23, 30);
+      const want = memoryForward64(c, w, moduleTo64(module), variant64(module.config), ids.slice(0, 30), [...segmentChunks(23, 4), ...steps.map(() => 1)]);
+      const d = c.headDim;
+      const memoryBytes = c.numKvHeads * (2 * d * d + 2 * d) * 4;
+      const run = async () => {
+        const s = new EdgeInfiniteSession(model, module);
+        const rows = await sessionRows(s, prefill, steps);
+        expect(relErr(rows, [want[22]!, ...want.slice(23, 30)])).toBeLessThan(1e-4);
+        const kvTokens = 2 + E + 8;
+        expect(s.accounting()).toEqual(
+          Array.from({ length: c.numLayers }, (_, layer) => ({ layer, kvTokens, kvBytes: kvTokens * perToken, memoryBytes, tokensSeen: 30 })),
+        );
+        expect(s.kvBytes()).toBe(c.numLayers * (kvTokens * perToken + memoryBytes));
+        s.dispose();
+      };
+      await run();
+      const before = tf.memory().numTensors;
+      await run();
+      await run();
+      expect(tf.memory().numTensors).toBe(before);
+      // the accounting is what the state holds: exact tensors [Hkv, E, d], memory [Hkv, 2d, d] + [Hkv, 2d]
+      let state = initialState(c, "hedgehog");
+      for (const seg of [ids.slice(0, 4), ids.slice(4, 8), ids.slice(8, 12), ids.slice(12, 16)]) {
+        const prev = state;
+        state = tf.scoped(() => keepState(forwardSegment(model, module, prev, seg).state));
+        disposeReplaced(prev, state);
+      }
+      const L0 = state.layers[0]!;
+      expect(L0.exactK!.shape).toEqual([c.numKvHeads, E, d]);
+      expect(L0.exactLength).toBe(E);
+      expect(L0.memory.M.shape).toEqual([c.numKvHeads, 2 * d, d]);
+      // tokens in memory: 16 seen − sink − exact − window; Hedgehog's φ sums to 2 per token, so Σ z = 2 per written token
+      expect(state.tokensCompressed).toBe(16 - 2 - E - 8);
+      for (const L of state.layers) {
+        for (const zh of L.memory.z.arraySync()) expect(zh.reduce((a, b) => a + b, 0)).toBeCloseTo(2 * state.tokensCompressed, 4);
+      }
+      const held = stateTensors(state).reduce((a, t) => a + t.size * 4, 0);
+      expect(held).toBe(c.numLayers * ((2 + E + 8) * perToken + memoryBytes));
+      disposeState(state);
+      module.dispose();
+      model.dispose();
+    });
+  }
 
   for (const routingThreshold of [10, 14]) {
     it(`short → long switch with exactTokens 2 (routingThreshold ${routingThreshold}): decoding equals the reference of the plain first ${routingThreshold} tokens as one step, then one-token steps`, async () => {
@@ -380,6 +392,24 @@ describe("attention-transfer objective", () => {
   });
 });
 
+describe("exact cache spread", () => {
+  it("spreadScores is the max over [i − after, i + before] per head (plain JS reference), clipped at both ends; numTensors flat", () => {
+    const H = 3;
+    const C = 17;
+    const rows = Array.from({ length: H }, (_, h) => Array.from({ length: C }, (_, i) => ((i * 37 + h * 11) % 23) / 7));
+    const score = tf.tensor2d(rows);
+    const before0 = tf.memory().numTensors;
+    for (const [before, after] of [[0, 0], [1, 1], [2, 0], [0, 3], [4, 2]] as [number, number][]) {
+      const got = spreadScores(score, before, after);
+      const want = rows.map((r) => r.map((_, i) => Math.max(...r.slice(Math.max(0, i - after), i + before + 1))));
+      expect(got.arraySync()).toEqual(want.map((r) => r.map((x) => Math.fround(x))));
+      got.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before0);
+    score.dispose();
+  });
+});
+
 describe("config and export edges of the memory variants", () => {
   it("validateEdgeInfiniteConfig rejects unknown readMode/featureMap, negative exactTokens, exact + post-rope and a span beyond the context, one line each", () => {
     const check = (over: Partial<EdgeInfiniteConfig>, re: RegExp) =>
@@ -389,6 +419,8 @@ describe("config and export edges of the memory variants", () => {
     check({ exactTokens: -1 }, /exactTokens must be an integer ≥ 0/);
     check({ exactTokens: 1.5 }, /exactTokens must be an integer ≥ 0/);
     check({ exactTokens: 2, memoryKeys: "post-rope" }, /exactTokens needs pre-RoPE memory keys/);
+    check({ exactSpread: [1, -1] as [number, number] }, /exactSpread must be two integers ≥ 0/);
+    check({ exactSpread: [1] as unknown as [number, number] }, /exactSpread must be two integers ≥ 0/);
     // span 2 + 16 + 200 + 40 = 258 > 256; without the exact cache (242) it fits
     check({ exactTokens: 16, windowTokens: 200, segmentLength: 40 }, /sinkTokens \+ exactTokens \+ windowTokens \+ segmentLength = 258 exceeds the backbone's trained context 256/);
     expect(() => validateEdgeInfiniteConfig(makeEdgeInfiniteConfig({ ...base, windowTokens: 200, segmentLength: 40 }), c)).not.toThrow();

@@ -25,6 +25,8 @@ const optionsSchema = z.strictObject({
   checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
   /** Tokens per layer and KV head kept exactly (LoLA-style cache); overrides the checkpoint's. */
   exactTokens: z.number().int().nonnegative().optional(),
+  /** Neighbours [before, after] kept with each badly reconstructed token (docs/edgeinfinite.md); overrides the checkpoint's. */
+  exactSpread: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).optional(),
   /** Untrained module only (a checkpoint fixes them): read mode, feature map, gate kind, initial gate logit. */
   readMode: z.enum(["blend", "shared"]).optional(),
   featureMap: z.enum(["elu", "hedgehog"]).optional(),
@@ -42,6 +44,7 @@ function overridesOf(o: EdgeInfiniteOptions): Partial<EdgeInfiniteConfig> {
   if (o.segmentLength !== undefined) out.segmentLength = o.segmentLength;
   if (o.routingThreshold !== undefined) out.routingThreshold = o.routingThreshold;
   if (o.exactTokens !== undefined) out.exactTokens = o.exactTokens;
+  if (o.exactSpread !== undefined) out.exactSpread = o.exactSpread;
   return out;
 }
 
@@ -61,7 +64,9 @@ function sameConfig(a: EdgeInfiniteConfig, b: EdgeInfiniteConfig): boolean {
     a.windowTokens === b.windowTokens &&
     a.segmentLength === b.segmentLength &&
     a.routingThreshold === b.routingThreshold &&
-    a.exactTokens === b.exactTokens
+    a.exactTokens === b.exactTokens &&
+    a.exactSpread[0] === b.exactSpread[0] &&
+    a.exactSpread[1] === b.exactSpread[1]
   );
 }
 

@@ -27,6 +27,13 @@ export interface EdgeInfiniteConfig {
   featureMap: FeatureMap;
   /** Tokens per layer and KV head kept exactly beside sink and window, chosen by self-recall error (LoLA); 0 = none. */
   exactTokens: number;
+  /**
+   * Neighbours kept with each badly reconstructed token, [before, after] (docs/edgeinfinite.md, "Exact cache"): a
+   * token's score is the worst self-recall error within `before` tokens after it and `after` tokens before it, so a
+   * needle's whole phrase (key words, then digits) stays together; the cache is then kept in token order. [0, 0]:
+   * LoLA's per-token choice, kept worst first.
+   */
+  exactSpread: [number, number];
   /** "pre-rope": keys/queries enter memory without positions (default); "post-rope": rotated at their local-span positions. */
   memoryKeys: "pre-rope" | "post-rope";
   /** Which memory projections train (all are applied; frozen ones stay identity). */
@@ -46,6 +53,7 @@ export const DEFAULT_EDGEINFINITE: Omit<EdgeInfiniteConfig, "routingThreshold"> 
   readMode: "blend",
   featureMap: "elu",
   exactTokens: 0,
+  exactSpread: [0, 0],
   memoryKeys: "pre-rope",
   trainProjections: { q: true, k: true, v: true },
   gateInitLogit: -6,
@@ -71,6 +79,9 @@ export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: Lla
   int("segmentLength", 1);
   int("routingThreshold", 0);
   int("exactTokens", 0);
+  const spread = c.exactSpread;
+  if (!Array.isArray(spread) || spread.length !== 2 || !spread.every((n) => Number.isInteger(n) && n >= 0))
+    bad(`exactSpread must be two integers ≥ 0 ([before, after]), got ${JSON.stringify(spread)}`, "set exactSpread to e.g. [8, 2], or [0, 0] for none");
   if (c.windowTokens < c.segmentLength)
     bad(`windowTokens (${c.windowTokens}) < segmentLength (${c.segmentLength})`, "use a window at least one segment long");
   if (c.memoryRule !== "linear" && c.memoryRule !== "delta") bad(`unknown memoryRule "${String(c.memoryRule)}"`, 'use "linear" or "delta"');

@@ -23,19 +23,63 @@ export function selfRecallError(memory: MemoryState, km: tf.Tensor3D, vm: tf.Ten
 }
 
 /**
- * Per KV head, candidate indices ordered worst-reconstructed first [Hkv, C] (int32). The choice is discrete: it
- * carries no gradient (computed inside customGrad, so the ordering ops stay off the tape).
+ * Spread a score to neighbours: out[i] = max(score[i − after … i + before]) along axis 1 of [Hkv, C] (candidates in
+ * token order), so the `before` tokens before a badly reconstructed token and the `after` tokens after it score as
+ * high as it does: a needle's digits hold each other in the cache.
  */
-function recallOrder(memory: MemoryState, km: tf.Tensor3D, vm: tf.Tensor3D, eps: number, phi: FeatureMap): tf.Tensor2D {
-  const order = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+export function spreadScores(score: tf.Tensor2D, before: number, after: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [H, C] = score.shape;
+    const pad = (n: number) => tf.fill([H, n], -Infinity);
+    // padded[j] = score[j − after], so out[i] = max over o ∈ [−after, before] of padded[i + after + o]
+    const padded = tf.concat([...(after > 0 ? [pad(after)] : []), score, ...(before > 0 ? [pad(before)] : [])], 1);
+    let out: tf.Tensor = tf.clone(score); // a new tensor even for [0, 0]: the caller owns the result
+    for (let o = -after; o <= before; o++) if (o !== 0) out = tf.maximum(out, tf.slice(padded, [0, after + o], [H, C]));
+    return out as tf.Tensor2D;
+  });
+}
+
+/** Ascending order of int32 indices along axis 1 of [Hkv, m]. */
+function ascending(idx: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.neg(tf.topk(tf.neg(idx.toFloat()), idx.shape[1]).values).toInt() as tf.Tensor2D);
+}
+
+/**
+ * Per KV head, the indices of the `keep` candidates to hold exactly and of the rest [Hkv, keep] / [Hkv, C − keep]
+ * (int32). spread [0, 0]: worst-reconstructed first (LoLA). Otherwise by the spread score (ties: the worse token
+ * first), both lists in token order. The choice is discrete: it carries no gradient (computed inside customGrad,
+ * so the ordering ops stay off the tape).
+ */
+function recallSplit(
+  memory: MemoryState,
+  km: tf.Tensor3D,
+  vm: tf.Tensor3D,
+  keep: number,
+  eps: number,
+  phi: FeatureMap,
+  spread: readonly [number, number],
+): { kept: tf.Tensor2D; written: tf.Tensor2D } {
+  const [Hkv, C] = km.shape;
+  const spreadOut = spread[0] > 0 || spread[1] > 0;
+  const split = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [k, v, M, z] = args as tf.Tensor[];
     const err = selfRecallError({ M: M as tf.Tensor3D, z: z as tf.Tensor2D }, k as tf.Tensor3D, v as tf.Tensor3D, eps, phi);
+    // The spread score decides; a small share of the token's own error breaks ties inside a spread plateau.
+    const score = spreadOut ? tf.add(spreadScores(err, spread[0], spread[1]), tf.mul(err, 1e-3)) : err;
+    const order = tf.topk(score, C).indices;
+    let kept = tf.slice(order, [0, 0], [Hkv, keep]) as tf.Tensor2D;
+    let written = tf.slice(order, [0, keep], [Hkv, C - keep]) as tf.Tensor2D;
+    if (spreadOut) {
+      kept = ascending(kept);
+      written = ascending(written);
+    }
     return {
-      value: tf.topk(err, err.shape[1]).indices,
+      value: tf.concat([kept, written], 1),
       gradFunc: () => [k, v, M, z].map((t) => tf.zerosLike(t!)),
     };
   });
-  return order(km, vm, memory.M, memory.z) as tf.Tensor2D;
+  const both = split(km, vm, memory.M, memory.z) as tf.Tensor2D;
+  return { kept: tf.slice(both, [0, 0], [Hkv, keep]), written: tf.slice(both, [0, keep], [Hkv, C - keep]) };
 }
 
 /**
@@ -47,7 +91,7 @@ export function gatherRows(x: tf.Tensor3D, idx: tf.Tensor2D): tf.Tensor3D {
 }
 
 /**
- * Splits candidates into the E kept exactly (worst self-recall first) and the rest. k/v are the raw candidates
+ * Splits candidates into the E kept exactly (worst self-recall first, or by spread score in token order) and the rest. k/v are the raw candidates
  * (what the cache keeps), km/vm their memory projections (what memory stores). Returns the kept raw k/v and the
  * mapped k/v to write (n − E rows per head).
  */
@@ -57,12 +101,10 @@ export function splitByRecall(
   keep: number,
   eps: number,
   phi: FeatureMap,
+  spread: readonly [number, number] = [0, 0],
 ): { exact: ExactCache; write: { k: tf.Tensor3D; v: tf.Tensor3D } } {
   return tf.tidy(() => {
-    const [Hkv, C] = cand.k.shape;
-    const order = recallOrder(memory, cand.km, cand.vm, eps, phi);
-    const kept = tf.slice(order, [0, 0], [Hkv, keep]);
-    const written = tf.slice(order, [0, keep], [Hkv, C - keep]);
+    const { kept, written } = recallSplit(memory, cand.km, cand.vm, keep, eps, phi, spread);
     return {
       exact: { k: gatherRows(cand.k, kept), v: gatherRows(cand.v, kept) },
       write: { k: gatherRows(cand.km, written), v: gatherRows(cand.vm, written) },

@@ -80,6 +80,7 @@ export function writeEvicted(
       E,
       cfg.eps,
       cfg.featureMap,
+      cfg.exactSpread,
     );
     return { memory: writeMemory(memory, split.write.k, split.write.v, cfg.memoryRule, cfg.eps, cfg.featureMap), exact: split.exact } satisfies Written as unknown as tf.TensorContainer;
   }) as unknown as Written;

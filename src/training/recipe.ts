@@ -26,6 +26,7 @@ export const RECIPE_DEFAULTS = {
     readMode: DEFAULT_EDGEINFINITE.readMode,
     featureMap: DEFAULT_EDGEINFINITE.featureMap,
     exactTokens: DEFAULT_EDGEINFINITE.exactTokens,
+    exactSpread: DEFAULT_EDGEINFINITE.exactSpread,
   },
   training: {
     tbpttSegments: 1,
@@ -118,6 +119,7 @@ export const recipeSchema = z
         readMode: z.enum(["blend", "shared"]).default(D.edgeinfinite.readMode),
         featureMap: z.enum(["elu", "hedgehog"]).default(D.edgeinfinite.featureMap),
         exactTokens: z.number().int().nonnegative().default(D.edgeinfinite.exactTokens),
+        exactSpread: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).default((): [number, number] => [DEFAULT_EDGEINFINITE.exactSpread[0], DEFAULT_EDGEINFINITE.exactSpread[1]]),
       })
       .strict(),
     training: z

@@ -107,6 +107,7 @@ export function edgeInfiniteConfigFromRecipe(r: Recipe): EdgeInfiniteConfig {
     readMode: e.readMode,
     featureMap: e.featureMap,
     exactTokens: e.exactTokens,
+    exactSpread: e.exactSpread,
     trainProjections: { q: e.trainProjections.includes("q"), k: e.trainProjections.includes("k"), v: e.trainProjections.includes("v") },
   });
 }

@@ -18,6 +18,8 @@ export interface MemoryVariant64 {
   readMode: "blend" | "shared";
   featureMap: "elu" | "hedgehog";
   exactTokens: number;
+  /** Neighbours [before, after] that share a token's score (src/memory/exact-cache.ts spreadScores); absent: [0, 0]. */
+  exactSpread?: [number, number];
   eps: number;
   /** Absolute positions below this use gate 0 (the short route: the plain backbone). */
   plainUntil?: number;
@@ -147,14 +149,22 @@ export function edgeLayer64(c: LlamaConfig, P: Mem64Layer, cfg: MemoryVariant64,
         const back = read(st.mem, phi64(km(x), cfg.featureMap), cfg.eps).out;
         return vm(x).reduce((a, ve, e) => a + (ve - back[e]!) ** 2, 0);
       });
-      const order = cand.map((_, j) => j).sort((a, b) => err[b]! - err[a]!);
+      // with a spread, candidate j scores max(err[j − after … j + before]) + 10⁻³·err[j], and both the kept and the
+      // written tokens stay in candidate (token) order
+      const [before, after] = cfg.exactSpread ?? [0, 0];
+      const spread = before > 0 || after > 0;
+      const score = spread
+        ? err.map((e, j) => Math.max(...err.slice(Math.max(0, j - after), j + before + 1)) + 1e-3 * e)
+        : err;
+      const order = cand.map((_, j) => j).sort((a, b) => score[b]! - score[a]!);
       if (stats) {
         stats.selections++;
-        const gap = (err[order[E - 1]!]! - err[order[E]!]!) / Math.max(err[order[E - 1]!]!, 1e-30);
+        const gap = (score[order[E - 1]!]! - score[order[E]!]!) / Math.max(score[order[E - 1]!]!, 1e-30);
         stats.minRelGap = Math.min(stats.minRelGap, gap);
       }
-      st.exact = order.slice(0, E).map((j) => cand[j]!);
-      const rest = order.slice(E).map((j) => cand[j]!);
+      const inOrder = (js: number[]) => (spread ? [...js].sort((a, b) => a - b) : js);
+      st.exact = inOrder(order.slice(0, E)).map((j) => cand[j]!);
+      const rest = inOrder(order.slice(E)).map((j) => cand[j]!);
       write(st.mem, rest.map(km), rest.map(vm), cfg);
     });
     t0 += T;
