@@ -255,15 +255,19 @@ device() {
     # EDGEINF_GPU_BATCHES / EDGEINF_GPU_BUDGET_S widen the grid (e.g. 1,8,32,64,128 with 480 s) within one call;
     # EDGEINF_GPU_TRAIN_ARGS adds bench:train options (e.g. --profile, with EDGEINF_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis).
     # EDGEINF_GPU_FLAG_SETS ("A=1,B=2;C=3"): the grid again for each set of tfjs flags (EDGEINF_TFJS_FLAGS), PyTorch
-    # only beside the first set.
+    # only beside the first set. EDGEINF_GPU_ENV_SETS ("NAME=V OTHER=W;NAME=X"): the same, each set a list of environment
+    # assignments (e.g. EDGEINF_REDUCE_GRADS=tfjs) instead of tfjs flags.
     local batches=${EDGEINF_GPU_BATCHES:-1,8,32} budget=${EDGEINF_GPU_BUDGET_S:-300} sets=${EDGEINF_GPU_FLAG_SETS:-} n=0
+    local env_sets=${EDGEINF_GPU_ENV_SETS:-}
     local torch_python=$EDGEINF_TORCH_PYTHON
-    IFS=';' read -r -a flag_sets <<<"${sets:-}"
+    IFS=';' read -r -a flag_sets <<<"${env_sets:-$sets}"
     [ ${#flag_sets[@]} -gt 0 ] || flag_sets=("")
     for flags in "${flag_sets[@]}"; do
       n=$((n + 1))
-      echo "== bench:train seq 2048, batch $batches, webgpu (tfjs flags: ${flags:-defaults})$([ $n = 1 ] && echo ' and torch cuda')"
-      EDGEINF_TFJS_FLAGS=$flags EDGEINF_TORCH_PYTHON=$([ $n = 1 ] && echo "$torch_python" || echo /nonexistent) \
+      local assignments=(EDGEINF_TFJS_FLAGS="$flags")
+      [ -z "$env_sets" ] || read -r -a assignments <<<"$flags"
+      echo "== bench:train seq 2048, batch $batches, webgpu ($([ -n "$env_sets" ] && echo "environment: ${flags:-unchanged}" || echo "tfjs flags: ${flags:-defaults}"))$([ $n = 1 ] && echo ' and torch cuda')"
+      env "${assignments[@]}" EDGEINF_TORCH_PYTHON=$([ $n = 1 ] && echo "$torch_python" || echo /nonexistent) \
       timeout $((budget + 30)) node dist/bench/train.js --model "$edge" --backends webgpu --workers 1 --seq 2048 --segment 256 --window 512 --sink 4 \
         --tbptt 2 --batch "$batches" --steps 1 --torch-device cuda --torch-timeout-s 90 --baseline 642 --budget-s "$budget" ${EDGEINF_GPU_TRAIN_ARGS:-} \
         --json "$OUT/batch-$n.json" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "batch: exit ${PIPESTATUS[0]}"

@@ -18,6 +18,7 @@ import { limitWebGpuBufferPool } from "./webgpu-pool.js";
 import { installSharingIdentity } from "./wasm-identity.js";
 import { installHeapCopies } from "./wasm-copies.js";
 import { installAbortGuard, withHeapFullErrors } from "./wasm-abort.js";
+import { installReduceGrads, reduceGradsModeFromEnv, REDUCE_GRADS_ENV } from "./reduce-grads.js";
 import { installThreadPoolPolicy, threadPoolIsSelective, WASM_THREADS_ENV, wasmThreadsFromEnv, withWasmThreads } from "./wasm-threads.js";
 
 const WEBGPU_CPU_FORWARD = "WEBGPU_CPU_FORWARD";
@@ -143,6 +144,9 @@ async function start(request: BackendName | "auto", log: (line: string) => void,
       installAbortGuard([tf.BatchMatMul, tf._FusedMatMul]);
       notes.push(info.wasmThreads > 1 && !threadPoolIsSelective() ? `threads: ${info.wasmThreads} (every XNNPACK kernel)` : `threads: ${info.wasmThreads}`);
     }
+    const reduceGrads = reduceGradsModeFromEnv(process.env[REDUCE_GRADS_ENV]);
+    installReduceGrads(reduceGrads);
+    if (reduceGrads !== "broadcast") notes.push(`${REDUCE_GRADS_ENV}=${reduceGrads}`);
     const flags = parseTfjsFlags(process.env[TFJS_FLAGS_ENV]);
     // webgpu: small kernels whose inputs are still on the host ran on the CPU and uploaded their (often large)
     // outputs, e.g. each attention block's causal-mask comparison. Off, edge-lm training at seq 2048 went from 4380 to
