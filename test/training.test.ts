@@ -238,7 +238,9 @@ describe("recipes", () => {
       ...Object.entries(RECIPE_DEFAULTS.training.schedule).map(([k, v]): [string, unknown] => [`schedule.${k}`, v]),
       ...(["name", "eps", "weightDecay"] as const).map((k): [string, unknown] => [`optimizer.${k}`, RECIPE_DEFAULTS.training.optimizer[k]]),
     ];
-    for (const [key, value] of shown) expect(readme, key).toMatch(new RegExp(`\\| \`${key.replace(/\./g, "\\.")}\` \\| [^|\\n]+ \\| \`${String(value).replace(/[.+-]/g, "\\$&")}\` \\|`));
+    // Arrays are shown as written in YAML: [0, 0].
+    const written = (value: unknown): string => (Array.isArray(value) ? `[${value.join(", ")}]` : String(value));
+    for (const [key, value] of shown) expect(readme, key).toMatch(new RegExp(`\\| \`${key.replace(/\./g, "\\.")}\` \\| [^|\\n]+ \\| \`${written(value).replace(/[.+\-[\]]/g, "\\$&")}\` \\|`));
   });
 
   it("shipped recipes validate", () => {
