@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import * as tf from "../src/tf.js";
 import { backendRequest } from "../src/cli/common.js";
 import { checkSamplingOptions } from "../src/cli/options.js";
+import { methodOptionFlags } from "../src/cli/commands/generate.js";
 import { MixtureSampler } from "../src/datasets/mixture.js";
 import { readTextFile as readCorpusText } from "../src/datasets/readers/text.js";
 import { appendSample, type SampleRow } from "../src/eval/samples-log.js";
@@ -98,6 +99,16 @@ describe("issue 14: one line instead of a stack trace", () => {
     expectOneLineError(model, { noNoise: true }, `--model was given 2 times ("${STORIES}", "${STORIES}") — give --model once`);
     expectOneLineError(prompt, { noNoise: true }, '--prompt was given 2 times ("a", "b")');
     expectOneLineError(out, { noNoise: true }, "--out was given 2 times");
+  });
+
+  it("3b. --method-option repeats (each KEY=VALUE one option) and takes number lists as [a, b]", async () => {
+    const ok = await runCli(["generate", "-m", STORIES, "-p", "Once upon a time", "-n", "2", "--json", "--backend", "cpu",
+      "--method", "edgeinfinite", "--method-option", "exactTokens=4", "--method-option", "exactSpread=[1, 1]"]);
+    expectOk(ok);
+    expect(JSON.parse(ok.stdout).newTokens).toBe(2);
+    expect(methodOptionFlags(["exactSpread=[1, 2]", "a=[]", "b=[x, 1]", "c=3", "d.e=[0,0]"])).toEqual({ exactSpread: [1, 2], a: [], b: "[x, 1]", c: 3, d: { e: [0, 0] } });
+    const bad = await runCli(["generate", "-m", STORIES, "-p", "hi", "--backend", "cpu", "--method", "edgeinfinite", "--method-option", "exactSpread=[1]"]);
+    expectOneLineError(bad, "method edgeinfinite: exactSpread: two integers ≥ 0, [before, after]");
   });
 
   it("4. --prompt-file over the read cap, /dev/zero, a binary file: one line; ppl --max-tokens reads only a prefix of a huge file", async () => {

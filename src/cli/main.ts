@@ -23,8 +23,8 @@ function reportError(e: unknown): never {
 
 process.on("unhandledRejection", reportError);
 
-/** Options that may be given more than once (their handlers take lists: ppl --file); any other repeated option is an error. */
-const REPEATABLE = new Set(["methods", "set", "layer", "l", "file", "f"]);
+/** Options that may be given more than once (their handlers take lists: ppl --file, generate --method-option); any other repeated option is an error. */
+const REPEATABLE = new Set(["methods", "set", "layer", "l", "file", "f", "method-option", "methodOption"]);
 
 /**
  * yargs turns a repeated option into an array, which handlers expecting one value then misread (`-m A -m B`,

@@ -119,7 +119,7 @@ export const recipeSchema = z
         readMode: z.enum(["blend", "shared"]).default(D.edgeinfinite.readMode),
         featureMap: z.enum(["elu", "hedgehog"]).default(D.edgeinfinite.featureMap),
         exactTokens: z.number().int().nonnegative().default(D.edgeinfinite.exactTokens),
-        exactSpread: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).default((): [number, number] => [DEFAULT_EDGEINFINITE.exactSpread[0], DEFAULT_EDGEINFINITE.exactSpread[1]]),
+        exactSpread: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()], "two integers ≥ 0, [before, after], e.g. [1, 1]").default((): [number, number] => [DEFAULT_EDGEINFINITE.exactSpread[0], DEFAULT_EDGEINFINITE.exactSpread[1]]),
       })
       .strict(),
     training: z

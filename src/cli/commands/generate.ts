@@ -132,8 +132,20 @@ export const generateCommand: CommandModule<object, any> = {
   },
 };
 
+/** A number where the text is one, a list of numbers where it is one in brackets ("[1, 1]"), else the text. */
+function optionValue(text: string): unknown {
+  const isNumber = (t: string): boolean => t.trim() !== "" && Number.isFinite(Number(t));
+  if (isNumber(text)) return Number(text);
+  const list = /^\s*\[(.*)\]\s*$/.exec(text);
+  if (list !== null) {
+    const items = list[1]!.trim() === "" ? [] : list[1]!.split(",");
+    if (items.every(isNumber)) return items.map(Number);
+  }
+  return text;
+}
+
 /**
- * --method-option KEY=VALUE flags as options (numbers where the value is one; a dotted key such as
+ * --method-option KEY=VALUE flags as options (numbers where the value is one, number lists written [a, b]; a dotted key such as
  * kvQuantization.bits=4 sets a nested option); the method's schema checks them.
  */
 export function methodOptionFlags(flags: readonly string[] | undefined): Record<string, unknown> {
@@ -142,7 +154,7 @@ export function methodOptionFlags(flags: readonly string[] | undefined): Record<
     const eq = flag.indexOf("=");
     if (eq < 1) throw new EdgeInfError(`--method-option ${flag} is not KEY=VALUE`, "e.g. --method-option recentTokens=64");
     const text = flag.slice(eq + 1);
-    const value = text.trim() !== "" && Number.isFinite(Number(text)) ? Number(text) : text;
+    const value = optionValue(text);
     const path = flag.slice(0, eq).split(".");
     let at = out;
     for (const key of path.slice(0, -1)) at = (at[key] ??= {}) as Record<string, unknown>;
