@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { z } from "zod";
 import type { LoadedBackbone } from "../loaders/index.js";
 import type { MethodDescriptor, MethodOptions, MethodInstance } from "../cache/method.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+import { exactSpreadSchema, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
 import { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "../memory/edgeinfinite.js";
 import { mapInEqualLengthBatches } from "../backbone/nll.js";
 import { MemoryGatingModule } from "../memory/module.js";
@@ -26,7 +26,7 @@ const optionsSchema = z.strictObject({
   /** Tokens per layer and KV head kept exactly (LoLA-style cache); overrides the checkpoint's. */
   exactTokens: z.number().int().nonnegative().optional(),
   /** Neighbours [before, after] kept with each badly reconstructed token (docs/edgeinfinite.md); overrides the checkpoint's. */
-  exactSpread: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()], "two integers ≥ 0, [before, after], e.g. [1, 1]").optional(),
+  exactSpread: exactSpreadSchema.optional(),
   /** Untrained module only (a checkpoint fixes them): read mode, feature map, gate kind, initial gate logit. */
   readMode: z.enum(["blend", "shared"]).optional(),
   featureMap: z.enum(["elu", "hedgehog"]).optional(),

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { EdgeInfError } from "../util/errors.js";
 import type { LlamaConfig } from "../backbone/config.js";
 import type { MemoryRule } from "./write-memory.js";
@@ -6,6 +7,9 @@ import type { GateKind } from "./gate.js";
 
 export type ReadMode = "blend" | "shared";
 export const READ_MODES: readonly ReadMode[] = ["blend", "shared"];
+
+/** What exactSpread takes, for the suite and recipe schemas and for validateEdgeInfiniteConfig. */
+export const exactSpreadSchema = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()], "two integers ≥ 0, [before, after], e.g. [1, 1]");
 
 /** Settings of the EdgeInfinite attention (see docs/edgeinfinite.md). */
 export interface EdgeInfiniteConfig {
@@ -79,9 +83,8 @@ export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: Lla
   int("segmentLength", 1);
   int("routingThreshold", 0);
   int("exactTokens", 0);
-  const spread = c.exactSpread;
-  if (!Array.isArray(spread) || spread.length !== 2 || !spread.every((n) => Number.isInteger(n) && n >= 0))
-    bad(`exactSpread must be two integers ≥ 0 ([before, after]), got ${JSON.stringify(spread)}`, "set exactSpread to e.g. [8, 2], or [0, 0] for none");
+  if (!exactSpreadSchema.safeParse(c.exactSpread).success)
+    bad(`exactSpread must be two integers ≥ 0 ([before, after]), got ${JSON.stringify(c.exactSpread)}`, "set exactSpread to e.g. [8, 2], or [0, 0] for none");
   if (c.windowTokens < c.segmentLength)
     bad(`windowTokens (${c.windowTokens}) < segmentLength (${c.segmentLength})`, "use a window at least one segment long");
   if (c.memoryRule !== "linear" && c.memoryRule !== "delta") bad(`unknown memoryRule "${String(c.memoryRule)}"`, 'use "linear" or "delta"');

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { EdgeInfError } from "../util/errors.js";
 import { describeSchemaIssue, firstIssue, keyPath, showValue } from "../util/schema-errors.js";
 import { readColumnMapping, type ColumnMapping } from "../datasets/column-mapping.js";
-import { DEFAULT_EDGEINFINITE } from "../memory/config.js";
+import { DEFAULT_EDGEINFINITE, exactSpreadSchema } from "../memory/config.js";
 import { OBJECTIVE_NAMES, objectiveByName } from "./objectives/index.js";
 
 /**
@@ -119,7 +119,7 @@ export const recipeSchema = z
         readMode: z.enum(["blend", "shared"]).default(D.edgeinfinite.readMode),
         featureMap: z.enum(["elu", "hedgehog"]).default(D.edgeinfinite.featureMap),
         exactTokens: z.number().int().nonnegative().default(D.edgeinfinite.exactTokens),
-        exactSpread: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()], "two integers ≥ 0, [before, after], e.g. [1, 1]").default((): [number, number] => [DEFAULT_EDGEINFINITE.exactSpread[0], DEFAULT_EDGEINFINITE.exactSpread[1]]),
+        exactSpread: exactSpreadSchema.default((): [number, number] => [DEFAULT_EDGEINFINITE.exactSpread[0], DEFAULT_EDGEINFINITE.exactSpread[1]]),
       })
       .strict(),
     training: z
