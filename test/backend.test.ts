@@ -48,6 +48,7 @@ describe("env parsing", () => {
   it("EDGEINF_WASM_MATMUL accepts project and native", () => {
     expect(wasmMatMulModeFromEnv(undefined)).toBe("project");
     expect(wasmMatMulModeFromEnv("native")).toBe("native");
+    expect(wasmMatMulModeFromEnv("project-gemm")).toBe("project-gemm");
     expect(() => wasmMatMulModeFromEnv("fast")).toThrow(/EDGEINF_WASM_MATMUL=fast/);
   });
 

@@ -42,7 +42,8 @@ export interface BackendInfo {
   wasmThreads?: number;
 }
 
-export type WasmMatMulMode = "project" | "native";
+/** project: the project kernel (default); project-gemm: the same without the SIMD few-rows loops; native: wasm's own. */
+export type WasmMatMulMode = "project" | "project-gemm" | "native";
 
 export interface InitBackendOptions {
   /** Receives the one-line summary; defaults to stderr. */
@@ -109,11 +110,14 @@ export function requestFromEnv(value: string | undefined): BackendName | "auto" 
   fail(`EDGEINF_BACKEND=${value} is not a backend`, `use one of auto, ${BACKEND_NAMES.join(", ")}`);
 }
 
-/** Parses EDGEINF_WASM_MATMUL: "project" (default) or "native" (wasm's own kernel, for comparison). */
+/**
+ * Parses EDGEINF_WASM_MATMUL: "project" (default), "project-gemm" (the project kernel without its SIMD few-rows
+ * loops, src/backend/wasm-few-rows.ts) or "native" (wasm's own kernel); the last two are for comparison.
+ */
 export function wasmMatMulModeFromEnv(value: string | undefined): WasmMatMulMode {
   if (value === undefined || value === "" || value === "project") return "project";
-  if (value === "native") return "native";
-  fail(`EDGEINF_WASM_MATMUL=${value} is not a mode`, "use project (default) or native");
+  if (value === "native" || value === "project-gemm") return value;
+  fail(`EDGEINF_WASM_MATMUL=${value} is not a mode`, "use project (default), project-gemm or native");
 }
 
 async function start(request: BackendName | "auto", log: (line: string) => void, wasmThreads: number): Promise<BackendInfo> {
@@ -133,7 +137,7 @@ async function start(request: BackendName | "auto", log: (line: string) => void,
     else notes.push(requested(request));
     if (candidate.backend === "wasm") {
       info.wasmMatMul = wasmMatMulModeFromEnv(process.env["EDGEINF_WASM_MATMUL"]);
-      if (info.wasmMatMul === "project") installWasmMatMul();
+      if (info.wasmMatMul !== "native") installWasmMatMul({ fewRows: info.wasmMatMul === "project" });
       else uninstallWasmMatMul();
       notes.push(`matmul: ${info.wasmMatMul}`);
       installSharingIdentity();

@@ -22,6 +22,7 @@ import { broadcastBatchPairs } from "./batch-pairs.js";
 import { matMulCost } from "./matmul-cost.js";
 import { fail } from "../util/errors.js";
 import { onThreadPool } from "./wasm-threads.js";
+import { fewRowsProduct, type FewRowsBackend } from "./wasm-few-rows.js";
 
 const WASM = "wasm";
 /** Property on our kernel function that holds the kernel it replaced (survives duplicate module copies). */
@@ -36,10 +37,13 @@ export type WasmMatMulRouting = "cost" | "always";
 
 export interface InstallWasmMatMulOptions {
   routing?: WasmMatMulRouting;
+  /** Products with a few rows on the left run as SIMD loops (wasm-few-rows.ts) under "cost" routing; default true. */
+  fewRows?: boolean;
 }
 
 interface RoutingState {
   routing: WasmMatMulRouting;
+  fewRows: boolean;
 }
 
 type MarkedKernelFunc = KernelFunc & { [ORIGINAL_KEY]?: KernelConfig; [ROUTING_KEY]?: RoutingState };
@@ -66,7 +70,7 @@ export function installWasmMatMul(opts: InstallWasmMatMulOptions = {}): void {
   const routing = opts.routing ?? "cost";
   if (routing !== "cost" && routing !== "always") fail(`wasm matmul routing "${String(routing)}" is unknown`, 'use "cost" or "always"');
   const kernels = wasmKernels();
-  const state: RoutingState = { routing };
+  const state: RoutingState = { routing, fewRows: opts.fewRows ?? true };
   replaceKernel(tf.BatchMatMul, state, (original) => projectBatchMatMul(original.kernelFunc, kernels, state));
   if (tf.getKernel(tf._FusedMatMul, WASM) !== undefined) {
     replaceKernel(tf._FusedMatMul, state, (original) => projectFusedMatMul(original.kernelFunc, kernels, state));
@@ -98,6 +102,7 @@ function replaceKernel(name: string, state: RoutingState, makeKernel: (original:
   const installed = (current.kernelFunc as MarkedKernelFunc)[ROUTING_KEY];
   if (installed !== undefined) {
     installed.routing = state.routing; // already ours
+    installed.fewRows = state.fewRows;
     return;
   }
   const kernelFunc: MarkedKernelFunc = makeKernel(current);
@@ -155,7 +160,11 @@ function projectBatchMatMul(original: KernelFunc, kernels: WasmKernels, state: R
     const backend = args.backend as HeapBackend;
     const plain: PlainProduct = (a3, b3) =>
       single(original({ inputs: { a: a3, b: b3 }, backend, attrs: { transposeA: false, transposeB: false } }));
-    if (state.routing === "cost" && fewRowsTimesTransposed(a, b, transposeA, transposeB)) return swappedProduct(a, b, plain, kernels, backend);
+    if (state.routing === "cost") {
+      const few = state.fewRows ? fewRowsProduct(a, b, transposeA, transposeB, args.backend as unknown as FewRowsBackend) : null;
+      if (few !== null) return few;
+      if (fewRowsTimesTransposed(a, b, transposeA, transposeB)) return swappedProduct(a, b, plain, kernels, backend);
+    }
     if (!shouldRewrite(a, b, transposeA, transposeB, state)) return original(args);
     return rewrittenProduct(a, b, transposeA, transposeB, plain, kernels, backend);
   });
