@@ -1,8 +1,13 @@
-// npm run bench:backbone [-- --model PATH --prefill 512 --decode 32 --backends wasm,cpu --methods full,h2o --budget 512]
+// npm run bench:backbone [-- --model PATH --prefill 512 --decode 32 --backends wasm,cpu --methods full,h2o --budget 512 --repeats 3]
 // Prefill and decode tokens/s of the frozen backbone on each available backend, with PyTorch CPU on the same
 // weights in the same run where python3-torch is installed, and a matmul GFLOP/s line as the machine's ceiling.
 // Methods: full KV and H2O keeping --budget tokens (evicting after prefill and at every decode step); PyTorch runs
 // full KV only, so H2O's ratio is against PyTorch's full-KV decode.
+// --repeats R (default 3): each backend's methods and PyTorch run R times, alternated (PyTorch, then ours), and the
+// table gives medians; "vs torch" is the median of the R same-repeat ratios, with their range, because this
+// machine's speed drifts by ±20 % between runs of a few seconds. --torch-threads 1,2 (default): PyTorch runs at each
+// thread count and every ratio is taken against the faster of them in that repeat (on the 2-core machine one
+// thread is often faster: its products are too small to split).
 // Every read is asynchronous, so it also runs on webgpu (--backends webgpu,wasm).
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
@@ -15,23 +20,56 @@ import { h2oPolicy } from "../src/cache/h2o.js";
 import type { CachePolicy } from "../src/cache/policy.js";
 import { fail } from "../src/util/errors.js";
 import { generate } from "../src/backbone/generate.js";
-import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, ratio, table, torchBench } from "./common.js";
+import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, table, torchBench } from "./common.js";
 
 const model = arg("model", defaultModel());
 const prefill = Number(arg("prefill", "512"));
 const decode = Number(arg("decode", "32"));
 const budgetTokens = Number(arg("budget", "512"));
+const repeats = Number(arg("repeats", "3"));
+const torchThreads = arg("torch-threads", "1,2").split(",").map((t) => Number(t.trim()));
 const methods = oneLineErrors(() => {
   const names = arg("methods", "full,h2o").split(",").map((m) => m.trim());
   for (const m of names) if (m !== "full" && m !== "h2o") fail(`--methods ${m}: bench:backbone runs full and h2o`, "e.g. --methods full,h2o");
+  if (!Number.isInteger(repeats) || repeats < 1) fail(`--repeats ${arg("repeats", "3")} is not a count`, "use a whole number ≥ 1, e.g. --repeats 3");
+  if (torchThreads.some((t) => !Number.isInteger(t) || t < 1)) fail(`--torch-threads ${arg("torch-threads", "1,2")} is not a list of thread counts`, "e.g. --torch-threads 1,2");
   return names;
 });
 const policyFor = (method: string): CachePolicy => (method === "h2o" ? h2oPolicy({ budgetTokens }) : fullPolicy());
 const backbone = await loadBackbone(model);
 const ids = [backbone.config.bosTokenId, ...Array.from({ length: prefill - 1 }, (_, i) => 3 + ((i * 7919) % (backbone.config.vocabSize - 3)))];
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const range = (xs: number[]): string => (xs.length > 1 ? `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}x` : "");
+const torchArgs = [model, "--task", "backbone", "--prefill", String(prefill), "--decode", String(decode)];
+interface Run {
+  ttftMs: number;
+  prefillTokS: number;
+  decodeTokS: number;
+}
 const rows: (string | number)[][] = [];
 const gflops: (string | number)[][] = [];
-const torch = torchBench([model, "--task", "backbone", "--prefill", String(prefill), "--decode", String(decode)]);
+/** PyTorch's runs per thread count. */
+const torchRuns = new Map<number, Run[]>(torchThreads.map((t) => [t, []]));
+let torchVersion = "";
+/** One PyTorch run per thread count; returns the fastest (by decode tok/s and, separately, prefill tok/s). */
+const runTorch = (): { decodeTokS: number; prefillTokS: number } | null => {
+  let bestDecode = 0;
+  let bestPrefill = 0;
+  for (const threads of torchThreads) {
+    const t = torchBench([...torchArgs, "--threads", String(threads)]);
+    if (t === null) return null;
+    torchVersion = String(t.torch);
+    const run = { ttftMs: Number(t.ttft_ms), prefillTokS: Number(t.prefill_tok_s), decodeTokS: Number(t.decode_tok_s) };
+    torchRuns.get(threads)!.push(run);
+    bestDecode = Math.max(bestDecode, run.decodeTokS);
+    bestPrefill = Math.max(bestPrefill, run.prefillTokS);
+  }
+  return { decodeTokS: bestDecode, prefillTokS: bestPrefill };
+};
 const torchMm = torchBench(["-", "--task", "matmul"]);
 for (const b of await backendsToRun()) {
   await initBackend(b, { log: () => {} });
@@ -40,20 +78,36 @@ for (const b of await backendsToRun()) {
   const w = new CachedSession(m, fullPolicy());
   await generate(w, ids.slice(0, 16), { maxNewTokens: 2, temperature: 0 });
   w.dispose();
-  for (const method of methods) {
-    const s = new CachedSession(m, policyFor(method));
-    const r = await generate(s, ids, { maxNewTokens: decode + 1, temperature: 0 });
-    s.dispose();
+  const ours = new Map<string, { runs: Run[]; decodeRatios: number[]; prefillRatios: number[] }>(methods.map((x) => [x, { runs: [], decodeRatios: [], prefillRatios: [] }]));
+  for (let r = 0; r < repeats; r++) {
+    const torch = runTorch();
+    for (const method of methods) {
+      const s = new CachedSession(m, policyFor(method));
+      const g = await generate(s, ids, { maxNewTokens: decode + 1, temperature: 0 });
+      s.dispose();
+      const entry = ours.get(method)!;
+      entry.runs.push({ ttftMs: g.ttftMs, prefillTokS: g.prefillTokensPerSecond, decodeTokS: g.decodeTokensPerSecond });
+      if (torch !== null) {
+        entry.decodeRatios.push(g.decodeTokensPerSecond / torch.decodeTokS);
+        entry.prefillRatios.push(g.prefillTokensPerSecond / torch.prefillTokS);
+      }
+    }
+  }
+  for (const [method, e] of ours) {
     const label = method === "h2o" ? `h2o ${budgetTokens}` : "full";
-    rows.push([b, label, prefill, r.ttftMs, r.prefillTokensPerSecond, r.decodeTokensPerSecond, ratio(r.prefillTokensPerSecond, Number(torch?.prefill_tok_s)), ratio(r.decodeTokensPerSecond, Number(torch?.decode_tok_s))]);
+    const ratioCell = (xs: number[]): string => (xs.length === 0 ? "n/a" : `${median(xs).toFixed(2)}x${xs.length > 1 ? ` (${range(xs)})` : ""}`);
+    rows.push([b, label, prefill, median(e.runs.map((x) => x.ttftMs)), median(e.runs.map((x) => x.prefillTokS)), median(e.runs.map((x) => x.decodeTokS)), ratioCell(e.prefillRatios), ratioCell(e.decodeRatios)]);
   }
   m.dispose();
   gflops.push([b, await measureMatmulGflops(512, 5)]);
   tf.disposeVariables();
 }
-if (torch) rows.push([`torch ${torch.torch} (${torch.threads} threads)`, "full", prefill, Number(torch.ttft_ms), Number(torch.prefill_tok_s), Number(torch.decode_tok_s), "1.00x", "1.00x"]);
+for (const [threads, runs] of torchRuns) {
+  if (runs.length === 0) continue;
+  rows.push([`torch ${torchVersion} (${threads} thread${threads === 1 ? "" : "s"})`, "full", prefill, median(runs.map((x) => x.ttftMs)), median(runs.map((x) => x.prefillTokS)), median(runs.map((x) => x.decodeTokS)), "", ""]);
+}
 if (torchMm) gflops.push([`torch ${torchMm.torch}`, Number(torchMm.matmul_gflops)]);
-console.log(`\nbackbone ${backbone.source.id} (${model}); ${machineLine()}\n`);
-console.log(table(["backend", "method", "prompt tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "prefill vs torch full", "decode vs torch full"], rows));
+console.log(`\nbackbone ${backbone.source.id} (${model}); ${machineLine()}; medians of ${repeats} alternated runs\n`);
+console.log(table(["backend", "method", "prompt tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "prefill vs best torch full (range)", "decode vs best torch full (range)"], rows));
 console.log("\n" + table(["backend", "512³ matmul GFLOP/s"], gflops));
-if (!torch) console.log("\n(python3-torch not installed: apt-get install python3-torch libopenblas0-pthread for the PyTorch column)");
+if ([...torchRuns.values()].every((r) => r.length === 0)) console.log("\n(python3-torch not installed: apt-get install python3-torch libopenblas0-pthread for the PyTorch column)");
