@@ -70,7 +70,9 @@ const runTorch = (): { decodeTokS: number; prefillTokS: number } | null => {
   }
   return { decodeTokS: bestDecode, prefillTokS: bestPrefill };
 };
-const torchMm = torchBench(["-", "--task", "matmul"]);
+const torchMm = torchThreads
+  .map((threads) => torchBench(["-", "--task", "matmul", "--threads", String(threads)]))
+  .reduce<Record<string, number | string> | null>((best, r) => (r !== null && (best === null || Number(r.matmul_gflops) > Number(best.matmul_gflops)) ? r : best), null);
 for (const b of await backendsToRun()) {
   await initBackend(b, { log: () => {} });
   const m = LlamaModel.fromHost(backbone.config, backbone.weights);
@@ -106,7 +108,7 @@ for (const [threads, runs] of torchRuns) {
   if (runs.length === 0) continue;
   rows.push([`torch ${torchVersion} (${threads} thread${threads === 1 ? "" : "s"})`, "full", prefill, median(runs.map((x) => x.ttftMs)), median(runs.map((x) => x.prefillTokS)), median(runs.map((x) => x.decodeTokS)), "", ""]);
 }
-if (torchMm) gflops.push([`torch ${torchMm.torch}`, Number(torchMm.matmul_gflops)]);
+if (torchMm) gflops.push([`torch ${torchMm.torch} (${torchMm.threads} thread${Number(torchMm.threads) === 1 ? "" : "s"}, the faster)`, Number(torchMm.matmul_gflops)]);
 console.log(`\nbackbone ${backbone.source.id} (${model}); ${machineLine()}; medians of ${repeats} alternated runs\n`);
 console.log(table(["backend", "method", "prompt tokens", "TTFT ms", "prefill tok/s", "decode tok/s", "prefill vs best torch full (range)", "decode vs best torch full (range)"], rows));
 console.log("\n" + table(["backend", "512³ matmul GFLOP/s"], gflops));
