@@ -13,7 +13,7 @@ import { attentionTransferGradients, positionWeights } from "../src/training/obj
 import { mixed } from "../src/training/objectives/mixed.js";
 import { checkExportable } from "../src/export/exportable.js";
 import { exportOnnx } from "../src/export/onnx.js";
-import { spreadScores } from "../src/memory/exact-cache.js";
+import { gatherRows, spreadScores } from "../src/memory/exact-cache.js";
 import { tinyConfig, randomWeights, edgeInfinite64, type Mem64Layer, type Vec } from "./reference/llama64.js";
 import { randomizeModule, moduleTo64, relErr, oneLineError } from "./fixtures/module-params.js";
 import { nll64 as tokenNll64 } from "./reference/families64.js";
@@ -407,6 +407,34 @@ describe("exact cache spread", () => {
     }
     expect(tf.memory().numTensors).toBe(before0);
     score.dispose();
+  });
+
+  it("gatherRows: a gather outside a gradient tape and one-hot rows under one give the same rows (plain JS), and the gradient reaches x", () => {
+    const [H, C, d] = [2, 7, 4];
+    const xs = Array.from({ length: H * C * d }, (_, i) => Math.fround(Math.sin(i * 1.7) * 3));
+    const idxRows = [
+      [6, 0, 3],
+      [2, 2, 5],
+    ];
+    const x = tf.tensor3d(xs, [H, C, d]);
+    const idx = tf.tensor2d(idxRows, [H, 3], "int32");
+    const w = tf.tensor3d(Array.from({ length: H * 3 * d }, (_, i) => (i % 5) - 2), [H, 3, d]);
+    const before0 = tf.memory().numTensors;
+    const want = idxRows.map((r, h) => r.map((j) => xs.slice((h * C + j) * d, (h * C + j + 1) * d)));
+    const outside = gatherRows(x, idx);
+    expect(outside.arraySync()).toEqual(want);
+    outside.dispose();
+    // Under the tape: the weighted sum of the gathered rows, and its gradient (w scattered back to the chosen rows).
+    const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => tf.sum(tf.mul(gatherRows(t as tf.Tensor3D, idx), w)))(x);
+    const wv = w.arraySync() as number[][][];
+    let sum = 0;
+    const gradWant = Array.from({ length: H }, () => Array.from({ length: C }, () => new Array<number>(d).fill(0)));
+    idxRows.forEach((r, h) => r.forEach((j, m) => wv[h]![m]!.forEach((wk, k) => ((sum += wk * want[h]![m]![k]!), (gradWant[h]![j]![k]! += wk)))));
+    expect(value.dataSync()[0]).toBeCloseTo(sum, 4);
+    expect(grad.arraySync()).toEqual(gradWant);
+    tf.dispose([value, grad]);
+    expect(tf.memory().numTensors).toBe(before0);
+    tf.dispose([x, idx, w]);
   });
 });
 

@@ -155,19 +155,24 @@ export class RopeTable {
     const r = this.rotaryDim;
     const half = r / 2;
     return tf.tidy(() => {
-      const idx = tf.tensor1d(positions, "int32");
       const perHead = positions.length === heads * T;
+      // Rows of the cos/sin tables: a slice when the positions run start, start+1, … (prefill, training segments, and
+      // EdgeInfinite's local span, re-rotated every decode step), else a gather. Same rows either way.
+      const first = positions[0] ?? 0;
+      const consecutive = positions.every((p, i) => p === first + i);
+      const idx = consecutive ? null : tf.tensor1d(positions, "int32");
+      const rows = (table: tf.Tensor2D): tf.Tensor2D => (idx === null ? tf.slice(table, [first, 0], [positions.length, table.shape[1]]) : tf.gather(table, idx));
       if (r === d) {
         // Whole head: [x1, x2]·[cos, cos] + [x2, x1]·[−sin, sin] — the same products and sums as below (a + (−b)·c is
         // a − b·c exactly), in 6 kernels instead of 11: the halves swap by one Reverse, no Slice or Concat. A decode
         // step runs this twice per layer, where each kernel's fixed cost is most of its time.
         const full: [number, number, number] = perHead ? [heads, T, d] : [1, T, d];
         const swapped = tf.reverse(x.reshape([heads, T, 2, half]), 2).reshape([heads, T, d]);
-        return tf.add(tf.mul(x, tf.gather(this.cos!, idx).reshape(full)), tf.mul(swapped, tf.gather(this.sin!, idx).reshape(full))) as tf.Tensor3D;
+        return tf.add(tf.mul(x, rows(this.cos!).reshape(full)), tf.mul(swapped, rows(this.sin!).reshape(full))) as tf.Tensor3D;
       }
       const shape: [number, number, number] = perHead ? [heads, T, half] : [1, T, half];
-      const cos = tf.gather(this.cos!, idx).reshape(shape);
-      const sin = tf.gather(this.sin!, idx).reshape(shape);
+      const cos = rows(this.cos!).reshape(shape);
+      const sin = rows(this.sin!).reshape(shape);
       const x1 = tf.slice(x, [0, 0, 0], [heads, T, half]);
       const x2 = tf.slice(x, [0, 0, half], [heads, T, half]);
       // [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin]

@@ -61,33 +61,45 @@ function recallSplit(
 ): { kept: tf.Tensor2D; written: tf.Tensor2D } {
   const [Hkv, C] = km.shape;
   const spreadOut = spread[0] > 0 || spread[1] > 0;
-  const split = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [k, v, M, z] = args as tf.Tensor[];
+  const order = (k: tf.Tensor, v: tf.Tensor, M: tf.Tensor, z: tf.Tensor): tf.Tensor2D => {
     const err = selfRecallError({ M: M as tf.Tensor3D, z: z as tf.Tensor2D }, k as tf.Tensor3D, v as tf.Tensor3D, eps, phi);
     // The spread score decides; a small share of the token's own error breaks ties inside a spread plateau.
     const score = spreadOut ? tf.add(spreadScores(err, spread[0], spread[1]), tf.mul(err, 1e-3)) : err;
-    const order = tf.topk(score, C).indices;
-    let kept = tf.slice(order, [0, 0], [Hkv, keep]) as tf.Tensor2D;
-    let written = tf.slice(order, [0, keep], [Hkv, C - keep]) as tf.Tensor2D;
+    const ranked = tf.topk(score, C).indices;
+    let kept = tf.slice(ranked, [0, 0], [Hkv, keep]) as tf.Tensor2D;
+    let written = tf.slice(ranked, [0, keep], [Hkv, C - keep]) as tf.Tensor2D;
     if (spreadOut) {
       kept = ascending(kept);
       written = ascending(written);
     }
-    return {
-      value: tf.concat([kept, written], 1),
-      gradFunc: () => [k, v, M, z].map((t) => tf.zerosLike(t!)),
-    };
+    return tf.concat([kept, written], 1);
+  };
+  // Under a gradient tape the ordering ops must stay off it (customGrad with zero gradients); without one
+  // (inference) the same ops run directly.
+  const split = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [k, v, M, z] = args as tf.Tensor[];
+    return { value: order(k!, v!, M!, z!), gradFunc: () => [k, v, M, z].map((t) => tf.zerosLike(t!)) };
   });
-  const both = split(km, vm, memory.M, memory.z) as tf.Tensor2D;
+  const both = tf.engine().isTapeOn() ? (split(km, vm, memory.M, memory.z) as tf.Tensor2D) : order(km, vm, memory.M, memory.z);
   return { kept: tf.slice(both, [0, 0], [Hkv, keep]), written: tf.slice(both, [0, keep], [Hkv, C - keep]) };
 }
 
 /**
- * Rows idx [Hkv, m] of x [Hkv, C, d] per head → [Hkv, m, d], as a product with one-hot rows (differentiable in x on
- * every backend: gather's gradient needs UnsortedSegmentSum, which wasm lacks).
+ * Rows idx [Hkv, m] of x [Hkv, C, d] per head → [Hkv, m, d]. While a gradient tape records (training), as a product
+ * with one-hot rows: differentiable in x on every backend (gather's gradient needs UnsortedSegmentSum, which wasm
+ * lacks). Otherwise (inference) as one gather of whole rows: the same values (a one-hot row times x is 1·x plus
+ * zeros, exact for finite x), without the [Hkv, m, C]·[Hkv, C, d] product that made an EdgeInfinite decode step
+ * spend ~6 ms per token on edge-lm at 296 exact tokens.
  */
 export function gatherRows(x: tf.Tensor3D, idx: tf.Tensor2D): tf.Tensor3D {
-  return tf.tidy(() => tf.matMul(tf.oneHot(idx, x.shape[1]).toFloat(), x) as tf.Tensor3D);
+  return tf.tidy(() => {
+    if (tf.engine().isTapeOn()) return tf.matMul(tf.oneHot(idx, x.shape[1]).toFloat(), x) as tf.Tensor3D;
+    const [H, C, d] = x.shape;
+    const m = idx.shape[1];
+    // Head h's row j is row h·C + j of x seen as [H·C, d].
+    const flat = tf.add(idx, tf.mul(tf.range(0, H, 1, "int32"), tf.scalar(C, "int32")).reshape([H, 1]));
+    return tf.gather(x.reshape([H * C, d]), flat.reshape([H * m])).reshape([H, m, d]) as tf.Tensor3D;
+  });
 }
 
 /**
