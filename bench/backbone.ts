@@ -8,6 +8,8 @@
 // machine's speed drifts by ±20 % between runs of a few seconds. --torch-threads 1,2 (default): PyTorch runs at each
 // thread count and every ratio is taken against the faster of them in that repeat (on the 2-core machine one
 // thread is often faster: its products are too small to split).
+// --methods …,edgeinfinite --checkpoint DIR [--method-option KEY=VALUE …]: the EdgeInfinite module too (its layout
+// from the checkpoint, or from --method-option as `edgeinf generate` takes it), against PyTorch's full KV as well.
 // Every read is asynchronous, so it also runs on webgpu (--backends webgpu,wasm).
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
@@ -18,6 +20,9 @@ import { CachedSession } from "../src/cache/cached-session.js";
 import { fullPolicy } from "../src/cache/full.js";
 import { h2oPolicy } from "../src/cache/h2o.js";
 import type { CachePolicy } from "../src/cache/policy.js";
+import type { InferenceSession } from "../src/backbone/session.js";
+import { prepareMethod, createSession, type PreparedMethod } from "../src/eval/methods.js";
+import { methodOptionFlags } from "../src/cli/commands/generate.js";
 import { fail } from "../src/util/errors.js";
 import { generate } from "../src/backbone/generate.js";
 import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, table, torchBench } from "./common.js";
@@ -30,12 +35,16 @@ const repeats = Number(arg("repeats", "3"));
 const torchThreads = arg("torch-threads", "1,2").split(",").map((t) => Number(t.trim()));
 const methods = oneLineErrors(() => {
   const names = arg("methods", "full,h2o").split(",").map((m) => m.trim());
-  for (const m of names) if (m !== "full" && m !== "h2o") fail(`--methods ${m}: bench:backbone runs full and h2o`, "e.g. --methods full,h2o");
+  for (const m of names) if (m !== "full" && m !== "h2o" && m !== "edgeinfinite") fail(`--methods ${m}: bench:backbone runs full, h2o and edgeinfinite`, "e.g. --methods full,h2o");
+  if (names.includes("edgeinfinite") && arg("checkpoint", "") === "") fail("--methods edgeinfinite needs --checkpoint DIR (a trained module)", "e.g. --checkpoint modules/edge-lm-retrieval-lm");
   if (!Number.isInteger(repeats) || repeats < 1) fail(`--repeats ${arg("repeats", "3")} is not a count`, "use a whole number ≥ 1, e.g. --repeats 3");
   if (torchThreads.some((t) => !Number.isInteger(t) || t < 1)) fail(`--torch-threads ${arg("torch-threads", "1,2")} is not a list of thread counts`, "e.g. --torch-threads 1,2");
   return names;
 });
 const policyFor = (method: string): CachePolicy => (method === "h2o" ? h2oPolicy({ budgetTokens }) : fullPolicy());
+/** Every value after a --method-option flag (it may be repeated). */
+const methodOptions = process.argv.flatMap((a, i) => (a === "--method-option" && process.argv[i + 1] !== undefined ? [process.argv[i + 1]!] : []));
+const edgeSpec = oneLineErrors(() => ({ name: "edgeinfinite", checkpoint: arg("checkpoint", ""), ...methodOptionFlags(methodOptions) }));
 const backbone = await loadBackbone(model);
 const ids = [backbone.config.bosTokenId, ...Array.from({ length: prefill - 1 }, (_, i) => 3 + ((i * 7919) % (backbone.config.vocabSize - 3)))];
 const median = (xs: number[]): number => {
@@ -81,10 +90,13 @@ for (const b of await backendsToRun()) {
   await generate(w, ids.slice(0, 16), { maxNewTokens: 2, temperature: 0 });
   w.dispose();
   const ours = new Map<string, { runs: Run[]; decodeRatios: number[]; prefillRatios: number[] }>(methods.map((x) => [x, { runs: [], decodeRatios: [], prefillRatios: [] }]));
+  const edge: PreparedMethod | null = methods.includes("edgeinfinite") ? oneLineErrors(() => prepareMethod(edgeSpec, backbone)) : null;
+  const sessionFor = (method: string): InferenceSession =>
+    method === "edgeinfinite" ? createSession(edge!, { model: m, backbone, promptTokens: ids.length }) : new CachedSession(m, policyFor(method));
   for (let r = 0; r < repeats; r++) {
     const torch = runTorch();
     for (const method of methods) {
-      const s = new CachedSession(m, policyFor(method));
+      const s = sessionFor(method);
       const g = await generate(s, ids, { maxNewTokens: decode + 1, temperature: 0 });
       s.dispose();
       const entry = ours.get(method)!;
@@ -96,10 +108,11 @@ for (const b of await backendsToRun()) {
     }
   }
   for (const [method, e] of ours) {
-    const label = method === "h2o" ? `h2o ${budgetTokens}` : "full";
+    const label = method === "h2o" ? `h2o ${budgetTokens}` : method === "edgeinfinite" ? `edgeinfinite (${edge!.edgeinfinite!.sinkTokens}+${edge!.edgeinfinite!.exactTokens}+${edge!.edgeinfinite!.windowTokens})` : "full";
     const ratioCell = (xs: number[]): string => (xs.length === 0 ? "n/a" : `${median(xs).toFixed(2)}x${xs.length > 1 ? ` (${range(xs)})` : ""}`);
     rows.push([b, label, prefill, median(e.runs.map((x) => x.ttftMs)), median(e.runs.map((x) => x.prefillTokS)), median(e.runs.map((x) => x.decodeTokS)), ratioCell(e.prefillRatios), ratioCell(e.decodeRatios)]);
   }
+  edge?.dispose();
   m.dispose();
   gflops.push([b, await measureMatmulGflops(512, 5)]);
   tf.disposeVariables();
