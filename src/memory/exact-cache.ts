@@ -88,8 +88,8 @@ function recallSplit(
  * Rows idx [Hkv, m] of x [Hkv, C, d] per head → [Hkv, m, d]. While a gradient tape records (training), as a product
  * with one-hot rows: differentiable in x on every backend (gather's gradient needs UnsortedSegmentSum, which wasm
  * lacks). Otherwise (inference) as one gather of whole rows: the same values (a one-hot row times x is 1·x plus
- * zeros, exact for finite x), without the [Hkv, m, C]·[Hkv, C, d] product that made an EdgeInfinite decode step
- * spend ~6 ms per token on edge-lm at 296 exact tokens.
+ * zeros, exact for finite x), without the [Hkv, m, C]·[Hkv, C, d] products (four per layer in an EdgeInfinite decode
+ * step on edge-lm at 296 exact tokens).
  */
 export function gatherRows(x: tf.Tensor3D, idx: tf.Tensor2D): tf.Tensor3D {
   return tf.tidy(() => {
