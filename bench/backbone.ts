@@ -25,20 +25,20 @@ import { prepareMethod, createSession, type PreparedMethod } from "../src/eval/m
 import { methodOptionFlags } from "../src/cli/commands/generate.js";
 import { fail } from "../src/util/errors.js";
 import { generate } from "../src/backbone/generate.js";
-import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, table, torchBench } from "./common.js";
+import { median } from "../src/eval/measure.js";
+import { arg, backendsToRun, defaultModel, intList, machineLine, oneLineErrors, table, torchBench } from "./common.js";
 
 const model = arg("model", defaultModel());
 const prefill = Number(arg("prefill", "512"));
 const decode = Number(arg("decode", "32"));
 const budgetTokens = Number(arg("budget", "512"));
 const repeats = Number(arg("repeats", "3"));
-const torchThreads = arg("torch-threads", "1,2").split(",").map((t) => Number(t.trim()));
+const torchThreads = oneLineErrors(() => intList("torch-threads", "1,2"));
 const methods = oneLineErrors(() => {
   const names = arg("methods", "full,h2o").split(",").map((m) => m.trim());
   for (const m of names) if (m !== "full" && m !== "h2o" && m !== "edgeinfinite") fail(`--methods ${m}: bench:backbone runs full, h2o and edgeinfinite`, "e.g. --methods full,h2o");
   if (names.includes("edgeinfinite") && arg("checkpoint", "") === "") fail("--methods edgeinfinite needs --checkpoint DIR (a trained module)", "e.g. --checkpoint modules/edge-lm-retrieval-lm");
   if (!Number.isInteger(repeats) || repeats < 1) fail(`--repeats ${arg("repeats", "3")} is not a count`, "use a whole number ≥ 1, e.g. --repeats 3");
-  if (torchThreads.some((t) => !Number.isInteger(t) || t < 1)) fail(`--torch-threads ${arg("torch-threads", "1,2")} is not a list of thread counts`, "e.g. --torch-threads 1,2");
   return names;
 });
 const policyFor = (method: string): CachePolicy => (method === "h2o" ? h2oPolicy({ budgetTokens }) : fullPolicy());
@@ -47,11 +47,6 @@ const methodOptions = process.argv.flatMap((a, i) => (a === "--method-option" &&
 const edgeSpec = oneLineErrors(() => ({ name: "edgeinfinite", checkpoint: arg("checkpoint", ""), ...methodOptionFlags(methodOptions) }));
 const backbone = await loadBackbone(model);
 const ids = [backbone.config.bosTokenId, ...Array.from({ length: prefill - 1 }, (_, i) => 3 + ((i * 7919) % (backbone.config.vocabSize - 3)))];
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const range = (xs: number[]): string => (xs.length > 1 ? `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}x` : "");
 const torchArgs = [model, "--task", "backbone", "--prefill", String(prefill), "--decode", String(decode)];
 interface Run {

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { initBackend, type BackendName } from "../src/backend/select.js";
-import { EdgeInfError } from "../src/util/errors.js";
+import { EdgeInfError, fail } from "../src/util/errors.js";
 
 /** Repo root whether run from bench/ (tsx) or dist/bench/ (node). */
 export const repoRoot = (() => {
@@ -15,6 +15,13 @@ export const repoRoot = (() => {
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+/** `--name 1,4,16` → [1, 4, 16], each a positive integer (one-line error otherwise; call inside oneLineErrors). */
+export function intList(name: string, fallback: string): number[] {
+  const values = arg(name, fallback).split(",").map((v) => Number(v.trim()));
+  for (const v of values) if (!Number.isInteger(v) || v < 1) fail(`--${name} ${arg(name, fallback)}: every entry must be a positive integer`, `e.g. --${name} ${fallback}`);
+  return values;
 }
 
 /** Runs `f`; a bad-input error (EdgeInfError, e.g. from `fail`) prints one line and exits 1, as the CLI does. */

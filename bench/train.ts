@@ -40,14 +40,7 @@ import { defaultWorkerCount, checkWorkerCount, WorkerPool } from "../src/paralle
 import { parallelGradients, type StepGradients } from "../src/parallel/gradients.js";
 import { fail } from "../src/util/errors.js";
 import { wasmAbortError } from "../src/backend/wasm-abort.js";
-import { arg, backendsToRun, defaultModel, machineLine, oneLineErrors, ratio, table, torchRun } from "./common.js";
-
-/** `--name 1,4,16` → [1, 4, 16], each a positive integer (one-line error otherwise). */
-function intList(name: string, fallback: string): number[] {
-  const values = arg(name, fallback).split(",").map((v) => Number(v.trim()));
-  for (const v of values) if (!Number.isInteger(v) || v < 1) fail(`--${name} ${arg(name, fallback)}: every entry must be a positive integer`, `e.g. --${name} ${fallback}`);
-  return values;
-}
+import { arg, backendsToRun, defaultModel, intList, machineLine, oneLineErrors, ratio, table, torchRun } from "./common.js";
 
 const log = (l: string) => process.stderr.write(l + "\n");
 const cores = defaultWorkerCount();

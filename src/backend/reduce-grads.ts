@@ -25,16 +25,16 @@ export function reduceGradsModeFromEnv(value: string | undefined): ReduceGradsMo
   fail(`${REDUCE_GRADS_ENV}=${value} is not a mode`, "use broadcast (default) or tfjs");
 }
 
-/** dy with size-1 axes where x was reduced: the shape that broadcasts back to x. */
-function expandedDy(dy: tf.Tensor, xShape: readonly number[], axis: number | number[] | undefined): tf.Tensor {
-  const axes = tf.util.parseAxisParam(axis ?? [...xShape.keys()], [...xShape]);
-  const shape = [...xShape];
-  for (const a of axes) shape[a] = 1;
-  return tf.reshape(dy, shape);
+/** x's shape with size-1 axes where it was reduced (the shape dy broadcasts back from), and the reduced count. */
+function reduction(xShape: readonly number[], axis: number | number[] | undefined): { keptShape: number[]; count: number } {
+  const keptShape = [...xShape];
+  let count = 1;
+  for (const a of tf.util.parseAxisParam(axis ?? [...xShape.keys()], [...xShape])) {
+    count *= xShape[a]!;
+    keptShape[a] = 1;
+  }
+  return { keptShape, count };
 }
-
-const reduceSize = (xShape: readonly number[], axis: number | number[] | undefined): number =>
-  tf.util.parseAxisParam(axis ?? [...xShape.keys()], [...xShape]).reduce((n, a) => n * xShape[a]!, 1);
 
 /** Sum's gradient broadcasts dy; Mean's broadcasts dy / n (the division on the small tensor). */
 function broadcastingGrad(kernelName: typeof tf.Sum | typeof tf.Mean): tf.GradConfig {
@@ -44,8 +44,9 @@ function broadcastingGrad(kernelName: typeof tf.Sum | typeof tf.Mean): tf.GradCo
     gradFunc: (dy, saved, attrs: NamedAttrMap) => {
       const [x] = saved as [tf.Tensor];
       const axis = (attrs["axis"] ?? undefined) as number | number[] | undefined;
-      const expanded = expandedDy(dy as tf.Tensor, x.shape, axis);
-      const perElement = kernelName === tf.Mean ? tf.div(expanded, reduceSize(x.shape, axis)) : expanded;
+      const { keptShape, count } = reduction(x.shape, axis);
+      const expanded = tf.reshape(dy as tf.Tensor, keptShape);
+      const perElement = kernelName === tf.Mean ? tf.div(expanded, count) : expanded;
       return { x: () => tf.broadcastTo(perElement, x.shape) };
     },
   };

@@ -12,6 +12,7 @@
  * Results equal an exact product to float32 rounding, not bit for bit tfjs' loop (the sums are taken in another
  * order): test/wasm-few-rows.test.ts checks them against float64.
  */
+import * as tf from "../tf.js";
 import type { TensorInfo } from "../tf.js";
 import { FEW_ROWS_PLAIN_WASM, FEW_ROWS_SHARED_WASM } from "./wasm-few-rows.bytes.js";
 
@@ -57,9 +58,6 @@ function kernelsFor(backend: FewRowsBackend): FewRowsExports | null {
   return memory === undefined ? null : fewRowsKernels(memory);
 }
 
-const sizeOf = (dims: readonly number[]): number => dims.reduce((p, d) => p * d, 1);
-const sameDims = (x: readonly number[], y: readonly number[]): boolean => x.length === y.length && x.every((d, i) => d === y[i]);
-
 /**
  * a·b (or a·bᵀ) when it is a few-rows product this file runs; otherwise null and the caller takes another route.
  * Runs: float32, a not transposed with at most FEW_ROWS_MAX_ROWS rows, a and b with the same batch dims, and
@@ -70,8 +68,8 @@ export function fewRowsProduct(a: TensorInfo, b: TensorInfo, transposeA: boolean
   if (transposeA || a.dtype !== "float32" || b.dtype !== "float32") return null;
   const ra = a.shape.length;
   const rb = b.shape.length;
-  if (ra < 2 || ra !== rb || !sameDims(a.shape.slice(0, -2), b.shape.slice(0, -2))) return null;
-  const batches = sizeOf(a.shape.slice(0, -2));
+  if (ra < 2 || ra !== rb || !tf.util.arraysEqual(a.shape.slice(0, -2), b.shape.slice(0, -2))) return null;
+  const batches = tf.util.sizeFromShape(a.shape.slice(0, -2));
   const m = a.shape[ra - 2]!;
   const k = a.shape[ra - 1]!;
   if (m > FEW_ROWS_MAX_ROWS || batches === 0 || m === 0 || k === 0 || (transposeB && k % 4 !== 0)) return null;
