@@ -3,8 +3,9 @@
 // LM loss not worse than the g = 0 module". Windows of --lengths tokens (+1 target) from every held-out book, at
 // --windows evenly spaced offsets per book; mean NLL per target token.
 //
-//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256 --segment 256] [--spread 1,1] \
+//   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256 --segment 256] [--spread 0,0] \
 //     [--lengths 2048,4096] [--windows 3] [--corpus ../shared/corpora/gutenberg/heldout] [--backend wasm]
+// Without layout flags the module runs at its checkpoint's layout (`edgeinf layout`; else the trained one).
 import { initBackend, type BackendName } from "../src/backend/select.js";
 import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";

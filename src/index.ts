@@ -36,7 +36,7 @@ export { CachedSession } from "./cache/cached-session.js";
 
 /** The memory-gating module of EdgeInfinite: its trainable parameters, settings and inference session (docs/edgeinfinite.md). */
 export { MemoryGatingModule, type LayerMemoryParams } from "./memory/module.js";
-export { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, DEFAULT_EDGEINFINITE, type EdgeInfiniteConfig } from "./memory/config.js";
+export { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, DEFAULT_EDGEINFINITE, type EdgeInfiniteConfig, type Layout } from "./memory/config.js";
 export { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "./memory/edgeinfinite.js";
 
 /** Training: recipes (YAML + --set style overrides, validated) and segment-wise TBPTT on a frozen backbone (docs/training.md). */
@@ -44,7 +44,7 @@ export { train } from "./training/train.js";
 export { type TrainOptions } from "./training/run.js";
 export { type TrainResult } from "./training/train-log.js";
 export { loadRecipe, validateRecipe, applyOverrides, recipeSchema, RECIPE_DEFAULTS, type Recipe, type Override } from "./training/recipe.js";
-export { loadCheckpoint, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "./training/checkpoint.js";
+export { loadCheckpoint, readCheckpointMeta, resolveCheckpointDir, writeCheckpointLayout, type CheckpointMeta } from "./training/checkpoint.js";
 
 /** Evaluation: suites (YAML or objects) run sample by sample into a resumable run folder (docs/evaluation.md). */
 export { runSuite, type RunSuiteOptions, type RunResult, type ProgressEvent } from "./eval/harness.js";

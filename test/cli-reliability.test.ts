@@ -18,7 +18,7 @@ import { identifyBackbone, loadBackbone } from "../src/loaders/index.js";
 import { readSafetensorsHeader } from "../src/loaders/safetensors.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { runSuite } from "../src/eval/harness.js";
-import { parseSuite } from "../src/eval/suite.js";
+import { loadSuite, parseSuite } from "../src/eval/suite.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { saveCheckpoint } from "../src/training/checkpoint.js";
@@ -109,6 +109,49 @@ describe("issue 14: one line instead of a stack trace", () => {
     expect(methodOptionFlags(["exactSpread=[1, 2]", "a=[]", "b=[x, 1]", "c=3", "d.e=[0,0]"])).toEqual({ exactSpread: [1, 2], a: [], b: "[x, 1]", c: 3, d: { e: [0, 0] } });
     const bad = await runCli(["generate", "-m", STORIES, "-p", "hi", "--backend", "cpu", "--method", "edgeinfinite", "--method-option", "exactSpread=[1]"]);
     expectOneLineError(bad, "method edgeinfinite: exactSpread: two integers ≥ 0, [before, after]");
+  });
+
+  it("3c. edgeinf layout prints, sets and clears a checkpoint's run layout; bad flags are one line and write nothing", async () => {
+    const dir = join(tmp(), "module");
+    mkdirSync(dir, { recursive: true });
+    const shipped = readJsonFile<Record<string, unknown>>(join(ROOT, "modules/edge-lm-retrieval-lm/checkpoint.json"), "checkpoint");
+    const { inference: _shippedLayout, ...trainedOnly } = shipped;
+    writeFileSync(join(dir, "checkpoint.json"), JSON.stringify(trainedOnly));
+    const show = await runCli(["layout", dir, "--json"]);
+    expectOk(show);
+    expect(JSON.parse(show.stdout)).toMatchObject({ inference: null, runsAt: { sinkTokens: 32, windowTokens: 256, exactTokens: 152, exactSpread: [0, 0], routingThreshold: 288 } });
+    const set = await runCli(["layout", dir, "--sink", "16", "--window", "128", "--segment", "128", "--json"]);
+    expectOk(set);
+    expect(JSON.parse(set.stdout).runsAt).toEqual({ sinkTokens: 16, windowTokens: 128, segmentLength: 128, routingThreshold: 144, exactTokens: 152, exactSpread: [0, 0] });
+    // flags add to the block already there
+    expectOk(await runCli(["layout", dir, "--exact", "296", "--spread", "1,1"]));
+    const written = readJsonFile<Record<string, unknown>>(join(dir, "checkpoint.json"), "checkpoint");
+    expect(written["inference"]).toEqual({ sinkTokens: 16, windowTokens: 128, segmentLength: 128, exactTokens: 296, exactSpread: [1, 1] });
+    expect({ ...written, inference: undefined }).toEqual({ ...trainedOnly, inference: undefined });
+    const [spread, negative, tooSmall, clearWith, missing] = await Promise.all([
+      runCli(["layout", dir, "--spread", "1"]),
+      runCli(["layout", dir, "--sink", "-1"]),
+      runCli(["layout", dir, "--window", "64"]),
+      runCli(["layout", dir, "--clear", "--sink", "4"]),
+      runCli(["layout", join(dir, "nope")]),
+    ]);
+    expectOneLineError(spread, "--spread 1 is not two whole numbers");
+    expectOneLineError(negative, "--sink -1 is not a whole number ≥ 0");
+    expectOneLineError(tooSmall, "windowTokens (64) < segmentLength (128)");
+    expectOneLineError(clearWith, "--clear removes the layout and takes no other flag");
+    expectOneLineError(missing, "does not exist");
+    expect(readJsonFile<Record<string, unknown>>(join(dir, "checkpoint.json"), "checkpoint")).toEqual(written);
+    expectOk(await runCli(["layout", dir, "--clear"]));
+    expect(readJsonFile<Record<string, unknown>>(join(dir, "checkpoint.json"), "checkpoint")).toEqual(trainedOnly);
+  });
+
+  it("3d. the shipped module runs at the layout the suites name for it (its inference block equals edgeinfinite-spread's keys)", () => {
+    const shipped = readJsonFile<{ inference?: Record<string, unknown> }>(join(ROOT, "modules/edge-lm-retrieval-lm/checkpoint.json"), "checkpoint");
+    for (const [file, label] of [["eval/edge-lm-retrieval.yaml", "edgeinfinite-spread"], ["eval/quickstart-retrieval.yaml", "edgeinfinite"]] as const) {
+      const m = loadSuite(join(ROOT, file), { baseDir: ROOT }).methods.find((x) => x.label === label)!;
+      const keys = Object.fromEntries(Object.entries(m).filter(([k]) => ["sinkTokens", "windowTokens", "segmentLength", "exactTokens", "exactSpread"].includes(k)));
+      expect(keys, file).toEqual(shipped.inference);
+    }
   });
 
   it("4. --prompt-file over the read cap, /dev/zero, a binary file: one line; ppl --max-tokens reads only a prefix of a huge file", async () => {

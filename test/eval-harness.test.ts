@@ -8,7 +8,7 @@ import { identifyBackbone, loadBackbone, type LoadedBackbone } from "../src/load
 import { LlamaModel } from "../src/backbone/model.js";
 import { loadCorpus } from "../src/datasets/manifest.js";
 import { generateTask } from "../src/datasets/synthetic/index.js";
-import { saveCheckpoint } from "../src/training/checkpoint.js";
+import { loadCheckpoint, saveCheckpoint, writeCheckpointLayout } from "../src/training/checkpoint.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
 import { EdgeInfError } from "../src/util/errors.js";
@@ -534,6 +534,54 @@ describe("edgeinfinite from a checkpoint", () => {
       /exactSpread/,
       /.+/,
     );
+  });
+
+  it("a checkpoint's inference layout (edgeinf layout) is what it runs at unless the suite says otherwise", async () => {
+    const dir = tempDir("ckpt-layout");
+    const cfg = makeEdgeInfiniteConfig({ sinkTokens: 4, windowTokens: 64, segmentLength: 32 });
+    const trained = new MemoryGatingModule(backbone.config, cfg);
+    tf.tidy(() => trained.trainableVariables().get("layers.1.gate.bias")!.assign(tf.fill([backbone.config.numHeads], -0.5)));
+    await saveCheckpoint(dir, trained, { step: 2, backbone: { id: backbone.source.id, sha256: backbone.source.sha256, format: backbone.source.format } });
+    trained.dispose();
+    const tensorsAtStart = tf.memory().numTensors;
+    const step = join(dir, "step-000002");
+    const before = JSON.parse(readFileSync(join(step, "checkpoint.json"), "utf8")) as Record<string, unknown>;
+    writeCheckpointLayout(dir, { sinkTokens: 2, windowTokens: 48, segmentLength: 16, exactTokens: 6, exactSpread: [1, 1] });
+    const after = JSON.parse(readFileSync(join(step, "checkpoint.json"), "utf8")) as Record<string, unknown>;
+    // only the inference block is added: the trained settings, recipe and step stay as written
+    expect({ ...after, inference: undefined }).toEqual({ ...before, inference: undefined });
+    expect(after["inference"]).toEqual({ sinkTokens: 2, windowTokens: 48, segmentLength: 16, exactTokens: 6, exactSpread: [1, 1] });
+    const plain = prepareMethod(suite({ methods: [{ name: "edgeinfinite", checkpoint: dir }] }).methods[0]!, backbone);
+    try {
+      // routing follows the new sink + window (2 + 48), as it does for suite keys
+      expect(plain.edgeinfinite).toMatchObject({ sinkTokens: 2, windowTokens: 48, segmentLength: 16, exactTokens: 6, exactSpread: [1, 1], routingThreshold: 50 });
+      expect(Array.from(plain.module!.layers[1]!.gate.bias.dataSync())).toEqual(new Array(backbone.config.numHeads).fill(-0.5));
+    } finally {
+      plain.dispose();
+    }
+    // suite keys override the block key by key
+    const over = prepareMethod(suite({ methods: [{ name: "edgeinfinite", checkpoint: dir, windowTokens: 80, exactSpread: [0, 0] }] }).methods[0]!, backbone);
+    try {
+      expect(over.edgeinfinite).toMatchObject({ sinkTokens: 2, windowTokens: 80, segmentLength: 16, exactTokens: 6, exactSpread: [0, 0], routingThreshold: 82 });
+    } finally {
+      over.dispose();
+    }
+    // training's loader (resume) keeps the trained layout
+    const resumed = loadCheckpoint(dir, backbone);
+    try {
+      expect(resumed.module.config).toMatchObject({ sinkTokens: 4, windowTokens: 64, segmentLength: 32, exactTokens: 0, routingThreshold: 68 });
+    } finally {
+      resumed.module.dispose();
+    }
+    // a layout that cannot run is refused before anything is written; null removes the block
+    expect(() => writeCheckpointLayout(dir, { windowTokens: 8 })).toThrow(/windowTokens \(8\) < segmentLength \(32\)/);
+    expect(JSON.parse(readFileSync(join(step, "checkpoint.json"), "utf8"))).toEqual(after);
+    writeCheckpointLayout(dir, null);
+    expect(JSON.parse(readFileSync(join(step, "checkpoint.json"), "utf8"))).toEqual(before);
+    // a hand-edited block with a bad key is one line naming the file and the key
+    writeFileSync(join(step, "checkpoint.json"), JSON.stringify({ ...before, inference: { windowTokens: -1 } }));
+    await expectOneLineError(() => prepareMethod(suite({ methods: [{ name: "edgeinfinite", checkpoint: dir }] }).methods[0]!, backbone), /checkpoint\.json: inference\.windowTokens/, /edgeinf layout/);
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 
   it("a missing checkpoint is an error unless checkpointIfMissing: untrained", async () => {

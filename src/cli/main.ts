@@ -8,6 +8,7 @@ import { pplCommand } from "./commands/ppl.js";
 import { trainCommand } from "./commands/train.js";
 import { exportCommand } from "./commands/export.js";
 import { evalCommand } from "./commands/eval.js";
+import { layoutCommand } from "./commands/layout.js";
 import { reportCommand } from "./commands/report.js";
 
 /** One-line errors for bad input; a stack trace only for bugs (set EDGEINF_DEBUG=1 to always see it). */
@@ -52,6 +53,7 @@ try {
     .command(exportCommand)
     .command(evalCommand)
     .command(reportCommand)
+    .command(layoutCommand)
     .demandCommand(1, "name a command (edgeinf --help lists them)")
     .middleware(rejectRepeatedOptions, true)
     .strict()

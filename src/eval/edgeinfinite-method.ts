@@ -7,26 +7,18 @@ import { existsSync } from "node:fs";
 import { z } from "zod";
 import type { LoadedBackbone } from "../loaders/index.js";
 import type { MethodDescriptor, MethodOptions, MethodInstance } from "../cache/method.js";
-import { exactSpreadSchema, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+import { layoutOverrides, layoutSchema, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
 import { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "../memory/edgeinfinite.js";
 import { mapInEqualLengthBatches } from "../backbone/nll.js";
 import { MemoryGatingModule } from "../memory/module.js";
-import { loadCheckpoint } from "../training/checkpoint.js";
+import { checkpointLayout, layoutConfig, loadCheckpoint } from "../training/checkpoint.js";
 import { fail } from "../util/errors.js";
 
-const optionsSchema = z.strictObject({
-  sinkTokens: z.number().int().nonnegative().optional(),
-  windowTokens: z.number().int().positive().optional(),
-  segmentLength: z.number().int().positive().optional(),
-  routingThreshold: z.number().int().nonnegative().optional(),
+const optionsSchema = layoutSchema.extend({
   /** A folder written by `edgeinf train`; absent: the untrained module (gate at its initial value). */
   checkpoint: z.string().min(1).optional(),
   /** When the checkpoint folder does not exist: "error" (the default) or run the untrained module. */
   checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
-  /** Tokens per layer and KV head kept exactly (LoLA-style cache); overrides the checkpoint's. */
-  exactTokens: z.number().int().nonnegative().optional(),
-  /** Neighbours [before, after] kept with each badly reconstructed token (docs/edgeinfinite.md); overrides the checkpoint's. */
-  exactSpread: exactSpreadSchema.optional(),
   /** Untrained module only (a checkpoint fixes them): read mode, feature map, gate kind, initial gate logit. */
   readMode: z.enum(["blend", "shared"]).optional(),
   featureMap: z.enum(["elu", "hedgehog"]).optional(),
@@ -35,18 +27,6 @@ const optionsSchema = z.strictObject({
 });
 
 type EdgeInfiniteOptions = z.infer<typeof optionsSchema>;
-
-/** The settings the options override (only those given); the rest come from the checkpoint or the defaults. */
-function overridesOf(o: EdgeInfiniteOptions): Partial<EdgeInfiniteConfig> {
-  const out: Partial<EdgeInfiniteConfig> = {};
-  if (o.sinkTokens !== undefined) out.sinkTokens = o.sinkTokens;
-  if (o.windowTokens !== undefined) out.windowTokens = o.windowTokens;
-  if (o.segmentLength !== undefined) out.segmentLength = o.segmentLength;
-  if (o.routingThreshold !== undefined) out.routingThreshold = o.routingThreshold;
-  if (o.exactTokens !== undefined) out.exactTokens = o.exactTokens;
-  if (o.exactSpread !== undefined) out.exactSpread = o.exactSpread;
-  return out;
-}
 
 /** Settings that shape an untrained module only (a checkpoint's trained parameters assume its own). */
 function untrainedOverridesOf(o: EdgeInfiniteOptions): Partial<EdgeInfiniteConfig> {
@@ -80,13 +60,12 @@ function prefixErrors(where: string, fn: () => void): void {
 }
 
 /**
- * The module to run: the checkpoint's, with the options' sinkTokens/windowTokens/segmentLength/routingThreshold
- * overriding its settings (the trained maps do not depend on them), or — without a checkpoint, or a missing one
- * with checkpointIfMissing: untrained — an untrained module with the default settings (DEFAULT_EDGEINFINITE)
- * overridden the same way.
+ * The module to run: the checkpoint's, at the layout its `inference` block names (`edgeinf layout`; else the one it
+ * was trained at), with the options' layout keys (sink, window, segment, routing, exact cache) overriding both — the
+ * trained maps do not depend on them — or, without a checkpoint (or a missing one with checkpointIfMissing:
+ * untrained), an untrained module with the default settings (DEFAULT_EDGEINFINITE) overridden the same way.
  */
 function loadModule(o: EdgeInfiniteOptions, backbone: LoadedBackbone, where: string): { module: MemoryGatingModule; checkpointDir: string | null } {
-  const overrides = overridesOf(o);
   const untrainedOnly = untrainedOverridesOf(o);
   if (o.checkpoint !== undefined && existsSync(o.checkpoint)) {
     const fixed = Object.keys(untrainedOnly);
@@ -94,11 +73,14 @@ function loadModule(o: EdgeInfiniteOptions, backbone: LoadedBackbone, where: str
     const loaded = loadCheckpoint(o.checkpoint, backbone);
     const base = loaded.module.config;
     // A new sink or window moves the default routing threshold (sink + window) with it.
-    const { routingThreshold: baseRouting, ...baseRest } = base;
-    const windowChanged = overrides.sinkTokens !== undefined || overrides.windowTokens !== undefined;
-    const keepRouting = overrides.routingThreshold === undefined && !windowChanged;
-    const cfg = makeEdgeInfiniteConfig({ ...baseRest, ...overrides, ...(keepRouting ? { routingThreshold: baseRouting } : {}) });
-    prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
+    let cfg: EdgeInfiniteConfig;
+    try {
+      cfg = layoutConfig(base, { ...checkpointLayout(loaded.meta, loaded.dir), ...layoutOverrides(o) });
+      prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
+    } catch (e) {
+      loaded.module.dispose();
+      throw e;
+    }
     if (sameConfig(cfg, base)) return { module: loaded.module, checkpointDir: loaded.dir };
     const module = new MemoryGatingModule(backbone.config, cfg);
     try {
@@ -111,7 +93,7 @@ function loadModule(o: EdgeInfiniteOptions, backbone: LoadedBackbone, where: str
   if (o.checkpoint !== undefined && o.checkpointIfMissing !== "untrained") {
     fail(`${where}: checkpoint ${o.checkpoint} does not exist`, "train one (edgeinf train), fix the path, or set checkpointIfMissing: untrained");
   }
-  const cfg = makeEdgeInfiniteConfig({ ...overrides, ...untrainedOnly });
+  const cfg = makeEdgeInfiniteConfig({ ...layoutOverrides(o), ...untrainedOnly });
   prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
   return { module: new MemoryGatingModule(backbone.config, cfg), checkpointDir: null };
 }

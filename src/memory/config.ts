@@ -11,6 +11,31 @@ export const READ_MODES: readonly ReadMode[] = ["blend", "shared"];
 /** What exactSpread takes, for the suite and recipe schemas and for validateEdgeInfiniteConfig. */
 export const exactSpreadSchema = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()], "two integers ≥ 0, [before, after], e.g. [1, 1]");
 
+/**
+ * The keys that place tokens (sink, window, segment, exact cache, routing) without changing what a module learned:
+ * a trained module runs at any of them (its maps are per head, not per position). Suites, `--method-option` and a
+ * checkpoint's `inference` block (`edgeinf layout`) set them.
+ */
+export const layoutSchema = z.strictObject({
+  sinkTokens: z.number().int().nonnegative().optional(),
+  windowTokens: z.number().int().positive().optional(),
+  segmentLength: z.number().int().positive().optional(),
+  routingThreshold: z.number().int().nonnegative().optional(),
+  /** Tokens per layer and KV head kept exactly (LoLA-style cache). */
+  exactTokens: z.number().int().nonnegative().optional(),
+  /** Neighbours [before, after] kept with each badly reconstructed token (docs/edgeinfinite.md). */
+  exactSpread: exactSpreadSchema.optional(),
+});
+export type Layout = z.infer<typeof layoutSchema>;
+export const LAYOUT_KEYS = Object.keys(layoutSchema.shape) as (keyof Layout)[];
+
+/** The keys of `layout` that are set, as config overrides. */
+export function layoutOverrides(layout: Layout): Partial<EdgeInfiniteConfig> {
+  const out: Partial<EdgeInfiniteConfig> = {};
+  for (const key of LAYOUT_KEYS) if (layout[key] !== undefined) Object.assign(out, { [key]: layout[key] });
+  return out;
+}
+
 /** Settings of the EdgeInfinite attention (see docs/edgeinfinite.md). */
 export interface EdgeInfiniteConfig {
   /** First tokens kept uncompressed forever (attention sinks). */

@@ -7,7 +7,7 @@ import { ensureDir } from "../util/paths.js";
 import { readJsonFile } from "../util/json.js";
 import { EdgeInfError } from "../util/errors.js";
 import { MemoryGatingModule } from "../memory/module.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+import { layoutOverrides, layoutSchema, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig, type Layout } from "../memory/config.js";
 
 /**
  * A checkpoint is a folder `DIR/step-NNNNNN/` holding
@@ -24,7 +24,13 @@ export interface CheckpointMeta {
   step: number;
   /** `path` (where it was loaded from) is recorded since v0.1 runs; older checkpoints lack it. */
   backbone: { id: string; sha256: string; format: string; path?: string };
+  /** The settings it was trained with (resume uses these). */
   edgeinfinite: EdgeInfiniteConfig;
+  /**
+   * The layout eval/generate/ppl run it at when they name none (`edgeinf layout`): keys over `edgeinfinite`'s. Not
+   * written by training; a run resumed from this checkpoint writes checkpoints without it.
+   */
+  inference?: Layout;
   recipe?: unknown;
   seed?: number;
   metrics?: Record<string, number>;
@@ -184,6 +190,52 @@ export function loadModuleTensors(module: MemoryGatingModule, dir: string): void
   const file = join(dir, "module.safetensors");
   if (!existsSync(file)) throw new EdgeInfError(`checkpoint ${dir} has no module.safetensors`, "the checkpoint is incomplete; use another step folder");
   module.load(readSafetensors(file), file);
+}
+
+/** The checkpoint's `inference` layout as config overrides ({} when it has none); `dir` names it in errors. */
+export function checkpointLayout(meta: CheckpointMeta, dir: string): Partial<EdgeInfiniteConfig> {
+  if (meta.inference === undefined) return {};
+  const parsed = layoutSchema.safeParse(meta.inference);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new EdgeInfError(
+      `checkpoint ${dir}/checkpoint.json: inference${issue.path.length ? "." + issue.path.join(".") : ""}: ${issue.message}`,
+      `set the layout again with edgeinf layout ${dir} (or --clear it)`,
+    );
+  }
+  return layoutOverrides(parsed.data);
+}
+
+/**
+ * The EdgeInfinite settings a checkpoint runs at: its trained ones with `layout` over them, the routing threshold
+ * following a new sink or window unless given (what eval/generate/ppl build from its `inference` block).
+ */
+export function layoutConfig(trained: EdgeInfiniteConfig, layout: Partial<EdgeInfiniteConfig>): EdgeInfiniteConfig {
+  const { routingThreshold, ...rest } = trained;
+  const windowChanged = layout.sinkTokens !== undefined || layout.windowTokens !== undefined;
+  const keepRouting = layout.routingThreshold === undefined && !windowChanged;
+  return makeEdgeInfiniteConfig({ ...rest, ...layout, ...(keepRouting ? { routingThreshold } : {}) });
+}
+
+/**
+ * Sets (or with null removes) the `inference` layout of the checkpoint at `path` (a step folder or a training output
+ * folder: its latest step). Checked as a whole config first; checkpoint.json is replaced atomically. Returns the
+ * step folder written.
+ */
+export function writeCheckpointLayout(path: string, layout: Layout | null): { dir: string; meta: CheckpointMeta } {
+  const dir = resolveCheckpointDir(path);
+  const meta = readCheckpointMeta(dir);
+  const { inference: _old, ...rest } = meta;
+  const next: CheckpointMeta = layout === null || Object.keys(layoutOverrides(layout)).length === 0 ? rest : { ...rest, inference: layout };
+  const cfg = layoutConfig(makeEdgeInfiniteConfig(meta.edgeinfinite), checkpointLayout(next, dir));
+  try {
+    validateEdgeInfiniteConfig(cfg);
+  } catch (e) {
+    if (e instanceof EdgeInfError) throw new EdgeInfError(`layout for ${dir}: ${e.message}`);
+    throw e;
+  }
+  writeFileAtomic(join(dir, "checkpoint.json"), JSON.stringify(next, null, 2));
+  return { dir, meta: next };
 }
 
 /** Loads a trained module for `backbone` (weights + EdgeInfinite config). */
