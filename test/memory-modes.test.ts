@@ -127,26 +127,34 @@ describe("memory read modes, feature maps and the exact cache against the float6
   }
 
   for (const exactSpread of [[0, 0], [1, 1]] as [number, number][]) {
-    it(`session with an exact cache (spread ${JSON.stringify(exactSpread)}) and Hedgehog: prefill in segments then decode steps equal the reference; KV counts sink + exact + window, memory 2d×d + 2d per KV head; numTensors flat`, async () => {
+    it(`session with an exact cache (spread ${JSON.stringify(exactSpread)}) and Hedgehog: prefill in segments then decode steps (building segments, or one per token) equal the reference; KV counts sink + exact + window, memory 2d×d + 2d per KV head; numTensors flat`, async () => {
       const model = LlamaModel.fromHost(c, w);
       const E = 2;
       const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, exactTokens: E, exactSpread, readMode: "shared", featureMap: "hedgehog", gateKind: "learned", routingThreshold: 0 }));
       randomizeModule(module, 41, 1);
       const prefill = ids.slice(0, 23);
       const steps = ids.slice(23, 30);
-      const want = memoryForward64(c, w, moduleTo64(module), variant64(module.config), ids.slice(0, 30), [...segmentChunks(23, 4), ...steps.map(() => 1)]);
       const d = c.headDim;
       const memoryBytes = c.numKvHeads * (2 * d * d + 2 * d) * 4;
+      // Decoding builds segments (default): the 7 decoded tokens are the reference's segments of 4 and 3, the last 3
+      // still in the window; with decodeSegment 1 every token is its own segment (one eviction per token).
+      const decodings: [number | undefined, number[], number][] = [
+        [undefined, [4, 3], 3],
+        [1, steps.map(() => 1), 0],
+      ];
       const run = async () => {
-        const s = new EdgeInfiniteSession(model, module);
-        const rows = await sessionRows(s, prefill, steps);
-        expect(relErr(rows, [want[22]!, ...want.slice(23, 30)])).toBeLessThan(1e-4);
-        const kvTokens = 2 + E + 8;
-        expect(s.accounting()).toEqual(
-          Array.from({ length: c.numLayers }, (_, layer) => ({ layer, kvTokens, kvBytes: kvTokens * perToken, memoryBytes, tokensSeen: 30 })),
-        );
-        expect(s.kvBytes()).toBe(c.numLayers * (kvTokens * perToken + memoryBytes));
-        s.dispose();
+        for (const [decodeSegment, decodeChunks, pending] of decodings) {
+          const want = memoryForward64(c, w, moduleTo64(module), variant64(module.config), ids.slice(0, 30), [...segmentChunks(23, 4), ...decodeChunks]);
+          const s = new EdgeInfiniteSession(model, module, decodeSegment !== undefined ? { decodeSegment } : {});
+          const rows = await sessionRows(s, prefill, steps);
+          expect(relErr(rows, [want[22]!, ...want.slice(23, 30)])).toBeLessThan(1e-4);
+          const kvTokens = 2 + E + 8 + pending;
+          expect(s.accounting()).toEqual(
+            Array.from({ length: c.numLayers }, (_, layer) => ({ layer, kvTokens, kvBytes: kvTokens * perToken, memoryBytes, tokensSeen: 30 })),
+          );
+          expect(s.kvBytes()).toBe(c.numLayers * (kvTokens * perToken + memoryBytes));
+          s.dispose();
+        }
       };
       await run();
       const before = tf.memory().numTensors;
@@ -178,7 +186,7 @@ describe("memory read modes, feature maps and the exact cache against the float6
   }
 
   for (const routingThreshold of [10, 14]) {
-    it(`short → long switch with exactTokens 2 (routingThreshold ${routingThreshold}): decoding equals the reference of the plain first ${routingThreshold} tokens as one step, then one-token steps`, async () => {
+    it(`short → long switch with exactTokens 2 (routingThreshold ${routingThreshold}): decoding equals the reference of the plain first ${routingThreshold} tokens as one step, then segments of 4 built token by token`, async () => {
       const model = LlamaModel.fromHost(c, w);
       const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, exactTokens: 2, readMode: "shared", gateKind: "learned", routingThreshold }));
       validateEdgeInfiniteConfig(module.config, c);
@@ -199,7 +207,8 @@ describe("memory read modes, feature maps and the exact cache against the float6
       // The plain route's first R tokens are local attention over all of them at positions 0..R−1 with gate 0; the
       // switch (stateFromCache) splits the cache as one segment of R tokens would: sink, then the tokens between sink
       // and window leave together (exact cache by self-recall error against the empty memory, or memory).
-      const chunks = [routingThreshold, ...Array.from({ length: 30 - routingThreshold }, () => 1)];
+      // After the switch, decoded tokens leave the window in blocks of segmentLength (4), as a prefill's segments do.
+      const chunks = [routingThreshold, ...segmentChunks(30 - routingThreshold, 4)];
       const want = memoryForward64(c, w, moduleTo64(module), variant64(module.config, routingThreshold), ids.slice(0, 30), chunks);
       expect(relErr(rows, want.slice(5, 30))).toBeLessThan(1e-4);
       module.dispose();

@@ -19,6 +19,8 @@ const optionsSchema = layoutSchema.extend({
   checkpoint: z.string().min(1).optional(),
   /** When the checkpoint folder does not exist: "error" (the default) or run the untrained module. */
   checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
+  /** Decoded tokens leave the window in blocks of this many (default segmentLength; 1: per token, as before 2026-12-07). */
+  decodeSegment: z.number().int().positive().optional(),
   /** Untrained module only (a checkpoint fixes them): read mode, feature map, gate kind, initial gate logit. */
   readMode: z.enum(["blend", "shared"]).optional(),
   featureMap: z.enum(["elu", "hedgehog"]).optional(),
@@ -110,12 +112,13 @@ export const edgeinfiniteMethod: MethodDescriptor = {
     return untrained ? "edgeinfinite-untrained" : "edgeinfinite";
   },
   instantiate(options, backbone, where): MethodInstance {
-    const { module, checkpointDir } = loadModule(options as EdgeInfiniteOptions, backbone, where);
+    const o = options as EdgeInfiniteOptions;
+    const { module, checkpointDir } = loadModule(o, backbone, where);
     return {
       module,
       checkpointDir,
       edgeinfinite: module.config,
-      createSession: (ctx) => new EdgeInfiniteSession(ctx.model, module, { maxScoreBytes: ctx.maxScoreBytes }),
+      createSession: (ctx) => new EdgeInfiniteSession(ctx.model, module, { maxScoreBytes: ctx.maxScoreBytes, ...(o.decodeSegment !== undefined ? { decodeSegment: o.decodeSegment } : {}) }),
       dispose: () => module.dispose(),
     };
   },

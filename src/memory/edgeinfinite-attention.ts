@@ -16,6 +16,13 @@ export interface SegmentOptions {
    * frozen teacher's): its score tensors then stay off the tape, which otherwise holds them for every segment.
    */
   constantLocal?: boolean;
+  /**
+   * Tokens leave the window only once at least this many have overflowed it (default 1: at the end of every
+   * segment). EdgeInfiniteSession's decoding passes the segment length, so one-token steps build a segment the way
+   * a prefill segment is processed: each new token attends to the window plus the tokens decoded since the last
+   * eviction, against the same memory, and they leave together (docs/edgeinfinite.md, "Decoding in segments").
+   */
+  evictAtLeast?: number;
 }
 
 /** f() as a constant of tf.variableGrads: computed off the tape, gradient zero for `inputs`. */
@@ -97,7 +104,7 @@ export function edgeInfiniteLayer(
     windowV = cat([windowV, slice3(p.v, toSink, rest)]);
     windowLength += rest;
     const overflow = windowLength - cfg.windowTokens;
-    if (overflow > 0) {
+    if (overflow > 0 && overflow >= (options.evictAtLeast ?? 1)) {
       // Keys enter memory without positions by default; "post-rope" uses their rotation in this step's local span,
       // where the window [old window | segment after the sink fill] is one run starting at old sink + toSink
       // (the sink only fills while the window is still empty; post-rope has no exact cache).

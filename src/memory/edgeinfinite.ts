@@ -187,20 +187,24 @@ export class EdgeInfiniteSession implements InferenceSession {
   private state: EdgeInfiniteState | null = null;
   private peak = 0;
 
-  constructor(readonly model: LlamaModel, readonly module: MemoryGatingModule, readonly options: SegmentOptions = {}) {}
+  /**
+   * `decodeSegment`: decoded tokens leave the window in blocks of this many (default the module's segmentLength:
+   * decoding builds segments as prefill processes them; 1: one eviction — and one exact-cache choice — per token).
+   */
+  constructor(readonly model: LlamaModel, readonly module: MemoryGatingModule, readonly options: SegmentOptions & { decodeSegment?: number } = {}) {}
 
   /** "short" while the plain backbone runs, "long" once memory is in use. */
   mode(): "short" | "long" | "empty" {
     return this.state ? "long" : this.short ? "short" : "empty";
   }
 
-  private runLong(ids: readonly number[]): tf.Tensor1D {
+  private runLong(ids: readonly number[], options: SegmentOptions = this.options): tf.Tensor1D {
     let logits: tf.Tensor1D | null = null;
     for (const seg of segmentsOf(ids, this.module.config.segmentLength)) {
       logits?.dispose();
       const prev = this.state!;
       const r = tf.scoped(() => {
-        const { hidden, state } = forwardSegment(this.model, this.module, prev, seg, this.options);
+        const { hidden, state } = forwardSegment(this.model, this.module, prev, seg, options);
         keepState(state);
         const last = tf.slice(hidden, [seg.length - 1, 0], [1, hidden.shape[1]]);
         return { logits: tf.keep(this.model.logits(last).reshape([-1]) as tf.Tensor1D), state };
@@ -244,7 +248,7 @@ export class EdgeInfiniteSession implements InferenceSession {
       this.short = null;
     }
     if (!this.state) throw new Error("step before prefill");
-    return this.runLong([id]);
+    return this.runLong([id], { ...this.options, evictAtLeast: this.options.decodeSegment ?? this.module.config.segmentLength });
   }
 
   kvBytes(): number {
