@@ -135,6 +135,38 @@ export function groupedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
  * `keyBias`, when given, is [B·Hkv, S] and `observe` sees probabilities [B·Hkv, g, rows, Sb] (sequence-major).
  */
 export function groupedAttentionBatch(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: AttentionOptions = {}): tf.Tensor2D {
+  return attentionBlocks(q, k, v, options, false).out;
+}
+
+/**
+ * groupedAttention that also returns each query's logsumexp over the keys it sees, [H, T, 1]: the log of the
+ * softmax's normaliser, from the same masked logits (window and soft-capping included). EdgeInfinite's shared read
+ * weighs memory against it. Computed as max − log(max p) from the softmax the attention takes anyway (no second q·kᵀ,
+ * no Exp over the scores: tfjs-wasm's Exp is a scalar loop); its gradient is p (`logSumExpOfSoftmax`).
+ */
+export function groupedAttentionWithLse(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, options: AttentionOptions = {}): { out: tf.Tensor2D; lse: tf.Tensor3D } {
+  return tf.tidy(() => {
+    const r = attentionBlocks(q.expandDims(0), k.expandDims(0), v.expandDims(0), options, true);
+    return { out: r.out, lse: r.lse!.reshape([q.shape[0], q.shape[1], 1]) as tf.Tensor3D };
+  });
+}
+
+/**
+ * log Σ_j e^{x_j} over the last axis, given the logits x and p = softmax(x): max_j x_j − log max_j p_j (exact: p at
+ * the largest logit is e^0 / Σ e^{x_j − max}). Gradient with respect to x: dy · p; none flows to p (its dependence on x
+ * is already in that term), so ties in the max do not double-count.
+ */
+const logSumExpOfSoftmax = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, p, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([p]);
+  return {
+    value: tf.sub(tf.max(x, -1), tf.log(tf.max(p, -1))),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy.expandDims(-1), saved[0]!), tf.zerosLike(saved[0]!)],
+  };
+}) as (x: tf.Tensor, p: tf.Tensor) => tf.Tensor;
+
+/** The block loop behind groupedAttentionBatch; with `wantLse`, also each query's logsumexp [B·Hkv, g, T]. */
+function attentionBlocks(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: AttentionOptions, wantLse: boolean): { out: tf.Tensor2D; lse: tf.Tensor3D | null } {
   const [batch, H, T, d] = q.shape;
   const [, Hkv, S] = k.shape;
   const g = H / Hkv;
@@ -148,11 +180,12 @@ export function groupedAttentionBatch(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tens
   const bucket = options.bucketKeys ?? keyBucketsDefault(backend);
   const maskOnDevice = onGpuBackend(backend);
   const scale = 1 / Math.sqrt(d);
-  return tf.tidy(() => {
+  const [out, lse] = tf.tidy((): tf.Tensor[] => {
     const q4 = q.reshape([BH, g, T, d]);
     const k3 = k.reshape([BH, S, d]);
     const v3 = v.reshape([BH, S, d]);
     const outs: tf.Tensor4D[] = [];
+    const lses: tf.Tensor3D[] = [];
     for (let b0 = 0; b0 < T; b0 += block) {
       const B = Math.min(block, T - b0);
       const seen = past + b0 + B; // keys beyond the block's last query are masked anyway: skip them
@@ -171,12 +204,16 @@ export function groupedAttentionBatch(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tens
         const masked = bias ? tf.add(causal, bias.reshape([BH, 1, 1, Sb])) : causal;
         const probs = tf.softmax(masked) as tf.Tensor4D;
         if (options.observe) options.observe(Sb === seen ? probs : (tf.slice(probs, [0, 0, 0, 0], [BH, g, B, seen]) as tf.Tensor4D), b0);
-        return tf.matMul(probs.reshape([BH, g * B, Sb]), vb).reshape([BH, g, B, d]) as tf.Tensor4D;
+        const o = tf.matMul(probs.reshape([BH, g * B, Sb]), vb).reshape([BH, g, B, d]) as tf.Tensor4D;
+        return wantLse ? [o, logSumExpOfSoftmax(masked, probs)] : [o];
       });
-      outs.push(out);
+      outs.push(out[0] as tf.Tensor4D);
+      if (out[1]) lses.push(out[1] as tf.Tensor3D);
     }
     const all = outs.length === 1 ? outs[0]! : tf.concat(outs, 2);
     // [B·Hkv, g, T, d] = [B, H, T, d] -> [B, T, H, d] -> [B·T, H·d]
-    return tf.transpose(all.reshape([batch, H, T, d]), [0, 2, 1, 3]).reshape([batch * T, H * d]) as tf.Tensor2D;
+    const result = tf.transpose(all.reshape([batch, H, T, d]), [0, 2, 1, 3]).reshape([batch * T, H * d]);
+    return !wantLse ? [result] : [result, lses.length === 1 ? lses[0]! : tf.concat(lses, 2)];
   });
+  return { out: out as tf.Tensor2D, lse: (lse as tf.Tensor3D | undefined) ?? null };
 }

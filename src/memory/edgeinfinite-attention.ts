@@ -1,10 +1,9 @@
 import * as tf from "../tf.js";
 import { sequenceMajor, type LlamaModel, type Projections } from "../backbone/model.js";
-import { groupedAttention } from "../backbone/attention.js";
+import { groupedAttention, groupedAttentionWithLse } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { LayerMemoryParams, MemoryGatingModule } from "./module.js";
 import type { LayerState } from "./state.js";
-import { localLogSumExp } from "./local-attention.js";
 import { readAndGate, writeEvicted } from "./memory-step.js";
 
 export interface SegmentOptions {
@@ -32,6 +31,20 @@ function offTape<T extends tf.Tensor>(f: () => T, inputs: tf.Tensor[]): T {
     gradFunc: () => (args.slice(0, inputs.length) as tf.Tensor[]).map((t) => tf.zerosLike(t)),
   }));
   return op(...inputs) as T;
+}
+
+/** Tensors as one flat tensor (offTape carries one), and back to the given shapes (the first parts present). */
+const pack = (parts: tf.Tensor[]): tf.Tensor1D => (parts.length === 1 ? parts[0]!.reshape([-1]) : tf.concat(parts.map((t) => t.reshape([-1])))) as tf.Tensor1D;
+function unpack(flat: tf.Tensor1D, shapes: number[][]): tf.Tensor[] {
+  const out: tf.Tensor[] = [];
+  let at = 0;
+  for (const shape of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (at + n > flat.size) break;
+    out.push(tf.slice(flat, [at], [n]).reshape(shape));
+    at += n;
+  }
+  return out;
 }
 
 const cat = (parts: (tf.Tensor3D | null)[]): tf.Tensor3D | null => {
@@ -76,13 +89,20 @@ export function edgeInfiniteLayer(
   const rope = model.ropeFor(layer);
   const kRot = rope.apply(localK, positionRange(0, S));
   const qRot = rope.apply(p.q, positionRange(S - T, T));
-  const local = () => groupedAttention(qRot, kRot, localV, { ...model.attentionOptions(layer), maxScoreBytes: options.maxScoreBytes }); // [T, H·d]
-  const aLocal = options.constantLocal ? offTape(local, [qRot, kRot, localV]) : local();
-  const lse = cfg.readMode !== "shared" ? null : options.constantLocal ? offTape(() => localLogSumExp(qRot, kRot), [qRot, kRot]) : localLogSumExp(qRot, kRot);
+  const attentionOptions = { ...model.attentionOptions(layer), maxScoreBytes: options.maxScoreBytes };
+  // The shared read also needs the local softmax's log-normaliser per query [H, T, 1], from the same logits.
+  const shared = cfg.readMode === "shared";
+  const local = (): tf.Tensor[] => {
+    if (!shared) return [groupedAttention(qRot, kRot, localV, attentionOptions)]; // [T, H·d]
+    const r = groupedAttentionWithLse(qRot, kRot, localV, attentionOptions);
+    return [r.out, r.lse];
+  };
+  // Off the tape (constantLocal), both come out of one op: packed flat, then split back.
+  const [aLocal, lse] = options.constantLocal ? unpack(offTape(() => pack(local()), [qRot, kRot, localV]), [[T, H * d], [H, T, 1]]) : local();
 
   // 2–3. memory read and gate
   const localHeads = tf.transpose(aLocal.reshape([T, H, d]), [1, 0, 2]) as tf.Tensor3D;
-  const mixed = readAndGate(params, cfg, st.memory, { pre: p.q, rot: qRot }, localHeads, lse, options.forceGate);
+  const mixed = readAndGate(params, cfg, st.memory, { pre: p.q, rot: qRot }, localHeads, (lse as tf.Tensor3D | undefined) ?? null, options.forceGate);
   const out = batch === 1 ? (tf.transpose(mixed, [1, 0, 2]).reshape([T, H * d]) as tf.Tensor2D) : unfoldBatch(mixed, batch);
 
   // 4. state update: sink first, then window; overflow of the window goes to the exact cache or memory
