@@ -4,7 +4,7 @@
  * run in onnxruntime (onnxruntime-web: its CPU kernels compiled to WebAssembly) / read back and compared with the module; bad input must fail with one line and no file.
  */
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -15,7 +15,7 @@ import { loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";
 import { readSafetensors, readSafetensorsHeader } from "../src/loaders/safetensors.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
-import { saveCheckpoint } from "../src/training/checkpoint.js";
+import { saveCheckpoint, writeCheckpointLayout } from "../src/training/checkpoint.js";
 import { moduleStepTfjs } from "../src/export/reference-step.js";
 import { decodeModel } from "../src/export/onnx-builder.js";
 import { Rng } from "../src/util/rng.js";
@@ -258,6 +258,23 @@ describe("edgeinf export safetensors", () => {
     const meta = readSafetensorsHeader(path).metadata;
     expect(meta).toMatchObject({ "edgeinfinite.backbone_sha256": stories.source.sha256, "edgeinfinite.gate_kind": "learned", "edgeinfinite.checkpoint_step": "7" });
     expect((JSON.parse(r.stdout) as { tensors: string[] }).tensors).toEqual([...source.keys()].sort());
+    // a checkpoint with a layout (edgeinf layout) exports the settings it runs at, the trained tensors unchanged
+    const cfg = learnedDelta.module.config;
+    expect(meta["edgeinfinite.window_tokens"]).toBe(String(cfg.windowTokens));
+    const withLayout = join(freshOutDir("st-layout-ckpt"), "ckpt");
+    cpSync(learnedDelta.ckpt, withLayout, { recursive: true });
+    const window = cfg.windowTokens + cfg.segmentLength;
+    writeCheckpointLayout(withLayout, { windowTokens: window });
+    const path2 = join(freshOutDir("st-layout"), "module.safetensors");
+    const r2 = await runCli(["export", "safetensors", "--checkpoint", withLayout, "--out", path2]);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(readSafetensorsHeader(path2).metadata).toMatchObject({
+      "edgeinfinite.window_tokens": String(window),
+      "edgeinfinite.routing_threshold": String(cfg.sinkTokens + window),
+      "edgeinfinite.segment_length": String(cfg.segmentLength),
+    });
+    const written2 = readSafetensors(path2);
+    for (const [name, t] of source) expect(maxAbsDiff(written2.get(name)!.data, t.data), name).toBe(0);
   });
 });
 

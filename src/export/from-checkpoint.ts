@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { identifyBackbone, type BackboneIdentity } from "../loaders/index.js";
 import { MemoryGatingModule } from "../memory/module.js";
 import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../memory/config.js";
-import { loadModuleTensors, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
+import { checkpointLayout, layoutConfig, loadModuleTensors, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
 import { EdgeInfError } from "../util/errors.js";
 
 /**
@@ -97,7 +97,8 @@ export async function openCheckpointForExport(checkpoint: string, opts: { model?
     }
   }
 
-  const cfg = makeEdgeInfiniteConfig(meta.edgeinfinite);
+  // The settings it runs at: its `inference` layout (edgeinf layout) over the trained ones, as eval/generate use.
+  const cfg = layoutConfig(makeEdgeInfiniteConfig(meta.edgeinfinite), checkpointLayout(meta, dir));
   validateEdgeInfiniteConfig(cfg, backbone.config);
   const module = new MemoryGatingModule(backbone.config, cfg);
   try {
