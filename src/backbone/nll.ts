@@ -3,14 +3,30 @@ import type { LlamaModel } from "./model.js";
 import { assertFinite } from "../util/finite.js";
 
 /**
+ * −log softmax(x)[target] per row of x [T, vocab], given the targets as one-hot rows: logsumexp − x[target], with the
+ * logsumexp from the softmax kernel (max − log max p, exact: p at the largest logit is 1 / Σ e^{x − max}) rather than
+ * tfjs' logSoftmax, whose Exp over the vocabulary is a scalar loop on wasm (Softmax is XNNPACK's) and runs again in
+ * its gradient. Gradient: dy · (p − onehot), from the saved p; none to the one-hot rows.
+ */
+const nllOfOneHot = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, onehot, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  const p = tf.softmax(x);
+  save([p, onehot]);
+  const lse = tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1)));
+  return {
+    value: tf.sub(lse, tf.sum(tf.mul(x, onehot), 1)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy.expandDims(1), tf.sub(saved[0]!, saved[1]!)), tf.zerosLike(saved[1]!)],
+  };
+}) as (x: tf.Tensor2D, onehot: tf.Tensor2D) => tf.Tensor1D;
+
+/**
  * −log softmax(logits)[t, targets[t]] for every row t of `logits` [T, vocab]: the one token-NLL computation, shared
- * by evaluation (tokenNll) and training (tbptt's loss). Differentiable.
+ * by evaluation (tokenNll) and training (tbptt's loss). Differentiable (gradient softmax − one-hot).
  */
 export function nllFromLogits(logits: tf.Tensor2D, targets: readonly number[]): tf.Tensor1D {
   return tf.tidy(() => {
-    const logp = tf.logSoftmax(logits);
-    const onehot = tf.oneHot(tf.tensor1d(Array.from(targets), "int32"), logits.shape[1]);
-    return tf.neg(tf.sum(tf.mul(logp, onehot), 1)) as tf.Tensor1D;
+    const onehot = tf.oneHot(tf.tensor1d(Array.from(targets), "int32"), logits.shape[1]) as tf.Tensor2D;
+    return nllOfOneHot(logits, tf.cast(onehot, "float32") as tf.Tensor2D);
   });
 }
 
