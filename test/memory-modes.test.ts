@@ -136,11 +136,11 @@ describe("memory read modes, feature maps and the exact cache against the float6
       const steps = ids.slice(23, 30);
       const d = c.headDim;
       const memoryBytes = c.numKvHeads * (2 * d * d + 2 * d) * 4;
-      // Decoding builds segments (default): the 7 decoded tokens are the reference's segments of 4 and 3, the last 3
-      // still in the window; with decodeSegment 1 every token is its own segment (one eviction per token).
+      // By default every decoded token is its own segment (one eviction per token); with decodeSegment 4 decoding
+      // builds segments: the 7 decoded tokens are the reference's segments of 4 and 3, the last 3 still in the window.
       const decodings: [number | undefined, number[], number][] = [
-        [undefined, [4, 3], 3],
-        [1, steps.map(() => 1), 0],
+        [undefined, steps.map(() => 1), 0],
+        [4, [4, 3], 3],
       ];
       const run = async () => {
         for (const [decodeSegment, decodeChunks, pending] of decodings) {
@@ -186,13 +186,13 @@ describe("memory read modes, feature maps and the exact cache against the float6
   }
 
   for (const routingThreshold of [10, 14]) {
-    it(`short → long switch with exactTokens 2 (routingThreshold ${routingThreshold}): decoding equals the reference of the plain first ${routingThreshold} tokens as one step, then segments of 4 built token by token`, async () => {
+    it(`short → long switch with exactTokens 2 (routingThreshold ${routingThreshold}): decoding equals the reference of the plain first ${routingThreshold} tokens as one step, then one-token steps (or segments of 4 built token by token)`, async () => {
       const model = LlamaModel.fromHost(c, w);
       const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ ...base, exactTokens: 2, readMode: "shared", gateKind: "learned", routingThreshold }));
       validateEdgeInfiniteConfig(module.config, c);
       randomizeModule(module, 43, 1);
-      const decode = async () => {
-        const s = new EdgeInfiniteSession(model, module);
+      const decode = async (decodeSegment?: number) => {
+        const s = new EdgeInfiniteSession(model, module, decodeSegment !== undefined ? { decodeSegment } : {});
         // prefill short (plain backbone), decode past the threshold: the cache becomes sink + exact + window + memory
         const rows = await sessionRows(s, ids.slice(0, 6), ids.slice(6, 30));
         expect(s.mode()).toBe("long");
@@ -207,10 +207,15 @@ describe("memory read modes, feature maps and the exact cache against the float6
       // The plain route's first R tokens are local attention over all of them at positions 0..R−1 with gate 0; the
       // switch (stateFromCache) splits the cache as one segment of R tokens would: sink, then the tokens between sink
       // and window leave together (exact cache by self-recall error against the empty memory, or memory).
-      // After the switch, decoded tokens leave the window in blocks of segmentLength (4), as a prefill's segments do.
-      const chunks = [routingThreshold, ...segmentChunks(30 - routingThreshold, 4)];
+      const chunks = [routingThreshold, ...Array.from({ length: 30 - routingThreshold }, () => 1)];
       const want = memoryForward64(c, w, moduleTo64(module), variant64(module.config, routingThreshold), ids.slice(0, 30), chunks);
       expect(relErr(rows, want.slice(5, 30))).toBeLessThan(1e-4);
+      // decodeSegment 4: after the switch, decoded tokens leave the window in blocks of 4, as a prefill's segments do
+      const inSegments = await decode(4);
+      const chunks4 = [routingThreshold, ...segmentChunks(30 - routingThreshold, 4)];
+      const want4 = memoryForward64(c, w, moduleTo64(module), variant64(module.config, routingThreshold), ids.slice(0, 30), chunks4);
+      expect(relErr(inSegments, want4.slice(5, 30))).toBeLessThan(1e-4);
+      expect(relErr(want4.slice(12, 30), want.slice(12, 30))).toBeGreaterThan(1e-4);
       module.dispose();
       model.dispose();
     });

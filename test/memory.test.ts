@@ -257,16 +257,16 @@ describe("EdgeInfinite attention", () => {
         peak = Math.max(peak, ((c.numLayers - 1) * after + before + T) * perToken + c.numLayers * memoryBytes);
       }
       expect(s.peakKvBytes(), `peak after ${n}`).toBe(peak);
-      // two decode steps: counted; they stay in the window until a segment's worth (4) has overflowed it
+      // two decode steps: bounded, counted (one eviction per token by default)
       for (const id of [5, 6]) (await s.step(id)).dispose();
-      expect(s.accounting()!.every((a) => a.tokensSeen === n + 2 && a.kvTokens === Math.min(n, sink + window) + 2)).toBe(true);
+      expect(s.accounting()!.every((a) => a.tokensSeen === n + 2 && a.kvTokens === Math.min(n + 2, sink + window))).toBe(true);
       s.dispose();
-      // decodeSegment 1: one eviction per token, the window never above sink + window
-      const perToken1 = new EdgeInfiniteSession(model, module, { decodeSegment: 1 });
-      (await perToken1.prefill(ids.slice(0, n))).dispose();
-      for (const id of [5, 6]) (await perToken1.step(id)).dispose();
-      expect(perToken1.accounting()!.every((a) => a.tokensSeen === n + 2 && a.kvTokens === Math.min(n + 2, sink + window))).toBe(true);
-      perToken1.dispose();
+      // decodeSegment 4: decoded tokens stay in the window until a segment's worth has overflowed it
+      const inSegments = new EdgeInfiniteSession(model, module, { decodeSegment: seg });
+      (await inSegments.prefill(ids.slice(0, n))).dispose();
+      for (const id of [5, 6]) (await inSegments.step(id)).dispose();
+      expect(inSegments.accounting()!.every((a) => a.tokensSeen === n + 2 && a.kvTokens === Math.min(n, sink + window) + 2)).toBe(true);
+      inSegments.dispose();
       // the accounting is what the state's tensors hold
       const { state } = edgeRun(model, module, ids.slice(0, n));
       const acc = accounting(state, c);
@@ -472,11 +472,9 @@ describe("StreamingLLM, the backbone and an untrained module on stories260K (ind
   const rng = new Rng(31);
   const ids = [1, ...Array.from({ length: N + steps - 1 }, () => 3 + rng.int(500))];
   let streamingRef: Vec[] | null = null;
-  /**
-   * Segment-wise StreamingLLM over the prefill, then the 10 decoded tokens as one more segment (what the session
-   * does: decoding builds a segment of up to 16 token by token before any of it leaves the window).
-   */
-  const streaming = (): Vec[] => (streamingRef ??= streaming64(b.config, b.weights, sw, [...chunksOf(ids.slice(0, N), seg), ids.slice(N)]));
+  /** Segment-wise StreamingLLM over the prefill, then one token per decode step (what the session does by default). */
+  const streaming = (): Vec[] =>
+    (streamingRef ??= streaming64(b.config, b.weights, sw, [...chunksOf(ids.slice(0, N), seg), ...ids.slice(N).map((id) => [id])]));
 
   it("with g forced to 0 the session's logits equal a separate float64 StreamingLLM (sink + window, in-span positions)", async () => {
     const c = b.config;
@@ -490,13 +488,13 @@ describe("StreamingLLM, the backbone and an untrained module on stories260K (ind
     // fp32 through 5 layers against float64: measured 2e-7 relative, 3e-6 absolute on logits of scale 17
     expect(relErr(rows, want.slice(N - 1))).toBeLessThan(1e-5);
     expect(maxAbs(rows, want.slice(N - 1))).toBeLessThan(1e-4);
-    // decodeSegment 1: each decoded token is its own segment (evicted after it), as StreamingLLM's per-token decode
-    const perToken = new EdgeInfiniteSession(model, module, { forceGate: 0, decodeSegment: 1 });
-    const rows1 = [logitsRow(await perToken.prefill(ids.slice(0, N))), ...(await decodeRows(perToken, ids.slice(N)))];
-    perToken.dispose();
-    const want1 = streaming64(c, b.weights, sw, [...chunksOf(ids.slice(0, N), seg), ...ids.slice(N).map((id) => [id])]);
-    expect(relErr(rows1, want1.slice(N - 1))).toBeLessThan(1e-5);
-    expect(relErr(want1.slice(N + 1), want.slice(N + 1))).toBeGreaterThan(1e-4);
+    // decodeSegment 16: the 10 decoded tokens are one more segment, built token by token before any leaves the window
+    const inSegments = new EdgeInfiniteSession(model, module, { forceGate: 0, decodeSegment: seg });
+    const rows16 = [logitsRow(await inSegments.prefill(ids.slice(0, N))), ...(await decodeRows(inSegments, ids.slice(N)))];
+    inSegments.dispose();
+    const want16 = streaming64(c, b.weights, sw, [...chunksOf(ids.slice(0, N), seg), ids.slice(N)]);
+    expect(relErr(rows16, want16.slice(N - 1))).toBeLessThan(1e-5);
+    expect(relErr(want16.slice(N + 1), want.slice(N + 1))).toBeGreaterThan(1e-4);
     // every prefill position, segment by segment
     const all = edgeLogits(model, module, ids.slice(0, N), 0);
     expect(relErr(all, want.slice(0, N))).toBeLessThan(1e-5);

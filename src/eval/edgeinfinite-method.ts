@@ -19,7 +19,7 @@ const optionsSchema = layoutSchema.extend({
   checkpoint: z.string().min(1).optional(),
   /** When the checkpoint folder does not exist: "error" (the default) or run the untrained module. */
   checkpointIfMissing: z.enum(["error", "untrained"]).optional(),
-  /** Decoded tokens leave the window in blocks of this many (default segmentLength; 1: per token, as before 2026-12-07). */
+  /** Decoded tokens leave the window in blocks of this many (default 1, per token; segmentLength: decode in segments, faster). */
   decodeSegment: z.number().int().positive().optional(),
   /** Untrained module only (a checkpoint fixes them): read mode, feature map, gate kind, initial gate logit. */
   readMode: z.enum(["blend", "shared"]).optional(),

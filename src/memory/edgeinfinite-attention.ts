@@ -17,9 +17,10 @@ export interface SegmentOptions {
   constantLocal?: boolean;
   /**
    * Tokens leave the window only once at least this many have overflowed it (default 1: at the end of every
-   * segment). EdgeInfiniteSession's decoding passes the segment length, so one-token steps build a segment the way
-   * a prefill segment is processed: each new token attends to the window plus the tokens decoded since the last
-   * eviction, against the same memory, and they leave together (docs/edgeinfinite.md, "Decoding in segments").
+   * segment). EdgeInfiniteSession's decoding passes its `decodeSegment` (default 1); with the segment length,
+   * one-token steps build a segment the way a prefill segment is processed: each new token attends to the window plus
+   * the tokens decoded since the last eviction, against the same memory, and they leave together
+   * (docs/edgeinfinite.md, "What it costs at decode").
    */
   evictAtLeast?: number;
 }
