@@ -1,4 +1,5 @@
 import * as tf from "../tf.js";
+import { logSumExpFromSoftmax } from "./logsumexp.js";
 import { currentBackendName } from "../backend/current-backend.js";
 import { maxTensorBytes } from "../backend/tensor-limits.js";
 
@@ -152,15 +153,14 @@ export function groupedAttentionWithLse(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Te
 }
 
 /**
- * log Σ_j e^{x_j} over the last axis, given the logits x and p = softmax(x): max_j x_j − log max_j p_j (exact: p at
- * the largest logit is e^0 / Σ e^{x_j − max}). Gradient with respect to x: dy · p; none flows to p (its dependence on x
- * is already in that term), so ties in the max do not double-count.
+ * logSumExpFromSoftmax with its gradient with respect to x: dy · p; none flows to p (its dependence on x is already in
+ * that term), so ties in the max do not double-count.
  */
 const logSumExpOfSoftmax = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, p, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([p]);
   return {
-    value: tf.sub(tf.max(x, -1), tf.log(tf.max(p, -1))),
+    value: logSumExpFromSoftmax(x, p),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy.expandDims(-1), saved[0]!), tf.zerosLike(saved[0]!)],
   };
 }) as (x: tf.Tensor, p: tf.Tensor) => tf.Tensor;

@@ -1,20 +1,20 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "./model.js";
 import { assertFinite } from "../util/finite.js";
+import { logSumExpFromSoftmax } from "./logsumexp.js";
 
 /**
  * −log softmax(x)[target] per row of x [T, vocab], given the targets as one-hot rows: logsumexp − x[target], with the
- * logsumexp from the softmax kernel (max − log max p, exact: p at the largest logit is 1 / Σ e^{x − max}) rather than
- * tfjs' logSoftmax, whose Exp over the vocabulary is a scalar loop on wasm (Softmax is XNNPACK's) and runs again in
- * its gradient. Gradient: dy · (p − onehot), from the saved p; none to the one-hot rows.
+ * logsumexp from the softmax kernel (logSumExpFromSoftmax) rather than tfjs' logSoftmax, whose Exp over the
+ * vocabulary is a scalar loop on wasm and runs again in its gradient. Gradient: dy · (p − onehot), from the saved p;
+ * none to the one-hot rows.
  */
 const nllOfOneHot = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const [x, onehot, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
   const p = tf.softmax(x);
   save([p, onehot]);
-  const lse = tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1)));
   return {
-    value: tf.sub(lse, tf.sum(tf.mul(x, onehot), 1)),
+    value: tf.sub(logSumExpFromSoftmax(x, p), tf.sum(tf.mul(x, onehot), 1)),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(dy.expandDims(1), tf.sub(saved[0]!, saved[1]!)), tf.zerosLike(saved[1]!)],
   };
 }) as (x: tf.Tensor2D, onehot: tf.Tensor2D) => tf.Tensor1D;

@@ -7,11 +7,11 @@ import { existsSync } from "node:fs";
 import { z } from "zod";
 import type { LoadedBackbone } from "../loaders/index.js";
 import type { MethodDescriptor, MethodOptions, MethodInstance } from "../cache/method.js";
-import { layoutOverrides, layoutSchema, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
+import { LAYOUT_KEYS, layoutOverrides, layoutSchema, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../memory/config.js";
 import { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "../memory/edgeinfinite.js";
 import { mapInEqualLengthBatches } from "../backbone/nll.js";
 import { MemoryGatingModule } from "../memory/module.js";
-import { checkpointLayout, layoutConfig, loadCheckpoint } from "../training/checkpoint.js";
+import { loadCheckpoint, runConfig } from "../training/checkpoint.js";
 import { fail } from "../util/errors.js";
 
 const optionsSchema = layoutSchema.extend({
@@ -40,16 +40,9 @@ function untrainedOverridesOf(o: EdgeInfiniteOptions): Partial<EdgeInfiniteConfi
   return out;
 }
 
-function sameConfig(a: EdgeInfiniteConfig, b: EdgeInfiniteConfig): boolean {
-  return (
-    a.sinkTokens === b.sinkTokens &&
-    a.windowTokens === b.windowTokens &&
-    a.segmentLength === b.segmentLength &&
-    a.routingThreshold === b.routingThreshold &&
-    a.exactTokens === b.exactTokens &&
-    a.exactSpread[0] === b.exactSpread[0] &&
-    a.exactSpread[1] === b.exactSpread[1]
-  );
+/** Whether two settings place tokens alike (every layout key equal; the rest is the checkpoint's either way). */
+function sameLayout(a: EdgeInfiniteConfig, b: EdgeInfiniteConfig): boolean {
+  return LAYOUT_KEYS.every((k) => JSON.stringify(a[k]) === JSON.stringify(b[k]));
 }
 
 function prefixErrors(where: string, fn: () => void): void {
@@ -74,16 +67,15 @@ function loadModule(o: EdgeInfiniteOptions, backbone: LoadedBackbone, where: str
     if (fixed.length > 0) fail(`${where}: ${fixed.join(", ")} shape an untrained module; checkpoint ${o.checkpoint} fixes them`, `remove ${fixed.join(", ")}`);
     const loaded = loadCheckpoint(o.checkpoint, backbone);
     const base = loaded.module.config;
-    // A new sink or window moves the default routing threshold (sink + window) with it.
     let cfg: EdgeInfiniteConfig;
     try {
-      cfg = layoutConfig(base, { ...checkpointLayout(loaded.meta, loaded.dir), ...layoutOverrides(o) });
+      cfg = runConfig(loaded.meta, loaded.dir, layoutOverrides(o));
       prefixErrors(where, () => validateEdgeInfiniteConfig(cfg, backbone.config));
     } catch (e) {
       loaded.module.dispose();
       throw e;
     }
-    if (sameConfig(cfg, base)) return { module: loaded.module, checkpointDir: loaded.dir };
+    if (sameLayout(cfg, base)) return { module: loaded.module, checkpointDir: loaded.dir };
     const module = new MemoryGatingModule(backbone.config, cfg);
     try {
       module.loadFrom(loaded.module);

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { identifyBackbone, type BackboneIdentity } from "../loaders/index.js";
 import { MemoryGatingModule } from "../memory/module.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../memory/config.js";
-import { checkpointLayout, layoutConfig, loadModuleTensors, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
+import { validateEdgeInfiniteConfig } from "../memory/config.js";
+import { loadModuleTensors, runConfig, readCheckpointMeta, resolveCheckpointDir, type CheckpointMeta } from "../training/checkpoint.js";
 import { EdgeInfError } from "../util/errors.js";
 
 /**
@@ -98,7 +98,7 @@ export async function openCheckpointForExport(checkpoint: string, opts: { model?
   }
 
   // The settings it runs at: its `inference` layout (edgeinf layout) over the trained ones, as eval/generate use.
-  const cfg = layoutConfig(makeEdgeInfiniteConfig(meta.edgeinfinite), checkpointLayout(meta, dir));
+  const cfg = runConfig(meta, dir);
   validateEdgeInfiniteConfig(cfg, backbone.config);
   const module = new MemoryGatingModule(backbone.config, cfg);
   try {

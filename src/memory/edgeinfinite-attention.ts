@@ -5,6 +5,7 @@ import { positionRange } from "../backbone/rope.js";
 import type { LayerMemoryParams, MemoryGatingModule } from "./module.js";
 import type { LayerState } from "./state.js";
 import { readAndGate, writeEvicted } from "./memory-step.js";
+import { offTape } from "../util/off-tape.js";
 
 export interface SegmentOptions {
   maxScoreBytes?: number;
@@ -25,27 +26,15 @@ export interface SegmentOptions {
   evictAtLeast?: number;
 }
 
-/** f() as a constant of tf.variableGrads: computed off the tape, gradient zero for `inputs`. */
-function offTape<T extends tf.Tensor>(f: () => T, inputs: tf.Tensor[]): T {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: f(),
-    gradFunc: () => (args.slice(0, inputs.length) as tf.Tensor[]).map((t) => tf.zerosLike(t)),
-  }));
-  return op(...inputs) as T;
-}
-
-/** Tensors as one flat tensor (offTape carries one), and back to the given shapes (the first parts present). */
+/** Tensors as one flat tensor (offTape carries one), and back to the given shapes. */
 const pack = (parts: tf.Tensor[]): tf.Tensor1D => (parts.length === 1 ? parts[0]!.reshape([-1]) : tf.concat(parts.map((t) => t.reshape([-1])))) as tf.Tensor1D;
 function unpack(flat: tf.Tensor1D, shapes: number[][]): tf.Tensor[] {
-  const out: tf.Tensor[] = [];
   let at = 0;
-  for (const shape of shapes) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (at + n > flat.size) break;
-    out.push(tf.slice(flat, [at], [n]).reshape(shape));
+  return shapes.map((shape) => {
+    const n = tf.util.sizeFromShape(shape);
     at += n;
-  }
-  return out;
+    return tf.slice(flat, [at - n], [n]).reshape(shape);
+  });
 }
 
 const cat = (parts: (tf.Tensor3D | null)[]): tf.Tensor3D | null => {
@@ -99,7 +88,8 @@ export function edgeInfiniteLayer(
     return [r.out, r.lse];
   };
   // Off the tape (constantLocal), both come out of one op: packed flat, then split back.
-  const [aLocal, lse] = options.constantLocal ? unpack(offTape(() => pack(local()), [qRot, kRot, localV]), [[T, H * d], [H, T, 1]]) : local();
+  const shapes = shared ? [[T, H * d], [H, T, 1]] : [[T, H * d]];
+  const [aLocal, lse] = options.constantLocal ? unpack(offTape(() => pack(local()), [qRot, kRot, localV]), shapes) : local();
 
   // 2–3. memory read and gate
   const localHeads = tf.transpose(aLocal.reshape([T, H, d]), [1, 0, 2]) as tf.Tensor3D;

@@ -2,6 +2,7 @@ import * as tf from "../tf.js";
 import type { FeatureMap } from "./feature-map.js";
 import { readMemory } from "./read-memory.js";
 import type { MemoryState } from "./write-memory.js";
+import { offTape } from "../util/off-tape.js";
 
 /**
  * A sparse exact cache (LoLA, arXiv 2505.23666): per KV head, the E tokens that the memory reconstructs worst are
@@ -47,8 +48,8 @@ function ascending(idx: tf.Tensor2D): tf.Tensor2D {
 /**
  * Per KV head, the indices of the `keep` candidates to hold exactly and of the rest [Hkv, keep] / [Hkv, C − keep]
  * (int32). spread [0, 0]: worst-reconstructed first (LoLA). Otherwise by the spread score (ties: the worse token
- * first), both lists in token order. The choice is discrete: it carries no gradient (computed inside customGrad,
- * so the ordering ops stay off the tape).
+ * first), both lists in token order. The choice is discrete: it carries no gradient (computed with offTape, so the
+ * ordering ops stay off a recording tape).
  */
 function recallSplit(
   memory: MemoryState,
@@ -61,8 +62,8 @@ function recallSplit(
 ): { kept: tf.Tensor2D; written: tf.Tensor2D } {
   const [Hkv, C] = km.shape;
   const spreadOut = spread[0] > 0 || spread[1] > 0;
-  const order = (k: tf.Tensor, v: tf.Tensor, M: tf.Tensor, z: tf.Tensor): tf.Tensor2D => {
-    const err = selfRecallError({ M: M as tf.Tensor3D, z: z as tf.Tensor2D }, k as tf.Tensor3D, v as tf.Tensor3D, eps, phi);
+  const order = (): tf.Tensor2D => {
+    const err = selfRecallError(memory, km, vm, eps, phi);
     // The spread score decides; a small share of the token's own error breaks ties inside a spread plateau.
     const score = spreadOut ? tf.add(spreadScores(err, spread[0], spread[1]), tf.mul(err, 1e-3)) : err;
     const ranked = tf.topk(score, C).indices;
@@ -74,13 +75,8 @@ function recallSplit(
     }
     return tf.concat([kept, written], 1);
   };
-  // Under a gradient tape the ordering ops must stay off it (customGrad with zero gradients); without one
-  // (inference) the same ops run directly.
-  const split = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [k, v, M, z] = args as tf.Tensor[];
-    return { value: order(k!, v!, M!, z!), gradFunc: () => [k, v, M, z].map((t) => tf.zerosLike(t!)) };
-  });
-  const both = tf.engine().isTapeOn() ? (split(km, vm, memory.M, memory.z) as tf.Tensor2D) : order(km, vm, memory.M, memory.z);
+  // The ordering is a constant of any gradient: its ops stay off a recording tape.
+  const both = offTape(order, [km, vm, memory.M, memory.z]);
   return { kept: tf.slice(both, [0, 0], [Hkv, keep]), written: tf.slice(both, [0, keep], [Hkv, C - keep]) };
 }
 

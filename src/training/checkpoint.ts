@@ -193,7 +193,7 @@ export function loadModuleTensors(module: MemoryGatingModule, dir: string): void
 }
 
 /** The checkpoint's `inference` layout as config overrides ({} when it has none); `dir` names it in errors. */
-export function checkpointLayout(meta: CheckpointMeta, dir: string): Partial<EdgeInfiniteConfig> {
+function checkpointLayout(meta: CheckpointMeta, dir: string): Partial<EdgeInfiniteConfig> {
   if (meta.inference === undefined) return {};
   const parsed = layoutSchema.safeParse(meta.inference);
   if (!parsed.success) {
@@ -207,14 +207,21 @@ export function checkpointLayout(meta: CheckpointMeta, dir: string): Partial<Edg
 }
 
 /**
- * The EdgeInfinite settings a checkpoint runs at: its trained ones with `layout` over them, the routing threshold
- * following a new sink or window unless given (what eval/generate/ppl build from its `inference` block).
+ * Trained settings with `layout` over them, the routing threshold following a new sink or window unless given.
  */
-export function layoutConfig(trained: EdgeInfiniteConfig, layout: Partial<EdgeInfiniteConfig>): EdgeInfiniteConfig {
+function layoutConfig(trained: EdgeInfiniteConfig, layout: Partial<EdgeInfiniteConfig>): EdgeInfiniteConfig {
   const { routingThreshold, ...rest } = trained;
   const windowChanged = layout.sinkTokens !== undefined || layout.windowTokens !== undefined;
   const keepRouting = layout.routingThreshold === undefined && !windowChanged;
   return makeEdgeInfiniteConfig({ ...rest, ...layout, ...(keepRouting ? { routingThreshold } : {}) });
+}
+
+/**
+ * The settings the checkpoint runs at: its trained ones, its `inference` layout over them, and `overrides` (a suite's
+ * or `--method-option`'s layout keys) over both. What eval, generate, ppl, export and `edgeinf layout` use.
+ */
+export function runConfig(meta: CheckpointMeta, dir: string, overrides: Partial<EdgeInfiniteConfig> = {}): EdgeInfiniteConfig {
+  return layoutConfig(makeEdgeInfiniteConfig(meta.edgeinfinite), { ...checkpointLayout(meta, dir), ...overrides });
 }
 
 /**
@@ -227,7 +234,7 @@ export function writeCheckpointLayout(path: string, layout: Layout | null): { di
   const meta = readCheckpointMeta(dir);
   const { inference: _old, ...rest } = meta;
   const next: CheckpointMeta = layout === null || Object.keys(layoutOverrides(layout)).length === 0 ? rest : { ...rest, inference: layout };
-  const cfg = layoutConfig(makeEdgeInfiniteConfig(meta.edgeinfinite), checkpointLayout(next, dir));
+  const cfg = runConfig(next, dir);
   try {
     validateEdgeInfiniteConfig(cfg);
   } catch (e) {

@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import { existsSync } from "node:fs";
 import { LAYOUT_KEYS, makeEdgeInfiniteConfig, type Layout } from "../../memory/config.js";
-import { checkpointLayout, layoutConfig, readCheckpointMeta, resolveCheckpointDir, writeCheckpointLayout } from "../../training/checkpoint.js";
+import { readCheckpointMeta, resolveCheckpointDir, runConfig, writeCheckpointLayout } from "../../training/checkpoint.js";
 import { fail } from "../../util/errors.js";
 import { log } from "../common.js";
 
@@ -90,10 +90,8 @@ export const layoutCommand: CommandModule<object, LayoutArgs> = {
       meta = writeCheckpointLayout(dir, layout).meta;
       log(args.clear ? `${dir}: layout removed` : `${dir}: layout set`);
     }
-    const trained = makeEdgeInfiniteConfig(meta.edgeinfinite);
-    const effective = layoutConfig(trained, checkpointLayout(meta, dir));
     const pick = (c: Layout): Layout => Object.fromEntries(LAYOUT_KEYS.map((k) => [k, c[k]]));
-    const report = { checkpoint: dir, trained: pick(trained), inference: meta.inference ?? null, runsAt: pick(effective) };
+    const report = { checkpoint: dir, trained: pick(makeEdgeInfiniteConfig(meta.edgeinfinite)), inference: meta.inference ?? null, runsAt: pick(runConfig(meta, dir)) };
     if (args.json) console.log(JSON.stringify(report, null, 2));
     else {
       console.log(`checkpoint  ${dir}`);
