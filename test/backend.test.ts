@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureFreshBuild, runCli } from "./fixtures/cli.js";
-import { backendName, dawnFlags, hasVulkanLoader, initBackend, requestFromEnv, wasmMatMulModeFromEnv, type BackendInfo } from "../src/backend/select.js";
+import { backendName, dawnFlags, hasVulkanLoader, initBackend, isSoftwareAdapter, requestFromEnv, wasmMatMulModeFromEnv, type BackendInfo } from "../src/backend/select.js";
 import { isWasmMatMulInstalled } from "../src/backend/wasm-matmul.js";
 import { measureMatmulGflops, productFlops } from "../src/backend/matmul-gflops.js";
 import { EdgeInfError } from "../src/util/errors.js";
@@ -170,6 +170,18 @@ describe("matmul throughput", () => {
     expect(gflops).toBeGreaterThan(0);
     expect(tf.memory().numTensors).toBe(before);
     await expect(measureMatmulGflops(64, 0)).rejects.toThrow(EdgeInfError);
+  });
+});
+
+describe("auto passes over software WebGPU adapters", () => {
+  it("tells lavapipe, SwiftShader and fallback adapters from GPUs by what Dawn reports", () => {
+    // what Dawn reported for lavapipe here (bench/gpu-bench.ts' adapter line) and for the lent H100
+    expect(isSoftwareAdapter({ info: { vendor: "mesa", architecture: "software", device: "llvmpipe-llvm-15-0-6-256-bits-", description: "llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)" } })).toBe(true);
+    expect(isSoftwareAdapter({ info: { vendor: "google", architecture: "", description: "SwiftShader Device (Subzero)" } })).toBe(true);
+    expect(isSoftwareAdapter({ isFallbackAdapter: true, info: {} })).toBe(true);
+    expect(isSoftwareAdapter({ info: { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H100 80GB HBM3" } })).toBe(false);
+    expect(isSoftwareAdapter({})).toBe(false);
+    expect(isSoftwareAdapter(null)).toBe(false);
   });
 });
 

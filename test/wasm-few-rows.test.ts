@@ -14,6 +14,7 @@ import { FEW_ROWS_PLAIN_WASM, FEW_ROWS_SHARED_WASM } from "../src/backend/wasm-f
 import { Rng } from "../src/util/rng.js";
 // @ts-expect-error: a plain .mjs build script without types
 import { bytesFile } from "../scripts/build-wasm-kernels.mjs";
+import { maxRelError } from "./reference/rel-error.js";
 
 function randomArray(rng: Rng, size: number): Float32Array {
   const out = new Float32Array(size);
@@ -32,17 +33,6 @@ function reference(a: Float32Array, b: Float32Array, T: number, M: number, K: nu
         out[(t * M + i) * N + j] = s;
       }
   return out;
-}
-
-/** Largest |x − ref| over Σ|a||b| bounds would be exact; here: relative to max(1, max |ref|), with K-scaled slack. */
-function maxRelError(x: ArrayLike<number>, ref: Float64Array): number {
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(x[i]! - ref[i]!));
-    scale = Math.max(scale, Math.abs(ref[i]!));
-  }
-  return diff / scale;
 }
 
 /** [T, M, K, N]: decode attention shapes (edge-lm: 2 KV heads × 3 query rows, head dim 64), odd sizes, tails. */

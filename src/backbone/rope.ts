@@ -1,5 +1,6 @@
 import * as tf from "../tf.js";
 import type { LlamaConfig, RopeScaling } from "./config.js";
+import { fusedRope, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /**
  * Rotary position embedding, Hugging Face "rotate_half" convention: dimension i pairs with i + headDim/2.
@@ -161,6 +162,8 @@ export class RopeTable {
       const first = positions[0] ?? 0;
       const consecutive = positions.every((p, i) => p === first + i);
       const idx = consecutive ? null : tf.tensor1d(positions, "int32");
+      // On WebGPU one kernel each way (src/backend/webgpu-fused.ts) reads the table rows itself.
+      if (r === d && webgpuFusedActive()) return fusedRope(x, this.cos!, this.sin!, idx === null ? { first } : { positions: idx, perHead });
       const rows = (table: tf.Tensor2D): tf.Tensor2D => (idx === null ? tf.slice(table, [first, 0], [positions.length, table.shape[1]]) : tf.gather(table, idx));
       if (r === d) {
         // Whole head: [x1, x2]·[cos, cos] + [x2, x1]·[−sin, sin] — the same products and sums as below (a + (−b)·c is

@@ -15,6 +15,7 @@ import { installWasmMatMul, uninstallWasmMatMul } from "./wasm-matmul.js";
 import { watchWebGpuErrors } from "./webgpu-errors.js";
 import { applyTfjsFlags, parseTfjsFlags, TFJS_FLAGS_ENV } from "./tfjs-flags.js";
 import { limitWebGpuBufferPool } from "./webgpu-pool.js";
+import { installWebGpuFused } from "./webgpu-fused.js";
 import { installSharingIdentity } from "./wasm-identity.js";
 import { installHeapCopies } from "./wasm-copies.js";
 import { installAbortGuard, withHeapFullErrors } from "./wasm-abort.js";
@@ -186,7 +187,7 @@ function installHint(name: BackendName): string {
 }
 
 function autoCandidates(wasmThreads: number): Candidate[] {
-  return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), webgpuCandidate(), tfjsNodeCandidate("@tensorflow/tfjs-node"), wasmCandidate(wasmThreads), cpuCandidate()];
+  return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), webgpuCandidate({ software: false }), tfjsNodeCandidate("@tensorflow/tfjs-node"), wasmCandidate(wasmThreads), cpuCandidate()];
 }
 
 function candidatesFor(name: BackendName, wasmThreads: number): Candidate[] {
@@ -194,7 +195,7 @@ function candidatesFor(name: BackendName, wasmThreads: number): Candidate[] {
     case "tensorflow":
       return [tfjsNodeCandidate("@tensorflow/tfjs-node-gpu"), tfjsNodeCandidate("@tensorflow/tfjs-node")];
     case "webgpu":
-      return [webgpuCandidate()];
+      return [webgpuCandidate({ software: true })];
     case "wasm":
       return [wasmCandidate(wasmThreads)];
     case "cpu":
@@ -249,8 +250,22 @@ export function hasVulkanLoader(env: NodeJS.ProcessEnv = process.env): boolean {
   return dirs.some((d) => existsSync(path.join(d, "libvulkan.so.1")));
 }
 
-/** WebGPU through Dawn (npm package `webgpu`); only when Dawn finds a real adapter. */
-function webgpuCandidate(): Candidate {
+/**
+ * Whether a WebGPU adapter is a CPU in disguise (Mesa's lavapipe/llvmpipe, SwiftShader, a fallback adapter): a few
+ * GFLOP/s, far slower than wasm on the same cores.
+ */
+export function isSoftwareAdapter(adapter: unknown): boolean {
+  const a = adapter as { info?: { architecture?: string; description?: string; device?: string }; isFallbackAdapter?: boolean } | null;
+  if (a === null || typeof a !== "object") return false;
+  if (a.isFallbackAdapter === true || a.info?.architecture === "software") return true;
+  return /llvmpipe|lavapipe|swiftshader/i.test(`${a.info?.description ?? ""} ${a.info?.device ?? ""}`);
+}
+
+/**
+ * WebGPU through Dawn (npm package `webgpu`); only when Dawn finds a real adapter. `software: false` (auto) also
+ * passes over a software adapter, which `--backend webgpu` still takes (tests on lavapipe, scripts/lavapipe.sh).
+ */
+function webgpuCandidate({ software }: { software: boolean }): Candidate {
   return {
     label: "webgpu",
     backend: "webgpu",
@@ -266,6 +281,7 @@ function webgpuCandidate(): Candidate {
       const gpu = (dawnGpu ??= create(dawnFlags()));
       const adapter = await withTimeout(gpu.requestAdapter(), ADAPTER_TIMEOUT_MS, "requestAdapter timed out");
       if (adapter === null || adapter === undefined) return { ok: false, why: "no adapter" };
+      if (!software && isSoftwareAdapter(adapter)) return { ok: false, why: "only a software adapter (slower than wasm; --backend webgpu takes it)" };
       Object.assign(globalThis, globals);
       const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
       g.navigator ??= {};
@@ -280,6 +296,7 @@ function webgpuCandidate(): Candidate {
       if (started.ok) {
         watchWebGpuErrors();
         limitWebGpuBufferPool();
+        installWebGpuFused();
       }
       return started;
     },

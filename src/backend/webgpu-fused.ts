@@ -1,0 +1,274 @@
+/**
+ * Fused WebGPU kernels: one dispatch where tfjs runs a chain of elementwise kernels.
+ *
+ * Why: on WebGPU a training step is bound by the host work of each dispatch, not by arithmetic (docs/performance.md:
+ * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). RMSNorm is six kernels forward and about a dozen backward,
+ * RoPE six per rotation, the SwiGLU gate four forward and eight backward; here each is one kernel, forward and
+ * backward alike. The formulas are the ones in rmsnorm.ts, rope.ts and swiglu.ts (src/backbone/); the kernels only
+ * fuse them. Registered for the "webgpu" backend when it starts (src/backend/select.ts); other backends keep tfjs'
+ * kernels. EDGEINF_WEBGPU_FUSED=off keeps tfjs' kernels on webgpu too, for comparison in benchmarks.
+ */
+import * as tf from "../tf.js";
+import type { NamedAttrMap, TensorInfo } from "../tf.js";
+import { fail } from "../util/errors.js";
+
+export const WEBGPU_FUSED_ENV = "EDGEINF_WEBGPU_FUSED";
+
+/** Parses EDGEINF_WEBGPU_FUSED: "on" (default) or "off" (tfjs' own kernels). */
+export function webgpuFusedFromEnv(value: string | undefined): boolean {
+  if (value === undefined || value === "" || value === "on") return true;
+  if (value === "off") return false;
+  fail(`${WEBGPU_FUSED_ENV}=${value} is not a setting`, "use on (default) or off");
+}
+
+/** The part of tfjs-backend-webgpu's WebGPUProgram these kernels fill in (the package's type, kept local). */
+interface Program {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  size?: boolean;
+  uniforms?: string;
+  getUserCode: () => string;
+}
+
+interface WebGpuBackendLike {
+  runWebGPUProgram(program: Program, inputs: TensorInfo[], dtype: "float32", uniforms?: { type: "float32" | "int32"; data: number[] }[]): TensorInfo;
+}
+
+const WORKGROUP = 64;
+
+/** One thread per output element (tfjs' flat layout, `index` and `uniforms.size` from its shader prefix). */
+function elementwise(outputShape: number[], variableNames: string[], shaderKey: string, body: string, uniforms?: string): Program {
+  const size = outputShape.reduce((a, b) => a * b, 1);
+  return {
+    variableNames,
+    outputShape,
+    shaderKey,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / WORKGROUP), 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    size: true,
+    ...(uniforms === undefined ? {} : { uniforms }),
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          ${body}
+        }
+      }`,
+  };
+}
+
+/**
+ * One workgroup per row of a [rows, D] output: `sums` (WGSL expressions of row base `b` and column `c`) are summed
+ * over the row in workgroup memory; `write` then sets result[b + c] for every column, with the totals in s0, s1.
+ */
+function rowwise(outputShape: [number, number], variableNames: string[], shaderKey: string, sums: [string, string], write: string, uniforms: string): Program {
+  return {
+    variableNames,
+    outputShape,
+    shaderKey,
+    dispatchLayout: { x: [0, 1] },
+    // tfjs reshapes a dispatch past the device's 65 535 workgroups per dimension; getGlobalIndex stays flat.
+    dispatch: [outputShape[0], 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    uniforms,
+    getUserCode: () => `
+      var<workgroup> buf0 : array<f32, ${WORKGROUP}>;
+      var<workgroup> buf1 : array<f32, ${WORKGROUP}>;
+      fn main(index : i32) {
+        let rows = uniforms.outShape[0];
+        let D = uniforms.outShape[1];
+        let row = min(index / ${WORKGROUP}, rows - 1);
+        let tid = i32(localId.x);
+        let b = row * D;
+        var a0 = 0.0;
+        var a1 = 0.0;
+        for (var c = tid; c < D; c += ${WORKGROUP}) {
+          a0 += ${sums[0]};
+          a1 += ${sums[1]};
+        }
+        buf0[tid] = a0;
+        buf1[tid] = a1;
+        workgroupBarrier();
+        for (var half = ${WORKGROUP / 2}; half > 0; half = half >> 1) {
+          if (tid < half) {
+            buf0[tid] += buf0[tid + half];
+            buf1[tid] += buf1[tid + half];
+          }
+          workgroupBarrier();
+        }
+        let s0 = buf0[0];
+        let s1 = buf1[0];
+        if (index / ${WORKGROUP} < rows) {
+          for (var c = tid; c < D; c += ${WORKGROUP}) {
+            ${write}
+          }
+        }
+      }`,
+  };
+}
+
+const KERNELS = {
+  rmsNorm: "EdgeinfRmsNorm",
+  rmsNormGrad: "EdgeinfRmsNormGrad",
+  siluGate: "EdgeinfSiluGate",
+  siluGateGrad: "EdgeinfSiluGateGrad",
+  rope: "EdgeinfRope",
+} as const;
+
+type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: WebGpuBackendLike; attrs: NamedAttrMap }) => TensorInfo;
+
+const input = (inputs: Record<string, TensorInfo>, name: string): TensorInfo => {
+  const t = inputs[name];
+  if (t === undefined) throw new Error(`fused kernel: input ${name} missing`);
+  return t;
+};
+
+const kernelFuncs: Record<string, KernelFunc> = {
+  // y = x · r · w, r = 1/sqrt(mean(x²) + eps)
+  [KERNELS.rmsNorm]: ({ inputs, backend, attrs }) => {
+    const x = input(inputs, "x");
+    const program = rowwise(x.shape as [number, number], ["x", "w"], "edgeinf_rmsnorm", ["x[b + c] * x[b + c]", "0.0"],
+      "result[b + c] = x[b + c] * inverseSqrt(s0 / f32(D) + uniforms.eps) * w[c];", "eps : f32,");
+    return backend.runWebGPUProgram(program, [x, input(inputs, "w")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+  },
+  // dx = r·w·dy − x · r³ · mean(w·dy·x)
+  [KERNELS.rmsNormGrad]: ({ inputs, backend, attrs }) => {
+    const x = input(inputs, "x");
+    const program = rowwise(x.shape as [number, number], ["x", "w", "dy"], "edgeinf_rmsnorm_grad", ["x[b + c] * x[b + c]", "w[c] * dy[b + c] * x[b + c]"],
+      `let r = inverseSqrt(s0 / f32(D) + uniforms.eps);
+            result[b + c] = r * w[c] * dy[b + c] - x[b + c] * (r * r * r) * (s1 / f32(D));`, "eps : f32,");
+    return backend.runWebGPUProgram(program, [x, input(inputs, "w"), input(inputs, "dy")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+  },
+  // [g, u] (one [N, 2F] product) -> silu(g) · u, silu(g) = g · sigmoid(g) (tfjs' sigmoid: 1 / (1 + exp(−g)))
+  [KERNELS.siluGate]: ({ inputs, backend }) => {
+    const gu = input(inputs, "gu");
+    const [n, twoF] = gu.shape as [number, number];
+    const program = elementwise([n, twoF / 2], ["gu"], "edgeinf_silu_gate", `
+          let F = uniforms.outShape[1];
+          let row = index / F;
+          let col = index - row * F;
+          let g = gu[row * 2 * F + col];
+          let u = gu[row * 2 * F + F + col];
+          result[index] = g * (1.0 / (1.0 + exp(-g))) * u;`);
+    return backend.runWebGPUProgram(program, [gu], "float32");
+  },
+  // d[g, u] = [dy · u · σ(g)(1 + g(1 − σ(g))), dy · silu(g)]
+  [KERNELS.siluGateGrad]: ({ inputs, backend }) => {
+    const gu = input(inputs, "gu");
+    const program = elementwise([...gu.shape], ["gu", "dy"], "edgeinf_silu_gate_grad", `
+          let F = uniforms.outShape[1] / 2;
+          let row = index / (2 * F);
+          let col = index - row * 2 * F;
+          let j = col % F;
+          let g = gu[row * 2 * F + j];
+          let s = 1.0 / (1.0 + exp(-g));
+          let d = dy[row * F + j];
+          if (col < F) {
+            result[index] = d * gu[row * 2 * F + F + j] * s * (1.0 + g * (1.0 - s));
+          } else {
+            result[index] = d * g * s;
+          }`);
+    return backend.runWebGPUProgram(program, [gu, input(inputs, "dy")], "float32");
+  },
+  // x [H, T, d] -> x · C[p] + sign · swap(x) · S[p], C = [cos, cos], S = [−sin, sin] (rope.ts' tables), p = the row's
+  // position: first + t, or positions[t] / positions[h·T + t]. sign −1 is the transpose (the gradient).
+  [KERNELS.rope]: ({ inputs, backend, attrs }) => {
+    const x = input(inputs, "x");
+    const positions = inputs["positions"];
+    const perHead = attrs["perHead"] === true;
+    const position = positions === undefined ? "uniforms.first + t" : perHead ? "positions[h * T + t]" : "positions[t]";
+    const program = elementwise([...x.shape], positions === undefined ? ["x", "cosTable", "sinTable"] : ["x", "cosTable", "sinTable", "positions"],
+      `edgeinf_rope_${positions === undefined ? "range" : perHead ? "heads" : "rows"}`, `
+          let T = uniforms.outShape[1];
+          let d = uniforms.outShape[2];
+          let half = d / 2;
+          let i = index % d;
+          let ht = index / d;
+          let h = ht / T;
+          let t = ht - h * T;
+          let p = ${position};
+          var partner = i + half;
+          if (i >= half) {
+            partner = i - half;
+          }
+          result[index] = x[index] * cosTable[p * d + i] + uniforms.sign * (x[ht * d + partner] * sinTable[p * d + i]);`,
+      "first : i32, sign : f32,");
+    const inputsList = positions === undefined ? [x, input(inputs, "cosTable"), input(inputs, "sinTable")] : [x, input(inputs, "cosTable"), input(inputs, "sinTable"), positions];
+    return backend.runWebGPUProgram(program, inputsList, "float32", [
+      { type: "int32", data: [attrs["first"] as number] },
+      { type: "float32", data: [attrs["sign"] as number] },
+    ]);
+  },
+};
+
+let active = false;
+
+/** Registers the fused kernels for "webgpu" (once) and turns them on or off (EDGEINF_WEBGPU_FUSED). */
+export function installWebGpuFused(on: boolean = webgpuFusedFromEnv(process.env[WEBGPU_FUSED_ENV])): void {
+  for (const [kernelName, kernelFunc] of Object.entries(kernelFuncs)) {
+    if (tf.getKernel(kernelName, "webgpu") === undefined) {
+      tf.registerKernel({ kernelName, backendName: "webgpu", kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    }
+  }
+  active = on;
+}
+
+/** Whether the ops below run as fused kernels now: on the webgpu backend, once installed and not turned off. */
+export function webgpuFusedActive(): boolean {
+  return active && tf.getBackend() === "webgpu";
+}
+
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: NamedAttrMap = {}): tf.Tensor =>
+  tf.engine().runKernel(name, inputs, attrs) as tf.Tensor;
+
+/** RMSNorm of x [N, D] with weight w [D] (frozen: no gradient for it), as one kernel each way. */
+export function fusedRmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xs, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([xs, w]);
+    return {
+      value: run(KERNELS.rmsNorm, { x: xs, w }, { eps }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [run(KERNELS.rmsNormGrad, { x: saved[0]!, w: saved[1]!, dy: dy as tf.Tensor }, { eps })],
+    };
+  });
+  return op(x) as tf.Tensor2D;
+}
+
+/** silu(g) · u of gu = [g, u] [N, 2F] -> [N, F], as one kernel each way. */
+export function fusedSiluGate(gu: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [g, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([g]);
+    return {
+      value: run(KERNELS.siluGate, { gu: g }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [run(KERNELS.siluGateGrad, { gu: saved[0]!, dy: dy as tf.Tensor })],
+    };
+  });
+  return op(gu) as tf.Tensor2D;
+}
+
+/**
+ * Rotates x [H, T, d] (whole heads) by the rows of rope.ts' cos/sin tables [capacity, d] at the given positions:
+ * `first` (positions first, first+1, …) or a positions tensor ([T], or [H·T] with perHead). One kernel each way:
+ * the gradient rotates back (sign −1).
+ */
+export function fusedRope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D, where: { first: number } | { positions: tf.Tensor1D; perHead: boolean }): tf.Tensor3D {
+  const attrs = (sign: number): NamedAttrMap => ("first" in where ? { first: where.first, perHead: false, sign } : { first: 0, perHead: where.perHead, sign });
+  const inputs = (t: tf.Tensor, [c, s, p]: tf.Tensor[]): tf.NamedTensorMap => (p === undefined ? { x: t, cosTable: c!, sinTable: s! } : { x: t, cosTable: c!, sinTable: s!, positions: p });
+  const kept = "first" in where ? [cos, sin] : [cos, sin, where.positions];
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xs, save] = args as [tf.Tensor3D, tf.GradSaveFunc];
+    // The backward pass reads the tables and positions after the caller's tidy has ended (and after the table may
+    // have grown): the tape keeps them (on webgpu a kept clone shares the buffer; no copy).
+    save(kept);
+    return {
+      value: run(KERNELS.rope, inputs(xs, kept), attrs(1)),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [run(KERNELS.rope, inputs(dy as tf.Tensor, saved), attrs(-1))],
+    };
+  });
+  return op(x) as tf.Tensor3D;
+}

@@ -1,0 +1,248 @@
+/**
+ * The fused WebGPU kernels (src/backend/webgpu-fused.ts) against float64 references: RMSNorm, the SwiGLU gate and
+ * RoPE, forward and backward, then a whole model's logits and a module training step against tfjs' own kernels.
+ *
+ * Needs a WebGPU adapter: on a machine without a GPU, Mesa's lavapipe (software Vulkan) serves; `scripts/lavapipe.sh`
+ * fetches it from Debian and prints the environment to run with (.ci/run does this). Skipped, and says so, without one.
+ */
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import * as tf from "../src/tf.js";
+import { initBackend } from "../src/backend/select.js";
+import { installWebGpuFused, webgpuFusedActive, webgpuFusedFromEnv } from "../src/backend/webgpu-fused.js";
+import { rmsNorm } from "../src/backbone/rmsnorm.js";
+import { swiglu } from "../src/backbone/swiglu.js";
+import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
+import { LlamaModel } from "../src/backbone/model.js";
+import { MemoryGatingModule } from "../src/memory/module.js";
+import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
+import { objectiveByName } from "../src/training/objectives/index.js";
+import { batchesGradientsInto } from "../src/training/step.js";
+import { equalLengthBatches } from "../src/backbone/nll.js";
+import { EdgeInfError } from "../src/util/errors.js";
+import { tinyConfig, randomWeights, forward64 } from "./reference/llama64.js";
+import { maxRelError as relError } from "./reference/rel-error.js";
+
+/** Deterministic values in (−1, 1) (a small LCG), so every run checks the same numbers. */
+function values(n: number, seed: number, scale = 1): Float64Array {
+  const out = new Float64Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+async function fusedAvailable(): Promise<string | null> {
+  try {
+    await initBackend("webgpu", { log: () => {} });
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+  }
+}
+
+const why = await fusedAvailable();
+if (why !== null) console.log(`webgpu-fused tests skipped: no WebGPU adapter (${why}); run scripts/lavapipe.sh for a software one`);
+
+describe("EDGEINF_WEBGPU_FUSED", () => {
+  it("is on by default, off on request, and refuses anything else with the fix", () => {
+    expect(webgpuFusedFromEnv(undefined)).toBe(true);
+    expect(webgpuFusedFromEnv("on")).toBe(true);
+    expect(webgpuFusedFromEnv("off")).toBe(false);
+    expect(() => webgpuFusedFromEnv("yes")).toThrow(EdgeInfError);
+    expect(() => webgpuFusedFromEnv("yes")).toThrow(/EDGEINF_WEBGPU_FUSED=yes is not a setting.*on \(default\) or off/);
+  });
+});
+
+describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped without a WebGPU adapter]", () => {
+  beforeAll(() => installWebGpuFused(true));
+  afterAll(() => installWebGpuFused(true));
+
+  /** fn's value and its gradient at x for the loss sum(fn(x) · dy), with the fused kernels on or off. */
+  async function valueAndGrad(fused: boolean, x: tf.Tensor, dy: tf.Tensor, fn: (x: tf.Tensor) => tf.Tensor): Promise<{ value: Float32Array; grad: Float32Array }> {
+    installWebGpuFused(fused);
+    const [v, g] = tf.tidy(() => [fn(x), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(fn(a), dy)))(x)]);
+    const out = { value: (await v!.data()) as Float32Array, grad: (await g!.data()) as Float32Array };
+    tf.dispose([v!, g!]);
+    return out;
+  }
+
+  it("runs as fused kernels on webgpu: one kernel each way where tfjs runs chains", async () => {
+    expect(tf.getBackend()).toBe("webgpu");
+    expect(webgpuFusedActive()).toBe(true);
+    const x = tf.tensor2d(Float32Array.from(values(8 * 32, 1)), [8, 32]);
+    const w = tf.tensor1d(Float32Array.from(values(32, 2)));
+    const names = async (fused: boolean) => {
+      installWebGpuFused(fused);
+      const info = await tf.profile(() => tf.grad((a: tf.Tensor) => tf.sum(rmsNorm(a as tf.Tensor2D, w, 1e-5)))(x));
+      tf.dispose(info.result as tf.Tensor);
+      return info.kernels.map((k) => k.name).filter((n) => n !== "Identity" && n !== "Reshape");
+    };
+    const fused = await names(true);
+    const composed = await names(false);
+    expect(fused.filter((n) => n.startsWith("Edgeinf"))).toEqual(["EdgeinfRmsNorm", "EdgeinfRmsNormGrad"]);
+    expect(composed.length - fused.length).toBeGreaterThanOrEqual(8);
+    tf.dispose([x, w]);
+  });
+
+  it("RMSNorm: value and gradient within 1e-6 of float64 (rows past one workgroup's width too)", async () => {
+    const before = tf.memory().numTensors;
+    for (const [n, d] of [[5, 384], [300, 64], [3, 1000]] as const) {
+      const xs = values(n * d, 3 + d, 2);
+      const ws = values(d, 4 + d);
+      const dys = values(n * d, 5 + d);
+      const eps = 1e-5;
+      const refValue = new Float64Array(n * d);
+      const refGrad = new Float64Array(n * d);
+      for (let r = 0; r < n; r++) {
+        let ss = 0;
+        let wdx = 0;
+        for (let c = 0; c < d; c++) {
+          ss += xs[r * d + c]! ** 2;
+          wdx += ws[c]! * dys[r * d + c]! * xs[r * d + c]!;
+        }
+        const inv = 1 / Math.sqrt(ss / d + eps);
+        for (let c = 0; c < d; c++) {
+          refValue[r * d + c] = xs[r * d + c]! * inv * ws[c]!;
+          refGrad[r * d + c] = inv * ws[c]! * dys[r * d + c]! - xs[r * d + c]! * inv ** 3 * (wdx / d);
+        }
+      }
+      const x = tf.tensor2d(Float32Array.from(xs), [n, d]);
+      const w = tf.tensor1d(Float32Array.from(ws));
+      const dy = tf.tensor2d(Float32Array.from(dys), [n, d]);
+      const { value, grad } = await valueAndGrad(true, x, dy, (a) => rmsNorm(a as tf.Tensor2D, w, eps));
+      expect(relError(value, refValue)).toBeLessThan(1e-6);
+      expect(relError(grad, refGrad)).toBeLessThan(1e-6);
+      tf.dispose([x, w, dy]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("SwiGLU gate: silu(g)·u and its gradient within 1e-6 of float64, through the whole feed-forward", async () => {
+    const before = tf.memory().numTensors;
+    const [n, d, f] = [7, 24, 40];
+    const xs = values(n * d, 11);
+    const wgu = values(d * 2 * f, 12, 0.5);
+    const wd = values(f * d, 13, 0.5);
+    const dys = values(n * d, 14);
+    // float64: h = silu(x·Wg) ⊙ (x·Wu), y = h·Wd; dx = ((dy·Wdᵀ) ⊙ dh/d[g,u]) · Wguᵀ
+    const refValue = new Float64Array(n * d);
+    const refGrad = new Float64Array(n * d);
+    for (let r = 0; r < n; r++) {
+      const g = new Float64Array(f);
+      const u = new Float64Array(f);
+      for (let j = 0; j < f; j++) {
+        for (let k = 0; k < d; k++) {
+          g[j] += xs[r * d + k]! * wgu[k * 2 * f + j]!;
+          u[j] += xs[r * d + k]! * wgu[k * 2 * f + f + j]!;
+        }
+      }
+      const dh = new Float64Array(f);
+      for (let j = 0; j < f; j++) for (let c = 0; c < d; c++) dh[j] += dys[r * d + c]! * wd[j * d + c]!;
+      for (let c = 0; c < d; c++) {
+        let y = 0;
+        for (let j = 0; j < f; j++) y += (g[j]! / (1 + Math.exp(-g[j]!))) * u[j]! * wd[j * d + c]!;
+        refValue[r * d + c] = y;
+      }
+      for (let k = 0; k < d; k++) {
+        let s = 0;
+        for (let j = 0; j < f; j++) {
+          const sg = 1 / (1 + Math.exp(-g[j]!));
+          s += dh[j]! * u[j]! * sg * (1 + g[j]! * (1 - sg)) * wgu[k * 2 * f + j]! + dh[j]! * g[j]! * sg * wgu[k * 2 * f + f + j]!;
+        }
+        refGrad[r * d + k] = s;
+      }
+    }
+    const x = tf.tensor2d(Float32Array.from(xs), [n, d]);
+    const wGateUp = tf.tensor2d(Float32Array.from(wgu), [d, 2 * f]);
+    const wDown = tf.tensor2d(Float32Array.from(wd), [f, d]);
+    const dy = tf.tensor2d(Float32Array.from(dys), [n, d]);
+    const { value, grad } = await valueAndGrad(true, x, dy, (a) => swiglu(a as tf.Tensor2D, wGateUp, wDown));
+    expect(relError(value, refValue)).toBeLessThan(1e-6);
+    expect(relError(grad, refGrad)).toBeLessThan(1e-6);
+    tf.dispose([x, wGateUp, wDown, dy]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("RoPE at consecutive, arbitrary and per-head positions: value and gradient within 1e-6 of a float64 rotation", async () => {
+    const before = tf.memory().numTensors;
+    const [heads, T, d] = [3, 20, 64];
+    const theta = 10000;
+    const table = new RopeTable(d, theta, null);
+    const inv = inverseFrequencies(d, theta, null);
+    const xs = values(heads * T * d, 21);
+    const dys = values(heads * T * d, 22);
+    const cases: [string, Int32Array][] = [
+      ["consecutive", Int32Array.from({ length: T }, (_, t) => t + 7)],
+      ["arbitrary", Int32Array.from({ length: T }, (_, t) => (t * 37) % 500)],
+      // past the table's first 1024 rows: it grows between calls
+      ["per head", Int32Array.from({ length: heads * T }, (_, i) => (i * 53) % 3000)],
+    ];
+    for (const [, positions] of cases) {
+      const perHead = positions.length === heads * T;
+      const refValue = new Float64Array(heads * T * d);
+      const refGrad = new Float64Array(heads * T * d);
+      const half = d / 2;
+      for (let h = 0; h < heads; h++) {
+        for (let t = 0; t < T; t++) {
+          const p = positions[perHead ? h * T + t : t]!;
+          const o = (h * T + t) * d;
+          for (let i = 0; i < half; i++) {
+            const [c, s] = [Math.cos(p * inv[i]!), Math.sin(p * inv[i]!)];
+            const [x1, x2] = [xs[o + i]!, xs[o + half + i]!];
+            const [g1, g2] = [dys[o + i]!, dys[o + half + i]!];
+            refValue[o + i] = x1 * c - x2 * s;
+            refValue[o + half + i] = x2 * c + x1 * s;
+            // the transpose of the rotation: rotate dy back
+            refGrad[o + i] = g1 * c + g2 * s;
+            refGrad[o + half + i] = g2 * c - g1 * s;
+          }
+        }
+      }
+      const x = tf.tensor3d(Float32Array.from(xs), [heads, T, d]);
+      const dy = tf.tensor3d(Float32Array.from(dys), [heads, T, d]);
+      const { value, grad } = await valueAndGrad(true, x, dy, (a) => table.apply(a as tf.Tensor3D, positions));
+      expect(relError(value, refValue)).toBeLessThan(1e-6);
+      expect(relError(grad, refGrad)).toBeLessThan(1e-6);
+      tf.dispose([x, dy]);
+    }
+    table.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("a whole model's logits match the float64 forward, and a module training step's gradients match tfjs' own kernels", async () => {
+    installWebGpuFused(true);
+    const c = tinyConfig({ hiddenSize: 64, numHeads: 4, numKvHeads: 2, headDim: 16, intermediateSize: 96, numLayers: 2, vocabSize: 64 });
+    const w = randomWeights(c, 7);
+    const ids = Array.from({ length: 24 }, (_, i) => (i * 7 + 3) % c.vocabSize);
+    const ref = forward64(c, w, ids);
+    const model = LlamaModel.fromHost(c, w);
+    const logits = tf.tidy(() => model.logits(model.forward(ids)));
+    const got = (await logits.data()) as Float32Array;
+    logits.dispose();
+    expect(relError(got, ref.flat())).toBeLessThan(1e-4);
+
+    const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 8 }));
+    const objective = objectiveByName("next-token");
+    const seqs = [0, 1].map((b) => ({ source: "t", ids: Array.from({ length: 33 }, (_, i) => (i * 5 + 11 * b + 1) % c.vocabSize) }));
+    const grads = async (fused: boolean) => {
+      installWebGpuFused(fused);
+      const g = new Map<string, tf.Tensor>();
+      const { lossSum } = await batchesGradientsInto(g, objective, { model, module, tbpttSegments: 2, options: {} }, equalLengthBatches(seqs, 2));
+      const out = new Map<string, Float32Array>();
+      for (const [k, t] of g) out.set(k, (await t.data()) as Float32Array);
+      tf.dispose([...g.values()]);
+      return { lossSum, out };
+    };
+    const composed = await grads(false);
+    const before = tf.memory().numTensors;
+    const fused = await grads(true);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(fused.lossSum).toBeCloseTo(composed.lossSum, 4);
+    expect([...fused.out.keys()]).toEqual([...composed.out.keys()]);
+    for (const [k, g] of composed.out) expect(relError(fused.out.get(k)!, g), k).toBeLessThan(1e-4);
+    module.dispose();
+    model.dispose();
+  });
+});
