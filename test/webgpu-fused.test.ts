@@ -12,6 +12,7 @@ import { installWebGpuFused, webgpuFusedActive, webgpuFusedFromEnv } from "../sr
 import { rmsNorm } from "../src/backbone/rmsnorm.js";
 import { swiglu } from "../src/backbone/swiglu.js";
 import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
+import { causalMask } from "../src/backbone/attention.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
@@ -209,6 +210,18 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     }
     table.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("the causal mask: one kernel, equal to the host mask (with and without a sliding window)", async () => {
+    for (const [blockStart, blockLength, past, keyCount, window] of [[0, 5, 0, 5, undefined], [3, 4, 10, 17, undefined], [0, 70, 30, 100, 16], [64, 64, 0, 128, 64]] as const) {
+      const host = causalMask(blockStart, blockLength, past, keyCount, false, window);
+      const info = await tf.profile(() => causalMask(blockStart, blockLength, past, keyCount, true, window));
+      const device = info.result as tf.Tensor;
+      expect(info.kernels.map((k) => k.name)).toEqual(["EdgeinfCausalMask"]);
+      expect(device.shape).toEqual([blockLength, keyCount]);
+      expect(Array.from(await device.data())).toEqual(Array.from(await host.data()));
+      tf.dispose([host, device]);
+    }
   });
 
   it("a whole model's logits match the float64 forward, and a module training step's gradients match tfjs' own kernels", async () => {

@@ -2,6 +2,7 @@ import * as tf from "../tf.js";
 import { logSumExpFromSoftmax } from "./logsumexp.js";
 import { currentBackendName } from "../backend/current-backend.js";
 import { maxTensorBytes } from "../backend/tensor-limits.js";
+import { fusedCausalMask, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /**
  * Scaled dot-product attention with grouped-query heads and query blocks.
@@ -88,6 +89,8 @@ export function causalMask(
     }
     return tf.tensor2d(m, [blockLength, keyCount]);
   }
+  // webgpu: one kernel instead of five (src/backend/webgpu-fused.ts); a window of 0 or less hides nothing there.
+  if (webgpuFusedActive() && (window === undefined || window > 0)) return fusedCausalMask(past + blockStart, blockLength, keyCount, window);
   return tf.tidy(() => {
     const last = tf.range(past + blockStart, past + blockStart + blockLength, 1, "int32").reshape([blockLength, 1]);
     const keys = tf.range(0, keyCount, 1, "int32").reshape([1, keyCount]);

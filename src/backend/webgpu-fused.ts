@@ -5,7 +5,7 @@
  * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). RMSNorm is six kernels forward and about a dozen backward,
  * RoPE six per rotation, the SwiGLU gate four forward and eight backward; here each is one kernel, forward and
  * backward alike. The formulas are the ones in rmsnorm.ts, rope.ts and swiglu.ts (src/backbone/); the kernels only
- * fuse them. Registered for the "webgpu" backend when it starts (src/backend/select.ts); other backends keep tfjs'
+ * fuse them; the causal mask of an attention block (attention.ts, five kernels) is one kernel too. Registered for the "webgpu" backend when it starts (src/backend/select.ts); other backends keep tfjs'
  * kernels. EDGEINF_WEBGPU_FUSED=off keeps tfjs' kernels on webgpu too, for comparison in benchmarks.
  */
 import * as tf from "../tf.js";
@@ -117,6 +117,7 @@ const KERNELS = {
   siluGate: "EdgeinfSiluGate",
   siluGateGrad: "EdgeinfSiluGateGrad",
   rope: "EdgeinfRope",
+  causalMask: "EdgeinfCausalMask",
 } as const;
 
 type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: WebGpuBackendLike; attrs: NamedAttrMap }) => TensorInfo;
@@ -203,6 +204,23 @@ const kernelFuncs: Record<string, KernelFunc> = {
       { type: "float32", data: [attrs["sign"] as number] },
     ]);
   },
+  // [B, S]: −1e9 where key j is after the query's own position last0 + t, or (window w > 0) at or before it − w.
+  [KERNELS.causalMask]: ({ backend, attrs }) => {
+    const program = elementwise([attrs["blockLength"] as number, attrs["keyCount"] as number], [], "edgeinf_causal_mask", `
+          let S = uniforms.outShape[1];
+          let t = index / S;
+          let j = index - t * S;
+          let last = uniforms.last0 + t;
+          var hidden = j > last;
+          if (uniforms.window > 0 && j <= last - uniforms.window) {
+            hidden = true;
+          }
+          result[index] = select(0.0, -1e9, hidden);`, "last0 : i32, window : i32,");
+    return backend.runWebGPUProgram(program, [], "float32", [
+      { type: "int32", data: [attrs["last0"] as number] },
+      { type: "int32", data: [attrs["window"] as number] },
+    ]);
+  },
 };
 
 let active = false;
@@ -271,4 +289,9 @@ export function fusedRope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D, wh
     };
   });
   return op(x) as tf.Tensor3D;
+}
+
+/** attention.ts' causalMask [blockLength, keyCount] in one kernel: −1e9 after position last0 + t (and, with a window, at or before it − window). */
+export function fusedCausalMask(last0: number, blockLength: number, keyCount: number, window?: number): tf.Tensor2D {
+  return run(KERNELS.causalMask, {}, { last0, blockLength, keyCount, window: window ?? 0 }) as tf.Tensor2D;
 }
