@@ -11,6 +11,7 @@
 #   bench/gpu.sh device cli     there: the CLI on webgpu: generate, ppl, train, eval (every method), vs wasm
 #   bench/gpu.sh device batch   there: bench:train on webgpu at seq 2048, batch 1,8,32 (one batched forward per TBPTT
 #                               block), beside PyTorch eager on CUDA, same step and ids (about 5 minutes at most)
+#   bench/gpu.sh device infer   there: decode tok/s and prefill time on webgpu for each EDGEINF_GPU_ENV_SETS entry
 #   bench/gpu.sh cli BACKEND    here: the same CLI checks on any backend (prepare runs them on cpu under strace)
 #
 # Device call (the `run` tool): command "bash bench/gpu.sh device full", carry [".gl", ".cache/gpu"].
@@ -275,6 +276,24 @@ device() {
     nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv 2>&1 | tail -2
     return
   fi
+  if [ "$mode" = infer ]; then
+    # Inference on webgpu for each EDGEINF_GPU_ENV_SETS entry ("NAME=V;NAME=W", e.g. EDGEINF_WEBGPU_FUSED=on;…=off), in
+    # one call: decode tok/s after a 512-token prompt (full KV, h2o) and prefill time at 1024 and 4096 tokens (full KV
+    # and EdgeInfinite). Only the train pack's files are needed (edge-lm, webgpu).
+    local env_sets=${EDGEINF_GPU_ENV_SETS:-}
+    IFS=';' read -r -a sets <<<"$env_sets"
+    [ ${#sets[@]} -gt 0 ] || sets=("")
+    for assignments in "${sets[@]}"; do
+      local list=()
+      read -r -a list <<<"$assignments"
+      echo "== inference on webgpu (environment: ${assignments:-unchanged})"
+      env "${list[@]}" EDGEINF_TORCH_PYTHON=/nonexistent timeout 150 node dist/bench/backbone.js --model "$edge" --prefill 512 --decode 32 \
+        --backends webgpu 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "backbone: exit ${PIPESTATUS[0]}"
+      env "${list[@]}" timeout 120 node dist/bench/prefill.js --model "$edge" --backend webgpu --lengths 1024,4096 2>&1 | grep -Ev "$quiet" \
+        | grep -v "CheckVkOOM" || echo "prefill: exit ${PIPESTATUS[0]}"
+    done
+    return
+  fi
   if [ "$mode" = must ]; then
     # Issue #7's numbers in one call that fits a short lease. TTFT of full KV vs EdgeInfinite at 4k/16k/64k first (one
     # cold run each; full skipped where its estimate overruns), then logit parity on both models and training steps.
@@ -315,5 +334,5 @@ case "${1:-}" in
   prepare) if [ "${2:-}" = train ]; then prepare_train; else prepare; fi ;;
   device) device "${2:-full}" ;;
   cli) cli_checks "${2:-cpu}" "${3:-/tmp/edgeinf-cli}" "${4:-../shared/models}" "${5:-.cache/gpu/corpus}" ;;
-  *) echo "usage: bench/gpu.sh prepare [train] | device smoke|full|long|cli|must|batch | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
+  *) echo "usage: bench/gpu.sh prepare [train] | device smoke|full|long|cli|must|batch|infer | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
 esac
