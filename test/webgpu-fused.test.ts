@@ -13,6 +13,7 @@ import { rmsNorm } from "../src/backbone/rmsnorm.js";
 import { swiglu } from "../src/backbone/swiglu.js";
 import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
 import { causalMask } from "../src/backbone/attention.js";
+import { readMemory } from "../src/memory/read-memory.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
@@ -209,6 +210,82 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
       tf.dispose([x, dy]);
     }
     table.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("memory read (elu): A_mem, the mass and the gradients of q, M and z within 1e-5 of float64", async () => {
+    const before = tf.memory().numTensors;
+    const [Hkv, n, dk, dv] = [2, 37, 16, 12];
+    const eps = 1e-6;
+    const qs = values(Hkv * n * dk, 31);
+    const Ms = values(Hkv * dk * dv, 32);
+    // z as a written memory has it: positive sums of φ(k) (here of 20 rows each)
+    const zs = Float64Array.from(values(Hkv * dk, 33), (v) => 20 * (1.2 + v));
+    const dOut = values(Hkv * n * dv, 34);
+    const dMass = values(Hkv * n, 35);
+    const phi = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
+    const dphi = (x: number) => (x > 0 ? 1 : Math.exp(x));
+    // loss = Σ dOut·out + Σ dMass·mass, in float64, with its gradient by hand
+    const refOut = new Float64Array(Hkv * n * dv);
+    const refMass = new Float64Array(Hkv * n);
+    const gq = new Float64Array(Hkv * n * dk);
+    const gM = new Float64Array(Hkv * dk * dv);
+    const gz = new Float64Array(Hkv * dk);
+    for (let h = 0; h < Hkv; h++) {
+      for (let r = 0; r < n; r++) {
+        const row = h * n + r;
+        let mass = 0;
+        for (let i = 0; i < dk; i++) mass += phi(qs[row * dk + i]!) * zs[h * dk + i]!;
+        refMass[row] = mass;
+        const den = mass + eps;
+        let go = 0;
+        for (let j = 0; j < dv; j++) {
+          let num = 0;
+          for (let i = 0; i < dk; i++) num += phi(qs[row * dk + i]!) * Ms[(h * dk + i) * dv + j]!;
+          refOut[row * dv + j] = num / den;
+          go += dOut[row * dv + j]! * (num / den);
+        }
+        const dden = -go / den + dMass[row]!; // ∂loss/∂mass
+        for (let i = 0; i < dk; i++) {
+          let gm = 0;
+          for (let j = 0; j < dv; j++) {
+            gm += dOut[row * dv + j]! * Ms[(h * dk + i) * dv + j]!;
+            gM[(h * dk + i) * dv + j]! += (phi(qs[row * dk + i]!) * dOut[row * dv + j]!) / den;
+          }
+          gq[row * dk + i] = dphi(qs[row * dk + i]!) * (gm / den + dden * zs[h * dk + i]!);
+          gz[h * dk + i]! += phi(qs[row * dk + i]!) * dden;
+        }
+      }
+    }
+    const q = tf.tensor3d(Float32Array.from(qs), [Hkv, n, dk]);
+    const M = tf.tensor3d(Float32Array.from(Ms), [Hkv, dk, dv]);
+    const z = tf.tensor2d(Float32Array.from(zs), [Hkv, dk]);
+    const dy = tf.tensor3d(Float32Array.from(dOut), [Hkv, n, dv]);
+    const dm = tf.tensor3d(Float32Array.from(dMass), [Hkv, n, 1]);
+    const run = (fused: boolean) => {
+      installWebGpuFused(fused);
+      return tf.tidy(() => {
+        const read = readMemory({ M, z }, q, eps, "elu");
+        const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
+          const r = readMemory({ M: b as tf.Tensor3D, z: c as tf.Tensor2D }, a as tf.Tensor3D, eps, "elu");
+          return tf.add(tf.sum(tf.mul(r.out, dy)), tf.sum(tf.mul(r.mass, dm)));
+        })([q, M, z]);
+        return [read.out, read.mass, ...grads];
+      });
+    };
+    const names = await tf.profile(() => run(true));
+    expect(names.kernelNames).toContain("EdgeinfMemRead");
+    expect(names.kernelNames).not.toContain("Elu");
+    tf.dispose(names.result as tf.Tensor[]);
+    const got = run(true);
+    const [out, mass, dq, dM, dz] = await Promise.all(got.map((t) => t.data()));
+    expect(relError(out!, refOut)).toBeLessThan(1e-5);
+    expect(relError(mass!, refMass)).toBeLessThan(1e-5);
+    expect(relError(dq!, gq)).toBeLessThan(1e-5);
+    expect(relError(dM!, gM)).toBeLessThan(1e-5);
+    expect(relError(dz!, gz)).toBeLessThan(1e-5);
+    tf.dispose([...got, q, M, z, dy, dm]);
+    installWebGpuFused(true);
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -118,7 +118,25 @@ const KERNELS = {
   siluGateGrad: "EdgeinfSiluGateGrad",
   rope: "EdgeinfRope",
   causalMask: "EdgeinfCausalMask",
+  memMass: "EdgeinfMemMass",
+  memRead: "EdgeinfMemRead",
+  memReadGradQ: "EdgeinfMemReadGradQ",
+  memReadGradM: "EdgeinfMemReadGradM",
+  memReadGradMass: "EdgeinfMemReadGradMass",
+  memMassGradQ: "EdgeinfMemMassGradQ",
+  memMassGradZ: "EdgeinfMemMassGradZ",
 } as const;
+
+/** WGSL: φ(x) = ELU(x) + 1 (feature-map.ts' "elu") and its derivative. */
+const PHI = `
+      fn phi(x : f32) -> f32 { return select(exp(x), x + 1.0, x > 0.0); }
+      fn dphi(x : f32) -> f32 { return select(exp(x), 1.0, x > 0.0); }`;
+
+/** A program whose user code defines helper functions before main. */
+const withHelpers = (program: Program, helpers: string): Program => {
+  const body = program.getUserCode;
+  return { ...program, getUserCode: () => helpers + body() };
+};
 
 type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: WebGpuBackendLike; attrs: NamedAttrMap }) => TensorInfo;
 
@@ -221,6 +239,111 @@ const kernelFuncs: Record<string, KernelFunc> = {
       { type: "int32", data: [attrs["window"] as number] },
     ]);
   },
+  // Memory read (read-memory.ts), q [Hkv, n, dk], M [Hkv, dk, dv], z [Hkv, dk]: mass = φ(q)·z [Hkv, n, 1].
+  [KERNELS.memMass]: ({ inputs, backend }) => {
+    const q = input(inputs, "q");
+    const [Hkv, n, dk] = q.shape as [number, number, number];
+    const program = elementwise([Hkv, n, 1], ["q", "z"], "edgeinf_mem_mass", `
+          let hr = index;
+          let h = hr / uniforms.outShape[1];
+          var m = 0.0;
+          for (var i = 0; i < ${dk}; i++) {
+            m += phi(q[hr * ${dk} + i]) * z[h * ${dk} + i];
+          }
+          result[index] = m;`);
+    return backend.runWebGPUProgram(withHelpers({ ...program, shaderKey: `${program.shaderKey}_${dk}` }, PHI), [q, input(inputs, "z")], "float32");
+  },
+  // out = φ(q)M / (mass + ε), mass from the kernel above
+  [KERNELS.memRead]: ({ inputs, backend, attrs }) => {
+    const q = input(inputs, "q");
+    const M = input(inputs, "M");
+    const [Hkv, n, dk] = q.shape as [number, number, number];
+    const dv = M.shape[2]!;
+    const program = elementwise([Hkv, n, dv], ["q", "M", "mass"], `edgeinf_mem_read_${dk}_${dv}`, `
+          let j = index % ${dv};
+          let hr = index / ${dv};
+          let h = hr / uniforms.outShape[1];
+          var num = 0.0;
+          for (var i = 0; i < ${dk}; i++) {
+            num += phi(q[hr * ${dk} + i]) * M[(h * ${dk} + i) * ${dv} + j];
+          }
+          result[index] = num / (mass[hr] + uniforms.eps);`, "eps : f32,");
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, M, input(inputs, "mass")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+  },
+  // the read's dq through its numerator: φ'(q) ⊙ (dout·Mᵀ) / den, den = mass + ε per row
+  [KERNELS.memReadGradQ]: ({ inputs, backend, attrs }) => {
+    const q = input(inputs, "q");
+    const M = input(inputs, "M");
+    const [Hkv, n, dk] = q.shape as [number, number, number];
+    const dv = M.shape[2]!;
+    const program = elementwise([Hkv, n, dk], ["q", "M", "mass", "dy"], `edgeinf_mem_read_dq_${dk}_${dv}`, `
+          let i = index % ${dk};
+          let hr = index / ${dk};
+          let h = hr / uniforms.outShape[1];
+          var gm = 0.0;
+          for (var j = 0; j < ${dv}; j++) {
+            gm += dy[hr * ${dv} + j] * M[(h * ${dk} + i) * ${dv} + j];
+          }
+          result[index] = dphi(q[index]) * gm / (mass[hr] + uniforms.eps);`, "eps : f32,");
+    return backend.runWebGPUProgram(withHelpers(program, PHI), ["q", "M", "mass", "dy"].map((k) => input(inputs, k)), "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+  },
+  // dM = φ(q)ᵀ (dout / den)   [Hkv, dk, dv], a sum over the n rows
+  [KERNELS.memReadGradM]: ({ inputs, backend, attrs }) => {
+    const q = input(inputs, "q");
+    const dy = input(inputs, "dy");
+    const [Hkv, , dk] = q.shape as [number, number, number];
+    const dv = dy.shape[2]!;
+    const program = elementwise([Hkv, dk, dv], ["q", "mass", "dy"], `edgeinf_mem_read_dm_${dk}_${dv}`, `
+          let j = index % ${dv};
+          let i = (index / ${dv}) % ${dk};
+          let h = index / (${dk} * ${dv});
+          let n = uniforms.qShape[1];
+          var s = 0.0;
+          for (var r = 0; r < n; r++) {
+            let hr = h * n + r;
+            s += phi(q[hr * ${dk} + i]) * dy[hr * ${dv} + j] / (mass[hr] + uniforms.eps);
+          }
+          result[index] = s;`, "eps : f32,");
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "mass"), dy], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+  },
+  // the read's dmass = −(dout·out) / den per row   [Hkv, n, 1]
+  [KERNELS.memReadGradMass]: ({ inputs, backend, attrs }) => {
+    const out = input(inputs, "readOut");
+    const [Hkv, n, dv] = out.shape as [number, number, number];
+    const program = elementwise([Hkv, n, 1], ["mass", "readOut", "dy"], `edgeinf_mem_read_dmass_${dv}`, `
+          var go = 0.0;
+          for (var j = 0; j < ${dv}; j++) {
+            go += dy[index * ${dv} + j] * readOut[index * ${dv} + j];
+          }
+          result[index] = -go / (mass[index] + uniforms.eps);`, "eps : f32,");
+    return backend.runWebGPUProgram(program, [input(inputs, "mass"), out, input(inputs, "dy")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+  },
+  // mass = φ(q)·z: dz = φ(q)ᵀ dmass   [Hkv, dk], a sum over the n rows
+  [KERNELS.memMassGradZ]: ({ inputs, backend }) => {
+    const q = input(inputs, "q");
+    const [Hkv, , dk] = q.shape as [number, number, number];
+    const program = elementwise([Hkv, dk], ["q", "dmass"], `edgeinf_mem_mass_dz_${dk}`, `
+          let i = index % ${dk};
+          let h = index / ${dk};
+          let n = uniforms.qShape[1];
+          var s = 0.0;
+          for (var r = 0; r < n; r++) {
+            s += phi(q[(h * n + r) * ${dk} + i]) * dmass[h * n + r];
+          }
+          result[index] = s;`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "dmass")], "float32");
+  },
+  // mass = φ(q)·z: dq = dmass · φ'(q) ⊙ z   (dz = φ(q)ᵀ dmass is a product: tfjs' matMul)
+  [KERNELS.memMassGradQ]: ({ inputs, backend }) => {
+    const q = input(inputs, "q");
+    const [, , dk] = q.shape as [number, number, number];
+    const program = elementwise([...q.shape], ["q", "z", "dmass"], `edgeinf_mem_mass_dq_${dk}`, `
+          let i = index % ${dk};
+          let hr = index / ${dk};
+          let h = hr / uniforms.outShape[1];
+          result[index] = dmass[hr] * dphi(q[index]) * z[h * ${dk} + i];`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
+  },
 };
 
 let active = false;
@@ -294,4 +417,43 @@ export function fusedRope(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D, wh
 /** attention.ts' causalMask [blockLength, keyCount] in one kernel: −1e9 after position last0 + t (and, with a window, at or before it − window). */
 export function fusedCausalMask(last0: number, blockLength: number, keyCount: number, window?: number): tf.Tensor2D {
   return run(KERNELS.causalMask, {}, { last0, blockLength, keyCount, window: window ?? 0 }) as tf.Tensor2D;
+}
+
+/**
+ * read-memory.ts' read with the "elu" feature map: the mass φ(q)z and A_mem = φ(q)M / (mass + ε), q [Hkv, n, dk],
+ * M [Hkv, dk, dv], z [Hkv, dk]. Two kernels forward where tfjs runs six. The read takes the mass as an input, so its
+ * gradient reaches q and z through the mass op (chain rule): read → dq, dM, dmass; mass → dq, dz.
+ */
+export function fusedMemoryRead(q: tf.Tensor3D, M: tf.Tensor3D, z: tf.Tensor2D, eps: number): { out: tf.Tensor3D; mass: tf.Tensor3D } {
+  const massOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qs, zs, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.GradSaveFunc];
+    save([qs, zs]);
+    return {
+      value: run(KERNELS.memMass, { q: qs, z: zs }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sq, sz] = saved as [tf.Tensor3D, tf.Tensor2D];
+        const dmass = dy as tf.Tensor3D;
+        return [run(KERNELS.memMassGradQ, { q: sq, z: sz, dmass }), run(KERNELS.memMassGradZ, { q: sq, dmass })];
+      },
+    };
+  });
+  const readOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qs, Ms, mass, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    const out = run(KERNELS.memRead, { q: qs, M: Ms, mass }, { eps });
+    save([qs, Ms, mass, out]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sq, sM, smass, sout] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const g = dy as tf.Tensor3D;
+        return [
+          run(KERNELS.memReadGradQ, { q: sq, M: sM, mass: smass, dy: g }, { eps }),
+          run(KERNELS.memReadGradM, { q: sq, mass: smass, dy: g }, { eps }),
+          run(KERNELS.memReadGradMass, { mass: smass, readOut: sout, dy: g }, { eps }),
+        ];
+      },
+    };
+  });
+  const mass = massOp(q, z) as tf.Tensor3D;
+  return { out: readOp(q, M, mass) as tf.Tensor3D, mass };
 }

@@ -1,6 +1,7 @@
 import * as tf from "../tf.js";
 import { featureMap, type FeatureMap } from "./feature-map.js";
 import type { MemoryState } from "./write-memory.js";
+import { fusedMemoryRead, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /**
  * Reads memory (Infini-attention eq. 3): A_mem = φ(Q)M / (φ(Q)z + ε), and the memory's mass φ(Q)z (the
@@ -9,6 +10,8 @@ import type { MemoryState } from "./write-memory.js";
  * ε keeps an empty memory (z = 0) from dividing by zero: it then returns 0.
  */
 export function readMemory(state: MemoryState, q: tf.Tensor3D, eps: number, phi: FeatureMap = "elu"): { out: tf.Tensor3D; mass: tf.Tensor3D } {
+  // On WebGPU (elu): two kernels forward instead of six, and a gradient in five (src/backend/webgpu-fused.ts).
+  if (phi === "elu" && webgpuFusedActive()) return fusedMemoryRead(q, state.M, state.z, eps);
   return tf.tidy(() => {
     const sq = featureMap(q, phi) as tf.Tensor3D;
     const num = tf.matMul(sq, state.M); // [Hkv, g·T, dv]
