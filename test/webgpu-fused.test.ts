@@ -8,7 +8,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
-import { installWebGpuFused, webgpuFusedActive, webgpuFusedFromEnv } from "../src/backend/webgpu-fused.js";
+import { fusedSiluGate, installWebGpuFused, webgpuFusedActive, webgpuFusedFromEnv } from "../src/backend/webgpu-fused.js";
 import { rmsNorm } from "../src/backbone/rmsnorm.js";
 import { swiglu } from "../src/backbone/swiglu.js";
 import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
@@ -118,6 +118,38 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
       expect(relError(grad, refGrad)).toBeLessThan(1e-6);
       tf.dispose([x, w, dy]);
     }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("past 65 535 workgroups in one dimension (tfjs splits the dispatch): RMSNorm over 70 000 rows, the gate over 4.4M outputs", async () => {
+    const before = tf.memory().numTensors;
+    const [rows, d] = [70_000, 8];
+    const xs = values(rows * d, 41);
+    const x = tf.tensor2d(Float32Array.from(xs), [rows, d]);
+    const w = tf.ones([d]) as tf.Tensor1D;
+    const y = rmsNorm(x, w, 1e-5);
+    const got = await y.data();
+    const ref = new Float64Array(rows * d);
+    for (let r = 0; r < rows; r++) {
+      let ss = 0;
+      for (let c = 0; c < d; c++) ss += xs[r * d + c]! ** 2;
+      for (let c = 0; c < d; c++) ref[r * d + c] = xs[r * d + c]! / Math.sqrt(ss / d + 1e-5);
+    }
+    expect(relError(got, ref)).toBeLessThan(1e-6);
+    const [n, f] = [4400, 1000];
+    const gus = values(n * 2 * f, 42, 3);
+    const gu = tf.tensor2d(Float32Array.from(gus), [n, 2 * f]);
+    const h = fusedSiluGate(gu);
+    const hv = await h.data();
+    const href = new Float64Array(n * f);
+    for (let r = 0; r < n; r++) {
+      for (let j = 0; j < f; j++) {
+        const g = gus[r * 2 * f + j]!;
+        href[r * f + j] = (g / (1 + Math.exp(-g))) * gus[r * 2 * f + f + j]!;
+      }
+    }
+    expect(relError(hv, href)).toBeLessThan(1e-6);
+    tf.dispose([x, w, y, gu, h]);
     expect(tf.memory().numTensors).toBe(before);
   });
 
