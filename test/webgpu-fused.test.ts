@@ -14,6 +14,7 @@ import { swiglu } from "../src/backbone/swiglu.js";
 import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
 import { causalMask } from "../src/backbone/attention.js";
 import { readMemory } from "../src/memory/read-memory.js";
+import { mixGate } from "../src/memory/gate.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
@@ -318,6 +319,49 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     expect(relError(dz!, gz)).toBeLessThan(1e-5);
     tf.dispose([...got, q, M, z, dy, dm]);
     installWebGpuFused(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("gate blend aLocal + g·(aMem − aLocal), per-query and per-head gates: value and the three gradients within 1e-6 of float64", async () => {
+    const before = tf.memory().numTensors;
+    const [H, T, d] = [3, 9, 16];
+    const am = values(H * T * d, 51);
+    const al = values(H * T * d, 52);
+    const dys = values(H * T * d, 53);
+    for (const gT of [T, 1]) {
+      const gs = Float64Array.from(values(H * gT, 54 + gT), (v) => 0.5 + 0.4 * v);
+      const gAt = (h: number, t: number) => gs[h * gT + (gT === 1 ? 0 : t)]!;
+      const refOut = new Float64Array(H * T * d);
+      const refDg = new Float64Array(H * gT);
+      const refDm = new Float64Array(H * T * d);
+      const refDl = new Float64Array(H * T * d);
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < T; t++) {
+          for (let i = 0; i < d; i++) {
+            const k = (h * T + t) * d + i;
+            const g = gAt(h, t);
+            refOut[k] = al[k]! + g * (am[k]! - al[k]!);
+            refDm[k] = dys[k]! * g;
+            refDl[k] = dys[k]! * (1 - g);
+            refDg[h * gT + (gT === 1 ? 0 : t)]! += dys[k]! * (am[k]! - al[k]!);
+          }
+        }
+      }
+      const g = tf.tensor3d(Float32Array.from(gs), [H, gT, 1]);
+      const aMem = tf.tensor3d(Float32Array.from(am), [H, T, d]);
+      const aLocal = tf.tensor3d(Float32Array.from(al), [H, T, d]);
+      const dy = tf.tensor3d(Float32Array.from(dys), [H, T, d]);
+      const info = await tf.profile(() => mixGate(g, aMem, aLocal));
+      // (customGrad records its own scope as a kernel without a name)
+      expect(info.kernels.map((k) => k.name).filter((n) => n !== "" && n !== "Identity")).toEqual(["EdgeinfGateMix"]);
+      const out = info.result as tf.Tensor;
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(mixGate(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D), dy)))([g, aMem, aLocal]);
+      expect(relError(await out.data(), refOut)).toBeLessThan(1e-6);
+      expect(relError(await grads[0]!.data(), refDg)).toBeLessThan(1e-6);
+      expect(relError(await grads[1]!.data(), refDm)).toBeLessThan(1e-6);
+      expect(relError(await grads[2]!.data(), refDl)).toBeLessThan(1e-6);
+      tf.dispose([g, aMem, aLocal, dy, out, ...grads]);
+    }
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -125,7 +125,20 @@ const KERNELS = {
   memReadGradMass: "EdgeinfMemReadGradMass",
   memMassGradQ: "EdgeinfMemMassGradQ",
   memMassGradZ: "EdgeinfMemMassGradZ",
+  gateMix: "EdgeinfGateMix",
+  gateMixGradGate: "EdgeinfGateMixGradGate",
 } as const;
+
+/** WGSL: the gate of head h, query t (g [H, T, 1], or [H, 1, 1] broadcast over T), for an [H, T, d] index. */
+const GATE_AT = `
+      fn gateAt(index : i32) -> f32 {
+        let T = uniforms.outShape[1];
+        let d = uniforms.outShape[2];
+        let ht = index / d;
+        let h = ht / T;
+        let t = ht - h * T;
+        return g[h * uniforms.gShape[1] + select(t, 0, uniforms.gShape[1] == 1)];
+      }`;
 
 /** WGSL: φ(x) = ELU(x) + 1 (feature-map.ts' "elu") and its derivative. */
 const PHI = `
@@ -344,6 +357,39 @@ const kernelFuncs: Record<string, KernelFunc> = {
           result[index] = dmass[hr] * dphi(q[index]) * z[h * ${dk} + i];`);
     return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
   },
+  // gate.ts' mixGate: out = aLocal + g·(aMem − aLocal); with `part` (gradient) 1: dy·g (aMem's), 2: dy·(1 − g) (aLocal's)
+  [KERNELS.gateMix]: ({ inputs, backend, attrs }) => {
+    const a = input(inputs, "a");
+    const part = attrs["part"] as number;
+    const body = part === 0 ? "result[index] = b[index] + gv * (a[index] - b[index]);" : part === 1 ? "result[index] = a[index] * gv;" : "result[index] = a[index] * (1.0 - gv);";
+    const program = elementwise([...a.shape], part === 0 ? ["g", "a", "b"] : ["g", "a"], `edgeinf_gate_mix_${part}`, `
+          let gv = gateAt(index);
+          ${body}`);
+    const list = part === 0 ? [input(inputs, "g"), a, input(inputs, "b")] : [input(inputs, "g"), a];
+    return backend.runWebGPUProgram(withHelpers(program, GATE_AT), list, "float32");
+  },
+  // dg = Σ dy·(aMem − aLocal) over d (and over T for a gate broadcast over T), in g's shape
+  [KERNELS.gateMixGradGate]: ({ inputs, backend }) => {
+    const g = input(inputs, "g");
+    const dy = input(inputs, "dy");
+    const d = dy.shape[2]!;
+    // g only gives the output's shape: a binding the shader does not read breaks its bind group ('auto' layout).
+    const program = elementwise([...g.shape], ["dy", "aMem", "aLocal"], `edgeinf_gate_mix_dg_${d}`, `
+          let gT = uniforms.outShape[1];
+          let h = index / gT;
+          let t0 = index - h * gT;
+          let T = uniforms.dyShape[1];
+          let count = select(1, T, gT == 1);
+          var s = 0.0;
+          for (var k = 0; k < count; k++) {
+            let base = (h * T + t0 + k) * ${d};
+            for (var i = 0; i < ${d}; i++) {
+              s += dy[base + i] * (aMem[base + i] - aLocal[base + i]);
+            }
+          }
+          result[index] = s;`);
+    return backend.runWebGPUProgram(program, [dy, input(inputs, "aMem"), input(inputs, "aLocal")], "float32");
+  },
 };
 
 let active = false;
@@ -456,4 +502,28 @@ export function fusedMemoryRead(q: tf.Tensor3D, M: tf.Tensor3D, z: tf.Tensor2D, 
   });
   const mass = massOp(q, z) as tf.Tensor3D;
   return { out: readOp(q, M, mass) as tf.Tensor3D, mass };
+}
+
+/**
+ * gate.ts' mixGate, out = aLocal + g·(aMem − aLocal), g [H, T, 1] or [H, 1, 1], aMem and aLocal [H, T, d]: one kernel
+ * forward where tfjs runs three, three backward (dg, daMem, daLocal).
+ */
+export function fusedGateMix(g: tf.Tensor3D, aMem: tf.Tensor3D, aLocal: tf.Tensor3D): tf.Tensor3D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [gs, am, al, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    save([gs, am, al]);
+    return {
+      value: run(KERNELS.gateMix, { g: gs, a: am, b: al }, { part: 0 }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sg, sam, sal] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const d = dy as tf.Tensor3D;
+        return [
+          run(KERNELS.gateMixGradGate, { g: sg, dy: d, aMem: sam, aLocal: sal }),
+          run(KERNELS.gateMix, { g: sg, a: d }, { part: 1 }),
+          run(KERNELS.gateMix, { g: sg, a: d }, { part: 2 }),
+        ];
+      },
+    };
+  });
+  return op(g, aMem, aLocal) as tf.Tensor3D;
 }

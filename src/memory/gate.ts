@@ -1,4 +1,5 @@
 import * as tf from "../tf.js";
+import { fusedGateMix, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /**
  * The memory-gating module: out = g ⊙ A_mem + (1 − g) ⊙ A_local per query head.
@@ -47,5 +48,7 @@ export function sharedGateValues(params: GateParams, q: tf.Tensor3D, mass: tf.Te
 
 /** out = g ⊙ aMem + (1 − g) ⊙ aLocal, all [H, T, d]. */
 export function mixGate(g: tf.Tensor3D, aMem: tf.Tensor3D, aLocal: tf.Tensor3D): tf.Tensor3D {
+  // On WebGPU one kernel forward instead of three (src/backend/webgpu-fused.ts).
+  if (webgpuFusedActive() && g.shape[2] === 1 && aMem.shape.every((n, i) => n === aLocal.shape[i])) return fusedGateMix(g, aMem, aLocal);
   return tf.tidy(() => tf.add(aLocal, tf.mul(g, tf.sub(aMem, aLocal))) as tf.Tensor3D);
 }
