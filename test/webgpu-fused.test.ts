@@ -15,6 +15,7 @@ import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
 import { causalMask } from "../src/backbone/attention.js";
 import { readMemory } from "../src/memory/read-memory.js";
 import { mixGate } from "../src/memory/gate.js";
+import { writeMemory } from "../src/memory/write-memory.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
@@ -319,6 +320,64 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     expect(relError(dz!, gz)).toBeLessThan(1e-5);
     tf.dispose([...got, q, M, z, dy, dm]);
     installWebGpuFused(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("memory write (linear, elu): M', z' and the gradients of M, z, k and v within 1e-5 of float64", async () => {
+    const before = tf.memory().numTensors;
+    const [Hkv, n, dk, dv] = [2, 23, 16, 12];
+    const Ms = values(Hkv * dk * dv, 61);
+    const zs = values(Hkv * dk, 62);
+    const ks = values(Hkv * n * dk, 63, 2);
+    const vs = values(Hkv * n * dv, 64);
+    const gMn = values(Hkv * dk * dv, 65);
+    const gzn = values(Hkv * dk, 66);
+    const phi = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
+    const dphi = (x: number) => (x > 0 ? 1 : Math.exp(x));
+    const refM = Float64Array.from(Ms);
+    const refZ = Float64Array.from(zs);
+    const refDk = new Float64Array(Hkv * n * dk);
+    const refDv = new Float64Array(Hkv * n * dv);
+    for (let h = 0; h < Hkv; h++) {
+      for (let r = 0; r < n; r++) {
+        const row = h * n + r;
+        for (let i = 0; i < dk; i++) {
+          const f = phi(ks[row * dk + i]!);
+          refZ[h * dk + i]! += f;
+          let s = gzn[h * dk + i]!;
+          for (let j = 0; j < dv; j++) {
+            refM[(h * dk + i) * dv + j]! += f * vs[row * dv + j]!;
+            s += vs[row * dv + j]! * gMn[(h * dk + i) * dv + j]!;
+            refDv[row * dv + j]! += f * gMn[(h * dk + i) * dv + j]!;
+          }
+          refDk[row * dk + i] = dphi(ks[row * dk + i]!) * s;
+        }
+      }
+    }
+    const M = tf.tensor3d(Float32Array.from(Ms), [Hkv, dk, dv]);
+    const z = tf.tensor2d(Float32Array.from(zs), [Hkv, dk]);
+    const k = tf.tensor3d(Float32Array.from(ks), [Hkv, n, dk]);
+    const v = tf.tensor3d(Float32Array.from(vs), [Hkv, n, dv]);
+    const dMn = tf.tensor3d(Float32Array.from(gMn), [Hkv, dk, dv]);
+    const dzn = tf.tensor2d(Float32Array.from(gzn), [Hkv, dk]);
+    const info = await tf.profile(() => {
+      const w = writeMemory({ M, z }, k, v, "linear", 1e-6, "elu");
+      return [w.M, w.z];
+    });
+    expect(info.kernels.map((x) => x.name).filter((x) => x !== "" && x !== "Identity")).toEqual(["EdgeinfMemWriteM", "EdgeinfMemWriteZ"]);
+    const [Mn, zn] = info.result as tf.Tensor[];
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => {
+      const w = writeMemory({ M: a as tf.Tensor3D, z: b as tf.Tensor2D }, c as tf.Tensor3D, e as tf.Tensor3D, "linear", 1e-6, "elu");
+      return tf.add(tf.sum(tf.mul(w.M, dMn)), tf.sum(tf.mul(w.z, dzn)));
+    })([M, z, k, v]);
+    expect(relError(await Mn!.data(), refM)).toBeLessThan(1e-5);
+    expect(relError(await zn!.data(), refZ)).toBeLessThan(1e-5);
+    // M' = M + …: its gradient passes through (the float32 rounding of the float64 values is all that differs)
+    expect(relError(await grads[0]!.data(), gMn)).toBeLessThan(1e-7);
+    expect(relError(await grads[1]!.data(), gzn)).toBeLessThan(1e-7);
+    expect(relError(await grads[2]!.data(), refDk)).toBeLessThan(1e-5);
+    expect(relError(await grads[3]!.data(), refDv)).toBeLessThan(1e-5);
+    tf.dispose([M, z, k, v, dMn, dzn, Mn!, zn!, ...grads]);
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -125,6 +125,11 @@ const KERNELS = {
   memReadGradMass: "EdgeinfMemReadGradMass",
   memMassGradQ: "EdgeinfMemMassGradQ",
   memMassGradZ: "EdgeinfMemMassGradZ",
+  memWriteM: "EdgeinfMemWriteM",
+  memWriteZ: "EdgeinfMemWriteZ",
+  memWriteGradK: "EdgeinfMemWriteGradK",
+  memWriteGradKz: "EdgeinfMemWriteGradKz",
+  memWriteGradV: "EdgeinfMemWriteGradV",
   gateMix: "EdgeinfGateMix",
   gateMixGradGate: "EdgeinfGateMixGradGate",
 } as const;
@@ -357,6 +362,81 @@ const kernelFuncs: Record<string, KernelFunc> = {
           result[index] = dmass[hr] * dphi(q[index]) * z[h * ${dk} + i];`);
     return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
   },
+  // Memory write (write-memory.ts, "linear"), k [Hkv, n, dk], v [Hkv, n, dv]: M' = M + φ(k)ᵀv   [Hkv, dk, dv]
+  [KERNELS.memWriteM]: ({ inputs, backend }) => {
+    const M = input(inputs, "M");
+    const [, dk, dv] = M.shape as [number, number, number];
+    const program = elementwise([...M.shape], ["M", "k", "v"], `edgeinf_mem_write_m_${dk}_${dv}`, `
+          let j = index % ${dv};
+          let i = (index / ${dv}) % ${dk};
+          let h = index / (${dk} * ${dv});
+          let n = uniforms.kShape[1];
+          var s = M[index];
+          for (var r = 0; r < n; r++) {
+            s += phi(k[(h * n + r) * ${dk} + i]) * v[(h * n + r) * ${dv} + j];
+          }
+          result[index] = s;`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [M, input(inputs, "k"), input(inputs, "v")], "float32");
+  },
+  // z' = z + Σ_rows φ(k)   [Hkv, dk]
+  [KERNELS.memWriteZ]: ({ inputs, backend }) => {
+    const z = input(inputs, "z");
+    const dk = z.shape[1]!;
+    const program = elementwise([...z.shape], ["z", "k"], `edgeinf_mem_write_z_${dk}`, `
+          let i = index % ${dk};
+          let h = index / ${dk};
+          let n = uniforms.kShape[1];
+          var s = z[index];
+          for (var r = 0; r < n; r++) {
+            s += phi(k[(h * n + r) * ${dk} + i]);
+          }
+          result[index] = s;`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [z, input(inputs, "k")], "float32");
+  },
+  // M's part of dk = φ'(k) ⊙ (v·dM'ᵀ)   [Hkv, n, dk]
+  [KERNELS.memWriteGradK]: ({ inputs, backend }) => {
+    const k = input(inputs, "k");
+    const dM = input(inputs, "dM");
+    const [, , dk] = k.shape as [number, number, number];
+    const dv = dM.shape[2]!;
+    const program = elementwise([...k.shape], ["k", "v", "dM"], `edgeinf_mem_write_dk_${dk}_${dv}`, `
+          let i = index % ${dk};
+          let hr = index / ${dk};
+          let h = hr / uniforms.outShape[1];
+          var s = 0.0;
+          for (var j = 0; j < ${dv}; j++) {
+            s += v[hr * ${dv} + j] * dM[(h * ${dk} + i) * ${dv} + j];
+          }
+          result[index] = dphi(k[index]) * s;`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [k, input(inputs, "v"), dM], "float32");
+  },
+  // z's part of dk = φ'(k) ⊙ dz'   [Hkv, n, dk]
+  [KERNELS.memWriteGradKz]: ({ inputs, backend }) => {
+    const k = input(inputs, "k");
+    const dk = k.shape[2]!;
+    const program = elementwise([...k.shape], ["k", "dz"], `edgeinf_mem_write_dkz_${dk}`, `
+          let i = index % ${dk};
+          let h = (index / ${dk}) / uniforms.outShape[1];
+          result[index] = dphi(k[index]) * dz[h * ${dk} + i];`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [k, input(inputs, "dz")], "float32");
+  },
+  // dv = φ(k)·dM'   [Hkv, n, dv]
+  [KERNELS.memWriteGradV]: ({ inputs, backend }) => {
+    const k = input(inputs, "k");
+    const dM = input(inputs, "dM");
+    const [Hkv, n, dk] = k.shape as [number, number, number];
+    const dv = dM.shape[2]!;
+    const program = elementwise([Hkv, n, dv], ["k", "dM"], `edgeinf_mem_write_dv_${dk}_${dv}`, `
+          let j = index % ${dv};
+          let hr = index / ${dv};
+          let h = hr / uniforms.outShape[1];
+          var s = 0.0;
+          for (var i = 0; i < ${dk}; i++) {
+            s += phi(k[hr * ${dk} + i]) * dM[(h * ${dk} + i) * ${dv} + j];
+          }
+          result[index] = s;`);
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [k, dM], "float32");
+  },
   // gate.ts' mixGate: out = aLocal + g·(aMem − aLocal); with `part` (gradient) 1: dy·g (aMem's), 2: dy·(1 − g) (aLocal's)
   [KERNELS.gateMix]: ({ inputs, backend, attrs }) => {
     const a = input(inputs, "a");
@@ -526,4 +606,36 @@ export function fusedGateMix(g: tf.Tensor3D, aMem: tf.Tensor3D, aLocal: tf.Tenso
     };
   });
   return op(g, aMem, aLocal) as tf.Tensor3D;
+}
+
+/**
+ * write-memory.ts' "linear" write with the "elu" feature map: M' = M + φ(k)ᵀv, z' = z + Σ φ(k); k [Hkv, n, dk],
+ * v [Hkv, n, dv]. One kernel each forward where tfjs runs six in all. Backward: M' gives dk's part and dv, z' its
+ * part of dk (the tape sums the two); M's and z's own gradients pass through unchanged.
+ */
+export function fusedMemoryWrite(M: tf.Tensor3D, z: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D): { M: tf.Tensor3D; z: tf.Tensor2D } {
+  const writeM = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [Ms, ks, vs, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+    save([ks, vs]);
+    return {
+      value: run(KERNELS.memWriteM, { M: Ms, k: ks, v: vs }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sk, sv] = saved as [tf.Tensor3D, tf.Tensor3D];
+        const dM = dy as tf.Tensor3D;
+        return [dM.clone(), run(KERNELS.memWriteGradK, { k: sk, v: sv, dM }), run(KERNELS.memWriteGradV, { k: sk, dM })];
+      },
+    };
+  });
+  const writeZ = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [zs, ks, save] = args as [tf.Tensor2D, tf.Tensor3D, tf.GradSaveFunc];
+    save([ks]);
+    return {
+      value: run(KERNELS.memWriteZ, { z: zs, k: ks }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const dz = dy as tf.Tensor2D;
+        return [dz.clone(), run(KERNELS.memWriteGradKz, { k: saved[0]!, dz })];
+      },
+    };
+  });
+  return { M: writeM(M, k, v) as tf.Tensor3D, z: writeZ(z, k) as tf.Tensor2D };
 }

@@ -1,5 +1,6 @@
 import * as tf from "../tf.js";
 import { featureMap, type FeatureMap } from "./feature-map.js";
+import { fusedMemoryWrite, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /** Memory of one layer: per KV head M [Hkv, dφ, dv] and normaliser z [Hkv, dφ] (dφ: the feature map's dim). */
 export interface MemoryState {
@@ -21,6 +22,8 @@ export function emptyMemory(numKvHeads: number, dk: number, dv: number): MemoryS
  * k [Hkv, n, dk], v [Hkv, n, dv] are the memory-projected keys and values of the tokens leaving the window.
  */
 export function writeMemory(state: MemoryState, k: tf.Tensor3D, v: tf.Tensor3D, rule: MemoryRule, eps: number, phi: FeatureMap = "elu"): MemoryState {
+  // On WebGPU (linear, elu): one kernel each for M and z instead of six in all (src/backend/webgpu-fused.ts).
+  if (rule === "linear" && phi === "elu" && webgpuFusedActive()) return fusedMemoryWrite(state.M, state.z, k, v);
   return tf.tidy(() => {
     const sk = featureMap(k, phi) as tf.Tensor3D;
     let update: tf.Tensor3D = v;
