@@ -1,12 +1,18 @@
 /**
- * Fused WebGPU kernels: one dispatch where tfjs runs a chain of elementwise kernels.
+ * Fused WebGPU kernels: one dispatch where tfjs runs a chain of kernels.
  *
  * Why: on WebGPU a training step is bound by the host work of each dispatch, not by arithmetic (docs/performance.md:
- * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). RMSNorm is six kernels forward and about a dozen backward,
- * RoPE six per rotation, the SwiGLU gate four forward and eight backward; here each is one kernel, forward and
- * backward alike. The formulas are the ones in rmsnorm.ts, rope.ts and swiglu.ts (src/backbone/); the kernels only
- * fuse them; the causal mask of an attention block (attention.ts, five kernels) is one kernel too. Registered for the "webgpu" backend when it starts (src/backend/select.ts); other backends keep tfjs'
- * kernels. EDGEINF_WEBGPU_FUSED=off keeps tfjs' kernels on webgpu too, for comparison in benchmarks.
+ * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). Fused here, forward and backward (docs/gpu.md has the table
+ * of kernel counts): RMSNorm, the SwiGLU gate, whole-head RoPE, the attention block's causal mask, the memory read and
+ * write with the "elu" feature map, and the gate blend. The formulas are those of the files that call these
+ * (src/backbone/rmsnorm.ts, swiglu.ts, rope.ts, attention.ts; src/memory/read-memory.ts, write-memory.ts, gate.ts);
+ * the kernels only fuse them, and each caller keeps tfjs' ops for every other backend and case.
+ * Registered for the "webgpu" backend when it starts (src/backend/select.ts). EDGEINF_WEBGPU_FUSED=off keeps tfjs'
+ * kernels on webgpu too, for comparison in benchmarks.
+ *
+ * Two rules the WGSL below keeps: every program input is read by its shader (Dawn's automatic bind-group layout drops
+ * an unread binding and the dispatch fails without an exception), and no input is named `out` (tfjs declares an
+ * `outShape` uniform for the output).
  */
 import * as tf from "../tf.js";
 import type { NamedAttrMap, TensorInfo } from "../tf.js";
