@@ -8,7 +8,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
-import { fusedSiluGate, installWebGpuFused, webgpuFusedActive, webgpuFusedFromEnv } from "../src/backend/webgpu-fused.js";
+import { fusedGatedActivation, installWebGpuFused, webgpuFusedActive, webgpuFusedFromEnv } from "../src/backend/webgpu-fused.js";
 import { rmsNorm } from "../src/backbone/rmsnorm.js";
 import { swiglu } from "../src/backbone/swiglu.js";
 import { RopeTable, inverseFrequencies } from "../src/backbone/rope.js";
@@ -141,7 +141,7 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     const [n, f] = [4400, 1000];
     const gus = values(n * 2 * f, 42, 3);
     const gu = tf.tensor2d(Float32Array.from(gus), [n, 2 * f]);
-    const h = fusedSiluGate(gu);
+    const h = fusedGatedActivation(gu, "silu");
     const hv = await h.data();
     const href = new Float64Array(n * f);
     for (let r = 0; r < n; r++) {
@@ -155,14 +155,25 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("SwiGLU gate: silu(g)·u and its gradient within 1e-6 of float64, through the whole feed-forward", async () => {
+  // The gate activations in float64: silu (Llama, Qwen, Phi-3) and tanh-approximated gelu (Gemma), with derivatives.
+  const C = Math.sqrt(2 / Math.PI);
+  const activations64 = {
+    silu: { f: (g: number) => g / (1 + Math.exp(-g)), df: (g: number) => { const s = 1 / (1 + Math.exp(-g)); return s * (1 + g * (1 - s)); } },
+    gelu_tanh: {
+      f: (g: number) => 0.5 * g * (1 + Math.tanh(C * (g + 0.044715 * g ** 3))),
+      df: (g: number) => { const t = Math.tanh(C * (g + 0.044715 * g ** 3)); return 0.5 * (1 + t) + 0.5 * g * (1 - t * t) * C * (1 + 3 * 0.044715 * g * g); },
+    },
+  } as const;
+
+  it.each(["silu", "gelu_tanh"] as const)("gated feed-forward with %s: act(g)·u and its gradient within 1e-6 of float64, through the whole feed-forward", async (act) => {
     const before = tf.memory().numTensors;
+    const { f: actF, df: actDf } = activations64[act];
     const [n, d, f] = [7, 24, 40];
     const xs = values(n * d, 11);
     const wgu = values(d * 2 * f, 12, 0.5);
     const wd = values(f * d, 13, 0.5);
     const dys = values(n * d, 14);
-    // float64: h = silu(x·Wg) ⊙ (x·Wu), y = h·Wd; dx = ((dy·Wdᵀ) ⊙ dh/d[g,u]) · Wguᵀ
+    // float64: h = act(x·Wg) ⊙ (x·Wu), y = h·Wd; dx = ((dy·Wdᵀ) ⊙ dh/d[g,u]) · Wguᵀ
     const refValue = new Float64Array(n * d);
     const refGrad = new Float64Array(n * d);
     for (let r = 0; r < n; r++) {
@@ -178,15 +189,12 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
       for (let j = 0; j < f; j++) for (let c = 0; c < d; c++) dh[j] += dys[r * d + c]! * wd[j * d + c]!;
       for (let c = 0; c < d; c++) {
         let y = 0;
-        for (let j = 0; j < f; j++) y += (g[j]! / (1 + Math.exp(-g[j]!))) * u[j]! * wd[j * d + c]!;
+        for (let j = 0; j < f; j++) y += actF(g[j]!) * u[j]! * wd[j * d + c]!;
         refValue[r * d + c] = y;
       }
       for (let k = 0; k < d; k++) {
         let s = 0;
-        for (let j = 0; j < f; j++) {
-          const sg = 1 / (1 + Math.exp(-g[j]!));
-          s += dh[j]! * u[j]! * sg * (1 + g[j]! * (1 - sg)) * wgu[k * 2 * f + j]! + dh[j]! * g[j]! * sg * wgu[k * 2 * f + f + j]!;
-        }
+        for (let j = 0; j < f; j++) s += dh[j]! * u[j]! * actDf(g[j]!) * wgu[k * 2 * f + j]! + dh[j]! * actF(g[j]!) * wgu[k * 2 * f + f + j]!;
         refGrad[r * d + k] = s;
       }
     }
@@ -194,11 +202,21 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     const wGateUp = tf.tensor2d(Float32Array.from(wgu), [d, 2 * f]);
     const wDown = tf.tensor2d(Float32Array.from(wd), [f, d]);
     const dy = tf.tensor2d(Float32Array.from(dys), [n, d]);
-    const { value, grad } = await valueAndGrad(true, x, dy, (a) => swiglu(a as tf.Tensor2D, wGateUp, wDown));
+    const { value, grad } = await valueAndGrad(true, x, dy, (a) => swiglu(a as tf.Tensor2D, wGateUp, wDown, act));
     expect(relError(value, refValue)).toBeLessThan(1e-6);
     expect(relError(grad, refGrad)).toBeLessThan(1e-6);
     tf.dispose([x, wGateUp, wDown, dy]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("the gelu gate stays finite where tanh's argument is large (|g| up to 60)", async () => {
+    const n = 4;
+    const gs = [-60, -20, 20, 60];
+    const gu = tf.tensor2d([...gs, 1, 1, 1, 1], [1, 2 * n]);
+    const h = fusedGatedActivation(gu, "gelu_tanh");
+    const got = await h.data();
+    expect(Array.from(got)).toEqual(gs.map((g) => Math.fround(activations64.gelu_tanh.f(g))));
+    tf.dispose([gu, h]);
   });
 
   it("RoPE at consecutive, arbitrary and per-head positions: value and gradient within 1e-6 of a float64 rotation", async () => {

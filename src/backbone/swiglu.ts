@@ -1,5 +1,5 @@
 import * as tf from "../tf.js";
-import { fusedSiluGate, webgpuFusedActive } from "../backend/webgpu-fused.js";
+import { fusedGatedActivation, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /** Gate activations of gated MLPs: silu (SwiGLU: Llama, Qwen, Phi-3) and tanh-approximated gelu (GeGLU: Gemma). */
 export type GateActivation = "silu" | "gelu_tanh";
@@ -17,8 +17,8 @@ function geluTanh(x: tf.Tensor): tf.Tensor {
 export function swiglu(x: tf.Tensor2D, wGateUp: tf.Tensor2D, wDown: tf.Tensor2D, act: GateActivation = "silu"): tf.Tensor2D {
   return tf.tidy(() => {
     const gu = tf.matMul(x, wGateUp) as tf.Tensor2D;
-    // On WebGPU silu(g)·u is one kernel each way instead of four forward and eight backward (src/backend/webgpu-fused.ts).
-    if (act === "silu" && webgpuFusedActive()) return tf.matMul(fusedSiluGate(gu), wDown) as tf.Tensor2D;
+    // On WebGPU act(g)·u is one kernel each way instead of four or more forward and eight backward (src/backend/webgpu-fused.ts).
+    if (webgpuFusedActive()) return tf.matMul(fusedGatedActivation(gu, act), wDown) as tf.Tensor2D;
     const [g, up] = tf.split(gu, 2, 1) as tf.Tensor2D[];
     const gated = act === "silu" ? tf.mul(g!, tf.sigmoid(g!)) : geluTanh(g!);
     return tf.matMul(tf.mul(gated, up!), wDown) as tf.Tensor2D;

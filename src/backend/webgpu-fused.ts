@@ -3,7 +3,7 @@
  *
  * Why: on WebGPU a training step is bound by the host work of each dispatch, not by arithmetic (docs/performance.md:
  * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). Fused here, forward and backward (docs/gpu.md has the table
- * of kernel counts): RMSNorm, the SwiGLU gate, whole-head RoPE, the attention block's causal mask, the memory read and
+ * of kernel counts): RMSNorm, the gated activation (silu or tanh-gelu), whole-head RoPE, the attention block's causal mask, the memory read and
  * write with the "elu" feature map, and the gate blend. The formulas are those of the files that call these
  * (src/backbone/rmsnorm.ts, swiglu.ts, rope.ts, attention.ts; src/memory/read-memory.ts, write-memory.ts, gate.ts);
  * the kernels only fuse them, and each caller keeps tfjs' ops for every other backend and case.
@@ -17,6 +17,7 @@
 import * as tf from "../tf.js";
 import type { NamedAttrMap, TensorInfo } from "../tf.js";
 import { fail } from "../util/errors.js";
+import type { GateActivation } from "../backbone/swiglu.js";
 
 export const WEBGPU_FUSED_ENV = "EDGEINF_WEBGPU_FUSED";
 
@@ -120,8 +121,8 @@ function rowwise(outputShape: [number, number], variableNames: string[], shaderK
 const KERNELS = {
   rmsNorm: "EdgeinfRmsNorm",
   rmsNormGrad: "EdgeinfRmsNormGrad",
-  siluGate: "EdgeinfSiluGate",
-  siluGateGrad: "EdgeinfSiluGateGrad",
+  gatedAct: "EdgeinfGatedAct",
+  gatedActGrad: "EdgeinfGatedActGrad",
   rope: "EdgeinfRope",
   causalMask: "EdgeinfCausalMask",
   memMass: "EdgeinfMemMass",
@@ -150,6 +151,25 @@ const GATE_AT = `
         let t = ht - h * T;
         return g[h * uniforms.gShape[1] + select(t, 0, uniforms.gShape[1] == 1)];
       }`;
+
+/**
+ * WGSL: the gate activations of swiglu.ts and their derivatives. silu(g) = g·σ(g) (tfjs' sigmoid: 1 / (1 + exp(−g))),
+ * silu' = σ(1 + g(1 − σ)). gelu_tanh(g) = ½g(1 + tanh a), a = √(2/π)(g + 0.044715g³), gelu' = ½(1 + tanh a) +
+ * ½g(1 − tanh²a)·√(2/π)(1 + 3·0.044715g²); tanh as tfjs-webgpu writes it (from exp(−2|a|), no overflow).
+ */
+const ACTIVATIONS: Record<GateActivation, string> = {
+  silu: `
+      fn act(g : f32) -> f32 { return g / (1.0 + exp(-g)); }
+      fn dact(g : f32) -> f32 { let s = 1.0 / (1.0 + exp(-g)); return s * (1.0 + g * (1.0 - s)); }`,
+  gelu_tanh: `
+      fn tanhSafe(a : f32) -> f32 { let e = exp(-2.0 * abs(a)); return sign(a) * (1.0 - e) / (1.0 + e); }
+      fn act(g : f32) -> f32 { return 0.5 * g * (1.0 + tanhSafe(0.7978845608028654 * (g + 0.044715 * g * g * g))); }
+      fn dact(g : f32) -> f32 {
+        let t = tanhSafe(0.7978845608028654 * (g + 0.044715 * g * g * g));
+        return 0.5 * (1.0 + t) + 0.5 * g * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * g * g);
+      }`,
+};
+const activation = (attrs: NamedAttrMap): GateActivation => (attrs["act"] === "gelu_tanh" ? "gelu_tanh" : "silu");
 
 /** WGSL: φ(x) = ELU(x) + 1 (feature-map.ts' "elu") and its derivative. */
 const PHI = `
@@ -186,36 +206,35 @@ const kernelFuncs: Record<string, KernelFunc> = {
             result[b + c] = r * w[c] * dy[b + c] - x[b + c] * (r * r * r) * (s1 / f32(D));`, "eps : f32,");
     return backend.runWebGPUProgram(program, [x, input(inputs, "w"), input(inputs, "dy")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
-  // [g, u] (one [N, 2F] product) -> silu(g) · u, silu(g) = g · sigmoid(g) (tfjs' sigmoid: 1 / (1 + exp(−g)))
-  [KERNELS.siluGate]: ({ inputs, backend }) => {
+  // [g, u] (one [N, 2F] product) -> act(g) · u (swiglu.ts), act silu or gelu_tanh (ACTIVATIONS below)
+  [KERNELS.gatedAct]: ({ inputs, backend, attrs }) => {
     const gu = input(inputs, "gu");
+    const act = activation(attrs);
     const [n, twoF] = gu.shape as [number, number];
-    const program = elementwise([n, twoF / 2], ["gu"], "edgeinf_silu_gate", `
+    const program = elementwise([n, twoF / 2], ["gu"], `edgeinf_gated_${act}`, `
           let F = uniforms.outShape[1];
           let row = index / F;
           let col = index - row * F;
-          let g = gu[row * 2 * F + col];
-          let u = gu[row * 2 * F + F + col];
-          result[index] = g * (1.0 / (1.0 + exp(-g))) * u;`);
-    return backend.runWebGPUProgram(program, [gu], "float32");
+          result[index] = act(gu[row * 2 * F + col]) * gu[row * 2 * F + F + col];`);
+    return backend.runWebGPUProgram(withHelpers(program, ACTIVATIONS[act]), [gu], "float32");
   },
-  // d[g, u] = [dy · u · σ(g)(1 + g(1 − σ(g))), dy · silu(g)]
-  [KERNELS.siluGateGrad]: ({ inputs, backend }) => {
+  // d[g, u] = [dy · u · act'(g), dy · act(g)]
+  [KERNELS.gatedActGrad]: ({ inputs, backend, attrs }) => {
     const gu = input(inputs, "gu");
-    const program = elementwise([...gu.shape], ["gu", "dy"], "edgeinf_silu_gate_grad", `
+    const act = activation(attrs);
+    const program = elementwise([...gu.shape], ["gu", "dy"], `edgeinf_gated_${act}_grad`, `
           let F = uniforms.outShape[1] / 2;
           let row = index / (2 * F);
           let col = index - row * 2 * F;
           let j = col % F;
           let g = gu[row * 2 * F + j];
-          let s = 1.0 / (1.0 + exp(-g));
           let d = dy[row * F + j];
           if (col < F) {
-            result[index] = d * gu[row * 2 * F + F + j] * s * (1.0 + g * (1.0 - s));
+            result[index] = d * gu[row * 2 * F + F + j] * dact(g);
           } else {
-            result[index] = d * g * s;
+            result[index] = d * act(g);
           }`);
-    return backend.runWebGPUProgram(program, [gu, input(inputs, "dy")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, ACTIVATIONS[act]), [gu, input(inputs, "dy")], "float32");
   },
   // x [H, T, d] -> x · C[p] + sign · swap(x) · S[p], C = [cos, cos], S = [−sin, sin] (rope.ts' tables), p = the row's
   // position: first + t, or positions[t] / positions[h·T + t]. sign −1 is the transpose (the gradient).
@@ -511,14 +530,14 @@ export function fusedRmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Te
   return op(x) as tf.Tensor2D;
 }
 
-/** silu(g) · u of gu = [g, u] [N, 2F] -> [N, F], as one kernel each way. */
-export function fusedSiluGate(gu: tf.Tensor2D): tf.Tensor2D {
+/** act(g) · u of gu = [g, u] [N, 2F] -> [N, F] (swiglu.ts' gate, silu or gelu_tanh), as one kernel each way. */
+export function fusedGatedActivation(gu: tf.Tensor2D, act: GateActivation): tf.Tensor2D {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [g, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     save([g]);
     return {
-      value: run(KERNELS.siluGate, { gu: g }),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [run(KERNELS.siluGateGrad, { gu: saved[0]!, dy: dy as tf.Tensor })],
+      value: run(KERNELS.gatedAct, { gu: g }, { act }),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [run(KERNELS.gatedActGrad, { gu: saved[0]!, dy: dy as tf.Tensor }, { act })],
     };
   });
   return op(gu) as tf.Tensor2D;
