@@ -3,10 +3,11 @@
  *
  * Why: on WebGPU a training step is bound by the host work of each dispatch, not by arithmetic (docs/performance.md:
  * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). Fused here, forward and backward (docs/gpu.md has the table
- * of kernel counts): RMSNorm, the gated activation (silu or tanh-gelu), whole-head RoPE, the attention block's causal mask, the memory read and
- * write with the "elu" feature map, and the gate blend. The formulas are those of the files that call these
- * (src/backbone/rmsnorm.ts, swiglu.ts, rope.ts, attention.ts; src/memory/read-memory.ts, write-memory.ts, gate.ts);
- * the kernels only fuse them, and each caller keeps tfjs' ops for every other backend and case.
+ * of kernel counts): RMSNorm, the gated activation (silu or tanh-gelu), whole-head RoPE, the attention block's causal
+ * mask, the memory read and write with the "elu" feature map, and the gate blend. The formulas are those of the files
+ * that call these (src/backbone/rmsnorm.ts, swiglu.ts, rope.ts, attention.ts; src/memory/read-memory.ts,
+ * write-memory.ts, gate.ts); the kernels only fuse them, and each caller keeps tfjs' ops for every other backend and
+ * case.
  * Registered for the "webgpu" backend when it starts (src/backend/select.ts). EDGEINF_WEBGPU_FUSED=off keeps tfjs'
  * kernels on webgpu too, for comparison in benchmarks.
  *
