@@ -8,6 +8,7 @@ import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { groupedAttention, groupedAttentionWithLse, type AttentionOptions } from "../src/backbone/attention.js";
 import { Rng } from "../src/util/rng.js";
+import { maxRelError } from "./reference/rel-error.js";
 
 const [H, Hkv, T, S, d] = [4, 2, 5, 9, 8];
 const g = H / Hkv;
@@ -50,15 +51,8 @@ function reference64(q: Float64Array, k: Float64Array, w: Float64Array, o: { win
   return { lse, dq, dk };
 }
 
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / den;
-}
+/** max |a − b| / max |b|: relative to the reference's own scale (floor 0). */
+const maxRel = (a: ArrayLike<number>, b: ArrayLike<number>): number => maxRelError(a, b, 0);
 
 for (const backend of ["cpu", "wasm"] as const) {
   describe(`groupedAttentionWithLse on ${backend}`, () => {
