@@ -287,7 +287,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
   [KERNELS.memMass]: ({ inputs, backend }) => {
     const q = input(inputs, "q");
     const [Hkv, n, dk] = q.shape as [number, number, number];
-    const program = elementwise([Hkv, n, 1], ["q", "z"], "edgeinf_mem_mass", `
+    const program = elementwise([Hkv, n, 1], ["q", "z"], `edgeinf_mem_mass_${dk}`, `
           let hr = index;
           let h = hr / uniforms.outShape[1];
           var m = 0.0;
@@ -295,7 +295,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             m += phi(q[hr * ${dk} + i]) * z[h * ${dk} + i];
           }
           result[index] = m;`);
-    return backend.runWebGPUProgram(withHelpers({ ...program, shaderKey: `${program.shaderKey}_${dk}` }, PHI), [q, input(inputs, "z")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "z")], "float32");
   },
   // out = φ(q)M / (mass + ε), mass from the kernel above
   [KERNELS.memRead]: ({ inputs, backend, attrs }) => {
@@ -377,7 +377,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
           result[index] = s;`);
     return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "dmass")], "float32");
   },
-  // mass = φ(q)·z: dq = dmass · φ'(q) ⊙ z   (dz = φ(q)ᵀ dmass is a product: tfjs' matMul)
+  // mass = φ(q)·z: dq = dmass · φ'(q) ⊙ z   (dz: the kernel above)
   [KERNELS.memMassGradQ]: ({ inputs, backend }) => {
     const q = input(inputs, "q");
     const [, , dk] = q.shape as [number, number, number];
