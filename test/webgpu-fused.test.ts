@@ -1,6 +1,8 @@
 /**
- * The fused WebGPU kernels (src/backend/webgpu-fused.ts) against float64 references: RMSNorm, the SwiGLU gate and
- * RoPE, forward and backward, then a whole model's logits and a module training step against tfjs' own kernels.
+ * The fused WebGPU kernels (src/backend/webgpu-fused.ts) against float64 references: RMSNorm, the gated activation,
+ * RoPE, the memory read and write (elu and Hedgehog maps), the Hedgehog map itself and the gate blend, forward and
+ * backward; then a whole model's logits, and module training steps (the default module and the shipped recipes')
+ * against tfjs' own kernels.
  *
  * Needs a WebGPU adapter: on a machine without a GPU, Mesa's lavapipe (software Vulkan) serves; `scripts/lavapipe.sh`
  * fetches it from Debian and prints the environment to run with (.ci/run does this). Skipped, and says so, without one.
@@ -16,6 +18,7 @@ import { causalMask } from "../src/backbone/attention.js";
 import { readMemory } from "../src/memory/read-memory.js";
 import { mixGate } from "../src/memory/gate.js";
 import { writeMemory } from "../src/memory/write-memory.js";
+import { featureMap } from "../src/memory/feature-map.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
 import { makeEdgeInfiniteConfig } from "../src/memory/config.js";
@@ -265,6 +268,94 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  /**
+   * Float64 memory read of feature rows F (row h·n + r, dk features each): out = F·M / (F·z + ε) and mass = F·z, and
+   * for the loss Σ dOut·out + Σ dMass·mass the gradients of F, M and z.
+   */
+  function read64(F: Float64Array[], Ms: Float64Array, zs: Float64Array, dOut: Float64Array, dMass: Float64Array, dims: { Hkv: number; n: number; dk: number; dv: number; eps: number }) {
+    const { Hkv, n, dk, dv, eps } = dims;
+    const out = new Float64Array(Hkv * n * dv);
+    const mass = new Float64Array(Hkv * n);
+    const dF: Float64Array[] = [];
+    const dM = new Float64Array(Hkv * dk * dv);
+    const dz = new Float64Array(Hkv * dk);
+    for (let h = 0; h < Hkv; h++) {
+      for (let r = 0; r < n; r++) {
+        const row = h * n + r;
+        const f = F[row]!;
+        let m = 0;
+        for (let i = 0; i < dk; i++) m += f[i]! * zs[h * dk + i]!;
+        mass[row] = m;
+        const den = m + eps;
+        let go = 0;
+        for (let j = 0; j < dv; j++) {
+          let num = 0;
+          for (let i = 0; i < dk; i++) num += f[i]! * Ms[(h * dk + i) * dv + j]!;
+          out[row * dv + j] = num / den;
+          go += dOut[row * dv + j]! * (num / den);
+        }
+        const dden = -go / den + dMass[row]!; // ∂loss/∂mass
+        const g = new Float64Array(dk);
+        for (let i = 0; i < dk; i++) {
+          let gm = 0;
+          for (let j = 0; j < dv; j++) {
+            gm += dOut[row * dv + j]! * Ms[(h * dk + i) * dv + j]!;
+            dM[(h * dk + i) * dv + j]! += (f[i]! * dOut[row * dv + j]!) / den;
+          }
+          g[i] = gm / den + dden * zs[h * dk + i]!;
+          dz[h * dk + i]! += f[i]! * dden;
+        }
+        dF.push(g);
+      }
+    }
+    return { out, mass, dF, dM, dz };
+  }
+
+  /** Float64 linear write of feature rows F: M' = M + Fᵀv, z' = z + Σ F, and for the loss Σ gM·M' + Σ gz·z' the gradients of F and v. */
+  function write64(F: Float64Array[], vs: Float64Array, Ms: Float64Array, zs: Float64Array, gM: Float64Array, gz: Float64Array, dims: { Hkv: number; n: number; dk: number; dv: number }) {
+    const { Hkv, n, dk, dv } = dims;
+    const M = Float64Array.from(Ms);
+    const z = Float64Array.from(zs);
+    const dF: Float64Array[] = [];
+    const dV = new Float64Array(Hkv * n * dv);
+    for (let h = 0; h < Hkv; h++) {
+      for (let r = 0; r < n; r++) {
+        const row = h * n + r;
+        const f = F[row]!;
+        const g = new Float64Array(dk);
+        for (let i = 0; i < dk; i++) {
+          z[h * dk + i]! += f[i]!;
+          g[i] = gz[h * dk + i]!;
+          for (let j = 0; j < dv; j++) {
+            M[(h * dk + i) * dv + j]! += f[i]! * vs[row * dv + j]!;
+            g[i]! += vs[row * dv + j]! * gM[(h * dk + i) * dv + j]!;
+            dV[row * dv + j]! += f[i]! * gM[(h * dk + i) * dv + j]!;
+          }
+        }
+        dF.push(g);
+      }
+    }
+    return { M, z, dF, dV };
+  }
+
+  /** readMemory's out and mass, and the gradients of q, M and z for the loss Σ dy·out + Σ dm·mass (one tidy). */
+  const readWithGrads = (q: tf.Tensor3D, M: tf.Tensor3D, z: tf.Tensor2D, dy: tf.Tensor, dm: tf.Tensor, eps: number, phi: "elu" | "hedgehog") =>
+    tf.tidy(() => {
+      const read = readMemory({ M, z }, q, eps, phi);
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
+        const r = readMemory({ M: b as tf.Tensor3D, z: c as tf.Tensor2D }, a as tf.Tensor3D, eps, phi);
+        return tf.add(tf.sum(tf.mul(r.out, dy)), tf.sum(tf.mul(r.mass, dm)));
+      })([q, M, z]);
+      return [read.out, read.mass, ...grads];
+    });
+
+  /** Rows of width w of xs, and rows joined back. */
+  const rowsOf = (xs: Float64Array, w: number) => Array.from({ length: xs.length / w }, (_, r) => xs.subarray(r * w, (r + 1) * w));
+  const joined = (rows: Float64Array[]) => Float64Array.from(rows.flatMap((r) => Array.from(r)));
+  /** The "elu" map φ(x) = ELU(x) + 1 of a row, and the gradient through it of the features' gradient g. */
+  const elu64 = (x: Float64Array) => x.map((v) => (v > 0 ? v + 1 : Math.exp(v)));
+  const eluVjp64 = (x: Float64Array, g: Float64Array) => x.map((v, i) => (v > 0 ? 1 : Math.exp(v)) * g[i]!);
+
   it("memory read (elu): A_mem, the mass and the gradients of q, M and z within 1e-5 of float64", async () => {
     const before = tf.memory().numTensors;
     const [Hkv, n, dk, dv] = [2, 37, 16, 12];
@@ -275,40 +366,11 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     const zs = Float64Array.from(values(Hkv * dk, 33), (v) => 20 * (1.2 + v));
     const dOut = values(Hkv * n * dv, 34);
     const dMass = values(Hkv * n, 35);
-    const phi = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
-    const dphi = (x: number) => (x > 0 ? 1 : Math.exp(x));
-    // loss = Σ dOut·out + Σ dMass·mass, in float64, with its gradient by hand
-    const refOut = new Float64Array(Hkv * n * dv);
-    const refMass = new Float64Array(Hkv * n);
-    const gq = new Float64Array(Hkv * n * dk);
-    const gM = new Float64Array(Hkv * dk * dv);
-    const gz = new Float64Array(Hkv * dk);
-    for (let h = 0; h < Hkv; h++) {
-      for (let r = 0; r < n; r++) {
-        const row = h * n + r;
-        let mass = 0;
-        for (let i = 0; i < dk; i++) mass += phi(qs[row * dk + i]!) * zs[h * dk + i]!;
-        refMass[row] = mass;
-        const den = mass + eps;
-        let go = 0;
-        for (let j = 0; j < dv; j++) {
-          let num = 0;
-          for (let i = 0; i < dk; i++) num += phi(qs[row * dk + i]!) * Ms[(h * dk + i) * dv + j]!;
-          refOut[row * dv + j] = num / den;
-          go += dOut[row * dv + j]! * (num / den);
-        }
-        const dden = -go / den + dMass[row]!; // ∂loss/∂mass
-        for (let i = 0; i < dk; i++) {
-          let gm = 0;
-          for (let j = 0; j < dv; j++) {
-            gm += dOut[row * dv + j]! * Ms[(h * dk + i) * dv + j]!;
-            gM[(h * dk + i) * dv + j]! += (phi(qs[row * dk + i]!) * dOut[row * dv + j]!) / den;
-          }
-          gq[row * dk + i] = dphi(qs[row * dk + i]!) * (gm / den + dden * zs[h * dk + i]!);
-          gz[h * dk + i]! += phi(qs[row * dk + i]!) * dden;
-        }
-      }
-    }
+    // loss = Σ dOut·out + Σ dMass·mass, in float64
+    const qRows = rowsOf(qs, dk);
+    const ref = read64(qRows.map(elu64), Ms, zs, dOut, dMass, { Hkv, n, dk, dv, eps });
+    const [refOut, refMass, gM, gz] = [ref.out, ref.mass, ref.dM, ref.dz];
+    const gq = joined(qRows.map((x, r) => eluVjp64(x, ref.dF[r]!)));
     const q = tf.tensor3d(Float32Array.from(qs), [Hkv, n, dk]);
     const M = tf.tensor3d(Float32Array.from(Ms), [Hkv, dk, dv]);
     const z = tf.tensor2d(Float32Array.from(zs), [Hkv, dk]);
@@ -316,14 +378,7 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     const dm = tf.tensor3d(Float32Array.from(dMass), [Hkv, n, 1]);
     const run = (fused: boolean) => {
       installWebGpuFused(fused);
-      return tf.tidy(() => {
-        const read = readMemory({ M, z }, q, eps, "elu");
-        const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
-          const r = readMemory({ M: b as tf.Tensor3D, z: c as tf.Tensor2D }, a as tf.Tensor3D, eps, "elu");
-          return tf.add(tf.sum(tf.mul(r.out, dy)), tf.sum(tf.mul(r.mass, dm)));
-        })([q, M, z]);
-        return [read.out, read.mass, ...grads];
-      });
+      return readWithGrads(q, M, z, dy, dm, eps, "elu");
     };
     const names = await tf.profile(() => run(true));
     expect(names.kernelNames).toContain("EdgeinfMemRead");
@@ -350,28 +405,10 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     const vs = values(Hkv * n * dv, 64);
     const gMn = values(Hkv * dk * dv, 65);
     const gzn = values(Hkv * dk, 66);
-    const phi = (x: number) => (x > 0 ? x + 1 : Math.exp(x));
-    const dphi = (x: number) => (x > 0 ? 1 : Math.exp(x));
-    const refM = Float64Array.from(Ms);
-    const refZ = Float64Array.from(zs);
-    const refDk = new Float64Array(Hkv * n * dk);
-    const refDv = new Float64Array(Hkv * n * dv);
-    for (let h = 0; h < Hkv; h++) {
-      for (let r = 0; r < n; r++) {
-        const row = h * n + r;
-        for (let i = 0; i < dk; i++) {
-          const f = phi(ks[row * dk + i]!);
-          refZ[h * dk + i]! += f;
-          let s = gzn[h * dk + i]!;
-          for (let j = 0; j < dv; j++) {
-            refM[(h * dk + i) * dv + j]! += f * vs[row * dv + j]!;
-            s += vs[row * dv + j]! * gMn[(h * dk + i) * dv + j]!;
-            refDv[row * dv + j]! += f * gMn[(h * dk + i) * dv + j]!;
-          }
-          refDk[row * dk + i] = dphi(ks[row * dk + i]!) * s;
-        }
-      }
-    }
+    const kRows = rowsOf(ks, dk);
+    const ref = write64(kRows.map(elu64), vs, Ms, zs, gMn, gzn, { Hkv, n, dk, dv });
+    const [refM, refZ, refDv] = [ref.M, ref.z, ref.dV];
+    const refDk = joined(kRows.map((x, r) => eluVjp64(x, ref.dF[r]!)));
     const M = tf.tensor3d(Float32Array.from(Ms), [Hkv, dk, dv]);
     const z = tf.tensor2d(Float32Array.from(zs), [Hkv, dk]);
     const k = tf.tensor3d(Float32Array.from(ks), [Hkv, n, dk]);
@@ -396,6 +433,120 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     expect(relError(await grads[2]!.data(), refDk)).toBeLessThan(1e-5);
     expect(relError(await grads[3]!.data(), refDv)).toBeLessThan(1e-5);
     tf.dispose([M, z, k, v, dMn, dzn, Mn!, zn!, ...grads]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  /** Float64 Hedgehog map of one row, [softmax(x), softmax(−x)]. */
+  function hedgehog64(x: ArrayLike<number>): Float64Array {
+    const d = x.length;
+    const out = new Float64Array(2 * d);
+    let hi = -Infinity;
+    let lo = Infinity;
+    for (let c = 0; c < d; c++) [hi, lo] = [Math.max(hi, x[c]!), Math.min(lo, x[c]!)];
+    let s0 = 0;
+    let s1 = 0;
+    for (let c = 0; c < d; c++) [s0, s1] = [s0 + Math.exp(x[c]! - hi), s1 + Math.exp(lo - x[c]!)];
+    for (let c = 0; c < d; c++) [out[c], out[d + c]] = [Math.exp(x[c]! - hi) / s0, Math.exp(lo - x[c]!) / s1];
+    return out;
+  }
+
+  /** Float64 gradient of one row: dx = s₊ ⊙ (dy₊ − ⟨dy₊, s₊⟩) − s₋ ⊙ (dy₋ − ⟨dy₋, s₋⟩), dy the features' gradient. */
+  function hedgehogVjp64(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+    const d = x.length;
+    const y = hedgehog64(x);
+    let p = 0;
+    let m = 0;
+    for (let c = 0; c < d; c++) [p, m] = [p + dy[c]! * y[c]!, m + dy[d + c]! * y[d + c]!];
+    return Float64Array.from({ length: d }, (_, c) => y[c]! * (dy[c]! - p) - y[d + c]! * (dy[d + c]! - m));
+  }
+
+  it("Hedgehog feature map [softmax(x), softmax(−x)]: one kernel each way, value and gradient within 1e-6 of float64 (wide rows, large logits)", async () => {
+    const before = tf.memory().numTensors;
+    for (const [shape, scale] of [[[5, 64], 1], [[3, 200], 4], [[2, 7, 16], 30], [[130, 32], 1]] as const) {
+      const d = shape.at(-1)!;
+      const n = shape.reduce((a, b) => a * b, 1) / d;
+      const xs = values(n * d, 7 + d, scale);
+      const dys = values(n * 2 * d, 8 + d);
+      const refValue = new Float64Array(n * 2 * d);
+      const refGrad = new Float64Array(n * d);
+      for (let r = 0; r < n; r++) {
+        const row = xs.subarray(r * d, (r + 1) * d);
+        refValue.set(hedgehog64(row), r * 2 * d);
+        refGrad.set(hedgehogVjp64(row, dys.subarray(r * 2 * d, (r + 1) * 2 * d)), r * d);
+      }
+      const x = tf.tensor(Float32Array.from(xs), [...shape]);
+      const dy = tf.tensor(Float32Array.from(dys), [...shape.slice(0, -1), 2 * d]);
+      const { value, grad } = await valueAndGrad(true, x, dy, (a) => featureMap(a, "hedgehog"));
+      expect(relError(value, refValue)).toBeLessThan(1e-6);
+      expect(relError(grad, refGrad)).toBeLessThan(1e-6);
+      tf.dispose([x, dy]);
+    }
+    const x = tf.tensor2d(Float32Array.from(values(4 * 16, 9)), [4, 16]);
+    const info = await tf.profile(() => tf.grad((a: tf.Tensor) => tf.sum(featureMap(a, "hedgehog")))(x));
+    expect(info.kernelNames.filter((k) => k.startsWith("Edgeinf"))).toEqual(["EdgeinfHedgehog", "EdgeinfHedgehogGrad"]);
+    expect(info.kernelNames).not.toContain("Softmax");
+    tf.dispose([x, info.result as tf.Tensor]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("memory read and linear write with the Hedgehog map: values and the gradients of q, M, z, k and v within 1e-5 of float64", async () => {
+    const before = tf.memory().numTensors;
+    const [Hkv, n, d, dv] = [2, 29, 16, 12];
+    const dk = 2 * d; // the map's feature dim
+    const eps = 1e-6;
+    const qs = values(Hkv * n * d, 71, 3);
+    const ks = values(Hkv * n * d, 72, 3);
+    const vs = values(Hkv * n * dv, 73);
+    const Ms = values(Hkv * dk * dv, 74);
+    const zs = Float64Array.from(values(Hkv * dk, 75), (v) => 20 * (1.2 + v));
+    const dOut = values(Hkv * n * dv, 76);
+    const dMass = values(Hkv * n, 77);
+    const gMn = values(Hkv * dk * dv, 78);
+    const gzn = values(Hkv * dk, 79);
+    const qRows = rowsOf(qs, d);
+    const kRows = rowsOf(ks, d);
+    const refRead = read64(qRows.map(hedgehog64), Ms, zs, dOut, dMass, { Hkv, n, dk, dv, eps });
+    const [refOut, refMass, gM, gz] = [refRead.out, refRead.mass, refRead.dM, refRead.dz];
+    const gq = joined(qRows.map((x, r) => hedgehogVjp64(x, refRead.dF[r]!)));
+    const refWrite = write64(kRows.map(hedgehog64), vs, Ms, zs, gMn, gzn, { Hkv, n, dk, dv });
+    const [refM, refZ, gv] = [refWrite.M, refWrite.z, refWrite.dV];
+    const gk = joined(kRows.map((x, r) => hedgehogVjp64(x, refWrite.dF[r]!)));
+    const q = tf.tensor3d(Float32Array.from(qs), [Hkv, n, d]);
+    const k = tf.tensor3d(Float32Array.from(ks), [Hkv, n, d]);
+    const v = tf.tensor3d(Float32Array.from(vs), [Hkv, n, dv]);
+    const M = tf.tensor3d(Float32Array.from(Ms), [Hkv, dk, dv]);
+    const z = tf.tensor2d(Float32Array.from(zs), [Hkv, dk]);
+    const dy = tf.tensor3d(Float32Array.from(dOut), [Hkv, n, dv]);
+    const dm = tf.tensor3d(Float32Array.from(dMass), [Hkv, n, 1]);
+    const dMn = tf.tensor3d(Float32Array.from(gMn), [Hkv, dk, dv]);
+    const dzn = tf.tensor2d(Float32Array.from(gzn), [Hkv, dk]);
+    const readStep = () => readWithGrads(q, M, z, dy, dm, eps, "hedgehog");
+    const writeStep = () => tf.tidy(() => {
+      const w = writeMemory({ M, z }, k, v, "linear", eps, "hedgehog");
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => {
+        const x = writeMemory({ M, z }, a as tf.Tensor3D, b as tf.Tensor3D, "linear", eps, "hedgehog");
+        return tf.add(tf.sum(tf.mul(x.M, dMn)), tf.sum(tf.mul(x.z, dzn)));
+      })([k, v]);
+      return [w.M, w.z, ...grads];
+    });
+    const info = await tf.profile(() => [...readStep(), ...writeStep()]);
+    for (const name of ["EdgeinfHedgehog", "EdgeinfHedgehogGrad", "EdgeinfMemRead", "EdgeinfMemReadGradQ", "EdgeinfMemWriteM", "EdgeinfMemWriteGradK"]) expect(info.kernelNames).toContain(name);
+    expect(info.kernelNames).not.toContain("Softmax");
+    tf.dispose(info.result as tf.Tensor[]);
+    const read = await Promise.all(readStep().map(async (t) => { const x = await t.data(); t.dispose(); return x; }));
+    const written = await Promise.all(writeStep().map(async (t) => { const x = await t.data(); t.dispose(); return x; }));
+    const [out, mass, dq, dM, dz] = read;
+    expect(relError(out!, refOut)).toBeLessThan(1e-5);
+    expect(relError(mass!, refMass)).toBeLessThan(1e-5);
+    expect(relError(dq!, gq)).toBeLessThan(1e-5);
+    expect(relError(dM!, gM)).toBeLessThan(1e-5);
+    expect(relError(dz!, gz)).toBeLessThan(1e-5);
+    const [Mn, zn, dkGot, dvGot] = written;
+    expect(relError(Mn!, refM)).toBeLessThan(1e-5);
+    expect(relError(zn!, refZ)).toBeLessThan(1e-5);
+    expect(relError(dkGot!, gk)).toBeLessThan(1e-5);
+    expect(relError(dvGot!, gv)).toBeLessThan(1e-5);
+    tf.dispose([q, k, v, M, z, dy, dm, dMn, dzn]);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -466,26 +617,30 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
     logits.dispose();
     expect(relError(got, ref.flat())).toBeLessThan(1e-4);
 
-    const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 8 }));
-    const objective = objectiveByName("next-token");
-    const seqs = [0, 1].map((b) => ({ source: "t", ids: Array.from({ length: 33 }, (_, i) => (i * 5 + 11 * b + 1) % c.vocabSize) }));
-    const grads = async (fused: boolean) => {
-      installWebGpuFused(fused);
-      const g = new Map<string, tf.Tensor>();
-      const { lossSum } = await batchesGradientsInto(g, objective, { model, module, tbpttSegments: 2, options: {} }, equalLengthBatches(seqs, 2));
-      const out = new Map<string, Float32Array>();
-      for (const [k, t] of g) out.set(k, (await t.data()) as Float32Array);
-      tf.dispose([...g.values()]);
-      return { lossSum, out };
-    };
-    const composed = await grads(false);
-    const before = tf.memory().numTensors;
-    const fused = await grads(true);
-    expect(tf.memory().numTensors).toBe(before);
-    expect(fused.lossSum).toBeCloseTo(composed.lossSum, 4);
-    expect([...fused.out.keys()]).toEqual([...composed.out.keys()]);
-    for (const [k, g] of composed.out) expect(relError(fused.out.get(k)!, g), k).toBeLessThan(1e-4);
-    module.dispose();
+    // The default module, and the shipped recipe's (Hedgehog map, shared read, exact cache: the map's kernel and the
+    // "identity" memory kernels, the exact cache's ranking)
+    for (const extra of [{}, { featureMap: "hedgehog", readMode: "shared", exactTokens: 4 }] as const) {
+      const module = new MemoryGatingModule(c, makeEdgeInfiniteConfig({ sinkTokens: 2, windowTokens: 8, segmentLength: 8, ...extra }));
+      const objective = objectiveByName("next-token");
+      const seqs = [0, 1].map((b) => ({ source: "t", ids: Array.from({ length: 33 }, (_, i) => (i * 5 + 11 * b + 1) % c.vocabSize) }));
+      const grads = async (fused: boolean) => {
+        installWebGpuFused(fused);
+        const g = new Map<string, tf.Tensor>();
+        const { lossSum } = await batchesGradientsInto(g, objective, { model, module, tbpttSegments: 2, options: {} }, equalLengthBatches(seqs, 2));
+        const out = new Map<string, Float32Array>();
+        for (const [k, t] of g) out.set(k, (await t.data()) as Float32Array);
+        tf.dispose([...g.values()]);
+        return { lossSum, out };
+      };
+      const composed = await grads(false);
+      const before = tf.memory().numTensors;
+      const fused = await grads(true);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(fused.lossSum).toBeCloseTo(composed.lossSum, 4);
+      expect([...fused.out.keys()]).toEqual([...composed.out.keys()]);
+      for (const [k, g] of composed.out) expect(relError(fused.out.get(k)!, g), `${JSON.stringify(extra)} ${k}`).toBeLessThan(1e-4);
+      module.dispose();
+    }
     model.dispose();
   });
 });

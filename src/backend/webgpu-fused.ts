@@ -4,10 +4,10 @@
  * Why: on WebGPU a training step is bound by the host work of each dispatch, not by arithmetic (docs/performance.md:
  * 32 385 kernels for 0.95 s of GPU time in a 5.8 s step). Fused here, forward and backward (docs/gpu.md has the table
  * of kernel counts): RMSNorm, the gated activation (silu or tanh-gelu), whole-head RoPE, the attention block's causal
- * mask, the memory read and write with the "elu" feature map, and the gate blend. The formulas are those of the files
- * that call these (src/backbone/rmsnorm.ts, swiglu.ts, rope.ts, attention.ts; src/memory/read-memory.ts,
- * write-memory.ts, gate.ts); the kernels only fuse them, and each caller keeps tfjs' ops for every other backend and
- * case.
+ * mask, the Hedgehog feature map, the memory read and linear write (with the "elu" map inside, or on Hedgehog
+ * features), and the gate blend. The formulas are those of the files that call these (src/backbone/rmsnorm.ts,
+ * swiglu.ts, rope.ts, attention.ts; src/memory/feature-map.ts, read-memory.ts, write-memory.ts, gate.ts); the kernels
+ * only fuse them, and each caller keeps tfjs' ops for every other backend and case.
  * Registered for the "webgpu" backend when it starts (src/backend/select.ts). EDGEINF_WEBGPU_FUSED=off keeps tfjs'
  * kernels on webgpu too, for comparison in benchmarks.
  *
@@ -70,10 +70,42 @@ function elementwise(outputShape: number[], variableNames: string[], shaderKey: 
 }
 
 /**
- * One workgroup per row of a [rows, D] output: `sums` (WGSL expressions of row base `b` and column `c`) are summed
- * over the row in workgroup memory; `write` then sets result[b + c] for every column, with the totals in s0, s1.
+ * WGSL function `name(tid, a0, a1)`: a0 and a1 reduced over the workgroup's WORKGROUP threads at once (a tree in
+ * workgroup memory), combined by op0 and op1. Called from uniform control flow (it holds barriers); every thread gets
+ * the totals.
  */
-function rowwise(outputShape: [number, number], variableNames: string[], shaderKey: string, sums: [string, string], write: string, uniforms: string): Program {
+const workgroupReduction = (name: string, op0: string, op1: string) => `
+      fn ${name}(tid : i32, a0 : f32, a1 : f32) -> vec2<f32> {
+        buf0[tid] = a0;
+        buf1[tid] = a1;
+        workgroupBarrier();
+        for (var half = ${WORKGROUP / 2}; half > 0; half = half >> 1) {
+          if (tid < half) {
+            buf0[tid] = ${op0}(buf0[tid], buf0[tid + half]);
+            buf1[tid] = ${op1}(buf1[tid], buf1[tid + half]);
+          }
+          workgroupBarrier();
+        }
+        let total = vec2<f32>(buf0[0], buf1[0]);
+        workgroupBarrier();
+        return total;
+      }`;
+
+/** WGSL: the row kernels' reductions, sums (RMSNorm, the Hedgehog map's normalisers and gradient) and max/min. */
+const WORKGROUP_REDUCE = `
+      var<workgroup> buf0 : array<f32, ${WORKGROUP}>;
+      var<workgroup> buf1 : array<f32, ${WORKGROUP}>;
+      fn plus(a : f32, b : f32) -> f32 { return a + b; }
+      ${workgroupReduction("workgroupSum2", "plus", "plus")}
+      ${workgroupReduction("workgroupMaxMin", "max", "min")}`;
+
+/**
+ * One workgroup per row of a [rows, D] output, D = outShape[1] / dPer (dPer 2: the output row is two halves of D):
+ * `body` (WGSL with the row base `b = row·D`, the thread `tid` and D) runs in uniform control flow and may call
+ * WORKGROUP_REDUCE's functions; it loops `for (var c = tid; c < D; c += WORKGROUP)` itself, and writes only
+ * `if (inRange)` (tfjs may dispatch more workgroups than rows).
+ */
+function rowProgram(outputShape: [number, number], variableNames: string[], shaderKey: string, body: string, uniforms?: string, dPer = 1): Program {
   return {
     variableNames,
     outputShape,
@@ -82,41 +114,40 @@ function rowwise(outputShape: [number, number], variableNames: string[], shaderK
     // tfjs reshapes a dispatch past the device's 65 535 workgroups per dimension; getGlobalIndex stays flat.
     dispatch: [outputShape[0], 1, 1],
     workgroupSize: [WORKGROUP, 1, 1],
-    uniforms,
-    getUserCode: () => `
-      var<workgroup> buf0 : array<f32, ${WORKGROUP}>;
-      var<workgroup> buf1 : array<f32, ${WORKGROUP}>;
+    ...(uniforms === undefined ? {} : { uniforms }),
+    getUserCode: () => `${WORKGROUP_REDUCE}
       fn main(index : i32) {
         let rows = uniforms.outShape[0];
-        let D = uniforms.outShape[1];
+        let D = uniforms.outShape[1] / ${dPer};
         let row = min(index / ${WORKGROUP}, rows - 1);
+        let inRange = index / ${WORKGROUP} < rows;
         let tid = i32(localId.x);
         let b = row * D;
+        ${body}
+      }`,
+  };
+}
+
+/**
+ * One workgroup per row of a [rows, D] output: `sums` (WGSL expressions of row base `b` and column `c`) are summed
+ * over the row; `write` then sets result[b + c] for every column, with the totals in s0, s1.
+ */
+function rowwise(outputShape: [number, number], variableNames: string[], shaderKey: string, sums: [string, string], write: string, uniforms?: string): Program {
+  return rowProgram(outputShape, variableNames, shaderKey, `
         var a0 = 0.0;
         var a1 = 0.0;
         for (var c = tid; c < D; c += ${WORKGROUP}) {
           a0 += ${sums[0]};
           a1 += ${sums[1]};
         }
-        buf0[tid] = a0;
-        buf1[tid] = a1;
-        workgroupBarrier();
-        for (var half = ${WORKGROUP / 2}; half > 0; half = half >> 1) {
-          if (tid < half) {
-            buf0[tid] += buf0[tid + half];
-            buf1[tid] += buf1[tid + half];
-          }
-          workgroupBarrier();
-        }
-        let s0 = buf0[0];
-        let s1 = buf1[0];
-        if (index / ${WORKGROUP} < rows) {
+        let s = workgroupSum2(tid, a0, a1);
+        let s0 = s.x;
+        let s1 = s.y;
+        if (inRange) {
           for (var c = tid; c < D; c += ${WORKGROUP}) {
             ${write}
           }
-        }
-      }`,
-  };
+        }`, uniforms);
 }
 
 const KERNELS = {
@@ -138,6 +169,8 @@ const KERNELS = {
   memWriteGradK: "EdgeinfMemWriteGradK",
   memWriteGradKz: "EdgeinfMemWriteGradKz",
   memWriteGradV: "EdgeinfMemWriteGradV",
+  hedgehog: "EdgeinfHedgehog",
+  hedgehogGrad: "EdgeinfHedgehogGrad",
   gateMix: "EdgeinfGateMix",
   gateMixGradGate: "EdgeinfGateMixGradGate",
 } as const;
@@ -172,10 +205,21 @@ const ACTIVATIONS: Record<GateActivation, string> = {
 };
 const activation = (attrs: NamedAttrMap): GateActivation => (attrs["act"] === "gelu_tanh" ? "gelu_tanh" : "silu");
 
-/** WGSL: φ(x) = ELU(x) + 1 (feature-map.ts' "elu") and its derivative. */
-const PHI = `
+/**
+ * WGSL: the memory kernels' φ and its derivative, by the kernels' `phi` attribute. "elu": φ(x) = ELU(x) + 1
+ * (feature-map.ts' "elu"), applied inside the kernel. "identity": the input already holds features (the Hedgehog map,
+ * which normalises a whole row, runs as its own kernel first), so φ(x) = x.
+ */
+export type KernelPhi = "elu" | "identity";
+const PHIS: Record<KernelPhi, string> = {
+  elu: `
       fn phi(x : f32) -> f32 { return select(exp(x), x + 1.0, x > 0.0); }
-      fn dphi(x : f32) -> f32 { return select(exp(x), 1.0, x > 0.0); }`;
+      fn dphi(x : f32) -> f32 { return select(exp(x), 1.0, x > 0.0); }`,
+  identity: `
+      fn phi(x : f32) -> f32 { return x; }
+      fn dphi(x : f32) -> f32 { return 1.0; }`,
+};
+const kernelPhi = (attrs: NamedAttrMap): KernelPhi => (attrs["phi"] === "identity" ? "identity" : "elu");
 
 /** A program whose user code defines helper functions before main. */
 const withHelpers = (program: Program, helpers: string): Program => {
@@ -284,10 +328,10 @@ const kernelFuncs: Record<string, KernelFunc> = {
     ]);
   },
   // Memory read (read-memory.ts), q [Hkv, n, dk], M [Hkv, dk, dv], z [Hkv, dk]: mass = φ(q)·z [Hkv, n, 1].
-  [KERNELS.memMass]: ({ inputs, backend }) => {
+  [KERNELS.memMass]: ({ inputs, backend, attrs }) => {
     const q = input(inputs, "q");
     const [Hkv, n, dk] = q.shape as [number, number, number];
-    const program = elementwise([Hkv, n, 1], ["q", "z"], `edgeinf_mem_mass_${dk}`, `
+    const program = elementwise([Hkv, n, 1], ["q", "z"], `edgeinf_mem_mass_${dk}_${kernelPhi(attrs)}`, `
           let hr = index;
           let h = hr / uniforms.outShape[1];
           var m = 0.0;
@@ -295,7 +339,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             m += phi(q[hr * ${dk} + i]) * z[h * ${dk} + i];
           }
           result[index] = m;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "z")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "z")], "float32");
   },
   // out = φ(q)M / (mass + ε), mass from the kernel above
   [KERNELS.memRead]: ({ inputs, backend, attrs }) => {
@@ -303,7 +347,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const M = input(inputs, "M");
     const [Hkv, n, dk] = q.shape as [number, number, number];
     const dv = M.shape[2]!;
-    const program = elementwise([Hkv, n, dv], ["q", "M", "mass"], `edgeinf_mem_read_${dk}_${dv}`, `
+    const program = elementwise([Hkv, n, dv], ["q", "M", "mass"], `edgeinf_mem_read_${dk}_${dv}_${kernelPhi(attrs)}`, `
           let j = index % ${dv};
           let hr = index / ${dv};
           let h = hr / uniforms.outShape[1];
@@ -312,7 +356,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             num += phi(q[hr * ${dk} + i]) * M[(h * ${dk} + i) * ${dv} + j];
           }
           result[index] = num / (mass[hr] + uniforms.eps);`, "eps : f32,");
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, M, input(inputs, "mass")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, M, input(inputs, "mass")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // the read's dq through its numerator: φ'(q) ⊙ (dout·Mᵀ) / den, den = mass + ε per row
   [KERNELS.memReadGradQ]: ({ inputs, backend, attrs }) => {
@@ -320,7 +364,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const M = input(inputs, "M");
     const [Hkv, n, dk] = q.shape as [number, number, number];
     const dv = M.shape[2]!;
-    const program = elementwise([Hkv, n, dk], ["q", "M", "mass", "dy"], `edgeinf_mem_read_dq_${dk}_${dv}`, `
+    const program = elementwise([Hkv, n, dk], ["q", "M", "mass", "dy"], `edgeinf_mem_read_dq_${dk}_${dv}_${kernelPhi(attrs)}`, `
           let i = index % ${dk};
           let hr = index / ${dk};
           let h = hr / uniforms.outShape[1];
@@ -329,7 +373,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             gm += dy[hr * ${dv} + j] * M[(h * ${dk} + i) * ${dv} + j];
           }
           result[index] = dphi(q[index]) * gm / (mass[hr] + uniforms.eps);`, "eps : f32,");
-    return backend.runWebGPUProgram(withHelpers(program, PHI), ["q", "M", "mass", "dy"].map((k) => input(inputs, k)), "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), ["q", "M", "mass", "dy"].map((k) => input(inputs, k)), "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // dM = φ(q)ᵀ (dout / den)   [Hkv, dk, dv], a sum over the n rows
   [KERNELS.memReadGradM]: ({ inputs, backend, attrs }) => {
@@ -337,7 +381,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const dy = input(inputs, "dy");
     const [Hkv, , dk] = q.shape as [number, number, number];
     const dv = dy.shape[2]!;
-    const program = elementwise([Hkv, dk, dv], ["q", "mass", "dy"], `edgeinf_mem_read_dm_${dk}_${dv}`, `
+    const program = elementwise([Hkv, dk, dv], ["q", "mass", "dy"], `edgeinf_mem_read_dm_${dk}_${dv}_${kernelPhi(attrs)}`, `
           let j = index % ${dv};
           let i = (index / ${dv}) % ${dk};
           let h = index / (${dk} * ${dv});
@@ -348,7 +392,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(q[hr * ${dk} + i]) * dy[hr * ${dv} + j] / (mass[hr] + uniforms.eps);
           }
           result[index] = s;`, "eps : f32,");
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "mass"), dy], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "mass"), dy], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // the read's dmass = −(dout·out) / den per row   [Hkv, n, 1]
   [KERNELS.memReadGradMass]: ({ inputs, backend, attrs }) => {
@@ -363,10 +407,10 @@ const kernelFuncs: Record<string, KernelFunc> = {
     return backend.runWebGPUProgram(program, [input(inputs, "mass"), out, input(inputs, "dy")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // mass = φ(q)·z: dz = φ(q)ᵀ dmass   [Hkv, dk], a sum over the n rows
-  [KERNELS.memMassGradZ]: ({ inputs, backend }) => {
+  [KERNELS.memMassGradZ]: ({ inputs, backend, attrs }) => {
     const q = input(inputs, "q");
     const [Hkv, , dk] = q.shape as [number, number, number];
-    const program = elementwise([Hkv, dk], ["q", "dmass"], `edgeinf_mem_mass_dz_${dk}`, `
+    const program = elementwise([Hkv, dk], ["q", "dmass"], `edgeinf_mem_mass_dz_${dk}_${kernelPhi(attrs)}`, `
           let i = index % ${dk};
           let h = index / ${dk};
           let n = uniforms.qShape[1];
@@ -375,24 +419,24 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(q[(h * n + r) * ${dk} + i]) * dmass[h * n + r];
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "dmass")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "dmass")], "float32");
   },
   // mass = φ(q)·z: dq = dmass · φ'(q) ⊙ z   (dz: the kernel above)
-  [KERNELS.memMassGradQ]: ({ inputs, backend }) => {
+  [KERNELS.memMassGradQ]: ({ inputs, backend, attrs }) => {
     const q = input(inputs, "q");
     const [, , dk] = q.shape as [number, number, number];
-    const program = elementwise([...q.shape], ["q", "z", "dmass"], `edgeinf_mem_mass_dq_${dk}`, `
+    const program = elementwise([...q.shape], ["q", "z", "dmass"], `edgeinf_mem_mass_dq_${dk}_${kernelPhi(attrs)}`, `
           let i = index % ${dk};
           let hr = index / ${dk};
           let h = hr / uniforms.outShape[1];
           result[index] = dmass[hr] * dphi(q[index]) * z[h * ${dk} + i];`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
   },
   // Memory write (write-memory.ts, "linear"), k [Hkv, n, dk], v [Hkv, n, dv]: M' = M + φ(k)ᵀv   [Hkv, dk, dv]
-  [KERNELS.memWriteM]: ({ inputs, backend }) => {
+  [KERNELS.memWriteM]: ({ inputs, backend, attrs }) => {
     const M = input(inputs, "M");
     const [, dk, dv] = M.shape as [number, number, number];
-    const program = elementwise([...M.shape], ["M", "k", "v"], `edgeinf_mem_write_m_${dk}_${dv}`, `
+    const program = elementwise([...M.shape], ["M", "k", "v"], `edgeinf_mem_write_m_${dk}_${dv}_${kernelPhi(attrs)}`, `
           let j = index % ${dv};
           let i = (index / ${dv}) % ${dk};
           let h = index / (${dk} * ${dv});
@@ -402,13 +446,13 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(k[(h * n + r) * ${dk} + i]) * v[(h * n + r) * ${dv} + j];
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [M, input(inputs, "k"), input(inputs, "v")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [M, input(inputs, "k"), input(inputs, "v")], "float32");
   },
   // z' = z + Σ_rows φ(k)   [Hkv, dk]
-  [KERNELS.memWriteZ]: ({ inputs, backend }) => {
+  [KERNELS.memWriteZ]: ({ inputs, backend, attrs }) => {
     const z = input(inputs, "z");
     const dk = z.shape[1]!;
-    const program = elementwise([...z.shape], ["z", "k"], `edgeinf_mem_write_z_${dk}`, `
+    const program = elementwise([...z.shape], ["z", "k"], `edgeinf_mem_write_z_${dk}_${kernelPhi(attrs)}`, `
           let i = index % ${dk};
           let h = index / ${dk};
           let n = uniforms.kShape[1];
@@ -417,15 +461,15 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(k[(h * n + r) * ${dk} + i]);
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [z, input(inputs, "k")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [z, input(inputs, "k")], "float32");
   },
   // M's part of dk = φ'(k) ⊙ (v·dM'ᵀ)   [Hkv, n, dk]
-  [KERNELS.memWriteGradK]: ({ inputs, backend }) => {
+  [KERNELS.memWriteGradK]: ({ inputs, backend, attrs }) => {
     const k = input(inputs, "k");
     const dM = input(inputs, "dM");
     const [, , dk] = k.shape as [number, number, number];
     const dv = dM.shape[2]!;
-    const program = elementwise([...k.shape], ["k", "v", "dM"], `edgeinf_mem_write_dk_${dk}_${dv}`, `
+    const program = elementwise([...k.shape], ["k", "v", "dM"], `edgeinf_mem_write_dk_${dk}_${dv}_${kernelPhi(attrs)}`, `
           let i = index % ${dk};
           let hr = index / ${dk};
           let h = hr / uniforms.outShape[1];
@@ -434,25 +478,25 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += v[hr * ${dv} + j] * dM[(h * ${dk} + i) * ${dv} + j];
           }
           result[index] = dphi(k[index]) * s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [k, input(inputs, "v"), dM], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [k, input(inputs, "v"), dM], "float32");
   },
   // z's part of dk = φ'(k) ⊙ dz'   [Hkv, n, dk]
-  [KERNELS.memWriteGradKz]: ({ inputs, backend }) => {
+  [KERNELS.memWriteGradKz]: ({ inputs, backend, attrs }) => {
     const k = input(inputs, "k");
     const dk = k.shape[2]!;
-    const program = elementwise([...k.shape], ["k", "dz"], `edgeinf_mem_write_dkz_${dk}`, `
+    const program = elementwise([...k.shape], ["k", "dz"], `edgeinf_mem_write_dkz_${dk}_${kernelPhi(attrs)}`, `
           let i = index % ${dk};
           let h = (index / ${dk}) / uniforms.outShape[1];
           result[index] = dphi(k[index]) * dz[h * ${dk} + i];`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [k, input(inputs, "dz")], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [k, input(inputs, "dz")], "float32");
   },
   // dv = φ(k)·dM'   [Hkv, n, dv]
-  [KERNELS.memWriteGradV]: ({ inputs, backend }) => {
+  [KERNELS.memWriteGradV]: ({ inputs, backend, attrs }) => {
     const k = input(inputs, "k");
     const dM = input(inputs, "dM");
     const [Hkv, n, dk] = k.shape as [number, number, number];
     const dv = dM.shape[2]!;
-    const program = elementwise([Hkv, n, dv], ["k", "dM"], `edgeinf_mem_write_dv_${dk}_${dv}`, `
+    const program = elementwise([Hkv, n, dv], ["k", "dM"], `edgeinf_mem_write_dv_${dk}_${dv}_${kernelPhi(attrs)}`, `
           let j = index % ${dv};
           let hr = index / ${dv};
           let h = hr / uniforms.outShape[1];
@@ -461,7 +505,43 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(k[hr * ${dk} + i]) * dM[(h * ${dk} + i) * ${dv} + j];
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHI), [k, dM], "float32");
+    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [k, dM], "float32");
+  },
+  // feature-map.ts' "hedgehog", x [N, d] -> [softmax(x), softmax(−x)] [N, 2d]: one workgroup per row reduces the
+  // row's max and min, then the two sums of exponentials (each softmax shifted by its own extreme, as tfjs' softmax).
+  [KERNELS.hedgehog]: ({ inputs, backend }) => {
+    const x = input(inputs, "x");
+    const [n, d] = x.shape as [number, number];
+    const program = rowProgram([n, 2 * d], ["x"], "edgeinf_hedgehog", `
+        var hi = -3.402823e38;
+        var lo = 3.402823e38;
+        for (var c = tid; c < D; c += ${WORKGROUP}) {
+          hi = max(hi, x[b + c]);
+          lo = min(lo, x[b + c]);
+        }
+        let extremes = workgroupMaxMin(tid, hi, lo);
+        var e0 = 0.0;
+        var e1 = 0.0;
+        for (var c = tid; c < D; c += ${WORKGROUP}) {
+          e0 += exp(x[b + c] - extremes.x);
+          e1 += exp(extremes.y - x[b + c]);
+        }
+        let s = workgroupSum2(tid, e0, e1);
+        if (inRange) {
+          for (var c = tid; c < D; c += ${WORKGROUP}) {
+            result[2 * b + c] = exp(x[b + c] - extremes.x) / s.x;
+            result[2 * b + D + c] = exp(extremes.y - x[b + c]) / s.y;
+          }
+        }`, undefined, 2);
+    return backend.runWebGPUProgram(program, [x], "float32");
+  },
+  // y = [s₊, s₋] the map's output [N, 2d]: dx = s₊ ⊙ (dy₊ − ⟨dy₊, s₊⟩) − s₋ ⊙ (dy₋ − ⟨dy₋, s₋⟩)   [N, d]
+  [KERNELS.hedgehogGrad]: ({ inputs, backend }) => {
+    const y = input(inputs, "y");
+    const [n, twoD] = y.shape as [number, number];
+    const program = rowwise([n, twoD / 2], ["y", "dy"], "edgeinf_hedgehog_grad", ["dy[2 * b + c] * y[2 * b + c]", "dy[2 * b + D + c] * y[2 * b + D + c]"],
+      "result[b + c] = y[2 * b + c] * (dy[2 * b + c] - s0) - y[2 * b + D + c] * (dy[2 * b + D + c] - s1);");
+    return backend.runWebGPUProgram(program, [y, input(inputs, "dy")], "float32");
   },
   // gate.ts' mixGate: out = aLocal + g·(aMem − aLocal); with `part` (gradient) 1: dy·g (aMem's), 2: dy·(1 − g) (aLocal's)
   [KERNELS.gateMix]: ({ inputs, backend, attrs }) => {
@@ -572,26 +652,27 @@ export function fusedCausalMask(last0: number, blockLength: number, keyCount: nu
 }
 
 /**
- * read-memory.ts' read with the "elu" feature map: the mass φ(q)z and A_mem = φ(q)M / (mass + ε), q [Hkv, n, dk],
- * M [Hkv, dk, dv], z [Hkv, dk]. Two kernels forward where tfjs runs six. The read takes the mass as an input, so its
- * gradient reaches q and z through the mass op (chain rule): read → dq, dM, dmass; mass → dq, dz.
+ * read-memory.ts' read: the mass φ(q)z and A_mem = φ(q)M / (mass + ε), q [Hkv, n, dk], M [Hkv, dk, dv], z [Hkv, dk].
+ * Two kernels forward where tfjs runs six. The read takes the mass as an input, so its gradient reaches q and z
+ * through the mass op (chain rule): read → dq, dM, dmass; mass → dq, dz. phi "elu" applies ELU + 1 in the kernels;
+ * "identity" reads q as features already mapped (the Hedgehog map, fusedHedgehog).
  */
-export function fusedMemoryRead(q: tf.Tensor3D, M: tf.Tensor3D, z: tf.Tensor2D, eps: number): { out: tf.Tensor3D; mass: tf.Tensor3D } {
+export function fusedMemoryRead(q: tf.Tensor3D, M: tf.Tensor3D, z: tf.Tensor2D, eps: number, phi: KernelPhi = "elu"): { out: tf.Tensor3D; mass: tf.Tensor3D } {
   const massOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qs, zs, save] = args as [tf.Tensor3D, tf.Tensor2D, tf.GradSaveFunc];
     save([qs, zs]);
     return {
-      value: run(KERNELS.memMass, { q: qs, z: zs }),
+      value: run(KERNELS.memMass, { q: qs, z: zs }, { phi }),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [sq, sz] = saved as [tf.Tensor3D, tf.Tensor2D];
         const dmass = dy as tf.Tensor3D;
-        return [run(KERNELS.memMassGradQ, { q: sq, z: sz, dmass }), run(KERNELS.memMassGradZ, { q: sq, dmass })];
+        return [run(KERNELS.memMassGradQ, { q: sq, z: sz, dmass }, { phi }), run(KERNELS.memMassGradZ, { q: sq, dmass }, { phi })];
       },
     };
   });
   const readOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qs, Ms, mass, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
-    const out = run(KERNELS.memRead, { q: qs, M: Ms, mass }, { eps });
+    const out = run(KERNELS.memRead, { q: qs, M: Ms, mass }, { eps, phi });
     save([qs, Ms, mass, out]);
     return {
       value: out,
@@ -599,9 +680,9 @@ export function fusedMemoryRead(q: tf.Tensor3D, M: tf.Tensor3D, z: tf.Tensor2D, 
         const [sq, sM, smass, sout] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
         const g = dy as tf.Tensor3D;
         return [
-          run(KERNELS.memReadGradQ, { q: sq, M: sM, mass: smass, dy: g }, { eps }),
-          run(KERNELS.memReadGradM, { q: sq, mass: smass, dy: g }, { eps }),
-          run(KERNELS.memReadGradMass, { mass: smass, readOut: sout, dy: g }, { eps }),
+          run(KERNELS.memReadGradQ, { q: sq, M: sM, mass: smass, dy: g }, { eps, phi }),
+          run(KERNELS.memReadGradM, { q: sq, mass: smass, dy: g }, { eps, phi }),
+          run(KERNELS.memReadGradMass, { mass: smass, readOut: sout, dy: g }, { eps, phi }),
         ];
       },
     };
@@ -635,20 +716,20 @@ export function fusedGateMix(g: tf.Tensor3D, aMem: tf.Tensor3D, aLocal: tf.Tenso
 }
 
 /**
- * write-memory.ts' "linear" write with the "elu" feature map: M' = M + φ(k)ᵀv, z' = z + Σ φ(k); k [Hkv, n, dk],
- * v [Hkv, n, dv]. One kernel each forward where tfjs runs six in all. Backward: M' gives dk's part and dv, z' its
- * part of dk (the tape sums the two); M's and z's own gradients pass through unchanged.
+ * write-memory.ts' "linear" write: M' = M + φ(k)ᵀv, z' = z + Σ φ(k); k [Hkv, n, dk], v [Hkv, n, dv]. One kernel each
+ * forward where tfjs runs six in all. Backward: M' gives dk's part and dv, z' its part of dk (the tape sums the two);
+ * M's and z's own gradients pass through unchanged. phi as in fusedMemoryRead.
  */
-export function fusedMemoryWrite(M: tf.Tensor3D, z: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D): { M: tf.Tensor3D; z: tf.Tensor2D } {
+export function fusedMemoryWrite(M: tf.Tensor3D, z: tf.Tensor2D, k: tf.Tensor3D, v: tf.Tensor3D, phi: KernelPhi = "elu"): { M: tf.Tensor3D; z: tf.Tensor2D } {
   const writeM = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [Ms, ks, vs, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
     save([ks, vs]);
     return {
-      value: run(KERNELS.memWriteM, { M: Ms, k: ks, v: vs }),
+      value: run(KERNELS.memWriteM, { M: Ms, k: ks, v: vs }, { phi }),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [sk, sv] = saved as [tf.Tensor3D, tf.Tensor3D];
         const dM = dy as tf.Tensor3D;
-        return [dM.clone(), run(KERNELS.memWriteGradK, { k: sk, v: sv, dM }), run(KERNELS.memWriteGradV, { k: sk, dM })];
+        return [dM.clone(), run(KERNELS.memWriteGradK, { k: sk, v: sv, dM }, { phi }), run(KERNELS.memWriteGradV, { k: sk, dM }, { phi })];
       },
     };
   });
@@ -656,12 +737,29 @@ export function fusedMemoryWrite(M: tf.Tensor3D, z: tf.Tensor2D, k: tf.Tensor3D,
     const [zs, ks, save] = args as [tf.Tensor2D, tf.Tensor3D, tf.GradSaveFunc];
     save([ks]);
     return {
-      value: run(KERNELS.memWriteZ, { z: zs, k: ks }),
+      value: run(KERNELS.memWriteZ, { z: zs, k: ks }, { phi }),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const dz = dy as tf.Tensor2D;
-        return [dz.clone(), run(KERNELS.memWriteGradKz, { k: saved[0]!, dz })];
+        return [dz.clone(), run(KERNELS.memWriteGradKz, { k: saved[0]!, dz }, { phi })];
       },
     };
   });
   return { M: writeM(M, k, v) as tf.Tensor3D, z: writeZ(z, k) as tf.Tensor2D };
+}
+
+/**
+ * feature-map.ts' Hedgehog map φ(x) = [softmax(x), softmax(−x)] over the rows of x [N, d] -> [N, 2d]: one kernel each
+ * way where tfjs runs four forward (two softmaxes, a negation, a concat) and about ten backward.
+ */
+export function fusedHedgehog(x: tf.Tensor2D): tf.Tensor2D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xs, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const y = run(KERNELS.hedgehog, { x: xs });
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [run(KERNELS.hedgehogGrad, { y: saved[0]!, dy: dy as tf.Tensor })],
+    };
+  });
+  return op(x) as tf.Tensor2D;
 }

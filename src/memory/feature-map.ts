@@ -1,4 +1,5 @@
 import * as tf from "../tf.js";
+import { fusedHedgehog, webgpuFusedActive } from "../backend/webgpu-fused.js";
 
 /**
  * Positive feature maps φ of linear attention: memory is written with φ(k) and read with φ(q).
@@ -21,6 +22,11 @@ export function featureMap(x: tf.Tensor, kind: FeatureMap): tf.Tensor {
   return tf.tidy(() => {
     if (kind === "elu") return tf.add(tf.elu(x), 1);
     const axis = x.rank - 1;
+    // On WebGPU: one kernel each way (src/backend/webgpu-fused.ts).
+    if (webgpuFusedActive()) {
+      const d = x.shape[axis]!;
+      return fusedHedgehog(x.reshape([-1, d]) as tf.Tensor2D).reshape([...x.shape.slice(0, axis), 2 * d]);
+    }
     return tf.concat([tf.softmax(x, axis), tf.softmax(tf.neg(x), axis)], axis);
   });
 }

@@ -10,8 +10,12 @@ import { fusedMemoryRead, webgpuFusedActive } from "../backend/webgpu-fused.js";
  * ε keeps an empty memory (z = 0) from dividing by zero: it then returns 0.
  */
 export function readMemory(state: MemoryState, q: tf.Tensor3D, eps: number, phi: FeatureMap = "elu"): { out: tf.Tensor3D; mass: tf.Tensor3D } {
-  // On WebGPU (elu): two kernels forward instead of six, and a gradient in five (src/backend/webgpu-fused.ts).
-  if (phi === "elu" && webgpuFusedActive()) return fusedMemoryRead(q, state.M, state.z, eps);
+  // On WebGPU: two kernels forward instead of six, and a gradient in five (src/backend/webgpu-fused.ts); the
+  // Hedgehog map runs first as its own kernel (it normalises whole rows), and the read takes its features as they are.
+  if (webgpuFusedActive()) {
+    if (phi === "elu") return fusedMemoryRead(q, state.M, state.z, eps);
+    return tf.tidy(() => fusedMemoryRead(featureMap(q, phi) as tf.Tensor3D, state.M, state.z, eps, "identity"));
+  }
   return tf.tidy(() => {
     const sq = featureMap(q, phi) as tf.Tensor3D;
     const num = tf.matMul(sq, state.M); // [Hkv, g·T, dv]

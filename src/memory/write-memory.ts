@@ -22,8 +22,12 @@ export function emptyMemory(numKvHeads: number, dk: number, dv: number): MemoryS
  * k [Hkv, n, dk], v [Hkv, n, dv] are the memory-projected keys and values of the tokens leaving the window.
  */
 export function writeMemory(state: MemoryState, k: tf.Tensor3D, v: tf.Tensor3D, rule: MemoryRule, eps: number, phi: FeatureMap = "elu"): MemoryState {
-  // On WebGPU (linear, elu): one kernel each for M and z instead of six in all (src/backend/webgpu-fused.ts).
-  if (rule === "linear" && phi === "elu" && webgpuFusedActive()) return fusedMemoryWrite(state.M, state.z, k, v);
+  // On WebGPU (linear): one kernel each for M and z instead of six in all (src/backend/webgpu-fused.ts); the Hedgehog
+  // map runs first as its own kernel, and the write takes its features as they are.
+  if (rule === "linear" && webgpuFusedActive()) {
+    if (phi === "elu") return fusedMemoryWrite(state.M, state.z, k, v);
+    return tf.tidy(() => fusedMemoryWrite(state.M, state.z, featureMap(k, phi) as tf.Tensor3D, v, "identity") as unknown as tf.TensorContainer) as unknown as MemoryState;
+  }
   return tf.tidy(() => {
     const sk = featureMap(k, phi) as tf.Tensor3D;
     let update: tf.Tensor3D = v;
