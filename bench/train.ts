@@ -1,7 +1,7 @@
 // npm run bench:train [-- --model PATH --seq 1024,2048 --batch 1,4,16 --workers 1,2 --backends wasm,cpu
 //                        --segment 128 --window 252 --sink 4 --tbptt 2 --steps 1
 //                        --torch-device cpu|cuda --torch-timeout-s 300 --baseline TOK_S --budget-s S --json FILE
-//                        --profile --per-forward N --torch-threads 1,2]
+//                        --profile --per-forward N --torch-threads 1,2 --edgeinfinite KEY=VALUE …]
 // Module training tokens/s: one optimiser step = `batch` sequences + AdamW, for each sequence length, batch and
 // worker count on each backend.
 // 1 worker is train()'s in-process step with training.batchSize = batch (src/training/step.ts): the `batch`
@@ -20,6 +20,10 @@
 // --per-forward N: at most N sequences in one forward/backward (the rest as train()'s gradAccumulation: the step's
 // micro-batches one after another in one process, or spread over the pool's workers); wasm's 4 GiB heap holds about
 // 8 edge-lm sequences of a 2-segment TBPTT block of 128-token segments.
+// --edgeinfinite KEY=VALUE (repeatable): module settings beyond the default module, keys and values as a recipe's
+// `edgeinfinite:` section writes them (e.g. featureMap=hedgehog readMode=shared gateKind=learned exactTokens=152, the
+// shipped recipes' read). PyTorch's step (bench/torch_llama.py) is the default module's only: with any of these its
+// column is left out, and the rows compare with each other (and with --baseline) alone.
 // --profile: one more step of each 1-worker row under tf.profile, its kernels summed by name and by name + input
 // shapes (on webgpu the per-kernel times need Dawn's timestamp queries: EDGEINF_DAWN_FLAGS=enable-dawn-features=allow_unsafe_apis).
 import { writeFileSync } from "node:fs";
@@ -29,7 +33,8 @@ import { loadBackbone } from "../src/loaders/index.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { equalLengthBatches } from "../src/backbone/nll.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig } from "../src/memory/config.js";
+import { DEFAULT_EDGEINFINITE, makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../src/memory/config.js";
+import { methodOptionFlags } from "../src/cli/commands/generate.js";
 import { AdamW } from "../src/training/adamw.js";
 import { objectiveByName } from "../src/training/objectives/index.js";
 import { batchesGradientsInto } from "../src/training/step.js";
@@ -77,7 +82,18 @@ const backends = await backendsToRun();
 const torchDevice = arg("torch-device", backends.includes("webgpu") ? "cuda" : "cpu");
 const backbone = await loadBackbone(model);
 const c = backbone.config;
-const cfg = makeEdgeInfiniteConfig({ sinkTokens: sink, windowTokens: window, segmentLength: segment });
+/** --edgeinfinite KEY=VALUE flags: settings of the module beyond the default one. */
+const moduleSettings = oneLineErrors((): Partial<EdgeInfiniteConfig> => {
+  const flags = process.argv.flatMap((a, i) => (a === "--edgeinfinite" && process.argv[i + 1] !== undefined ? [process.argv[i + 1]!] : []));
+  const keys = [...Object.keys(DEFAULT_EDGEINFINITE), "routingThreshold"];
+  for (const flag of flags) {
+    const key = flag.slice(0, Math.max(0, flag.indexOf("=")));
+    if (key === "") fail(`--edgeinfinite ${flag} is not KEY=VALUE`, "e.g. --edgeinfinite featureMap=hedgehog");
+    if (!keys.includes(key)) fail(`--edgeinfinite ${flag}: ${key} is not an EdgeInfinite setting`, `use one of ${keys.join(", ")} (recipes/README.md)`);
+  }
+  return methodOptionFlags(flags) as Partial<EdgeInfiniteConfig>;
+});
+const cfg = makeEdgeInfiniteConfig({ sinkTokens: sink, windowTokens: window, segmentLength: segment, ...moduleSettings });
 oneLineErrors(() => validateEdgeInfiniteConfig(cfg, c));
 const objective = objectiveByName("next-token");
 
@@ -138,7 +154,9 @@ const lossCell = (x: number | null | undefined) => (x === null || x === undefine
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 240);
 
 const torch = new Map<string, { ok: Record<string, number | string> } | { error: string }>();
-for (const seq of settings.seqs) {
+const torchSameStep = Object.keys(moduleSettings).length === 0;
+if (!torchSameStep) log(`torch: left out: its step is the default module's, not this one (--edgeinfinite ${JSON.stringify(moduleSettings)})`);
+for (const seq of torchSameStep ? settings.seqs : []) {
   for (const batch of settings.batches) {
     const common = ["--seq", String(seq), "--segment", String(segment), "--sink", String(sink), "--window", String(window), "--tbptt", String(tbptt)];
     // On the CPU PyTorch runs at each --torch-threads count and the fastest counts: its intra-op threads and
@@ -254,7 +272,7 @@ function torchLabel(t: Record<string, number | string>): string {
 
 function writeJson(): void {
   const out = {
-    settings: { model, backbone: backbone.source.id, segment, window, sink, tbptt, ...settings, budgetS: Number.isFinite(settings.budgetS) ? settings.budgetS : null, torchDevice },
+    settings: { model, backbone: backbone.source.id, segment, window, sink, tbptt, edgeinfinite: cfg, ...settings, budgetS: Number.isFinite(settings.budgetS) ? settings.budgetS : null, torchDevice },
     machine: machineLine(),
     rows,
     torch: Object.fromEntries(torch),
@@ -292,7 +310,7 @@ for (const [key, t] of torch) {
 }
 if (jsonPath) writeJson();
 console.log(
-  `\nbackbone ${backbone.source.id}; segment ${segment}, sink ${sink}, window ${window}, TBPTT k=${tbptt}; ${settings.steps} timed step(s) after a warm-up step; ` +
+  `\nbackbone ${backbone.source.id}; segment ${segment}, sink ${sink}, window ${window}, TBPTT k=${tbptt}${torchSameStep ? "" : `; module ${JSON.stringify(moduleSettings)} (no PyTorch column: its step is the default module's)`}; ${settings.steps} timed step(s) after a warm-up step; ` +
     `batch = sequences per optimiser step; per forward = sequences in one forward/backward (1 worker: the whole batch, train()'s training.batchSize; a worker pool: the batch cut into one micro-batch of ⌈batch / workers⌉ per worker); ${machineLine()}\n`,
 );
 console.log(table(headers, table1));
