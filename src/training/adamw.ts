@@ -33,29 +33,44 @@ export class AdamW {
   apply(variables: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
     this.step += 1;
     const { beta1, beta2, eps } = this.settings;
-    const bc1 = 1 - Math.pow(beta1, this.step);
-    const bc2 = 1 - Math.pow(beta2, this.step);
-    for (const [name, variable] of variables) {
-      const g = grads.get(name);
-      if (!g) continue;
-      const group = this.groupOf(name);
-      // Without a group the step's lr is used as is (not × 1): runs without groups stay bit-identical to before.
-      const varLr = group ? lr * group.lrScale : lr;
-      const weightDecay = group ? group.weightDecay : this.settings.weightDecay;
-      const m0 = this.m.get(name);
-      const v0 = this.v.get(name);
-      const [m, v] = tf.tidy(() => {
-        const m = tf.add(tf.mul(m0 ?? tf.zerosLike(g), beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(v0 ?? tf.zerosLike(g), beta2), tf.mul(tf.square(g), 1 - beta2));
-        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        const decayed = weightDecay > 0 ? tf.add(update, tf.mul(variable, weightDecay)) : update;
-        variable.assign(tf.sub(variable, tf.mul(decayed, varLr)));
-        return [tf.keep(m), tf.keep(v)];
-      });
-      m0?.dispose();
-      v0?.dispose();
-      this.m.set(name, m!);
-      this.v.set(name, v!);
+    // The step's constants as scalar tensors made once, not once per variable and op: on webgpu each number in an op
+    // is an upload through a fresh mapped buffer (about 1 ms of host time on a lent H100; a third of an edge-lm
+    // module step went to them). The same float32 values, so the same arithmetic as numbers.
+    const scalars = new Map<number, tf.Scalar>();
+    const scalar = (x: number): tf.Scalar => {
+      let t = scalars.get(x);
+      if (t === undefined) scalars.set(x, (t = tf.scalar(x)));
+      return t;
+    };
+    const [b1, oneMinusB1, b2, oneMinusB2, epsT] = [beta1, 1 - beta1, beta2, 1 - beta2, eps].map(scalar) as [tf.Scalar, tf.Scalar, tf.Scalar, tf.Scalar, tf.Scalar];
+    const bc1 = scalar(1 - Math.pow(beta1, this.step));
+    const bc2 = scalar(1 - Math.pow(beta2, this.step));
+    try {
+      for (const [name, variable] of variables) {
+        const g = grads.get(name);
+        if (!g) continue;
+        const group = this.groupOf(name);
+        // Without a group the step's lr is used as is (not × 1): runs without groups stay bit-identical to before.
+        const varLr = scalar(group ? lr * group.lrScale : lr);
+        const weightDecay = group ? group.weightDecay : this.settings.weightDecay;
+        const decay = weightDecay > 0 ? scalar(weightDecay) : null;
+        const m0 = this.m.get(name);
+        const v0 = this.v.get(name);
+        const [m, v] = tf.tidy(() => {
+          const m = tf.add(tf.mul(m0 ?? tf.zerosLike(g), b1), tf.mul(g, oneMinusB1));
+          const v = tf.add(tf.mul(v0 ?? tf.zerosLike(g), b2), tf.mul(tf.square(g), oneMinusB2));
+          const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), epsT));
+          const decayed = decay ? tf.add(update, tf.mul(variable, decay)) : update;
+          variable.assign(tf.sub(variable, tf.mul(decayed, varLr)));
+          return [tf.keep(m), tf.keep(v)];
+        });
+        m0?.dispose();
+        v0?.dispose();
+        this.m.set(name, m!);
+        this.v.set(name, v!);
+      }
+    } finally {
+      tf.dispose([...scalars.values()]);
     }
   }
 
