@@ -26,6 +26,7 @@ import { objectiveByName } from "../src/training/objectives/index.js";
 import { batchesGradientsInto } from "../src/training/step.js";
 import { equalLengthBatches } from "../src/backbone/nll.js";
 import { EdgeInfError } from "../src/util/errors.js";
+import { constantOperand } from "../src/backend/device-scalar.js";
 import { tinyConfig, randomWeights, forward64 } from "./reference/llama64.js";
 import { maxRelError as relError } from "./reference/rel-error.js";
 
@@ -591,6 +592,23 @@ describe.skipIf(why !== null)("fused WebGPU kernels against float64 [skipped wit
       tf.dispose([g, aMem, aLocal, dy, out, ...grads]);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("constantOperand: on webgpu one kept float32 scalar per value, the same tensor every call, surviving the caller's tidy", async () => {
+    const first = tf.tidy(() => constantOperand(0.125));
+    const again = tf.tidy(() => constantOperand(0.125));
+    expect(first).toBeInstanceOf(tf.Tensor);
+    expect(again).toBe(first);
+    expect((first as tf.Scalar).isDisposed).toBe(false);
+    expect(Array.from(await (first as tf.Scalar).data())).toEqual([0.125]);
+    expect(constantOperand(0.1)).not.toBe(first);
+    expect(Array.from(await (constantOperand(0.1) as tf.Scalar).data())).toEqual([Math.fround(0.1)]);
+    // another backend: the number itself
+    await initBackend("cpu", { log: () => {} });
+    expect(constantOperand(0.125)).toBe(0.125);
+    await initBackend("webgpu", { log: () => {} });
+    installWebGpuFused(true);
+    expect(tf.tidy(() => constantOperand(0.125))).toBe(first);
   });
 
   it("the causal mask: one kernel, equal to the host mask (with and without a sliding window)", async () => {

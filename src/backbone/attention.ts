@@ -3,6 +3,7 @@ import { logSumExpFromSoftmax } from "./logsumexp.js";
 import { currentBackendName } from "../backend/current-backend.js";
 import { maxTensorBytes } from "../backend/tensor-limits.js";
 import { fusedCausalMask, webgpuFusedActive } from "../backend/webgpu-fused.js";
+import { constantOperand } from "../backend/device-scalar.js";
 
 /**
  * Scaled dot-product attention with grouped-query heads and query blocks.
@@ -197,7 +198,7 @@ function attentionBlocks(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options
         const qb = (B === T ? q4 : tf.slice(q4, [0, 0, b0, 0], [BH, g, B, d])).reshape([BH, g * B, d]);
         const kb = Sb === S ? k3 : tf.slice(k3, [0, 0, 0], [BH, Sb, d]);
         const vb = Sb === S ? v3 : tf.slice(v3, [0, 0, 0], [BH, Sb, d]);
-        const raw = tf.mul(tf.matMul(qb, kb, false, true), scale).reshape([BH, g, B, Sb]);
+        const raw = tf.mul(tf.matMul(qb, kb, false, true), constantOperand(scale)).reshape([BH, g, B, Sb]);
         const cap = options.logitSoftcap;
         const scores = cap === undefined ? raw : tf.mul(tf.tanh(tf.div(raw, cap)), cap);
         // One query that sees every key of its block (a decode step) needs no mask: skip building one.
