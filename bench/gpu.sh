@@ -12,6 +12,8 @@
 #   bench/gpu.sh device batch   there: bench:train on webgpu at seq 2048, batch 1,8,32 (one batched forward per TBPTT
 #                               block), beside PyTorch eager on CUDA, same step and ids (about 5 minutes at most)
 #   bench/gpu.sh device infer   there: decode tok/s and prefill time on webgpu for each EDGEINF_GPU_ENV_SETS entry
+#   bench/gpu.sh device node ARGS…  there: after the same setup, `node ARGS…` (a script of the working tree, e.g. with
+#                               --cpu-prof --cpu-prof-dir "$OUT"); EDGEINF_GPU_MODEL is edge-lm's path in the pack
 #   bench/gpu.sh cli BACKEND    here: the same CLI checks on any backend (prepare runs them on cpu under strace)
 #
 # Device call (the `run` tool): command "bash bench/gpu.sh device full", carry [".gl", ".cache/gpu"].
@@ -232,6 +234,10 @@ device() {
   echo "== $(node --version); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1); vulkan: $(ldconfig -p | grep -c libvulkan) loader entries"
   local sm=$PACK/models/stories260K/stories260K.bin edge=$PACK/models/edge-lm
   local quiet='artificially reduced|^ - While|^validation:|^\[Invalid|^Binding size'
+  if [ "$mode" = node ]; then
+    EDGEINF_GPU_MODEL=$edge node "${@:2}" 2>&1 | grep -Ev "$quiet" | grep -v "CheckVkOOM" || echo "node: exit ${PIPESTATUS[0]}"
+    return
+  fi
   if [ "$mode" = cli ]; then
     # Compare with `bench/gpu.sh cli cpu` here (same inputs): greedy ids and perplexities should agree.
     timeout 400 bash bench/gpu.sh cli webgpu "$OUT/cli-webgpu" "$PACK/models" "$PACK/corpus" 2>&1 | grep -Ev "$quiet" || echo "cli webgpu: exit ${PIPESTATUS[0]}"
@@ -332,7 +338,7 @@ device() {
 
 case "${1:-}" in
   prepare) if [ "${2:-}" = train ]; then prepare_train; else prepare; fi ;;
-  device) device "${2:-full}" ;;
+  device) device "${2:-full}" "${@:3}" ;;
   cli) cli_checks "${2:-cpu}" "${3:-/tmp/edgeinf-cli}" "${4:-../shared/models}" "${5:-.cache/gpu/corpus}" ;;
-  *) echo "usage: bench/gpu.sh prepare [train] | device smoke|full|long|cli|must|batch|infer | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
+  *) echo "usage: bench/gpu.sh prepare [train] | device smoke|full|long|cli|must|batch|infer|node ARGS… | cli BACKEND [OUT MODELS CORPUS]   (see docs/gpu.md)"; exit 2 ;;
 esac
