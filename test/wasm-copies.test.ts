@@ -101,6 +101,21 @@ describe("wasm heap-copy kernels match cpu", () => {
     }
   });
 
+  it("gather with batch dimensions (batchDims 1 and 2, every axis at or after them): the rows of each batch entry", async () => {
+    for (let trial = 0; trial < 30; trial++) {
+      const batchDims = 1 + (trial % 2);
+      const shape = randomShape(batchDims + 1 + (trial % 3));
+      const axis = int(batchDims, shape.length - 1);
+      const idxShape = [...shape.slice(0, batchDims), ...[[int(1, 6)], [2, int(1, 3)]][trial % 2]!];
+      const count = idxShape.reduce((a, b) => a * b, 1);
+      const idx = Array.from({ length: count }, () => int(0, shape[axis]! - 1));
+      const values = data(shape, "float32");
+      const r = await onBoth(() => tf.gather(tf.tensor(values, shape), tf.tensor(idx, idxShape, "int32"), axis, batchDims));
+      expect(r.shapes[0], `shape ${shape} axis ${axis} batchDims ${batchDims} idx ${idxShape}`).toEqual(r.shapes[1]);
+      expect(r.wasm, `shape ${shape} axis ${axis} batchDims ${batchDims} idx ${idxShape}`).toEqual(r.cpu);
+    }
+  });
+
   it("gradients through slice, split, reverse and tile equal cpu's, and nothing leaks", async () => {
     const shape = [3, 4, 5];
     const values = data(shape, "float32");

@@ -150,28 +150,37 @@ function tileKernel(args: Parameters<KernelFunc>[0], original: KernelFunc): Retu
   return out;
 }
 
-/** GatherV2 with batchDims 0: x as [outer, n, inner]; out[o, i, :] = x[o, indices[i], :]. */
+/**
+ * GatherV2 as heap copies: x as [batch, outer, n, inner] (batch: the first batchDims dims, which indices share),
+ * out[b, o, i, :] = x[b, o, indices[b, i], :]. (tfjs-backend-wasm's own kernel reads out of bounds with batchDims > 0.)
+ */
 function gatherKernel(args: Parameters<KernelFunc>[0], original: KernelFunc): ReturnType<KernelFunc> {
   const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
   const attrs = args.attrs as NamedAttrMap;
-  const batchDims = (attrs["batchDims"] as number | undefined) ?? 0;
-  if (x.dtype === "string" || batchDims !== 0 || indices.dtype !== "int32") return original(args);
   const axis = tf.util.parseAxisParam(attrs["axis"] as number, x.shape)[0]!;
+  const rawBatchDims = (attrs["batchDims"] as number | undefined) ?? 0;
+  const batchDims = rawBatchDims < 0 ? rawBatchDims + indices.shape.length : rawBatchDims;
+  const sameBatch = x.shape.slice(0, batchDims).every((dim, i) => dim === indices.shape[i]);
+  if (x.dtype === "string" || indices.dtype !== "int32" || batchDims < 0 || batchDims > axis || !sameBatch) return original(args);
   const backend = args.backend as unknown as HeapBackend;
   const n = x.shape[axis]!;
   const idx = backend.typedArrayFromHeap(indices) as Int32Array;
   for (const i of idx) if (i < 0 || i >= n) return original(args);
+  const batch = sizeOf(x.shape.slice(0, batchDims));
   const inner = sizeOf(x.shape.slice(axis + 1));
-  const outer = sizeOf(x.shape.slice(0, axis));
-  const count = idx.length;
-  const out = backend.makeOutput([...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)], x.dtype);
+  const outer = sizeOf(x.shape.slice(batchDims, axis));
+  const count = idx.length / batch; // indices per batch entry
+  const out = backend.makeOutput([...x.shape.slice(0, axis), ...indices.shape.slice(batchDims), ...x.shape.slice(axis + 1)], x.dtype);
   const src = backend.typedArrayFromHeap(x);
   const dst = backend.typedArrayFromHeap(out);
   const at = backend.typedArrayFromHeap(indices) as Int32Array; // again: the allocation may have moved the heap
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < count; i++) {
-      const from = (o * n + at[i]!) * inner;
-      dst.set(src.subarray(from, from + inner), (o * count + i) * inner);
+  for (let b = 0; b < batch; b++) {
+    for (let o = 0; o < outer; o++) {
+      const row = b * outer + o;
+      for (let i = 0; i < count; i++) {
+        const from = (row * n + at[b * count + i]!) * inner;
+        dst.set(src.subarray(from, from + inner), (row * count + i) * inner);
+      }
     }
   }
   return out;

@@ -90,11 +90,8 @@ function recallSplit(
 export function gatherRows(x: tf.Tensor3D, idx: tf.Tensor2D): tf.Tensor3D {
   return tf.tidy(() => {
     if (tf.engine().isTapeOn()) return tf.matMul(tf.oneHot(idx, x.shape[1]).toFloat(), x) as tf.Tensor3D;
-    const [H, C, d] = x.shape;
-    const m = idx.shape[1];
-    // Head h's row j is row h·C + j of x seen as [H·C, d].
-    const flat = tf.add(idx, tf.mul(tf.range(0, H, 1, "int32"), tf.scalar(C, "int32")).reshape([H, 1]));
-    return tf.gather(x.reshape([H * C, d]), flat.reshape([H * m])).reshape([H, m, d]) as tf.Tensor3D;
+    // Head h's rows idx[h] of x[h]: a gather along axis 1 with the head as batch dimension (one kernel).
+    return tf.gather(x, idx, 1, 1) as tf.Tensor3D;
   });
 }
 
