@@ -227,6 +227,29 @@ const withHelpers = (program: Program, helpers: string): Program => {
   return { ...program, getUserCode: () => helpers + body() };
 };
 
+/**
+ * [Hkv, n, dv] outputs s = Σ_i φ(x[h, r, i]) · W[h, i, j], with x and W the first two of `variableNames` ([Hkv, n, dk],
+ * [Hkv, dk, dv]), then `finish` (WGSL of s and the row hr = h·n + r): the memory read's numerator and the write's dv.
+ */
+function phiRowsTimes([Hkv, n, dk, dv]: [number, number, number, number], variableNames: string[], shaderKey: string, finish: string, uniforms?: string): Program {
+  const [x, w] = variableNames;
+  return elementwise([Hkv, n, dv], variableNames, shaderKey, `
+          let j = index % ${dv};
+          let hr = index / ${dv};
+          let h = hr / uniforms.outShape[1];
+          var s = 0.0;
+          for (var i = 0; i < ${dk}; i++) {
+            s += phi(${x}[hr * ${dk} + i]) * ${w}[(h * ${dk} + i) * ${dv} + j];
+          }
+          ${finish}`, uniforms);
+}
+
+/** A memory kernel's program with its φ (the `phi` attribute): φ's helpers before main, and φ in the shader key. */
+const withPhi = (program: Program, attrs: NamedAttrMap): Program => {
+  const phi = kernelPhi(attrs);
+  return withHelpers({ ...program, shaderKey: `${program.shaderKey}_${phi}` }, PHIS[phi]);
+};
+
 type KernelFunc = (args: { inputs: Record<string, TensorInfo>; backend: WebGpuBackendLike; attrs: NamedAttrMap }) => TensorInfo;
 
 const input = (inputs: Record<string, TensorInfo>, name: string): TensorInfo => {
@@ -331,7 +354,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
   [KERNELS.memMass]: ({ inputs, backend, attrs }) => {
     const q = input(inputs, "q");
     const [Hkv, n, dk] = q.shape as [number, number, number];
-    const program = elementwise([Hkv, n, 1], ["q", "z"], `edgeinf_mem_mass_${dk}_${kernelPhi(attrs)}`, `
+    const program = elementwise([Hkv, n, 1], ["q", "z"], `edgeinf_mem_mass_${dk}`, `
           let hr = index;
           let h = hr / uniforms.outShape[1];
           var m = 0.0;
@@ -339,7 +362,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             m += phi(q[hr * ${dk} + i]) * z[h * ${dk} + i];
           }
           result[index] = m;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "z")], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [q, input(inputs, "z")], "float32");
   },
   // out = φ(q)M / (mass + ε), mass from the kernel above
   [KERNELS.memRead]: ({ inputs, backend, attrs }) => {
@@ -347,16 +370,8 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const M = input(inputs, "M");
     const [Hkv, n, dk] = q.shape as [number, number, number];
     const dv = M.shape[2]!;
-    const program = elementwise([Hkv, n, dv], ["q", "M", "mass"], `edgeinf_mem_read_${dk}_${dv}_${kernelPhi(attrs)}`, `
-          let j = index % ${dv};
-          let hr = index / ${dv};
-          let h = hr / uniforms.outShape[1];
-          var num = 0.0;
-          for (var i = 0; i < ${dk}; i++) {
-            num += phi(q[hr * ${dk} + i]) * M[(h * ${dk} + i) * ${dv} + j];
-          }
-          result[index] = num / (mass[hr] + uniforms.eps);`, "eps : f32,");
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, M, input(inputs, "mass")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+    const program = phiRowsTimes([Hkv, n, dk, dv], ["q", "M", "mass"], `edgeinf_mem_read_${dk}_${dv}`, "result[index] = s / (mass[hr] + uniforms.eps);", "eps : f32,");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [q, M, input(inputs, "mass")], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // the read's dq through its numerator: φ'(q) ⊙ (dout·Mᵀ) / den, den = mass + ε per row
   [KERNELS.memReadGradQ]: ({ inputs, backend, attrs }) => {
@@ -364,7 +379,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const M = input(inputs, "M");
     const [Hkv, n, dk] = q.shape as [number, number, number];
     const dv = M.shape[2]!;
-    const program = elementwise([Hkv, n, dk], ["q", "M", "mass", "dy"], `edgeinf_mem_read_dq_${dk}_${dv}_${kernelPhi(attrs)}`, `
+    const program = elementwise([Hkv, n, dk], ["q", "M", "mass", "dy"], `edgeinf_mem_read_dq_${dk}_${dv}`, `
           let i = index % ${dk};
           let hr = index / ${dk};
           let h = hr / uniforms.outShape[1];
@@ -373,7 +388,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             gm += dy[hr * ${dv} + j] * M[(h * ${dk} + i) * ${dv} + j];
           }
           result[index] = dphi(q[index]) * gm / (mass[hr] + uniforms.eps);`, "eps : f32,");
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), ["q", "M", "mass", "dy"].map((k) => input(inputs, k)), "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+    return backend.runWebGPUProgram(withPhi(program, attrs), ["q", "M", "mass", "dy"].map((k) => input(inputs, k)), "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // dM = φ(q)ᵀ (dout / den)   [Hkv, dk, dv], a sum over the n rows
   [KERNELS.memReadGradM]: ({ inputs, backend, attrs }) => {
@@ -381,7 +396,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const dy = input(inputs, "dy");
     const [Hkv, , dk] = q.shape as [number, number, number];
     const dv = dy.shape[2]!;
-    const program = elementwise([Hkv, dk, dv], ["q", "mass", "dy"], `edgeinf_mem_read_dm_${dk}_${dv}_${kernelPhi(attrs)}`, `
+    const program = elementwise([Hkv, dk, dv], ["q", "mass", "dy"], `edgeinf_mem_read_dm_${dk}_${dv}`, `
           let j = index % ${dv};
           let i = (index / ${dv}) % ${dk};
           let h = index / (${dk} * ${dv});
@@ -392,7 +407,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(q[hr * ${dk} + i]) * dy[hr * ${dv} + j] / (mass[hr] + uniforms.eps);
           }
           result[index] = s;`, "eps : f32,");
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "mass"), dy], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
+    return backend.runWebGPUProgram(withPhi(program, attrs), [q, input(inputs, "mass"), dy], "float32", [{ type: "float32", data: [attrs["eps"] as number] }]);
   },
   // the read's dmass = −(dout·out) / den per row   [Hkv, n, 1]
   [KERNELS.memReadGradMass]: ({ inputs, backend, attrs }) => {
@@ -410,7 +425,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
   [KERNELS.memMassGradZ]: ({ inputs, backend, attrs }) => {
     const q = input(inputs, "q");
     const [Hkv, , dk] = q.shape as [number, number, number];
-    const program = elementwise([Hkv, dk], ["q", "dmass"], `edgeinf_mem_mass_dz_${dk}_${kernelPhi(attrs)}`, `
+    const program = elementwise([Hkv, dk], ["q", "dmass"], `edgeinf_mem_mass_dz_${dk}`, `
           let i = index % ${dk};
           let h = index / ${dk};
           let n = uniforms.qShape[1];
@@ -419,24 +434,24 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(q[(h * n + r) * ${dk} + i]) * dmass[h * n + r];
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "dmass")], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [q, input(inputs, "dmass")], "float32");
   },
   // mass = φ(q)·z: dq = dmass · φ'(q) ⊙ z   (dz: the kernel above)
   [KERNELS.memMassGradQ]: ({ inputs, backend, attrs }) => {
     const q = input(inputs, "q");
     const [, , dk] = q.shape as [number, number, number];
-    const program = elementwise([...q.shape], ["q", "z", "dmass"], `edgeinf_mem_mass_dq_${dk}_${kernelPhi(attrs)}`, `
+    const program = elementwise([...q.shape], ["q", "z", "dmass"], `edgeinf_mem_mass_dq_${dk}`, `
           let i = index % ${dk};
           let hr = index / ${dk};
           let h = hr / uniforms.outShape[1];
           result[index] = dmass[hr] * dphi(q[index]) * z[h * ${dk} + i];`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [q, input(inputs, "z"), input(inputs, "dmass")], "float32");
   },
   // Memory write (write-memory.ts, "linear"), k [Hkv, n, dk], v [Hkv, n, dv]: M' = M + φ(k)ᵀv   [Hkv, dk, dv]
   [KERNELS.memWriteM]: ({ inputs, backend, attrs }) => {
     const M = input(inputs, "M");
     const [, dk, dv] = M.shape as [number, number, number];
-    const program = elementwise([...M.shape], ["M", "k", "v"], `edgeinf_mem_write_m_${dk}_${dv}_${kernelPhi(attrs)}`, `
+    const program = elementwise([...M.shape], ["M", "k", "v"], `edgeinf_mem_write_m_${dk}_${dv}`, `
           let j = index % ${dv};
           let i = (index / ${dv}) % ${dk};
           let h = index / (${dk} * ${dv});
@@ -446,13 +461,13 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(k[(h * n + r) * ${dk} + i]) * v[(h * n + r) * ${dv} + j];
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [M, input(inputs, "k"), input(inputs, "v")], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [M, input(inputs, "k"), input(inputs, "v")], "float32");
   },
   // z' = z + Σ_rows φ(k)   [Hkv, dk]
   [KERNELS.memWriteZ]: ({ inputs, backend, attrs }) => {
     const z = input(inputs, "z");
     const dk = z.shape[1]!;
-    const program = elementwise([...z.shape], ["z", "k"], `edgeinf_mem_write_z_${dk}_${kernelPhi(attrs)}`, `
+    const program = elementwise([...z.shape], ["z", "k"], `edgeinf_mem_write_z_${dk}`, `
           let i = index % ${dk};
           let h = index / ${dk};
           let n = uniforms.kShape[1];
@@ -461,7 +476,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += phi(k[(h * n + r) * ${dk} + i]);
           }
           result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [z, input(inputs, "k")], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [z, input(inputs, "k")], "float32");
   },
   // M's part of dk = φ'(k) ⊙ (v·dM'ᵀ)   [Hkv, n, dk]
   [KERNELS.memWriteGradK]: ({ inputs, backend, attrs }) => {
@@ -469,7 +484,7 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const dM = input(inputs, "dM");
     const [, , dk] = k.shape as [number, number, number];
     const dv = dM.shape[2]!;
-    const program = elementwise([...k.shape], ["k", "v", "dM"], `edgeinf_mem_write_dk_${dk}_${dv}_${kernelPhi(attrs)}`, `
+    const program = elementwise([...k.shape], ["k", "v", "dM"], `edgeinf_mem_write_dk_${dk}_${dv}`, `
           let i = index % ${dk};
           let hr = index / ${dk};
           let h = hr / uniforms.outShape[1];
@@ -478,17 +493,17 @@ const kernelFuncs: Record<string, KernelFunc> = {
             s += v[hr * ${dv} + j] * dM[(h * ${dk} + i) * ${dv} + j];
           }
           result[index] = dphi(k[index]) * s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [k, input(inputs, "v"), dM], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [k, input(inputs, "v"), dM], "float32");
   },
   // z's part of dk = φ'(k) ⊙ dz'   [Hkv, n, dk]
   [KERNELS.memWriteGradKz]: ({ inputs, backend, attrs }) => {
     const k = input(inputs, "k");
     const dk = k.shape[2]!;
-    const program = elementwise([...k.shape], ["k", "dz"], `edgeinf_mem_write_dkz_${dk}_${kernelPhi(attrs)}`, `
+    const program = elementwise([...k.shape], ["k", "dz"], `edgeinf_mem_write_dkz_${dk}`, `
           let i = index % ${dk};
           let h = (index / ${dk}) / uniforms.outShape[1];
           result[index] = dphi(k[index]) * dz[h * ${dk} + i];`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [k, input(inputs, "dz")], "float32");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [k, input(inputs, "dz")], "float32");
   },
   // dv = φ(k)·dM'   [Hkv, n, dv]
   [KERNELS.memWriteGradV]: ({ inputs, backend, attrs }) => {
@@ -496,16 +511,8 @@ const kernelFuncs: Record<string, KernelFunc> = {
     const dM = input(inputs, "dM");
     const [Hkv, n, dk] = k.shape as [number, number, number];
     const dv = dM.shape[2]!;
-    const program = elementwise([Hkv, n, dv], ["k", "dM"], `edgeinf_mem_write_dv_${dk}_${dv}_${kernelPhi(attrs)}`, `
-          let j = index % ${dv};
-          let hr = index / ${dv};
-          let h = hr / uniforms.outShape[1];
-          var s = 0.0;
-          for (var i = 0; i < ${dk}; i++) {
-            s += phi(k[hr * ${dk} + i]) * dM[(h * ${dk} + i) * ${dv} + j];
-          }
-          result[index] = s;`);
-    return backend.runWebGPUProgram(withHelpers(program, PHIS[kernelPhi(attrs)]), [k, dM], "float32");
+    const program = phiRowsTimes([Hkv, n, dk, dv], ["k", "dM"], `edgeinf_mem_write_dv_${dk}_${dv}`, "result[index] = s;");
+    return backend.runWebGPUProgram(withPhi(program, attrs), [k, dM], "float32");
   },
   // feature-map.ts' "hedgehog", x [N, d] -> [softmax(x), softmax(−x)] [N, 2d]: one workgroup per row reduces the
   // row's max and min, then the two sums of exponentials (each softmax shifted by its own extreme, as tfjs' softmax).
