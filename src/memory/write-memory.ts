@@ -26,7 +26,7 @@ export function writeMemory(state: MemoryState, k: tf.Tensor3D, v: tf.Tensor3D, 
   // map runs first as its own kernel, and the write takes its features as they are.
   if (rule === "linear" && webgpuFusedActive()) {
     if (phi === "elu") return fusedMemoryWrite(state.M, state.z, k, v);
-    return tf.tidy(() => fusedMemoryWrite(state.M, state.z, featureMap(k, phi) as tf.Tensor3D, v, "identity") as unknown as tf.TensorContainer) as unknown as MemoryState;
+    return tf.tidy(() => fusedMemoryWrite(state.M, state.z, featureMap(k, phi) as tf.Tensor3D, v, "identity"));
   }
   return tf.tidy(() => {
     const sk = featureMap(k, phi) as tf.Tensor3D;

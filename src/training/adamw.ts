@@ -34,8 +34,8 @@ export class AdamW {
     this.step += 1;
     const { beta1, beta2, eps } = this.settings;
     // The step's constants as scalar tensors made once, not once per variable and op: on webgpu each number in an op
-    // is an upload through a fresh mapped buffer (about 1 ms of host time on a lent H100; a third of an edge-lm
-    // module step went to them). The same float32 values, so the same arithmetic as numbers.
+    // is an upload through a fresh mapped buffer (on a lent H100, apply took about a third of an edge-lm module step,
+    // much of it around these uploads). The same float32 values, so the same arithmetic as numbers.
     const scalars = new Map<number, tf.Scalar>();
     const scalar = (x: number): tf.Scalar => {
       let t = scalars.get(x);
