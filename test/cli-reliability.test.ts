@@ -31,6 +31,8 @@ import { CLI_TIMEOUT_MS, ROOT, expectOneLineError, runCli, useCliTestDir, type C
 const STORIES = "../shared/models/stories260K/stories260K.bin";
 const EDGE_LM = resolve(ROOT, "../shared/models/edge-lm");
 const CORPUS = resolve(ROOT, "../shared/corpora/gutenberg/heldout");
+/** Calibration text (edgeinf retrieval-heads) comes from the training books, not the held-out ones. */
+const TRAIN_CORPUS = resolve(ROOT, "../shared/corpora/gutenberg/train");
 const tmp = useCliTestDir("edgeinf-reliability-");
 
 function expectOk(r: CliResult): void {
@@ -122,27 +124,56 @@ describe("issue 14: one line instead of a stack trace", () => {
     expect(JSON.parse(show.stdout)).toMatchObject({ inference: null, runsAt: { sinkTokens: 32, windowTokens: 256, exactTokens: 152, exactSpread: [0, 0], routingThreshold: 288 } });
     const set = await runCli(["layout", dir, "--sink", "16", "--window", "128", "--segment", "128", "--json"]);
     expectOk(set);
-    expect(JSON.parse(set.stdout).runsAt).toEqual({ sinkTokens: 16, windowTokens: 128, segmentLength: 128, routingThreshold: 144, exactTokens: 152, exactSpread: [0, 0] });
+    expect(JSON.parse(set.stdout).runsAt).toEqual({ sinkTokens: 16, windowTokens: 128, segmentLength: 128, routingThreshold: 144, exactTokens: 152, exactSpread: [0, 0], exactTokensPerLayer: null });
     // flags add to the block already there
     expectOk(await runCli(["layout", dir, "--exact", "296", "--spread", "1,1"]));
     const written = readJsonFile<Record<string, unknown>>(join(dir, "checkpoint.json"), "checkpoint");
     expect(written["inference"]).toEqual({ sinkTokens: 16, windowTokens: 128, segmentLength: 128, exactTokens: 296, exactSpread: [1, 1] });
     expect({ ...written, inference: undefined }).toEqual({ ...trainedOnly, inference: undefined });
-    const [spread, negative, tooSmall, clearWith, missing] = await Promise.all([
+    const [spread, negative, tooSmall, clearWith, missing, perLayer, perLayerLong] = await Promise.all([
       runCli(["layout", dir, "--spread", "1"]),
       runCli(["layout", dir, "--sink", "-1"]),
       runCli(["layout", dir, "--window", "64"]),
       runCli(["layout", dir, "--clear", "--sink", "4"]),
       runCli(["layout", join(dir, "nope")]),
+      runCli(["layout", dir, "--exact-per-layer", "40,x"]),
+      runCli(["layout", dir, "--exact-per-layer", "40,40,40,40,40,40,40,1800"]),
     ]);
+    expectOneLineError(perLayer, "--exact-per-layer 40,x is not whole numbers separated by commas");
+    expectOneLineError(perLayerLong, "exceeds the backbone's trained context");
     expectOneLineError(spread, "--spread 1 is not two whole numbers");
     expectOneLineError(negative, "--sink -1 is not a whole number ≥ 0");
     expectOneLineError(tooSmall, "windowTokens (64) < segmentLength (128)");
     expectOneLineError(clearWith, "--clear removes the layout and takes no other flag");
     expectOneLineError(missing, "does not exist");
     expect(readJsonFile<Record<string, unknown>>(join(dir, "checkpoint.json"), "checkpoint")).toEqual(written);
+    // a split over layers is stored and shown, and "none" takes it back out of what the module runs at
+    const split = await runCli(["layout", dir, "--exact-per-layer", "39,41,39,136,553,52,258,1250", "--json"]);
+    expectOk(split);
+    expect(JSON.parse(split.stdout).runsAt.exactTokensPerLayer).toEqual([39, 41, 39, 136, 553, 52, 258, 1250]);
+    expect(JSON.parse((await runCli(["layout", dir, "--exact-per-layer", "none", "--json"])).stdout).runsAt.exactTokensPerLayer).toBeNull();
     expectOk(await runCli(["layout", dir, "--clear"]));
     expect(readJsonFile<Record<string, unknown>>(join(dir, "checkpoint.json"), "checkpoint")).toEqual(trainedOnly);
+  });
+
+  it("3e. edgeinf retrieval-heads scores heads and splits a budget; bad input is one line", async () => {
+    const json = join(tmp(), "heads.json");
+    const ok = await runCli(["retrieval-heads", "-m", STORIES, "--corpus", TRAIN_CORPUS, "--backend", "cpu", "--probes", "2", "--length", "300", "--exact", "16", "--json", json]);
+    expectOk(ok);
+    const out = readJsonFile<{ scores: number[][]; exactTokensPerLayer: number[]; floor: number; probes: number }>(json, "heads");
+    expect(out.scores.length).toBe(5); // stories260K: 5 layers, 8 query heads
+    expect(out.scores.every((row) => row.length === 8 && row.every((x) => x >= 0 && x <= 1))).toBe(true);
+    expect(out.exactTokensPerLayer.reduce((a, b) => a + b, 0)).toBe(16 * 5);
+    expect(Math.min(...out.exactTokensPerLayer)).toBeGreaterThanOrEqual(out.floor);
+    expect(ok.stdout).toContain("| layer | best head | score | all heads | exact tokens |");
+    const [noCorpus, writeAlone, badProbes] = await Promise.all([
+      runCli(["retrieval-heads", "-m", STORIES, "--corpus", join(tmp(), "nope")]),
+      runCli(["retrieval-heads", "-m", STORIES, "--corpus", TRAIN_CORPUS, "--write"]),
+      runCli(["retrieval-heads", "-m", STORIES, "--corpus", TRAIN_CORPUS, "--probes", "0"]),
+    ]);
+    expectOneLineError(noCorpus, "corpus", "does not exist");
+    expectOneLineError(writeAlone, "--write stores the split in a checkpoint and needs --checkpoint");
+    expectOneLineError(badProbes, "--probes 0 must be a whole number ≥ 1");
   });
 
   it("3d. the shipped module runs at the layout the suites name for it (its inference block equals edgeinfinite-spread's keys)", () => {

@@ -9,6 +9,7 @@ import { trainCommand } from "./commands/train.js";
 import { exportCommand } from "./commands/export.js";
 import { evalCommand } from "./commands/eval.js";
 import { layoutCommand } from "./commands/layout.js";
+import { retrievalHeadsCommand } from "./commands/retrieval-heads.js";
 import { reportCommand } from "./commands/report.js";
 
 /** One-line errors for bad input; a stack trace only for bugs (set EDGEINF_DEBUG=1 to always see it). */
@@ -54,6 +55,7 @@ try {
     .command(evalCommand)
     .command(reportCommand)
     .command(layoutCommand)
+    .command(retrievalHeadsCommand)
     .demandCommand(1, "name a command (edgeinf --help lists them)")
     .middleware(rejectRepeatedOptions, true)
     .strict()

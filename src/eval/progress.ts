@@ -25,8 +25,14 @@ export function formatSeconds(s: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-/** `total` samples, of which `alreadyDone` were finished by an earlier run. */
-export function progressReporter(mode: ProgressMode, total: number, alreadyDone: number, stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
+/** `total` samples, of which `alreadyDone` were finished by an earlier run; `name` and `unit` label the lines. */
+export function progressReporter(
+  mode: ProgressMode,
+  total: number,
+  alreadyDone: number,
+  stream: NodeJS.WriteStream = process.stderr,
+  { name, unit } = { name: "eval", unit: "samples" },
+): ProgressReporter {
   const resolved = mode === "auto" ? (stream.isTTY ? "bar" : "lines") : mode;
   const start = performance.now();
   let done = alreadyDone;
@@ -39,13 +45,13 @@ export function progressReporter(mode: ProgressMode, total: number, alreadyDone:
       tick: (label) => {
         done++;
         const { rate, etaSeconds } = stats();
-        stream.write(`eval ${done}/${total} ${label} | ${rate.toFixed(2)} samples/s | eta ${formatSeconds(etaSeconds)}\n`);
+        stream.write(`${name} ${done}/${total} ${label} | ${rate.toFixed(2)} ${unit}/s | eta ${formatSeconds(etaSeconds)}\n`);
       },
       stop: () => {},
     };
   }
   const bar = new cliProgress.SingleBar(
-    { stream, format: "eval [{bar}] {value}/{total} | {rate} samples/s | eta {etaText} | {label}", hideCursor: true, clearOnComplete: false },
+    { stream, format: `${name} [{bar}] {value}/{total} | {rate} ${unit}/s | eta {etaText} | {label}`, hideCursor: true, clearOnComplete: false },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, alreadyDone, { rate: "-", etaText: "?", label: "" });

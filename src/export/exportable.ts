@@ -1,5 +1,6 @@
 import type { MemoryGatingModule } from "../memory/module.js";
 import { EdgeInfError } from "../util/errors.js";
+import { maxExactTokens } from "../memory/config.js";
 
 /**
  * Checks shared by the exporters and the reference step: what a module must be to export, which layers to take,
@@ -18,7 +19,7 @@ export function checkExportable(module: MemoryGatingModule): void {
   const unsupported = [
     c.readMode !== "blend" ? `readMode "${c.readMode}"` : null,
     c.featureMap !== "elu" ? `featureMap "${c.featureMap}"` : null,
-    c.exactTokens > 0 ? `exactTokens ${c.exactTokens}` : null,
+    maxExactTokens(c) > 0 ? `exactTokens ${c.exactTokensPerLayer ? JSON.stringify(c.exactTokensPerLayer) : c.exactTokens}` : null,
   ].filter((x): x is string => x !== null);
   if (unsupported.length > 0) {
     throw new EdgeInfError(

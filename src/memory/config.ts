@@ -11,6 +11,9 @@ export const READ_MODES: readonly ReadMode[] = ["blend", "shared"];
 /** What exactSpread takes, for the suite and recipe schemas and for validateEdgeInfiniteConfig. */
 export const exactSpreadSchema = z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()], "two integers ≥ 0, [before, after], e.g. [1, 1]");
 
+/** What exactTokensPerLayer takes: one whole number per layer, or null for exactTokens in every layer. */
+export const exactPerLayerSchema = z.array(z.number().int().nonnegative(), "one whole number ≥ 0 per layer, e.g. [64, 64, 512, …]").nullable();
+
 /**
  * The keys that place tokens (sink, window, segment, exact cache, routing) without changing what a module learned:
  * a trained module runs at any of them (its maps are per head, not per position). Suites, `--method-option` and a
@@ -25,6 +28,8 @@ export const layoutSchema = z.strictObject({
   exactTokens: z.number().int().nonnegative().optional(),
   /** Neighbours [before, after] kept with each badly reconstructed token (docs/edgeinfinite.md). */
   exactSpread: exactSpreadSchema.optional(),
+  /** Exact-cache tokens per KV head for each layer, over exactTokens (docs/edgeinfinite.md, "Exact cache per layer"). */
+  exactTokensPerLayer: exactPerLayerSchema.optional(),
 });
 export type Layout = z.infer<typeof layoutSchema>;
 export const LAYOUT_KEYS = Object.keys(layoutSchema.shape) as (keyof Layout)[];
@@ -63,6 +68,12 @@ export interface EdgeInfiniteConfig {
    * LoLA's per-token choice, kept worst first.
    */
   exactSpread: [number, number];
+  /**
+   * Exact-cache tokens per KV head for each layer (one number per layer), replacing exactTokens where set; null: exactTokens
+   * in every layer. A layer's cache only serves that layer's queries, so a budget can go to the layers whose heads
+   * retrieve (docs/edgeinfinite.md, "Exact cache per layer").
+   */
+  exactTokensPerLayer: number[] | null;
   /** "pre-rope": keys/queries enter memory without positions (default); "post-rope": rotated at their local-span positions. */
   memoryKeys: "pre-rope" | "post-rope";
   /** Which memory projections train (all are applied; frozen ones stay identity). */
@@ -83,6 +94,7 @@ export const DEFAULT_EDGEINFINITE: Omit<EdgeInfiniteConfig, "routingThreshold"> 
   featureMap: "elu",
   exactTokens: 0,
   exactSpread: [0, 0],
+  exactTokensPerLayer: null,
   memoryKeys: "pre-rope",
   trainProjections: { q: true, k: true, v: true },
   gateInitLogit: -6,
@@ -92,6 +104,21 @@ export const DEFAULT_EDGEINFINITE: Omit<EdgeInfiniteConfig, "routingThreshold"> 
 export function makeEdgeInfiniteConfig(partial: Partial<EdgeInfiniteConfig> = {}): EdgeInfiniteConfig {
   const base = { ...DEFAULT_EDGEINFINITE, ...partial };
   return { ...base, routingThreshold: partial.routingThreshold ?? base.sinkTokens + base.windowTokens };
+}
+
+/** Exact-cache tokens per KV head in `layer`: exactTokensPerLayer[layer] where set, else exactTokens. */
+export function exactTokensAt(c: EdgeInfiniteConfig, layer: number): number {
+  return c.exactTokensPerLayer?.[layer] ?? c.exactTokens;
+}
+
+/** The config one layer runs with: exactTokens resolved for that layer. */
+export function layerConfig(c: EdgeInfiniteConfig, layer: number): EdgeInfiniteConfig {
+  return c.exactTokensPerLayer ? { ...c, exactTokens: exactTokensAt(c, layer) } : c;
+}
+
+/** The largest exact cache of any layer (what the local span must hold). */
+export function maxExactTokens(c: EdgeInfiniteConfig): number {
+  return Math.max(c.exactTokens, ...(c.exactTokensPerLayer ?? []));
 }
 
 /** Rejects settings that cannot work, naming the setting and the fix. */
@@ -116,17 +143,24 @@ export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: Lla
   if (c.gateKind !== "scalar" && c.gateKind !== "learned") bad(`unknown gateKind "${String(c.gateKind)}"`, 'use "scalar" or "learned"');
   if (!READ_MODES.includes(c.readMode)) bad(`unknown readMode "${String(c.readMode)}"`, `use one of ${READ_MODES.join(", ")}`);
   if (!FEATURE_MAPS.includes(c.featureMap)) bad(`unknown featureMap "${String(c.featureMap)}"`, `use one of ${FEATURE_MAPS.join(", ")}`);
-  if (c.exactTokens > 0 && c.memoryKeys === "post-rope")
+  if (!exactPerLayerSchema.safeParse(c.exactTokensPerLayer ?? null).success)
+    bad(`exactTokensPerLayer must be whole numbers ≥ 0, one per layer, got ${JSON.stringify(c.exactTokensPerLayer)}`, "set it to e.g. [64, 64, 512, 64], or leave it out for exactTokens in every layer");
+  if (maxExactTokens(c) > 0 && c.memoryKeys === "post-rope")
     bad("exactTokens needs pre-RoPE memory keys (the exact cache re-rotates its keys in the local span)", 'set memoryKeys to "pre-rope" or exactTokens to 0');
   if (c.memoryKeys !== "pre-rope" && c.memoryKeys !== "post-rope") bad(`unknown memoryKeys "${String(c.memoryKeys)}"`, 'use "pre-rope" or "post-rope"');
   if (!(c.eps > 0)) bad(`eps must be > 0, got ${c.eps}`, "use e.g. 1e-6");
   if (backbone) {
     if (backbone.numHeads % backbone.numKvHeads !== 0)
       bad(`backbone heads ${backbone.numHeads} not divisible by KV heads ${backbone.numKvHeads}`, "use a backbone with grouped heads");
-    const span = c.sinkTokens + c.exactTokens + c.windowTokens + c.segmentLength;
+    if (c.exactTokensPerLayer && c.exactTokensPerLayer.length !== backbone.numLayers)
+      bad(
+        `exactTokensPerLayer has ${c.exactTokensPerLayer.length} entries, the backbone ${backbone.numLayers} layers`,
+        `give one number per layer (${backbone.numLayers}), or leave it out for exactTokens in every layer`,
+      );
+    const span = c.sinkTokens + maxExactTokens(c) + c.windowTokens + c.segmentLength;
     if (span > backbone.maxPositions)
       bad(
-        `local span sinkTokens + exactTokens + windowTokens + segmentLength = ${span} exceeds the backbone's trained context ${backbone.maxPositions}`,
+        `local span sinkTokens + exactTokens (largest layer's) + windowTokens + segmentLength = ${span} exceeds the backbone's trained context ${backbone.maxPositions}`,
         "shrink the window or the segment so RoPE stays inside the trained context",
       );
   }

@@ -6,6 +6,7 @@ import type { LayerMemoryParams, MemoryGatingModule } from "./module.js";
 import type { LayerState } from "./state.js";
 import { readAndGate, writeEvicted } from "./memory-step.js";
 import { offTape } from "../util/off-tape.js";
+import { layerConfig } from "./config.js";
 
 export interface SegmentOptions {
   maxScoreBytes?: number;
@@ -66,7 +67,7 @@ export function edgeInfiniteLayer(
   options: SegmentOptions = {},
   batch = 1,
 ): { out: tf.Tensor2D; next: LayerState } {
-  const cfg = module.config;
+  const cfg = layerConfig(module.config, layer); // this layer's exact-cache size
   const params = batch === 1 ? module.layers[layer]! : tileHeads(module.layers[layer]!, batch);
   if (batch > 1) p = { q: foldBatch(p.q, batch), k: foldBatch(p.k, batch), v: foldBatch(p.v, batch) };
   const [H, T, d] = p.q.shape; // H: B·H query heads when batched

@@ -20,6 +20,7 @@ import {
   type LayerAccounting,
 } from "./state.js";
 import { writeEvicted } from "./memory-step.js";
+import { layerConfig } from "./config.js";
 import { tokenNll } from "../backbone/nll.js";
 
 /**
@@ -151,7 +152,7 @@ function stateFromCache(model: LlamaModel, module: MemoryGatingModule, cache: KV
         if (cfg.memoryKeys === "post-rope") {
           throw new Error("post-rope memory keys cannot be rebuilt from a cache; raise routingThreshold to sinkTokens + windowTokens");
         }
-        const written = writeEvicted(module.layers[i]!, cfg, memory, null, part(L.k!, s, mid)!, part(L.v!, s, mid)!);
+        const written = writeEvicted(module.layers[i]!, layerConfig(cfg, i), memory, null, part(L.k!, s, mid)!, part(L.v!, s, mid)!);
         if (written.memory.M !== memory.M) tf.dispose([memory.M, memory.z]);
         memory = written.memory;
         exact = written.exact;

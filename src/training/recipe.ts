@@ -5,7 +5,7 @@ import { z } from "zod";
 import { EdgeInfError } from "../util/errors.js";
 import { describeSchemaIssue, firstIssue, keyPath, showValue } from "../util/schema-errors.js";
 import { readColumnMapping, type ColumnMapping } from "../datasets/column-mapping.js";
-import { DEFAULT_EDGEINFINITE, exactSpreadSchema } from "../memory/config.js";
+import { DEFAULT_EDGEINFINITE, exactSpreadSchema, exactPerLayerSchema } from "../memory/config.js";
 import { OBJECTIVE_NAMES, objectiveByName } from "./objectives/index.js";
 
 /**
@@ -27,6 +27,7 @@ export const RECIPE_DEFAULTS = {
     featureMap: DEFAULT_EDGEINFINITE.featureMap,
     exactTokens: DEFAULT_EDGEINFINITE.exactTokens,
     exactSpread: DEFAULT_EDGEINFINITE.exactSpread,
+    exactTokensPerLayer: DEFAULT_EDGEINFINITE.exactTokensPerLayer,
   },
   training: {
     tbpttSegments: 1,
@@ -120,6 +121,7 @@ export const recipeSchema = z
         featureMap: z.enum(["elu", "hedgehog"]).default(D.edgeinfinite.featureMap),
         exactTokens: z.number().int().nonnegative().default(D.edgeinfinite.exactTokens),
         exactSpread: exactSpreadSchema.default((): [number, number] => [DEFAULT_EDGEINFINITE.exactSpread[0], DEFAULT_EDGEINFINITE.exactSpread[1]]),
+        exactTokensPerLayer: exactPerLayerSchema.default(null),
       })
       .strict(),
     training: z

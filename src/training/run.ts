@@ -108,6 +108,7 @@ export function edgeInfiniteConfigFromRecipe(r: Recipe): EdgeInfiniteConfig {
     featureMap: e.featureMap,
     exactTokens: e.exactTokens,
     exactSpread: e.exactSpread,
+    exactTokensPerLayer: e.exactTokensPerLayer,
     trainProjections: { q: e.trainProjections.includes("q"), k: e.trainProjections.includes("k"), v: e.trainProjections.includes("v") },
   });
 }

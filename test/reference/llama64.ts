@@ -115,23 +115,33 @@ export function embed(w: HostWeights, c: LlamaConfig, id: number): Vec {
   return Array.from(w.embed.data.slice(id * c.hiddenSize, (id + 1) * c.hiddenSize));
 }
 
-/** Softmax-weighted sum of values for one query over keys (already rotated). */
-export function attend(q: Vec, keys: Vec[], values: Vec[]): Vec {
+/** Attention probabilities of one query over keys (already rotated): softmax(q·k/√d). */
+export function attentionWeights(q: Vec, keys: Vec[]): Vec {
   const d = q.length;
   const s = keys.map((k) => dot(q, k) / Math.sqrt(d));
   const m = Math.max(...s);
   const e = s.map((v) => Math.exp(v - m));
   const Z = e.reduce((a, b) => a + b, 0);
-  const out = new Array<number>(d).fill(0);
-  e.forEach((p, j) => values[j]!.forEach((v, i) => (out[i]! += (p / Z) * v)));
+  return e.map((v) => v / Z);
+}
+
+/** Softmax-weighted sum of values for one query over keys (already rotated). */
+export function attend(q: Vec, keys: Vec[], values: Vec[], observe?: (probs: Vec) => void): Vec {
+  const p = attentionWeights(q, keys);
+  observe?.(p);
+  const out = new Array<number>(q.length).fill(0);
+  p.forEach((pj, j) => values[j]!.forEach((v, i) => (out[i]! += pj * v)));
   return out;
 }
 
-/** Full causal forward; returns logits per position. */
-export function forward64(c: LlamaConfig, w: HostWeights, ids: number[]): Vec[] {
+/**
+ * Full causal forward; returns logits per position. `observe(layer, t, h, probs)` sees every query's attention
+ * probabilities over keys 0…t.
+ */
+export function forward64(c: LlamaConfig, w: HostWeights, ids: number[], observe?: (layer: number, t: number, h: number, probs: Vec) => void): Vec[] {
   let xs = ids.map((id) => embed(w, c, id));
   const g = c.numHeads / c.numKvHeads;
-  for (const L of w.layers) {
+  for (const [li, L] of w.layers.entries()) {
     const xn = xs.map((x) => rmsnorm(x, L.attnNorm, c.rmsNormEps));
     const q = xn.map((x, t) => heads(linear(L.wq, x), c.numHeads, c.headDim).map((h) => rope(h, t, c.ropeTheta)));
     const k = xn.map((x, t) => heads(linear(L.wk, x), c.numKvHeads, c.headDim).map((h) => rope(h, t, c.ropeTheta)));
@@ -139,7 +149,8 @@ export function forward64(c: LlamaConfig, w: HostWeights, ids: number[]): Vec[] 
     xs = xs.map((x, t) => {
       const o = q[t]!.flatMap((qh, h) => {
         const kvh = Math.floor(h / g);
-        return attend(qh, k.slice(0, t + 1).map((kk) => kk[kvh]!), v.slice(0, t + 1).map((vv) => vv[kvh]!));
+        const see = observe && ((p: Vec) => observe(li, t, h, p));
+        return attend(qh, k.slice(0, t + 1).map((kk) => kk[kvh]!), v.slice(0, t + 1).map((vv) => vv[kvh]!), see);
       });
       const proj = linear(L.wo, o);
       const y = x.map((a, i) => a + proj[i]!);

@@ -18,6 +18,8 @@ export interface MemoryVariant64 {
   readMode: "blend" | "shared";
   featureMap: "elu" | "hedgehog";
   exactTokens: number;
+  /** Exact tokens of each layer, over exactTokens (src/memory/config.ts exactTokensPerLayer); absent: exactTokens in every layer. */
+  exactTokensPerLayer?: number[];
   /** Neighbours [before, after] that share a token's score (src/memory/exact-cache.ts spreadScores); absent: [0, 0]. */
   exactSpread?: [number, number];
   eps: number;
@@ -217,7 +219,8 @@ export function layerwiseForward64(
 
 /** EdgeInfinite logits per token of `ids` processed in `chunks`. */
 export function memoryForward64(c: LlamaConfig, w: HostWeights, mem: Mem64Layer[], cfg: MemoryVariant64, ids: number[], chunks: number[], stats?: SelectionStats): Vec[] {
-  return layerwiseForward64(c, w, ids, (li, p) => edgeLayer64(c, mem[li]!, cfg, p, chunks, stats)).logits;
+  const atLayer = (li: number): MemoryVariant64 => ({ ...cfg, exactTokens: cfg.exactTokensPerLayer?.[li] ?? cfg.exactTokens });
+  return layerwiseForward64(c, w, ids, (li, p) => edgeLayer64(c, mem[li]!, atLayer(li), p, chunks, stats)).logits;
 }
 
 /** Chunk lengths of n tokens cut into segments of L (the last may be shorter). */

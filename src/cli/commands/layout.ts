@@ -12,6 +12,7 @@ interface LayoutArgs {
   segment?: string;
   exact?: string;
   spread?: string;
+  exactPerLayer?: string;
   routing?: string;
   clear?: boolean;
   json?: boolean;
@@ -40,6 +41,15 @@ export function parseSpread(raw: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+/** --exact-per-layer "A,B,…": exact-cache tokens for each layer ("none" clears it: exactTokens in every layer). */
+export function parseExactPerLayer(raw: string): number[] | null {
+  const text = String(raw).trim();
+  if (text === "none") return null;
+  const parts = text.split(",").map((p) => p.trim());
+  if (parts.some((p) => !/^\d+$/.test(p))) fail(`--exact-per-layer ${text || "(empty)"} is not whole numbers separated by commas`, "pass one number per layer, e.g. --exact-per-layer 40,40,40,160,220,40,170,1650 (or none)");
+  return parts.map(Number);
+}
+
 /** The layout keys the flags set (only those given). */
 export function layoutFromFlags(args: Omit<LayoutArgs, "checkpoint" | "clear" | "json">): Layout {
   const layout: Layout = {};
@@ -48,6 +58,7 @@ export function layoutFromFlags(args: Omit<LayoutArgs, "checkpoint" | "clear" | 
     if (raw !== undefined) layout[f.key] = wholeNumber(f.flag, raw, f.min);
   }
   if (args.spread !== undefined) layout.exactSpread = parseSpread(args.spread);
+  if (args.exactPerLayer !== undefined) layout.exactTokensPerLayer = parseExactPerLayer(args.exactPerLayer);
   return layout;
 }
 
@@ -67,11 +78,12 @@ export const layoutCommand: CommandModule<object, LayoutArgs> = {
       .option("segment", { type: "string", describe: FLAGS[2].describe })
       .option("exact", { type: "string", describe: FLAGS[3].describe })
       .option("spread", { type: "string", describe: "neighbours kept with each badly reconstructed token, before,after (e.g. 1,1)" })
+      .option("exact-per-layer", { type: "string", describe: "exact-cache tokens for each layer, A,B,… (over --exact; none: --exact in every layer); edgeinf retrieval-heads suggests a split" })
       .option("routing", { type: "string", describe: FLAGS[4].describe })
       .option("clear", { type: "boolean", describe: "remove the checkpoint's layout: it runs at the one it was trained at" })
       .option("json", { type: "boolean", describe: "print JSON" })
       .usage(
-        "$0 layout <checkpoint> [--sink N] [--window N] [--segment N] [--exact N] [--spread B,A] [--routing N] [--clear]\n\n" +
+        "$0 layout <checkpoint> [--sink N] [--window N] [--segment N] [--exact N] [--spread B,A] [--exact-per-layer A,B,…] [--routing N] [--clear]\n\n" +
           "A module's trained maps do not depend on where tokens sit, so it can run at another layout than it was trained at " +
           "(docs/edgeinfinite.md, \"Layout\"). The flags given are stored in the checkpoint's checkpoint.json as its `inference` " +
           "block, over any earlier one; eval, generate and ppl then use it, and suite keys or --method-option still override it. " +
