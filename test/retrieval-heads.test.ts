@@ -3,7 +3,7 @@ import * as tf from "../src/tf.js";
 import { initBackend } from "../src/backend/select.js";
 import { LlamaModel } from "../src/backbone/model.js";
 import { MemoryGatingModule } from "../src/memory/module.js";
-import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, exactTokensAt, type EdgeInfiniteConfig } from "../src/memory/config.js";
+import { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, exactTokensAt, layoutOverrides, type EdgeInfiniteConfig } from "../src/memory/config.js";
 import { forwardSegment } from "../src/memory/edgeinfinite.js";
 import { initialState, disposeReplaced, disposeState, keepState } from "../src/memory/state.js";
 import { allocateExactTokens, retrievalProbes, retrievalScores, type RetrievalProbe } from "../src/memory/retrieval-heads.js";
@@ -150,8 +150,17 @@ describe("exactTokensPerLayer", () => {
     const check = (over: Partial<EdgeInfiniteConfig>) => () => validateEdgeInfiniteConfig(makeEdgeInfiniteConfig({ ...base, ...over }), c);
     expect(check({ exactTokensPerLayer: [1, 2, 3] })).toThrow(/exactTokensPerLayer has 3 entries, the backbone 2 layers/);
     expect(check({ exactTokensPerLayer: [1, -2] })).toThrow(EdgeInfError);
-    expect(check({ exactTokens: 4, exactTokensPerLayer: [1, 250] })).toThrow(/largest layer's/);
+    expect(check({ exactTokens: 4, exactTokensPerLayer: [1, 250] })).toThrow(/= 264 \(exactTokens of the largest layer\) exceeds/);
     expect(check({ exactTokensPerLayer: [0, 250 - 14] })).not.toThrow();
+  });
+
+  it("a layout that sets exactTokens alone means that many in every layer: it clears a split it sits over", () => {
+    expect(layoutOverrides({ exactTokens: 5 })).toEqual({ exactTokens: 5, exactTokensPerLayer: null });
+    expect(layoutOverrides({ exactTokens: 5, exactTokensPerLayer: [1, 9] })).toEqual({ exactTokens: 5, exactTokensPerLayer: [1, 9] });
+    expect(layoutOverrides({ sinkTokens: 4 })).toEqual({ sinkTokens: 4 });
+    const checkpoint = makeEdgeInfiniteConfig({ ...base, exactTokens: 3, exactTokensPerLayer: [1, 5] });
+    const suite = makeEdgeInfiniteConfig({ ...checkpoint, ...layoutOverrides({ exactTokens: 4 }) });
+    expect([exactTokensAt(suite, 0), exactTokensAt(suite, 1)]).toEqual([4, 4]);
   });
 
   it("--exact-per-layer parses whole numbers, none clears it, anything else is one error line", () => {

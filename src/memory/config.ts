@@ -34,10 +34,14 @@ export const layoutSchema = z.strictObject({
 export type Layout = z.infer<typeof layoutSchema>;
 export const LAYOUT_KEYS = Object.keys(layoutSchema.shape) as (keyof Layout)[];
 
-/** The keys of `layout` that are set, as config overrides. */
+/**
+ * The keys of `layout` that are set, as config overrides. A layout that sets exactTokens alone means that many in
+ * every layer: it also clears a per-layer split it would otherwise sit under (a checkpoint's, say).
+ */
 export function layoutOverrides(layout: Layout): Partial<EdgeInfiniteConfig> {
   const out: Partial<EdgeInfiniteConfig> = {};
   for (const key of LAYOUT_KEYS) if (layout[key] !== undefined) Object.assign(out, { [key]: layout[key] });
+  if (layout.exactTokens !== undefined && layout.exactTokensPerLayer === undefined) out.exactTokensPerLayer = null;
   return out;
 }
 
@@ -160,7 +164,7 @@ export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: Lla
     const span = c.sinkTokens + maxExactTokens(c) + c.windowTokens + c.segmentLength;
     if (span > backbone.maxPositions)
       bad(
-        `local span sinkTokens + exactTokens (largest layer's) + windowTokens + segmentLength = ${span} exceeds the backbone's trained context ${backbone.maxPositions}`,
+        `local span sinkTokens + exactTokens + windowTokens + segmentLength = ${span}${c.exactTokensPerLayer ? " (exactTokens of the largest layer)" : ""} exceeds the backbone's trained context ${backbone.maxPositions}`,
         "shrink the window or the segment so RoPE stays inside the trained context",
       );
   }

@@ -98,7 +98,9 @@ export const layoutCommand: CommandModule<object, LayoutArgs> = {
     const dir = resolveCheckpointDir(args.checkpoint);
     let meta = readCheckpointMeta(dir);
     if (args.clear || Object.keys(given).length > 0) {
-      const layout = args.clear ? null : { ...(meta.inference ?? {}), ...given };
+      // --exact alone means that many in every layer: it replaces a stored per-layer split.
+      const kept = given.exactTokens !== undefined && given.exactTokensPerLayer === undefined ? { ...meta.inference, exactTokensPerLayer: undefined } : meta.inference;
+      const layout = args.clear ? null : { ...(kept ?? {}), ...given };
       meta = writeCheckpointLayout(dir, layout).meta;
       log(args.clear ? `${dir}: layout removed` : `${dir}: layout set`);
     }
