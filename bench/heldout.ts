@@ -4,6 +4,7 @@
 // --windows evenly spaced offsets per book; mean NLL per target token.
 //
 //   npm run bench:heldout -- --checkpoint modules/edge-lm-retrieval-lm [--sink 32 --exact 152 --window 256 --segment 256] [--spread 0,0] \
+//     [--exact-per-layer 39,41,39,136,553,52,258,1250 | none] \
 //     [--lengths 2048,4096] [--windows 3] [--corpus ../shared/corpora/gutenberg/heldout] [--backend wasm]
 // Without layout flags the module runs at its checkpoint's layout (`edgeinf layout`; else the trained one).
 import { initBackend, type BackendName } from "../src/backend/select.js";
@@ -14,6 +15,7 @@ import { edgeInfiniteNllBatch } from "../src/memory/edgeinfinite.js";
 import { prepareMethod } from "../src/eval/methods.js";
 import { loadCorpus } from "../src/datasets/manifest.js";
 import { fail } from "../src/util/errors.js";
+import { parseExactPerLayer } from "../src/cli/commands/layout.js";
 import { arg, defaultModel, machineLine, oneLineErrors, repoRoot, table } from "./common.js";
 import { resolve } from "node:path";
 
@@ -33,6 +35,7 @@ const layout = {
   ...(process.argv.includes("--exact") ? { exactTokens: Number(arg("exact", "")) } : {}),
   ...(process.argv.includes("--segment") ? { segmentLength: Number(arg("segment", "")) } : {}),
   ...(process.argv.includes("--spread") ? { exactSpread: arg("spread", "").split(",").map(Number) } : {}),
+  ...(process.argv.includes("--exact-per-layer") ? { exactTokensPerLayer: oneLineErrors(() => parseExactPerLayer(arg("exact-per-layer", ""))) } : {}),
 };
 const prepared = oneLineErrors(() => prepareMethod({ name: "edgeinfinite", checkpoint, ...layout }, backbone));
 const module = prepared.module!;
@@ -42,7 +45,8 @@ const dir = prepared.checkpointDir;
 const books = loadCorpus(corpusPath).texts.map((t) => backbone.tokenizer.encode(t, { bos: false }));
 const bos = backbone.config.bosTokenId;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-log(`${machineLine()}; backend ${backend.name}; module ${dir} (sink ${cfg.sinkTokens}, exact ${cfg.exactTokens}, spread [${cfg.exactSpread.join(", ")}], window ${cfg.windowTokens}, segment ${cfg.segmentLength})`);
+const exactText = cfg.exactTokensPerLayer ? `[${cfg.exactTokensPerLayer.join(", ")}] per layer` : String(cfg.exactTokens);
+log(`${machineLine()}; backend ${backend.name}; module ${dir} (sink ${cfg.sinkTokens}, exact ${exactText}, spread [${cfg.exactSpread.join(", ")}], window ${cfg.windowTokens}, segment ${cfg.segmentLength})`);
 
 const rows: (string | number)[][] = [];
 for (const n of lengths) {

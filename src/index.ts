@@ -38,6 +38,7 @@ export { CachedSession } from "./cache/cached-session.js";
 export { MemoryGatingModule, type LayerMemoryParams } from "./memory/module.js";
 export { makeEdgeInfiniteConfig, validateEdgeInfiniteConfig, DEFAULT_EDGEINFINITE, type EdgeInfiniteConfig, type Layout } from "./memory/config.js";
 export { EdgeInfiniteSession, edgeInfiniteNll, edgeInfiniteNllBatch } from "./memory/edgeinfinite.js";
+export { retrievalProbes, retrievalScores, allocateExactTokens, type RetrievalProbe } from "./memory/retrieval-heads.js";
 
 /** Training: recipes (YAML + --set style overrides, validated) and segment-wise TBPTT on a frozen backbone (docs/training.md). */
 export { train } from "./training/train.js";
