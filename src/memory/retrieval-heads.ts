@@ -75,7 +75,7 @@ export function retrievalScores(model: LlamaModel, probes: readonly RetrievalPro
   const { numLayers: L, numHeads: H, numKvHeads: Hkv } = model.config;
   const sums = Array.from({ length: L }, () => new Float64Array(H));
   const attend = model.fullAttention(0);
-  for (const probe of probes) {
+  for (const [index, probe] of probes.entries()) {
     const [r0, r1] = probe.queryRows;
     const onSource = new Float32Array(probe.ids.length);
     for (const [s0, s1] of probe.sources) onSource.fill(1, s0, s1);
@@ -101,7 +101,7 @@ export function retrievalScores(model: LlamaModel, probes: readonly RetrievalPro
         return attend(layer, p, x);
       });
     });
-    onProbe?.(probes.indexOf(probe));
+    onProbe?.(index);
   }
   return sums.map((s) => Array.from(s, (v) => (probes.length > 0 ? v / probes.length : 0)));
 }

@@ -32,7 +32,7 @@ export const retrievalHeadsCommand: CommandModule<object, RetrievalHeadsArgs> = 
   builder: (y) =>
     withModel(withBackend(y))
       .option("corpus", { type: "string", demandOption: true, describe: "prose (a .txt file or a folder) to hide calibration needles in; not your evaluation text" })
-      .option("checkpoint", { type: "string", describe: "a trained module: its layout gives the budget (exactTokens per layer) and the cap; with --write the split is stored in it" })
+      .option("checkpoint", { type: "string", describe: "a trained module: its layout gives the budget (exactTokens per layer) and the cap (without it: the default layout's); with --write the split is stored in it" })
       .option("exact", { type: "number", describe: "exact-cache tokens per layer on average (the budget is this × layers; default: the checkpoint's exactTokens)" })
       .option("floor", { type: "number", describe: "tokens every layer keeps (default: an eighth of --exact)" })
       .option("probes", { type: "number", default: 16, describe: "calibration sequences (passkey and key-value needles, alternating)" })
@@ -62,7 +62,7 @@ export const retrievalHeadsCommand: CommandModule<object, RetrievalHeadsArgs> = 
     const meta = dir ? readCheckpointMeta(dir) : null;
     const layout: EdgeInfiniteConfig = meta && dir ? runConfig(meta, dir) : makeEdgeInfiniteConfig();
     const exact = args.exact ?? (meta ? layout.exactTokens : undefined);
-    if (args.write && !(exact! > 0)) fail("the checkpoint runs without an exact cache, so there is no budget to split", "pass --exact N (tokens per layer on average)");
+    if (args.write && !(exact !== undefined && exact > 0)) fail("the checkpoint runs without an exact cache, so there is no budget to split", "pass --exact N (tokens per layer on average)");
     const corpus = loadCorpus(args.corpus).texts;
 
     const { backbone, model } = await setup(args);
