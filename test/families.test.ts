@@ -23,6 +23,7 @@ import { sequenceGradients } from "../src/training/tbptt.js";
 import { createSession } from "../src/eval/methods.js";
 import { knownMethods } from "../src/eval/suite.js";
 import { familyForward64, nll64 } from "./reference/families64.js";
+import { retrievalScores } from "../src/memory/retrieval-heads.js";
 
 const root = mkdtempSync(join(tmpdir(), "edgeinf-families-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -221,6 +222,33 @@ describe("bad input for each family: one line naming the key or tensor and the f
       expectOneLineError(() => readHuggingFaceModel(dir), fragment, join(dir, "config.json"));
     }
   });
+});
+
+describe("retrieval heads on families (edgeinf retrieval-heads): scores against the float64 family forward", () => {
+  beforeAll(async () => {
+    await initBackend("cpu");
+  });
+  // gemma2: sliding window on even layers, logit soft-capping, query_pre_attn_scalar; gemma3: q/k norms, local RoPE
+  // base; qwen3: q/k norms; mistral-sliding: a window of 4 in every layer (sources 10+ tokens back get nothing there).
+  for (const name of ["gemma2", "gemma3", "qwen3", "mistral-sliding"]) {
+    it(`${name}: each head's largest mass of a copying row on the sources, within 1e-5`, async () => {
+      const dir = join(root, `heads-${name}`);
+      const { config, tensors } = writeFamilyCheckpoint(dir, name, { seed: 9 });
+      const b = await loadBackbone(dir);
+      const model = LlamaModel.fromHost(b.config, b.weights);
+      const probe = { ids: LONG.slice(0, 30), queryRows: [22, 27] as [number, number], sources: [[3, 6], [24, 25]] as [number, number][] };
+      const got = retrievalScores(model, [probe]);
+      const want = Array.from({ length: b.config.numLayers }, () => new Array<number>(b.config.numHeads).fill(0));
+      familyForward64(config, tensors, probe.ids, (li, i, h, probs) => {
+        if (i < probe.queryRows[0] || i >= probe.queryRows[1]) return;
+        const mass = probe.sources.reduce((acc, [a, z]) => acc + probs.slice(a, z).reduce((x, y) => x + y, 0), 0);
+        want[li]![h] = Math.max(want[li]![h]!, mass);
+      });
+      expect(maxAbsDiff(got.flat(), want.flat())).toBeLessThan(1e-5);
+      expect(Math.max(...want.flat())).toBeGreaterThan(1e-3); // the check compares something
+      model.dispose();
+    });
+  }
 });
 
 describe("structural: a training step and an eval of every method on a tiny checkpoint of each family", () => {

@@ -97,7 +97,13 @@ function rotate(x: Vec, p: number, rp: { inv: Vec; factor: number }): Vec {
 }
 
 /** Logits [T][vocab] of the whole sequence (full causal forward, as transformers' model(ids) computes them). */
-export function familyForward64(cfg: Json, t: Map<string, Raw>, ids: readonly number[]): Vec[] {
+export function familyForward64(
+  cfg: Json,
+  t: Map<string, Raw>,
+  ids: readonly number[],
+  /** Sees query i's attention probabilities in layer li, head h, over all positions (0 where masked). */
+  observe?: (li: number, i: number, h: number, probs: Vec) => void,
+): Vec[] {
   const type = cfg.model_type as string;
   const gemma = type === "gemma2" || type === "gemma3_text";
   const d = cfg.hidden_size as number;
@@ -163,6 +169,11 @@ export function familyForward64(cfg: Json, t: Map<string, Raw>, ids: readonly nu
         const Z = e.reduce((a, b) => a + b, 0);
         const out = new Array<number>(hd).fill(0);
         js.forEach((j, n) => v[j]![kv]!.forEach((vv, c) => (out[c]! += (e[n]! / Z) * vv)));
+        if (observe) {
+          const probs = new Array<number>(T).fill(0);
+          js.forEach((j, n) => (probs[j] = e[n]! / Z));
+          observe(li, i, h, probs);
+        }
         return out;
       });
       let a = linear(get(`${p}.self_attn.o_proj.weight`), o);
