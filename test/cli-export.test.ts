@@ -261,10 +261,18 @@ describe("edgeinf export safetensors", () => {
     // a checkpoint with a layout (edgeinf layout) exports the settings it runs at, the trained tensors unchanged
     const cfg = learnedDelta.module.config;
     expect(meta["edgeinfinite.window_tokens"]).toBe(String(cfg.windowTokens));
+    const layers = stories.config.numLayers;
+    expect(meta).toMatchObject({
+      "edgeinfinite.read_mode": cfg.readMode,
+      "edgeinfinite.feature_map": cfg.featureMap,
+      "edgeinfinite.exact_tokens_per_layer": new Array(layers).fill(String(cfg.exactTokens)).join(","),
+      "edgeinfinite.exact_spread": cfg.exactSpread.join(","),
+    });
     const withLayout = join(freshOutDir("st-layout-ckpt"), "ckpt");
     cpSync(learnedDelta.ckpt, withLayout, { recursive: true });
     const window = cfg.windowTokens + cfg.segmentLength;
-    writeCheckpointLayout(withLayout, { windowTokens: window });
+    const perLayer = Array.from({ length: layers }, (_, l) => l + 1);
+    writeCheckpointLayout(withLayout, { windowTokens: window, exactTokens: 2, exactSpread: [1, 0], exactTokensPerLayer: perLayer });
     const path2 = join(freshOutDir("st-layout"), "module.safetensors");
     const r2 = await runCli(["export", "safetensors", "--checkpoint", withLayout, "--out", path2]);
     expect(r2.code, r2.stderr).toBe(0);
@@ -272,6 +280,8 @@ describe("edgeinf export safetensors", () => {
       "edgeinfinite.window_tokens": String(window),
       "edgeinfinite.routing_threshold": String(cfg.sinkTokens + window),
       "edgeinfinite.segment_length": String(cfg.segmentLength),
+      "edgeinfinite.exact_tokens_per_layer": perLayer.join(","),
+      "edgeinfinite.exact_spread": "1,0",
     });
     const written2 = readSafetensors(path2);
     for (const [name, t] of source) expect(maxAbsDiff(written2.get(name)!.data, t.data), name).toBe(0);

@@ -1,6 +1,6 @@
 import type { MemoryGatingModule } from "../memory/module.js";
 import { EdgeInfError } from "../util/errors.js";
-import { maxExactTokens } from "../memory/config.js";
+import { exactTokensAt, maxExactTokens } from "../memory/config.js";
 
 /**
  * Checks shared by the exporters and the reference step: what a module must be to export, which layers to take,
@@ -74,5 +74,10 @@ export function moduleMetadata(module: MemoryGatingModule, layers: readonly numb
     "edgeinfinite.window_tokens": String(c.windowTokens),
     "edgeinfinite.segment_length": String(c.segmentLength),
     "edgeinfinite.routing_threshold": String(c.routingThreshold),
+    "edgeinfinite.read_mode": c.readMode,
+    "edgeinfinite.feature_map": c.featureMap,
+    // the exact cache: tokens per layer as it runs (exactTokensPerLayer resolved), and the spread [before, after]
+    "edgeinfinite.exact_tokens_per_layer": Array.from({ length: bb.numLayers }, (_, l) => exactTokensAt(c, l)).join(","),
+    "edgeinfinite.exact_spread": c.exactSpread.join(","),
   };
 }
