@@ -152,6 +152,8 @@ describe("exactTokensPerLayer", () => {
     expect(check({ exactTokensPerLayer: [1, -2] })).toThrow(EdgeInfError);
     expect(check({ exactTokens: 4, exactTokensPerLayer: [1, 250] })).toThrow(/= 264 \(exactTokens of the largest layer\) exceeds/);
     expect(check({ exactTokensPerLayer: [0, 250 - 14] })).not.toThrow();
+    // the split replaces exactTokens in every layer, so only its own largest entry bounds the span
+    expect(check({ exactTokens: 300, exactTokensPerLayer: [4, 4] })).not.toThrow();
   });
 
   it("a layout that sets exactTokens alone means that many in every layer: it clears a split it sits over", () => {

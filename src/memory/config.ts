@@ -122,7 +122,8 @@ export function layerConfig(c: EdgeInfiniteConfig, layer: number): EdgeInfiniteC
 
 /** The largest exact cache of any layer (what the local span must hold). */
 export function maxExactTokens(c: EdgeInfiniteConfig): number {
-  return Math.max(c.exactTokens, ...(c.exactTokensPerLayer ?? []));
+  const perLayer = c.exactTokensPerLayer;
+  return perLayer && perLayer.length > 0 ? Math.max(...perLayer) : c.exactTokens;
 }
 
 /** Rejects settings that cannot work, naming the setting and the fix. */
