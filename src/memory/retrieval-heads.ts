@@ -1,6 +1,6 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
-import { causalMask } from "../backbone/attention.js";
+import { groupedAttention } from "../backbone/attention.js";
 import { positionRange } from "../backbone/rope.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { generateTrainingSequence, HaystackSource, type TaskName } from "../datasets/synthetic/index.js";
@@ -65,42 +65,41 @@ export function retrievalProbes(opts: { tokenizer: Tokenizer; corpus: readonly s
 
 /**
  * Retrieval score of every query head, [layer][head]: the largest attention probability mass that one of the
- * probe's copying rows puts on its sources (the value's tokens wherever they occur), under the backbone's own full causal attention (its scale, sliding
- * window and soft-capping), averaged over the probes:
+ * probe's copying rows puts on its sources (the value's tokens wherever they occur), averaged over the probes:
  *   score[l][h] = mean over probes of max over rows r of Σ_{j ∈ sources} softmax_j(q_r·k_j/√d)
- * The max, not the mean over rows: a head that finds the needle at the first copied token (which needle is the
- * answer) matters as much as one that copies the following digits, though it attends there only once.
+ * The probabilities are the backbone's own full causal attention's (its scale, sliding window and soft-capping), as
+ * groupedAttention's `observe` sees them while it computes the layer. The max, not the mean over rows: a head that
+ * finds the needle at the first copied token (which needle is the answer) matters as much as one that copies the
+ * following digits, though it attends there only once.
  */
 export function retrievalScores(model: LlamaModel, probes: readonly RetrievalProbe[], onProbe?: (index: number) => void): number[][] {
-  const { numLayers: L, numHeads: H, numKvHeads: Hkv } = model.config;
+  const { numLayers: L, numHeads: H } = model.config;
   const sums = Array.from({ length: L }, () => new Float64Array(H));
-  const attend = model.fullAttention(0);
   for (const [index, probe] of probes.entries()) {
     const [r0, r1] = probe.queryRows;
-    const onSource = new Float32Array(probe.ids.length);
-    for (const [s0, s1] of probe.sources) onSource.fill(1, s0, s1);
     const T = probe.ids.length;
-    const rows = r1 - r0;
+    const onSource = new Float32Array(T);
+    for (const [s0, s1] of probe.sources) onSource.fill(1, s0, s1);
+    const best = Array.from({ length: L }, () => new Float64Array(H));
+    // probs [Hkv, g, B, seen] of query rows b0 … b0 + B − 1: the copying rows' mass on the sources, per head (h = kv·g + j)
+    const observeLayer = (layer: number) => (probs: tf.Tensor4D, b0: number) => {
+      const [Hkv, g, B, seen] = probs.shape;
+      const lo = Math.max(r0, b0);
+      const hi = Math.min(r1, b0 + B);
+      if (lo >= hi) return;
+      const mass = tf.tidy(() => tf.max(tf.sum(tf.mul(tf.slice(probs, [0, 0, lo - b0, 0], [Hkv, g, hi - lo, seen]), tf.tensor1d(onSource.subarray(0, seen))), 3), 2));
+      const m = mass.dataSync();
+      mass.dispose();
+      for (let h = 0; h < H; h++) best[layer]![h] = Math.max(best[layer]![h]!, m[h]!);
+    };
     tf.tidy(() => {
-      model.runLayers(model.embed(probe.ids), (layer, p, x) => {
-        const mass = tf.tidy(() => {
-          const d = p.q.shape[2];
-          const rope = model.ropeFor(layer);
-          const q = rope.apply(tf.slice(p.q, [0, r0, 0], [H, rows, d]), positionRange(r0, rows));
-          const k = rope.apply(p.k, positionRange(0, T));
-          const opts = model.attentionOptions(layer);
-          let logits = tf.mul(tf.matMul(q.reshape([Hkv, (H / Hkv) * rows, d]), k, false, true), 1 / Math.sqrt(d));
-          if (opts.logitSoftcap !== undefined) logits = tf.mul(tf.tanh(tf.div(logits, opts.logitSoftcap)), opts.logitSoftcap);
-          const masked = tf.add(logits.reshape([H, rows, T]), causalMask(r0, rows, 0, T, false, opts.window));
-          const probs = tf.softmax(masked);
-          return tf.max(tf.sum(tf.mul(probs, tf.tensor1d(onSource)), 2), 1); // [H]
-        });
-        const m = mass.dataSync();
-        mass.dispose();
-        for (let h = 0; h < H; h++) sums[layer]![h] += m[h]!;
-        return attend(layer, p, x);
+      const positions = positionRange(0, T);
+      model.runLayers(model.embed(probe.ids), (layer, p) => {
+        const rope = model.ropeFor(layer);
+        return groupedAttention(rope.apply(p.q, positions), rope.apply(p.k, positions), p.v, { ...model.attentionOptions(layer), observe: observeLayer(layer) });
       });
     });
+    best.forEach((row, l) => row.forEach((m, h) => (sums[l]![h] += m)));
     onProbe?.(index);
   }
   return sums.map((s) => Array.from(s, (v) => (probes.length > 0 ? v / probes.length : 0)));
