@@ -35,6 +35,16 @@ export type Layout = z.infer<typeof layoutSchema>;
 export const LAYOUT_KEYS = Object.keys(layoutSchema.shape) as (keyof Layout)[];
 
 /**
+ * `over` on top of `base` (a checkpoint's stored layout and new flags, say), key by key, with layoutOverrides' rule:
+ * exactTokens set alone in `over` means that many in every layer, so it drops a per-layer split of `base`.
+ */
+export function mergeLayout(base: Layout | undefined, over: Layout): Layout {
+  const merged: Layout = { ...base, ...over };
+  if (over.exactTokens !== undefined && over.exactTokensPerLayer === undefined) delete merged.exactTokensPerLayer;
+  return merged;
+}
+
+/**
  * The keys of `layout` that are set, as config overrides. A layout that sets exactTokens alone means that many in
  * every layer: it also clears a per-layer split it would otherwise sit under (a checkpoint's, say).
  */

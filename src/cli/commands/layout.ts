@@ -1,6 +1,6 @@
 import type { CommandModule } from "yargs";
 import { existsSync } from "node:fs";
-import { LAYOUT_KEYS, makeEdgeInfiniteConfig, type Layout } from "../../memory/config.js";
+import { LAYOUT_KEYS, makeEdgeInfiniteConfig, mergeLayout, type Layout } from "../../memory/config.js";
 import { readCheckpointMeta, resolveCheckpointDir, runConfig, writeCheckpointLayout } from "../../training/checkpoint.js";
 import { fail } from "../../util/errors.js";
 import { log } from "../common.js";
@@ -98,9 +98,8 @@ export const layoutCommand: CommandModule<object, LayoutArgs> = {
     const dir = resolveCheckpointDir(args.checkpoint);
     let meta = readCheckpointMeta(dir);
     if (args.clear || Object.keys(given).length > 0) {
-      // --exact alone means that many in every layer: it replaces a stored per-layer split.
-      const kept = given.exactTokens !== undefined && given.exactTokensPerLayer === undefined ? { ...meta.inference, exactTokensPerLayer: undefined } : meta.inference;
-      const layout = args.clear ? null : { ...(kept ?? {}), ...given };
+      // --exact alone means that many in every layer: it replaces a stored per-layer split (mergeLayout).
+      const layout = args.clear ? null : mergeLayout(meta.inference, given);
       meta = writeCheckpointLayout(dir, layout).meta;
       log(args.clear ? `${dir}: layout removed` : `${dir}: layout set`);
     }

@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import { existsSync } from "node:fs";
 import { loadCorpus } from "../../datasets/manifest.js";
-import { makeEdgeInfiniteConfig, type EdgeInfiniteConfig } from "../../memory/config.js";
+import { makeEdgeInfiniteConfig, mergeLayout, type EdgeInfiniteConfig } from "../../memory/config.js";
 import { allocateExactTokens, retrievalProbes, retrievalScores } from "../../memory/retrieval-heads.js";
 import { checkBackbone, readCheckpointMeta, resolveCheckpointDir, runConfig, writeCheckpointLayout } from "../../training/checkpoint.js";
 import { writeFileAtomic } from "../../util/atomic.js";
@@ -56,9 +56,8 @@ export const retrievalHeadsCommand: CommandModule<object, RetrievalHeadsArgs> = 
     wholeAtLeast("floor", args.floor, 0);
     if (!existsSync(args.corpus)) fail(`corpus ${args.corpus} does not exist`, "give a .txt file or a folder of them (e.g. ../shared/corpora/gutenberg/train)");
     if (args.write && args.checkpoint === undefined) fail("--write stores the split in a checkpoint and needs --checkpoint", "add --checkpoint DIR, or drop --write");
-    if (args.checkpoint !== undefined && !existsSync(args.checkpoint)) fail(`checkpoint ${args.checkpoint} does not exist`, "give a folder written by edgeinf train (or a step folder in it)");
     if (args.json !== undefined) checkOutputPath(args.json, "--json");
-    const dir = args.checkpoint !== undefined ? resolveCheckpointDir(args.checkpoint) : null;
+    const dir = args.checkpoint !== undefined ? resolveCheckpointDir(args.checkpoint) : null; // one line if it does not exist
     const meta = dir ? readCheckpointMeta(dir) : null;
     const layout: EdgeInfiniteConfig = meta && dir ? runConfig(meta, dir) : makeEdgeInfiniteConfig();
     const exact = args.exact ?? (meta ? layout.exactTokens : undefined);
@@ -81,7 +80,8 @@ export const retrievalHeadsCommand: CommandModule<object, RetrievalHeadsArgs> = 
     // A layer's exact span must leave RoPE inside the trained context (validateEdgeInfiniteConfig).
     const cap = c.maxPositions - layout.sinkTokens - layout.windowTokens - layout.segmentLength;
     const floor = args.floor ?? (exact !== undefined ? Math.floor(exact / 8) : 0);
-    const split = exact !== undefined && exact > 0 ? allocateExactTokens(best, exact * c.numLayers, floor, cap) : null;
+    const total = exact !== undefined ? exact * c.numLayers : 0;
+    const split = total > 0 ? allocateExactTokens(best, total, floor, cap) : null;
 
     console.log(`retrieval score per layer (attention of the copying rows on the needle's value; ${probes.length} probes of ${length} tokens, seed ${args.seed})`);
     console.log("| layer | best head | score | all heads |" + (split ? " exact tokens |" : ""));
@@ -91,9 +91,9 @@ export const retrievalHeadsCommand: CommandModule<object, RetrievalHeadsArgs> = 
       console.log(`| ${l} | ${h} | ${best[l]!.toFixed(3)} | ${heads.map((s) => s.toFixed(3)).join(" ")} |` + (split ? ` ${split[l]} |` : ""));
     });
     if (split) {
-      log(`exactTokensPerLayer: [${split.join(", ")}] (${exact} × ${c.numLayers} = ${exact! * c.numLayers} tokens, floor ${floor}, cap ${cap})`);
+      log(`exactTokensPerLayer: [${split.join(", ")}] (${exact} × ${c.numLayers} = ${total} tokens, floor ${floor}, cap ${cap})`);
       if (dir && args.write) {
-        writeCheckpointLayout(dir, { ...(meta!.inference ?? {}), exactTokensPerLayer: split });
+        writeCheckpointLayout(dir, mergeLayout(meta!.inference, { exactTokensPerLayer: split }));
         log(`${dir}: layout set (exactTokensPerLayer); edgeinf layout ${shellQuote(dir)} shows it`);
       } else log(`to use it: edgeinf layout ${dir ? shellQuote(dir) : "CHECKPOINT"} --exact-per-layer ${split.join(",")}`);
     }
