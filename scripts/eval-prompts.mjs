@@ -1,0 +1,41 @@
+// node scripts/eval-prompts.mjs SUITE OUT.json [--limit N] — the prompts a suite evaluates, as the harness builds
+// them (src/eval/samples.ts: same seed, same records, same token ids), written as JSON for an outside implementation
+// to run: {suite (without backbone, corpus and methods), limit, prompts: [{task, dataset, length, sampleId, depth,
+// promptIds, answers, maxNewTokens, stopIds}]}. scripts/hf_greedy.py
+// decodes them with Hugging Face transformers; test/hf-greedy.test.ts holds edgeinfinite's full-KV answers to its
+// output. Needs a build (npm run build).
+import { writeFileSync } from "node:fs";
+import { loadSuite } from "../dist/src/eval/suite.js";
+import { samplesForTask } from "../dist/src/eval/samples.js";
+import { loadBackbone } from "../dist/src/loaders/index.js";
+import { loadCorpus } from "../dist/src/datasets/manifest.js";
+import { newlineIds } from "../dist/src/eval/stop-ids.js";
+import { readChatTemplate } from "../dist/src/eval/longbench-chat.js";
+
+const args = process.argv.slice(2);
+const at = args.indexOf("--limit");
+const limit = at >= 0 ? Number(args.splice(at, 2)[1]) : undefined;
+const [suitePath, outPath] = args;
+if (suitePath === undefined || outPath === undefined || (limit !== undefined && !(limit >= 1))) {
+  console.error("error: usage: node scripts/eval-prompts.mjs SUITE OUT.json [--limit N] (N ≥ 1)");
+  process.exit(2);
+}
+const suite = loadSuite(suitePath);
+const backbone = await loadBackbone(suite.backbone);
+let corpus = null;
+const sources = {
+  tokenizer: backbone.tokenizer,
+  newlineIds: newlineIds(backbone.tokenizer),
+  chatTemplate: readChatTemplate(suite.backbone),
+  corpus: () => (corpus ??= loadCorpus(suite.corpus).texts),
+  ...(limit !== undefined ? { limit } : {}),
+  warn: (m) => console.error(`warning: ${m}`),
+};
+const samples = suite.tasks.flatMap((t) => samplesForTask(suite, t, sources));
+const rows = samples.map((s) => ({
+  task: s.task, dataset: s.dataset, length: s.length, sampleId: s.sampleId, depth: s.depth,
+  promptIds: s.promptIds, answers: s.answers, maxNewTokens: s.maxNewTokens, stopIds: s.stopIds,
+}));
+const { backbone: _b, corpus: _c, methods: _m, file: _f, ...rest } = suite;
+writeFileSync(outPath, JSON.stringify({ suite: rest, limit: limit ?? null, prompts: rows }));
+console.log(`${rows.length} prompts → ${outPath} (suite ${suite.name}, seed ${suite.seed})`);
