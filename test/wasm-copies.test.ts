@@ -86,6 +86,16 @@ describe("wasm heap-copy kernels match cpu", () => {
     }
   });
 
+  it("tile: large reps (a reduction's gradient broadcast back: [n, 1] → [n, k], 1 → k), odd and even counts", async () => {
+    const cases: [number[], number[]][] = [[[7, 1], [1, 384]], [[5, 1], [1, 1000]], [[3, 2, 1], [2, 1, 37]], [[1], [129]], [[4, 3], [17, 5]], [[2, 1, 3], [1, 64, 1]]];
+    for (const [shape, reps] of cases) {
+      const values = data(shape, "float32");
+      const r = await onBoth(() => tf.tile(tf.tensor(values, shape), reps));
+      expect(r.shapes[0], `shape ${shape} reps ${reps}`).toEqual(r.shapes[1]);
+      expect(r.wasm, `shape ${shape} reps ${reps}`).toEqual(r.cpu);
+    }
+  });
+
   it("gather: every axis, repeated indices, index tensors of rank 0–2", async () => {
     for (let trial = 0; trial < 40; trial++) {
       const shape = randomShape(1 + (trial % 4));
