@@ -1,5 +1,5 @@
 /**
- * src/backend/wasm-copies.ts: Slice, SplitV, Reverse, Tile and GatherV2 as heap block copies on wasm, checked value for value
+ * src/backend/wasm-copies.ts: Slice, SplitV, Reverse, Tile, GatherV2 and Transpose as heap copies on wasm, checked value for value
  * against the cpu backend's own kernels (an independent implementation) over random shapes, dtypes and gradients.
  */
 import { beforeAll, describe, expect, it } from "vitest";
@@ -93,6 +93,23 @@ describe("wasm heap-copy kernels match cpu", () => {
       const r = await onBoth(() => tf.tile(tf.tensor(values, shape), reps));
       expect(r.shapes[0], `shape ${shape} reps ${reps}`).toEqual(r.shapes[1]);
       expect(r.wasm, `shape ${shape} reps ${reps}`).toEqual(r.cpu);
+    }
+  });
+
+  it("transpose: the last two axes swapped (tiles and four-row blocks with remainders), and other permutations", async () => {
+    const shapes = [[1, 1], [3, 5], [33, 70], [68, 31], [2, 37, 65], [3, 2, 5, 4], [2, 64, 129]];
+    for (const [trial, shape] of shapes.entries()) {
+      const rank = shape.length;
+      const swap = [...shape.keys()].map((i) => (i === rank - 2 ? rank - 1 : i === rank - 1 ? rank - 2 : i));
+      const reversed = [...shape.keys()].reverse();
+      for (const dtype of ["float32", "int32", "bool"] as const) {
+        const values = data(shape, dtype);
+        for (const perm of [swap, reversed]) {
+          const r = await onBoth(() => tf.transpose(tf.tensor(values, shape, dtype), perm));
+          expect(r.shapes[0], `shape ${shape} perm ${perm} ${dtype} (${trial})`).toEqual(r.shapes[1]);
+          expect(r.wasm, `shape ${shape} perm ${perm} ${dtype}`).toEqual(r.cpu);
+        }
+      }
     }
   });
 

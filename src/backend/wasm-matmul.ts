@@ -6,7 +6,7 @@
  * batched product goes to a scalar triple loop that is 10–50x slower. It also flattens
  * batch dims before broadcasting, so [2,1] x [1,3] batches come out wrong (as on cpu).
  * This kernel rewrites every product into plain 2-D products:
- *   1. transposes are materialised with wasm's (fast) Transpose kernel;
+ *   1. transposes are materialised as heap copies (wasm-copies.ts transposeLastTwo);
  *   2. if `b` has a single batch, `a`'s batches are folded into rows: one GEMM;
  *   3. otherwise each output batch is a plain [1,M,K]x[1,K,N] GEMM on copied slices,
  *      written into one output buffer.
@@ -23,6 +23,7 @@ import { matMulCost } from "./matmul-cost.js";
 import { fail } from "../util/errors.js";
 import { onThreadPool } from "./wasm-threads.js";
 import { fewRowsProduct, type FewRowsBackend } from "./wasm-few-rows.js";
+import { transposeLastTwo } from "./wasm-copies.js";
 
 const WASM = "wasm";
 /** Property on our kernel function that holds the kernel it replaced (survives duplicate module copies). */
@@ -51,7 +52,6 @@ type MarkedKernelFunc = KernelFunc & { [ORIGINAL_KEY]?: KernelConfig; [ROUTING_K
 /** The wasm kernels this file composes; resolved once at install time. */
 interface WasmKernels {
   reshape: KernelFunc;
-  transpose: KernelFunc;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm used here (public methods of that class). */
@@ -122,7 +122,7 @@ function wasmKernels(): WasmKernels {
     }
     return config.kernelFunc;
   };
-  return { reshape: get(tf.Reshape), transpose: get(tf.Transpose) };
+  return { reshape: get(tf.Reshape) };
 }
 
 /**
@@ -389,7 +389,7 @@ function plainRank3(
   const x3 = call(kernels.reshape, { x }, backend, { shape: shape3 });
   if (!transposed) return x3;
   keep(x3);
-  return call(kernels.transpose, { x: x3 }, backend, { perm: [0, 2, 1] });
+  return transposeLastTwo(x3, backend);
 }
 
 /** Batch i of a rank-3 tensor as its own [1, r, c] tensor, each batch copied at most once. */
