@@ -11,6 +11,14 @@ import { loadBackbone } from "../dist/src/loaders/index.js";
 import { loadCorpus } from "../dist/src/datasets/manifest.js";
 import { newlineIds } from "../dist/src/eval/stop-ids.js";
 import { readChatTemplate } from "../dist/src/eval/longbench-chat.js";
+import { EdgeInfError } from "../dist/src/util/errors.js";
+
+// Bad input (a suite that does not parse, a missing backbone or corpus): one error line, as the CLI prints it.
+process.on("uncaughtException", (e) => {
+  if (!(e instanceof EdgeInfError)) throw e;
+  console.error(`error: ${e.message}`);
+  process.exit(1);
+});
 
 const args = process.argv.slice(2);
 const at = args.indexOf("--limit");

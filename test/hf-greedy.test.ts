@@ -9,7 +9,8 @@
  * the decoded prediction and the score, end to end.
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,5 +84,39 @@ describe("full KV on edge-lm answers as transformers does (2048 tokens, greedy)"
     const miss = rows.find((r) => r.sampleId === "kv-retrieval_2048_2503_0_d0.05")!;
     expect(miss.score).toBe(0);
     expect(rows.filter((r) => r.score === 1)).toHaveLength(3);
+  });
+});
+
+// The script runs the built library (dist/, made by npm ci's prepare script).
+describe("scripts/eval-prompts.mjs (the fixture's prompts, for an outside implementation)", () => {
+  const script = resolve(import.meta.dirname, "..", "scripts", "eval-prompts.mjs");
+  const run = (args: string[]) => spawnSync(process.execPath, [script, ...args], { encoding: "utf8" });
+
+  it("writes the prompts the harness runs: same records, same ids, with the suite and limit", () => {
+    const suitePath = join(work, "suite.json");
+    writeFileSync(suitePath, JSON.stringify({ ...fixture.suite, backbone: EDGE_LM, corpus: join(SHARED, "corpora", "gutenberg", "heldout"), methods: [{ name: "full" }] }));
+    const out = join(work, "prompts.json");
+    const r = run([suitePath, out, "--limit", String(fixture.limit)]);
+    expect(r.status, r.stderr).toBe(0);
+    const written = JSON.parse(readFileSync(out, "utf8")) as { suite: Record<string, unknown>; limit: number; prompts: { sampleId: string; promptIds: number[]; maxNewTokens: number; stopIds: number[] }[] };
+    expect(written.limit).toBe(fixture.limit);
+    expect(written.suite["seed"]).toBe(fixture.suite["seed"]);
+    expect(written.prompts.map((p) => p.sampleId)).toEqual(fixture.rows.map((row) => row.sampleId));
+    for (const p of written.prompts) {
+      expect(createHash("sha256").update(JSON.stringify(p.promptIds)).digest("hex")).toBe(fixture.rows.find((row) => row.sampleId === p.sampleId)!.promptSha256);
+      const sample = samples.find((s) => s.sampleId === p.sampleId)!;
+      expect([p.maxNewTokens, p.stopIds]).toEqual([sample.maxNewTokens, sample.stopIds]);
+    }
+  });
+
+  it("bad input: one error line, exit code 1, no file", () => {
+    const out = join(work, "none.json");
+    const r = run([join(work, "missing.yaml"), out]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^error: suite .*missing\.yaml cannot be read/)]);
+    expect(existsSync(out)).toBe(false);
+    const usage = run([]);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/^error: usage: node scripts\/eval-prompts\.mjs/);
   });
 });
