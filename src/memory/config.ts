@@ -136,6 +136,14 @@ export function maxExactTokens(c: EdgeInfiniteConfig): number {
   return perLayer && perLayer.length > 0 ? Math.max(...perLayer) : c.exactTokens;
 }
 
+/**
+ * Positions RoPE sees in a layer holding `exactTokens` exact tokens: sink + exact + window + the segment being read.
+ * It must stay within the backbone's trained context (validateEdgeInfiniteConfig; retrieval-heads caps a split by it).
+ */
+export function localSpanTokens(c: EdgeInfiniteConfig, exactTokens: number): number {
+  return c.sinkTokens + exactTokens + c.windowTokens + c.segmentLength;
+}
+
 /** Rejects settings that cannot work, naming the setting and the fix. */
 export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: LlamaConfig): void {
   const bad = (problem: string, hint: string): never => {
@@ -172,7 +180,7 @@ export function validateEdgeInfiniteConfig(c: EdgeInfiniteConfig, backbone?: Lla
         `exactTokensPerLayer has ${c.exactTokensPerLayer.length} entries, the backbone ${backbone.numLayers} layers`,
         `give one number per layer (${backbone.numLayers}), or leave it out for exactTokens in every layer`,
       );
-    const span = c.sinkTokens + maxExactTokens(c) + c.windowTokens + c.segmentLength;
+    const span = localSpanTokens(c, maxExactTokens(c));
     if (span > backbone.maxPositions)
       bad(
         `local span sinkTokens + exactTokens + windowTokens + segmentLength = ${span}${c.exactTokensPerLayer ? " (exactTokens of the largest layer)" : ""} exceeds the backbone's trained context ${backbone.maxPositions}`,

@@ -1,7 +1,7 @@
 import type { CommandModule } from "yargs";
 import { existsSync } from "node:fs";
 import { loadCorpus } from "../../datasets/manifest.js";
-import { makeEdgeInfiniteConfig, mergeLayout, type EdgeInfiniteConfig } from "../../memory/config.js";
+import { localSpanTokens, makeEdgeInfiniteConfig, mergeLayout, type EdgeInfiniteConfig } from "../../memory/config.js";
 import { allocateExactTokens, retrievalProbes, retrievalScores } from "../../memory/retrieval-heads.js";
 import { checkBackbone, readCheckpointMeta, resolveCheckpointDir, runConfig, writeCheckpointLayout } from "../../training/checkpoint.js";
 import { writeFileAtomic } from "../../util/atomic.js";
@@ -78,7 +78,7 @@ export const retrievalHeadsCommand: CommandModule<object, RetrievalHeadsArgs> = 
 
     const best = scores.map((heads) => Math.max(...heads));
     // A layer's exact span must leave RoPE inside the trained context (validateEdgeInfiniteConfig).
-    const cap = c.maxPositions - layout.sinkTokens - layout.windowTokens - layout.segmentLength;
+    const cap = c.maxPositions - localSpanTokens(layout, 0);
     const floor = args.floor ?? (exact !== undefined ? Math.floor(exact / 8) : 0);
     const total = exact !== undefined ? exact * c.numLayers : 0;
     const split = total > 0 ? allocateExactTokens(best, total, floor, cap) : null;
