@@ -4,7 +4,7 @@ import type { HostLayerWeights, HostTensor, HostWeights } from "./weights.js";
 import { rmsNorm } from "./rmsnorm.js";
 import { swiglu } from "./swiglu.js";
 import { RopeTable, positionRange } from "./rope.js";
-import { groupedAttentionBatch, type LayerAttentionOptions } from "./attention.js";
+import { groupedAttentionBatch, type AttentionOptions, type LayerAttentionOptions } from "./attention.js";
 import { architectureOf, type ArchitectureSpec, type RopeSpec } from "./architecture.js";
 
 /** One decoder layer's frozen weights; linear maps stored [in, out]. */
@@ -268,9 +268,10 @@ export class LlamaModel {
   /**
    * Plain causal attention over the tokens themselves at positions offset..offset+T-1 (no cache). With `batch` B > 1
    * the projections hold B equal-length sequences as rows b·T + t (runLayers of batchRows' input); each attends to
-   * its own rows only.
+   * its own rows only. `observe(layer)`, when given, is handed each block's softmax probabilities of that layer
+   * (AttentionOptions.observe).
    */
-  fullAttention(offset = 0, maxScoreBytes?: number, batch = 1): AttendFn {
+  fullAttention(offset = 0, maxScoreBytes?: number, batch = 1, observe?: (layer: number) => AttentionOptions["observe"]): AttendFn {
     return (layer, p) =>
       tf.tidy(() => {
         const T = p.q.shape[1] / batch;
@@ -278,7 +279,7 @@ export class LlamaModel {
         const pos = tilePositions(positionRange(offset, T), batch);
         const rope = this.ropeFor(layer);
         const split = (x: tf.Tensor3D) => sequenceMajor(x, batch);
-        const opts = { maxScoreBytes, ...this.attentionOptions(layer) };
+        const opts = { maxScoreBytes, ...this.attentionOptions(layer), ...(observe ? { observe: observe(layer) } : {}) };
         return groupedAttentionBatch(split(rope.apply(p.q, pos)), split(rope.apply(p.k, pos)), split(p.v), opts);
       });
   }

@@ -1,7 +1,5 @@
 import * as tf from "../tf.js";
 import type { LlamaModel } from "../backbone/model.js";
-import { groupedAttention } from "../backbone/attention.js";
-import { positionRange } from "../backbone/rope.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { generateTrainingSequence, HaystackSource, type TaskName } from "../datasets/synthetic/index.js";
 import { Rng } from "../util/rng.js";
@@ -68,9 +66,9 @@ export function retrievalProbes(opts: { tokenizer: Tokenizer; corpus: readonly s
  * probe's copying rows puts on its sources (the value's tokens wherever they occur), averaged over the probes:
  *   score[l][h] = mean over probes of max over rows r of Σ_{j ∈ sources} softmax_j(q_r·k_j/√d)
  * The probabilities are the backbone's own full causal attention's (its scale, sliding window and soft-capping), as
- * groupedAttention's `observe` sees them while it computes the layer. The max, not the mean over rows: a head that
- * finds the needle at the first copied token (which needle is the answer) matters as much as one that copies the
- * following digits, though it attends there only once.
+ * the attention's `observe` hook sees them while LlamaModel.fullAttention computes the layer. The max, not the mean
+ * over rows: a head that finds the needle at the first copied token (which needle is the answer) matters as much as
+ * one that copies the following digits, though it attends there only once.
  */
 export function retrievalScores(model: LlamaModel, probes: readonly RetrievalProbe[], onProbe?: (index: number) => void): number[][] {
   const { numLayers: L, numHeads: H } = model.config;
@@ -93,11 +91,7 @@ export function retrievalScores(model: LlamaModel, probes: readonly RetrievalPro
       for (let h = 0; h < H; h++) best[layer]![h] = Math.max(best[layer]![h]!, m[h]!);
     };
     tf.tidy(() => {
-      const positions = positionRange(0, T);
-      model.runLayers(model.embed(probe.ids), (layer, p) => {
-        const rope = model.ropeFor(layer);
-        return groupedAttention(rope.apply(p.q, positions), rope.apply(p.k, positions), p.v, { ...model.attentionOptions(layer), observe: observeLayer(layer) });
-      });
+      model.runLayers(model.embed(probe.ids), model.fullAttention(0, undefined, 1, observeLayer));
     });
     best.forEach((row, l) => row.forEach((m, h) => (sums[l]![h] += m)));
     onProbe?.(index);
