@@ -6,11 +6,8 @@
 // output. Needs a build (npm run build).
 import { writeFileSync } from "node:fs";
 import { loadSuite } from "../dist/src/eval/suite.js";
-import { samplesForTask } from "../dist/src/eval/samples.js";
+import { samplesForTask, suiteSampleSources } from "../dist/src/eval/samples.js";
 import { loadBackbone } from "../dist/src/loaders/index.js";
-import { loadCorpus } from "../dist/src/datasets/manifest.js";
-import { newlineIds } from "../dist/src/eval/stop-ids.js";
-import { readChatTemplate } from "../dist/src/eval/longbench-chat.js";
 import { EdgeInfError } from "../dist/src/util/errors.js";
 
 // Bad input (a suite that does not parse, a missing backbone or corpus): one error line, as the CLI prints it.
@@ -30,15 +27,8 @@ if (suitePath === undefined || outPath === undefined || (limit !== undefined && 
 }
 const suite = loadSuite(suitePath);
 const backbone = await loadBackbone(suite.backbone);
-let corpus = null;
-const sources = {
-  tokenizer: backbone.tokenizer,
-  newlineIds: newlineIds(backbone.tokenizer),
-  chatTemplate: readChatTemplate(suite.backbone),
-  corpus: () => (corpus ??= loadCorpus(suite.corpus).texts),
-  ...(limit !== undefined ? { limit } : {}),
-  warn: (m) => console.error(`warning: ${m}`),
-};
+// The sources the harness reads (the same function), so these are the prompts a run evaluates.
+const sources = suiteSampleSources(suite, backbone.tokenizer, { ...(limit !== undefined ? { limit } : {}), warn: (m) => console.error(`warning: ${m}`) });
 const samples = suite.tasks.flatMap((t) => samplesForTask(suite, t, sources));
 const rows = samples.map((s) => ({
   task: s.task, dataset: s.dataset, length: s.length, sampleId: s.sampleId, depth: s.depth,

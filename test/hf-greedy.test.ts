@@ -16,10 +16,8 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runSuite } from "../src/eval/harness.js";
 import { parseSuite, type Suite } from "../src/eval/suite.js";
-import { samplesForTask, type EvalSample } from "../src/eval/samples.js";
+import { samplesForTask, suiteSampleSources, type EvalSample } from "../src/eval/samples.js";
 import { loadBackbone, type LoadedBackbone } from "../src/loaders/index.js";
-import { loadCorpus } from "../src/datasets/manifest.js";
-import { newlineIds } from "../src/eval/stop-ids.js";
 import { initBackend } from "../src/backend/select.js";
 import type { SampleRow } from "../src/eval/samples-log.js";
 
@@ -49,8 +47,7 @@ beforeAll(async () => {
   // The fixture's suite: eval/edge-lm-retrieval.yaml's tasks, seed and corpus at 2048 tokens, full KV only.
   suite = parseSuite({ ...fixture.suite, backbone: EDGE_LM, corpus: join(SHARED, "corpora", "gutenberg", "heldout"), methods: [{ name: "full" }] });
   backbone = await loadBackbone(EDGE_LM);
-  const corpus = loadCorpus(suite.corpus!).texts;
-  const sources = { tokenizer: backbone.tokenizer, newlineIds: newlineIds(backbone.tokenizer), corpus: () => corpus, limit: fixture.limit, chatTemplate: null };
+  const sources = suiteSampleSources(suite, backbone.tokenizer, { limit: fixture.limit });
   samples = suite.tasks.flatMap((t) => samplesForTask(suite, t, sources));
   const result = await runSuite(suite, { runDir: join(work, "run"), backbone, limit: fixture.limit, progress: "none", warn: () => {} });
   rows = result.samples;

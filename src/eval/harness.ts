@@ -11,22 +11,19 @@ import { fileURLToPath } from "node:url";
 import * as tf from "../tf.js";
 import { backendName, initBackend, type BackendName } from "../backend/select.js";
 import { LlamaModel } from "../backbone/model.js";
-import { loadCorpus } from "../datasets/manifest.js";
 import { loadBackbone, type LoadedBackbone } from "../loaders/index.js";
 import { resolveCheckpointDir } from "../training/checkpoint.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { fail } from "../util/errors.js";
 import { acquireDirLock } from "../util/lock.js";
-import { readChatTemplate } from "./longbench-chat.js";
 import { noChatTemplateDatasets } from "./longbench-config.js";
 import { scoreSample } from "./score-sample.js";
 import { measure, warmUp, type Measurement } from "./measure.js";
 import { checkBudget, createSession, kvBytesFullFor, prepareMethod, type PreparedMethod } from "./methods.js";
 import { progressReporter, type ProgressMode } from "./progress.js";
-import { samplesForTask, type EvalSample } from "./samples.js";
+import { samplesForTask, suiteSampleSources, type EvalSample } from "./samples.js";
 import { cotAnswerSample } from "./sources/longbench-v2.js";
 import { appendSample, readSamplesLog, rowKey, type AnswerPass, type SampleRow } from "./samples-log.js";
-import { newlineIds } from "./stop-ids.js";
 import { configHash, knownMethods, taskOfSample, type MethodSpec, type Suite, type TaskSpec } from "./suite.js";
 import { sortRows, writeTables, type AggregateRow } from "./tables.js";
 import { checkWorkerCount, defaultWorkerCount, runInOrder, WorkerPool } from "../parallel/pool.js";
@@ -226,17 +223,8 @@ async function runSuiteLocked(
     for (const m of methods) prepared.push(prepareMethod(m, backbone));
 
     // Samples (prompts) of every task, and the checks that need them, before anything runs.
-    const newline = newlineIds(backbone.tokenizer);
-    let corpus: readonly string[] | null = null;
-    const chatTemplate = readChatTemplate(suite.backbone);
-    const sources = {
-      chatTemplate,
-      tokenizer: backbone.tokenizer,
-      newlineIds: newline,
-      corpus: () => (corpus ??= loadCorpus(suite.corpus!).texts),
-      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
-      warn,
-    };
+    const sources = suiteSampleSources(suite, backbone.tokenizer, { ...(opts.limit !== undefined ? { limit: opts.limit } : {}), warn });
+    const chatTemplate = sources.chatTemplate;
     const samples: EvalSample[] = suite.tasks.flatMap((t) => samplesForTask(suite, t, sources));
     for (const m of methods) for (const s of samples) checkBudget(m, s.promptIds.length, backbone.config);
 

@@ -8,11 +8,12 @@ import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { generateTask } from "../datasets/synthetic/index.js";
 import { buildPrompt, questionSuffix, readLongBenchJsonl, samsumNewlineId, truncateMiddle, truncateMiddleText, type LongBenchRecord } from "./longbench.js";
 import { commonPrefixLength } from "../datasets/synthetic/compose.js";
-import { applyChatTemplate, usesChatTemplate, type ChatTemplate } from "./longbench-chat.js";
+import { applyChatTemplate, readChatTemplate, usesChatTemplate, type ChatTemplate } from "./longbench-chat.js";
 import { dataset2maxlen } from "./longbench-config.js";
 import { metricFor } from "./metrics/index.js";
 import { fail } from "../util/errors.js";
-import { stopIdsFor, stopsAtNewline } from "./stop-ids.js";
+import { newlineIds, stopIdsFor, stopsAtNewline } from "./stop-ids.js";
+import { loadCorpus } from "../datasets/manifest.js";
 import { taskLengths, type Suite, type TaskOf, type TaskSource, type TaskSpec } from "./suite.js";
 import { infiniteBenchSamples } from "./sources/infinitebench.js";
 import { longBenchV2Samples } from "./sources/longbench-v2.js";
@@ -70,6 +71,26 @@ export interface SampleSources {
   warn?: (message: string) => void;
   /** The model's chat template (tokenizer_config.json), applied to LongBench prompts as pred.py does; none: raw prompts. */
   chatTemplate?: ChatTemplate | null;
+}
+
+/**
+ * The sources a suite's samples are built from, as every run reads them: the backbone's tokenizer, its newline ids
+ * and chat template (read from the suite's backbone folder), and the suite's corpus, loaded on first use.
+ */
+export function suiteSampleSources(
+  suite: Suite,
+  tokenizer: Tokenizer,
+  opts: { limit?: number; warn?: (message: string) => void } = {},
+): SampleSources & { chatTemplate: ChatTemplate | null } {
+  let corpus: readonly string[] | null = null;
+  return {
+    tokenizer,
+    newlineIds: newlineIds(tokenizer),
+    chatTemplate: readChatTemplate(suite.backbone),
+    corpus: () => (corpus ??= loadCorpus(suite.corpus!).texts),
+    ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+    ...(opts.warn !== undefined ? { warn: opts.warn } : {}),
+  };
 }
 
 /** Prompt ids and where the question starts in them (see EvalSample.questionStart). */
